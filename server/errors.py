@@ -1,0 +1,119 @@
+"""The errors giftstream reports to its clients.
+
+Every error a client can cause or see is a ``GiftError`` with a stable wire
+code; the code is what clients branch on, the message is for people. An
+error means that nothing changed, except ``Unavailable`` where the outcome is
+unknown and the client should retry with the same request id.
+
+    GiftError
+    ├── BadRequest            the request itself is wrong; retrying is useless
+    │   ├── BadFrame          not decodable, or not an object with a "type"
+    │   ├── UnknownType       a message type the server does not take
+    │   ├── BadField          a field is missing or of the wrong kind
+    │   ├── BadCount          count is not an integer from 1 to the limit
+    │   ├── UnknownGift       no gift with that id in the catalogue
+    │   ├── UnknownPackage    no recharge package with that id
+    │   └── UnknownOrder      no such order (or not the caller's)
+    ├── Refused               well-formed, but the rules say no
+    │   ├── NotAllowed        the caller's role cannot do this (watch-only)
+    │   ├── GiftsDisabled     the room's creator does not accept gifts
+    │   ├── InsufficientCoins the sender holds fewer coins than the gift costs
+    │   └── RateLimited       too many requests; temporary
+    ├── AuthError             missing, malformed, forged or expired credentials
+    └── Unavailable           Redis could not be reached; temporary, outcome unknown
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GiftError(Exception):
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 400
+    # True when the same request may succeed later without being changed.
+    temporary: ClassVar[bool] = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(GiftError):
+    code = "bad_request"
+
+
+class BadFrame(BadRequest):
+    code = "bad_frame"
+
+
+class UnknownType(BadRequest):
+    code = "unknown_type"
+
+
+class BadField(BadRequest):
+    code = "bad_field"
+
+
+class BadCount(BadRequest):
+    code = "bad_count"
+
+
+class UnknownGift(BadRequest):
+    code = "unknown_gift"
+
+
+class UnknownPackage(BadRequest):
+    code = "unknown_package"
+
+
+class UnknownOrder(BadRequest):
+    code = "unknown_order"
+    http_status = 404
+
+
+class Refused(GiftError):
+    code = "refused"
+    http_status = 409
+
+
+class NotAllowed(Refused):
+    code = "not_allowed"
+    http_status = 403
+
+
+class GiftsDisabled(Refused):
+    code = "gifts_disabled"
+
+
+class InsufficientCoins(Refused):
+    code = "insufficient_coins"
+    http_status = 402
+
+
+class RateLimited(Refused):
+    code = "rate_limited"
+    http_status = 429
+    temporary = True
+
+
+class AuthError(GiftError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class Unavailable(GiftError):
+    code = "unavailable"
+    http_status = 503
+    temporary = True
+
+
+def all_error_classes() -> list[type[GiftError]]:
+    """Every concrete error, for documentation checks."""
+    found: list[type[GiftError]] = []
+    pending: list[type[GiftError]] = [GiftError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

@@ -1,0 +1,92 @@
+"""Redis key names: one hash tag per wallet, per room and per order.
+
+Every key of one wallet carries the tag ``{w:<user>}``, every key of one room
+``{r:<room>}``, every order ``{o:<order id>}``, so that on a Redis Cluster
+each Lua script touches exactly one slot. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WalletKeys:
+    prefix: str
+    user: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{w:{self.user}}}"
+
+    @property
+    def wallet(self) -> str:
+        return f"{self._base}:wallet"
+
+    @property
+    def ledger(self) -> str:
+        return f"{self._base}:ledger"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self._base}:outbox"
+
+    @property
+    def creator(self) -> str:
+        """The creator profile: gifts_enabled, followers."""
+        return f"{self._base}:creator"
+
+    def request(self, request_id: str) -> str:
+        return f"{self._base}:req:{request_id}"
+
+    def payment(self, payment_id: str) -> str:
+        return f"{self._base}:pay:{payment_id}"
+
+    def paid_order(self, order_id: str) -> str:
+        return f"{self._base}:paid:{order_id}"
+
+    def settled(self, gift_key: str) -> str:
+        return f"{self._base}:settled:{gift_key}"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomKeys:
+    prefix: str
+    room: str
+
+    @property
+    def _base(self) -> str:
+        return f"{self.prefix}:{{r:{self.room}}}"
+
+    @property
+    def seq(self) -> str:
+        return f"{self._base}:seq"
+
+    @property
+    def history(self) -> str:
+        return f"{self._base}:history"
+
+    @property
+    def channel(self) -> str:
+        return f"{self._base}:events"
+
+    @property
+    def presence(self) -> str:
+        return f"{self._base}:presence"
+
+    def event_marker(self, event_key: str) -> str:
+        return f"{self._base}:evt:{event_key}"
+
+
+def order_key(prefix: str, order_id: str) -> str:
+    return f"{prefix}:{{o:{order_id}}}:order"
+
+
+def outbox_pattern(prefix: str) -> str:
+    """SCAN pattern matching every wallet's outbox, for the sweeper."""
+    return f"{prefix}:{{w:*}}:outbox"
+
+
+def gift_key(sender: str, request_id: str) -> str:
+    """Names one gift everywhere: user ids hold no ':' so this splits cleanly."""
+    return f"{sender}:{request_id}"

@@ -1,0 +1,226 @@
+"""The room protocol, version 1: typed messages and their two encodings.
+
+``docs/protocol.md`` is the description people read; this module is the one
+the server runs. Pure: no I/O.
+
+A client's text frames are JSON and its binary frames MessagePack, whatever
+subprotocol it chose; the server answers in the encoding of the negotiated
+subprotocol (``giftstream.v1.msgpack``, the default, or
+``giftstream.v1.json``). Every frame is one map with a ``type``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import msgpack
+
+from server.errors import BadCount, BadField, BadFrame, GiftError, UnknownType
+
+PROTOCOL_VERSION = 1
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Codec(StrEnum):
+    MSGPACK = "giftstream.v1.msgpack"
+    JSON = "giftstream.v1.json"
+
+
+SUBPROTOCOLS = (Codec.MSGPACK, Codec.JSON)
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    # The viewer fell too far behind the room; reconnect and resync.
+    SLOW_CONSUMER = 4001
+
+
+def choose_codec(offered: list[str]) -> Codec:
+    """The first offered subprotocol we speak; MessagePack when none is offered."""
+    for name in offered:
+        if name in SUBPROTOCOLS:
+            return Codec(name)
+    return Codec.MSGPACK
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def decode(frame: bytes | str) -> dict[str, Any]:
+    """A frame's map. Raises ``BadFrame`` for anything else."""
+    try:
+        if isinstance(frame, str):
+            value = json.loads(frame)
+        else:
+            value = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_buffer_size=1 << 20)
+    except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
+        raise BadFrame(f"frame could not be decoded: {type(exc).__name__}") from exc
+    if not isinstance(value, dict):
+        raise BadFrame("a frame must be a map")
+    return value
+
+
+def _request_id(message: dict[str, Any]) -> str:
+    value = message.get("id")
+    if not isinstance(value, str) or not REQUEST_ID.match(value):
+        raise BadField("id must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'")
+    return value
+
+
+def check_count(value: object, limit: int) -> int:
+    # bool is an int in Python: a msgpack `true` must not count as 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadCount("count must be an integer")
+    if not 1 <= value <= limit:
+        raise BadCount(f"count must be from 1 to {limit}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class SendGift:
+    """Client -> server: spend coins on ``count`` of ``gift``."""
+
+    id: str
+    gift: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Client -> server: answered by a ``pong`` with the same id."""
+
+    id: str
+
+
+ClientMessage = SendGift | Ping
+
+
+def parse_client_message(message: dict[str, Any], max_count: int) -> ClientMessage:
+    kind = message.get("type")
+    if kind == "gift":
+        gift = message.get("gift")
+        if not isinstance(gift, str):
+            raise BadField("gift must be a gift id string")
+        count = message.get("count", 1)
+        return SendGift(id=_request_id(message), gift=gift, count=check_count(count, max_count))
+    if kind == "ping":
+        return Ping(id=_request_id(message))
+    raise UnknownType(f"unknown message type {kind!r}")
+
+
+def request_id_of(message: dict[str, Any]) -> str | None:
+    """The request id to quote in an error, if the message carried a usable one."""
+    value = message.get("id")
+    return value if isinstance(value, str) and REQUEST_ID.match(value) else None
+
+
+# ---------------------------------------------------------------- server messages
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    room: str
+    you: dict[str, Any]
+    balance: int | None
+    viewers: int
+    last_seq: int
+    limits: dict[str, Any]
+    protocol: int = PROTOCOL_VERSION
+    type: str = "welcome"
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    id: str
+    balance: int
+    seq: int
+    coins: int
+    duplicate: bool = False
+    type: str = "ack"
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    id: str | None
+    code: str
+    message: str
+    temporary: bool = False
+    type: str = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    id: str
+    type: str = "pong"
+
+
+@dataclass(frozen=True, slots=True)
+class Combo:
+    id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class GiftEvent:
+    """A room event: someone sent a gift. ``seq`` is assigned by Redis."""
+
+    room: str
+    sender: str
+    gift: str
+    count: int
+    coins: int
+    tier: str
+    ts: int
+    combo: Combo | None = None
+    seq: int = 0
+    type: str = "gift"
+
+
+@dataclass(frozen=True, slots=True)
+class ComboEnd:
+    """A room event: a streak stopped; ``count`` is its final total."""
+
+    room: str
+    sender: str
+    gift: str
+    combo: str
+    count: int
+    ts: int
+    seq: int = 0
+    type: str = "combo_end"
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """Several room events coalesced into one frame, in seq order."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    type: str = "events"
+
+
+ServerMessage = Welcome | Ack | Error | Pong | GiftEvent | ComboEnd | EventBatch
+
+
+def to_wire(message: ServerMessage) -> dict[str, Any]:
+    return asdict(message)
+
+
+def encode(wire: dict[str, Any], codec: Codec) -> bytes | str:
+    """One frame: bytes for MessagePack, text for JSON."""
+    if codec is Codec.JSON:
+        return json.dumps(wire, separators=(",", ":"))
+    return msgpack.packb(wire)  # type: ignore[no-any-return]
+
+
+def error_message(exc: Exception, request_id: str | None) -> Error:
+    if isinstance(exc, GiftError):
+        return Error(id=request_id, code=exc.code, message=exc.message, temporary=exc.temporary)
+    return Error(id=request_id, code="internal", message="internal error", temporary=True)

@@ -1,0 +1,135 @@
+"""Every setting of a giftstream process, in one place.
+
+Each field reads an environment variable (``GIFTSTREAM_`` + the field name in
+upper case, except ``REDIS_URL``); command-line flags override the
+environment. The defaults run a laptop demo. ``docs/settings.md`` lists them
+all; ``tests/test_settings.py`` keeps that page and this module in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "GIFTSTREAM_"
+
+
+class SettingsError(ValueError):
+    """A setting's text could not be read as the type it needs."""
+
+
+def _random_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # --- network ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Origins allowed to open a WebSocket from a browser. Empty means: this
+    # server's own http://host:port (and localhost/127.0.0.1 aliases).
+    allowed_origins: tuple[str, ...] = ()
+
+    # --- Redis ---
+    # None: start the embedded Valkey under data_dir.
+    redis_url: str | None = None
+    key_prefix: str = "gs"
+    data_dir: Path = Path(".giftstream")
+
+    # --- demo ---
+    demo: bool = False
+    # Demo mode turns these on; a production deployment leaves them off.
+    dev_tokens: bool = False
+    sandbox_payments: bool = False
+
+    # --- secrets ---
+    # Random per process unless set: set both in any multi-process deployment.
+    token_secret: str = field(default_factory=_random_secret)
+    webhook_secret: str = field(default_factory=_random_secret)
+    token_ttl_seconds: int = 3600
+    webhook_tolerance_seconds: int = 300
+
+    # --- economy ---
+    catalog_path: Path | None = None
+    revenue_share_percent: int = 50
+    max_gift_count: int = 9999
+    min_creator_followers: int = 1000
+    idempotency_ttl_seconds: int = 7 * 24 * 3600
+
+    # --- real-time path ---
+    max_frame_bytes: int = 4096
+    outgoing_buffer_bytes: int = 1024 * 1024
+    coalesce_tick_ms: int = 50
+    combo_window_ms: int = 3000
+    gift_rate_per_second: float = 20.0
+    gift_rate_burst: int = 60
+    room_history_length: int = 1000
+
+    # --- background work ---
+    sweep_interval_seconds: float = 5.0
+    sweep_min_age_seconds: float = 10.0
+
+    # --- logging ---
+    log_level: str = "INFO"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given fields replaced (None values are ignored)."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept)
+
+
+def env_name(field_name: str) -> str:
+    return "REDIS_URL" if field_name == "redis_url" else ENV_PREFIX + field_name.upper()
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"not a boolean: {text!r}")
+
+
+def _parse(text: str, kind: Any, name: str) -> Any:
+    try:
+        if kind is bool:
+            return _parse_bool(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind == tuple[str, ...]:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        if kind in (Path, Path | None):
+            return Path(text) if text else None
+        if kind == str | None:
+            return text or None
+        return text
+    except ValueError as exc:
+        raise SettingsError(f"{env_name(name)}: {exc}") from exc
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from environment variables over the defaults."""
+    environ = os.environ if environ is None else environ
+    hints = get_type_hints(Settings)
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(Settings):
+        raw = environ.get(env_name(item.name))
+        if raw is not None:
+            values[item.name] = _parse(raw, hints[item.name], item.name)
+    settings = Settings(**values)
+    if settings.demo:
+        settings = dataclasses.replace(settings, dev_tokens=True, sandbox_payments=True)
+    return settings

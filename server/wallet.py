@@ -1,0 +1,156 @@
+"""Money: the Python face of the Lua scripts that move coins and diamonds.
+
+Nothing here reads a balance and then writes it: every movement is one
+script call that checks and writes atomically on one wallet's shard
+(``server/lua/``). A gift commits on the sender's shard, leaving a pending
+credit in the sender's outbox; ``settle`` moves it to the creator's shard,
+idempotently, so a crash between the two loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server.catalog import Gift
+from server.errors import InsufficientCoins, Unavailable
+from server.keys import WalletKeys, gift_key, outbox_pattern
+from server.scripts import Scripts
+from server.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class GiftOutcome:
+    gift_key: str
+    balance: int
+    cost: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RechargeOutcome:
+    status: str  # "ok", "duplicate" or "order_paid"
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCredit:
+    """An outbox entry: coins a sender paid that the creator is yet to get."""
+
+    gift_key: str
+    sender: str
+    creator: str
+    coins: int
+    share_percent: int
+    ts_ms: int
+    room: str
+
+    @classmethod
+    def parse(cls, sender: str, key: str, value: str) -> PendingCredit:
+        creator, coins, share, ts_ms, room = value.split("|", 4)
+        return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room)
+
+
+class RedisUnavailable(Unavailable):
+    def __init__(self, exc: RedisError) -> None:
+        super().__init__(f"the store is unavailable ({type(exc).__name__}); retry")
+
+
+async def guarded(call: Awaitable[T]) -> T:
+    """Await a Redis call, turning its failures into the wire error ``unavailable``."""
+    try:
+        return await call
+    except RedisError as exc:
+        raise RedisUnavailable(exc) from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _int_fields(raw: dict[Any, Any]) -> dict[str, int]:
+    return {_text(k): int(v) for k, v in raw.items()}
+
+
+class Wallets:
+    def __init__(self, redis: Redis, scripts: Scripts, settings: Settings) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._settings = settings
+
+    def keys(self, user: str) -> WalletKeys:
+        return WalletKeys(self._settings.key_prefix, user)
+
+    async def send_gift(
+        self, sender: str, request_id: str, gift: Gift, count: int, creator: str, room: str,
+        now_ms: int,
+    ) -> GiftOutcome:
+        keys = self.keys(sender)
+        s = self._settings
+        status, balance, cost, duplicate = await guarded(self._scripts.gift(
+            keys=[keys.wallet, keys.ledger, keys.request(request_id), keys.outbox],
+            args=[sender, request_id, gift.id, str(count), str(gift.coins), creator, room,
+                  now_ms, s.idempotency_ttl_seconds, str(s.revenue_share_percent),
+                  str(s.max_gift_count)],
+        ))
+        status = _text(status)
+        if status == "insufficient":
+            raise InsufficientCoins(f"{cost} coins needed, {balance} held")
+        if status != "ok":
+            raise RuntimeError(f"gift script refused its arguments: {status}")
+        return GiftOutcome(gift_key(sender, request_id), int(balance), int(cost), bool(duplicate))
+
+    async def settle(self, credit: PendingCredit, now_ms: int) -> int:
+        """Credit the creator (once) and clear the outbox entry. Returns diamonds."""
+        keys = self.keys(credit.creator)
+        status, diamonds, _duplicate = await guarded(self._scripts.settle(
+            keys=[keys.wallet, keys.ledger, keys.settled(credit.gift_key)],
+            args=[credit.gift_key, str(credit.coins), str(credit.share_percent), now_ms,
+                  self._settings.idempotency_ttl_seconds],
+        ))
+        if _text(status) != "ok":
+            raise RuntimeError(f"settle script refused its arguments: {_text(status)}")
+        # Only after the credit is durable: a crash before this line leaves the
+        # entry for the sweeper, whose settle call is then a no-op.
+        await guarded(self._redis.hdel(self.keys(credit.sender).outbox, credit.gift_key))
+        return int(diamonds)
+
+    async def recharge(
+        self, user: str, payment_id: str, order_id: str, coins: int, bonus: int, now_ms: int
+    ) -> RechargeOutcome:
+        keys = self.keys(user)
+        status, balance = await guarded(self._scripts.recharge(
+            keys=[keys.wallet, keys.ledger, keys.payment(payment_id), keys.paid_order(order_id)],
+            args=[payment_id, order_id, str(coins), str(bonus), now_ms],
+        ))
+        if _text(status) == "bad_argument":
+            raise RuntimeError("recharge script refused its arguments")
+        return RechargeOutcome(_text(status), int(balance))
+
+    async def balances(self, user: str) -> dict[str, int]:
+        raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
+        fields = _int_fields(raw)
+        return {"coins": fields.get("coins", 0), "diamonds": fields.get("diamonds", 0)} | fields
+
+    async def pending_credits(self, sender: str) -> list[PendingCredit]:
+        raw = await guarded(self._redis.hgetall(self.keys(sender).outbox))
+        return [PendingCredit.parse(sender, _text(k), _text(v)) for k, v in raw.items()]
+
+    async def senders_with_pending_credits(self) -> AsyncIterator[str]:
+        """Every wallet whose outbox holds entries (SCAN: for the sweeper, not hot paths)."""
+        pattern = outbox_pattern(self._settings.key_prefix)
+        start = len(self._settings.key_prefix) + len(":{w:")
+        async for key in self._redis.scan_iter(match=pattern, count=1000, _type="hash"):
+            text = _text(key)
+            yield text[start : text.index("}", start)]
+
+    async def grant_coins(self, user: str, coins: int, reason: str, now_ms: int) -> int:
+        """Promotional coins (demo seeding): a recharge keyed by ``reason``."""
+        outcome = await self.recharge(user, f"grant:{reason}", f"grant:{reason}", 0, coins, now_ms)
+        return outcome.balance
