@@ -70,12 +70,12 @@ async def guarded(call: Awaitable[T]) -> T:
         raise RedisUnavailable(exc) from exc
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _int_fields(raw: dict[Any, Any]) -> dict[str, int]:
-    return {_text(k): int(v) for k, v in raw.items()}
+    return {as_text(k): int(v) for k, v in raw.items()}
 
 
 class Wallets:
@@ -88,18 +88,36 @@ class Wallets:
         return WalletKeys(self._settings.key_prefix, user)
 
     async def send_gift(
-        self, sender: str, request_id: str, gift: Gift, count: int, creator: str, room: str,
+        self,
+        sender: str,
+        request_id: str,
+        gift: Gift,
+        count: int,
+        creator: str,
+        room: str,
         now_ms: int,
     ) -> GiftOutcome:
         keys = self.keys(sender)
         s = self._settings
-        status, balance, cost, duplicate = await guarded(self._scripts.gift(
-            keys=[keys.wallet, keys.ledger, keys.request(request_id), keys.outbox],
-            args=[sender, request_id, gift.id, str(count), str(gift.coins), creator, room,
-                  now_ms, s.idempotency_ttl_seconds, str(s.revenue_share_percent),
-                  str(s.max_gift_count)],
-        ))
-        status = _text(status)
+        status, balance, cost, duplicate = await guarded(
+            self._scripts.gift(
+                keys=[keys.wallet, keys.ledger, keys.request(request_id), keys.outbox],
+                args=[
+                    sender,
+                    request_id,
+                    gift.id,
+                    str(count),
+                    str(gift.coins),
+                    creator,
+                    room,
+                    now_ms,
+                    s.idempotency_ttl_seconds,
+                    str(s.revenue_share_percent),
+                    str(s.max_gift_count),
+                ],
+            )
+        )
+        status = as_text(status)
         if status == "insufficient":
             raise InsufficientCoins(f"{cost} coins needed, {balance} held")
         if status != "ok":
@@ -109,13 +127,20 @@ class Wallets:
     async def settle(self, credit: PendingCredit, now_ms: int) -> int:
         """Credit the creator (once) and clear the outbox entry. Returns diamonds."""
         keys = self.keys(credit.creator)
-        status, diamonds, _duplicate = await guarded(self._scripts.settle(
-            keys=[keys.wallet, keys.ledger, keys.settled(credit.gift_key)],
-            args=[credit.gift_key, str(credit.coins), str(credit.share_percent), now_ms,
-                  self._settings.idempotency_ttl_seconds],
-        ))
-        if _text(status) != "ok":
-            raise RuntimeError(f"settle script refused its arguments: {_text(status)}")
+        status, diamonds, _duplicate = await guarded(
+            self._scripts.settle(
+                keys=[keys.wallet, keys.ledger, keys.settled(credit.gift_key)],
+                args=[
+                    credit.gift_key,
+                    str(credit.coins),
+                    str(credit.share_percent),
+                    now_ms,
+                    self._settings.idempotency_ttl_seconds,
+                ],
+            )
+        )
+        if as_text(status) != "ok":
+            raise RuntimeError(f"settle script refused its arguments: {as_text(status)}")
         # Only after the credit is durable: a crash before this line leaves the
         # entry for the sweeper, whose settle call is then a no-op.
         await guarded(self._redis.hdel(self.keys(credit.sender).outbox, credit.gift_key))
@@ -125,13 +150,20 @@ class Wallets:
         self, user: str, payment_id: str, order_id: str, coins: int, bonus: int, now_ms: int
     ) -> RechargeOutcome:
         keys = self.keys(user)
-        status, balance = await guarded(self._scripts.recharge(
-            keys=[keys.wallet, keys.ledger, keys.payment(payment_id), keys.paid_order(order_id)],
-            args=[payment_id, order_id, str(coins), str(bonus), now_ms],
-        ))
-        if _text(status) == "bad_argument":
+        status, balance = await guarded(
+            self._scripts.recharge(
+                keys=[
+                    keys.wallet,
+                    keys.ledger,
+                    keys.payment(payment_id),
+                    keys.paid_order(order_id),
+                ],
+                args=[payment_id, order_id, str(coins), str(bonus), now_ms],
+            )
+        )
+        if as_text(status) == "bad_argument":
             raise RuntimeError("recharge script refused its arguments")
-        return RechargeOutcome(_text(status), int(balance))
+        return RechargeOutcome(as_text(status), int(balance))
 
     async def balances(self, user: str) -> dict[str, int]:
         raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
@@ -140,14 +172,14 @@ class Wallets:
 
     async def pending_credits(self, sender: str) -> list[PendingCredit]:
         raw = await guarded(self._redis.hgetall(self.keys(sender).outbox))
-        return [PendingCredit.parse(sender, _text(k), _text(v)) for k, v in raw.items()]
+        return [PendingCredit.parse(sender, as_text(k), as_text(v)) for k, v in raw.items()]
 
     async def senders_with_pending_credits(self) -> AsyncIterator[str]:
         """Every wallet whose outbox holds entries (SCAN: for the sweeper, not hot paths)."""
         pattern = outbox_pattern(self._settings.key_prefix)
         start = len(self._settings.key_prefix) + len(":{w:")
         async for key in self._redis.scan_iter(match=pattern, count=1000, _type="hash"):
-            text = _text(key)
+            text = as_text(key)
             yield text[start : text.index("}", start)]
 
     async def grant_coins(self, user: str, coins: int, reason: str, now_ms: int) -> int:

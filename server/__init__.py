@@ -1,0 +1,1 @@
+"""giftstream: a real-time gifting server for live streams."""

@@ -1,0 +1,69 @@
+"""The composition root: routes, the lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from server import demo, http_api
+from server.errors import Unavailable
+from server.metrics import CONTENT_TYPE_LATEST
+from server.services import Services, running_services
+from server.settings import Settings
+from server.wallet import guarded
+from server.ws_session import room_endpoint
+
+CLIENT_DEMO_DIR = Path(__file__).resolve().parent.parent / "client_demo"
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def livez(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    try:
+        await guarded(_services(request).redis.ping())
+    except Unavailable as exc:
+        return JSONResponse({"status": "unavailable", "detail": exc.message}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    services = _services(request)
+    gauge = services.metrics.connections
+    for role, count in services.hub.count_by_role().items():
+        gauge.labels(role=str(role)).set(count)
+    return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with running_services(settings) as services:
+            if settings.demo:
+                await demo.seed(services)
+            app.state.services = services
+            yield
+
+    routes = [
+        Route("/livez", livez, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        *http_api.routes,
+        WebSocketRoute("/ws/rooms/{room_id}", room_endpoint),
+    ]
+    if CLIENT_DEMO_DIR.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=CLIENT_DEMO_DIR, html=True)))
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,73 @@
+"""Creators and whether their rooms take gifts.
+
+A room is one creator's live stream and its id is the creator's user id.
+Gifting is on for a creator who switched it on and has enough followers
+(DOMAIN.md: 1,000 by default). The gift script runs on the sender's shard
+and cannot read the creator's keys, so the server checks this just before
+it, from a profile cached for a second: a creator who switches gifts off
+stops receiving them within that second.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from server.errors import GiftsDisabled
+from server.keys import WalletKeys
+from server.wallet import guarded
+
+CACHE_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CreatorProfile:
+    user: str
+    gifts_enabled: bool
+    followers: int
+
+    def accepts_gifts(self, min_followers: int) -> bool:
+        return self.gifts_enabled and self.followers >= min_followers
+
+
+class Creators:
+    def __init__(self, redis: Redis, key_prefix: str, min_followers: int) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._min_followers = min_followers
+        self._cache: dict[str, tuple[float, CreatorProfile | None]] = {}
+
+    def _key(self, user: str) -> str:
+        return WalletKeys(self._prefix, user).creator
+
+    async def save(self, profile: CreatorProfile) -> None:
+        mapping: dict[Any, Any] = {
+            "gifts_enabled": int(profile.gifts_enabled),
+            "followers": profile.followers,
+        }
+        await guarded(self._redis.hset(self._key(profile.user), mapping=mapping))
+        self._cache.pop(profile.user, None)
+
+    async def load(self, user: str) -> CreatorProfile | None:
+        cached = self._cache.get(user)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        raw = await guarded(self._redis.hgetall(self._key(user)))
+        profile = None
+        if raw:
+            profile = CreatorProfile(
+                user=user,
+                gifts_enabled=raw.get(b"gifts_enabled") == b"1",
+                followers=int(raw.get(b"followers", b"0")),
+            )
+        self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
+        return profile
+
+    async def require_accepting(self, room: str) -> CreatorProfile:
+        profile = await self.load(room)
+        if profile is None or not profile.accepts_gifts(self._min_followers):
+            raise GiftsDisabled(f"the creator of room {room!r} does not accept gifts")
+        return profile

@@ -1,0 +1,27 @@
+"""Demo data for `giftstream serve --demo`: two viewers and two creators.
+
+Seeding is idempotent: coins are granted once per user (keyed grants), so a
+restart of the demo neither loses nor doubles them.
+"""
+
+from __future__ import annotations
+
+from server.creators import CreatorProfile
+from server.services import Services
+from server.settlement import now_ms
+
+DEMO_VIEWERS = {"alice": 5000, "bob": 500}
+# carol is live and takes gifts; dave has not switched gifting on.
+DEMO_CREATORS = (
+    CreatorProfile(user="carol", gifts_enabled=True, followers=12_400),
+    CreatorProfile(user="dave", gifts_enabled=False, followers=350),
+)
+
+
+async def seed(services: Services) -> None:
+    for creator in DEMO_CREATORS:
+        await services.creators.save(creator)
+    for user, coins in DEMO_VIEWERS.items():
+        await services.wallets.grant_coins(
+            user, coins, reason=f"demo-welcome-{user}", now_ms=now_ms()
+        )

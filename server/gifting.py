@@ -1,0 +1,125 @@
+"""Sending a gift, from a validated request to the sender's ack.
+
+1. Refuse what the rules forbid: watch-only sockets, unknown gifts, gifts to
+   oneself, rooms whose creator does not take gifts.
+2. Commit: ``gift.lua`` debits the sender and records the pending credit,
+   atomically and once per request id.
+3. Announce: ``room_event.lua`` numbers and publishes the room event, once
+   per gift, so a retried request gets the same seq and shows once.
+4. Queue the creator's credit for settlement (idempotent; see settlement.py).
+
+A crash after 2 loses nothing: the client retries the request id, step 2
+answers with the first outcome, and steps 3-4 run again harmlessly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from server.auth import Identity
+from server.catalog import Catalog, Gift
+from server.creators import Creators
+from server.errors import NotAllowed
+from server.metrics import Metrics
+from server.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift
+from server.room_log import RoomLog
+from server.settlement import Settler, now_ms
+from server.streaks import Streak, StreakBook
+from server.wallet import GiftOutcome, PendingCredit, Wallets
+
+
+class Gifting:
+    def __init__(
+        self,
+        catalog: Catalog,
+        wallets: Wallets,
+        creators: Creators,
+        room_log: RoomLog,
+        settler: Settler,
+        metrics: Metrics,
+        revenue_share_percent: int,
+    ) -> None:
+        self.catalog = catalog
+        self._wallets = wallets
+        self._creators = creators
+        self._room_log = room_log
+        self._settler = settler
+        self._metrics = metrics
+        self._share = revenue_share_percent
+
+    async def send(
+        self, sender: Identity, room: str, request: SendGift, streaks: StreakBook
+    ) -> Ack:
+        if not sender.can_send or sender.user is None:
+            raise NotAllowed("sign in as a viewer to send gifts; this socket is watch-only")
+        gift = self.catalog.gift(request.gift)
+        if sender.user == room:
+            raise NotAllowed("creators cannot send gifts in their own room")
+        await self._creators.require_accepting(room)
+        started_ms = now_ms()
+        outcome = await self._wallets.send_gift(
+            sender.user,
+            request.id,
+            gift,
+            request.count,
+            creator=room,
+            room=room,
+            now_ms=started_ms,
+        )
+        combo = None
+        if gift.streakable and not outcome.duplicate:
+            streak, ended = streaks.hit(gift.id, request.count, started_ms)
+            combo = Combo(id=streak.id, count=streak.count)
+            if ended is not None:
+                await self.end_streak(room, sender.user, ended)
+        event = GiftEvent(
+            room=room,
+            sender=sender.user,
+            gift=gift.id,
+            count=request.count,
+            coins=outcome.cost,
+            tier=str(gift.tier),
+            ts=started_ms,
+            combo=combo,
+        )
+        seq, _ = await self._room_log.publish(room, outcome.gift_key, asdict(event))
+        if not outcome.duplicate:
+            # A duplicate's credit is settled already, or waits in the outbox
+            # with its original share for the sweeper.
+            self._settler.submit(self._pending_credit(sender.user, room, outcome, started_ms))
+            self._count(gift, outcome)
+        return Ack(
+            id=request.id,
+            balance=outcome.balance,
+            seq=seq,
+            coins=outcome.cost,
+            duplicate=outcome.duplicate,
+        )
+
+    async def end_streak(self, room: str, sender: str, streak: Streak) -> None:
+        event = ComboEnd(
+            room=room,
+            sender=sender,
+            gift=streak.gift,
+            combo=streak.id,
+            count=streak.count,
+            ts=now_ms(),
+        )
+        await self._room_log.publish(room, f"combo:{streak.id}", asdict(event))
+
+    def _pending_credit(
+        self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int
+    ) -> PendingCredit:
+        return PendingCredit(
+            gift_key=outcome.gift_key,
+            sender=sender,
+            creator=room,
+            coins=outcome.cost,
+            share_percent=self._share,
+            ts_ms=ts_ms,
+            room=room,
+        )
+
+    def _count(self, gift: Gift, outcome: GiftOutcome) -> None:
+        self._metrics.gifts.labels(tier=str(gift.tier)).inc()
+        self._metrics.coins_spent.inc(outcome.cost)

@@ -1,0 +1,181 @@
+"""The HTTP API: catalogue, wallet, orders, payment callbacks, dev tokens.
+
+Errors are ``application/problem+json`` bodies that carry the same stable
+``code`` as WebSocket error frames.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server import payments
+from server.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
+from server.errors import BadRequest, GiftError, NotAllowed, UnknownOrder
+from server.services import Services
+from server.settlement import now_ms
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def problem(exc: GiftError) -> JSONResponse:
+    body = {
+        "code": exc.code,
+        "title": type(exc).__name__,
+        "status": exc.http_status,
+        "detail": exc.message,
+        "temporary": exc.temporary,
+    }
+    return JSONResponse(body, status_code=exc.http_status, media_type="application/problem+json")
+
+
+def typed_errors(handler: Handler) -> Handler:
+    """Answer a ``GiftError`` with its problem response instead of a 500."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except GiftError as exc:
+            return problem(exc)
+
+    return wrapped
+
+
+async def json_body(request: Request, limit: int = 16 * 1024) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > limit:
+        raise BadRequest(f"body over {limit} bytes")
+    try:
+        document = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("body is not JSON") from exc
+    if not isinstance(document, dict):
+        raise BadRequest("body must be a JSON object")
+    return document
+
+
+def caller(request: Request) -> Identity:
+    token = bearer_token(request.headers.get("authorization"))
+    return verify_token(services_of(request).settings.token_secret, token, time.time())
+
+
+def paying_user(request: Request) -> str:
+    identity = caller(request)
+    if identity.user is None or identity.role is Role.OVERLAY:
+        raise NotAllowed("overlay tokens cannot hold a wallet")
+    return identity.user
+
+
+@typed_errors
+async def get_catalog(request: Request) -> Response:
+    return JSONResponse(services_of(request).catalog.to_public())
+
+
+@typed_errors
+async def get_wallet(request: Request) -> Response:
+    user = paying_user(request)
+    balances = await services_of(request).wallets.balances(user)
+    return JSONResponse({"user": user} | balances)
+
+
+@typed_errors
+async def post_dev_token(request: Request) -> Response:
+    services = services_of(request)
+    if not services.settings.dev_tokens:
+        return JSONResponse({"code": "not_found"}, status_code=404)
+    body = await json_body(request)
+    role = body.get("role", "viewer")
+    if role not in {r.value for r in Role if r is not Role.ANONYMOUS}:
+        raise BadRequest("role must be viewer, creator or overlay")
+    s = services.settings
+    token = issue_token(
+        s.token_secret,
+        check_user_id(body.get("user")),
+        Role(role),
+        time.time(),
+        s.token_ttl_seconds,
+    )
+    return JSONResponse({"token": token, "expires_in": s.token_ttl_seconds})
+
+
+@typed_errors
+async def post_order(request: Request) -> Response:
+    user = paying_user(request)
+    body = await json_body(request)
+    order = await services_of(request).orders.create(user, body.get("package"), now_ms())
+    package = order.package
+    return JSONResponse(
+        {
+            "order_id": order.id,
+            "package": package.id,
+            "coins": package.total_coins,
+            "price": package.price,
+            "currency": package.currency,
+            "status": order.status,
+        },
+        status_code=201,
+    )
+
+
+async def confirm_payment(services: Services, body: bytes, signature: str | None) -> Response:
+    """The one path every payment callback takes, the sandbox's included."""
+    s = services.settings
+    payments.verify(s.webhook_secret, body, signature, time.time(), s.webhook_tolerance_seconds)
+    confirmation = payments.parse_confirmation(body)
+    outcome, order = await services.orders.apply(confirmation, now_ms())
+    if outcome.status == "ok":
+        services.metrics.coins_recharged.inc(order.package.total_coins)
+    return JSONResponse({"status": outcome.status, "order_id": confirmation.order_id})
+
+
+@typed_errors
+async def post_webhook(request: Request) -> Response:
+    body = await request.body()
+    signature = request.headers.get(payments.SIGNATURE_HEADER)
+    return await confirm_payment(services_of(request), body, signature)
+
+
+@typed_errors
+async def post_sandbox_pay(request: Request) -> Response:
+    """Demo checkout: pays an order by signing the callback a provider would send."""
+    services = services_of(request)
+    if not services.settings.sandbox_payments:
+        return JSONResponse({"code": "not_found"}, status_code=404)
+    user = paying_user(request)
+    order_id = request.path_params["order_id"]
+    if not payments.ORDER_ID.match(order_id):
+        raise UnknownOrder(f"no order {order_id!r}")
+    order = await services.orders.load(order_id)
+    if order.user != user:
+        raise UnknownOrder(f"no order {order_id!r} for {user}")
+    confirmation = payments.PaymentConfirmation(
+        payment_id=f"sandbox_{secrets.token_hex(12)}",
+        order_id=order.id,
+        price=order.package.price,
+        currency=order.package.currency,
+    )
+    body = payments.confirmation_body(confirmation)
+    signature = payments.sign(services.settings.webhook_secret, body, time.time())
+    return await confirm_payment(services, body, signature)
+
+
+routes = [
+    Route("/api/catalog", get_catalog, methods=["GET"]),
+    Route("/api/wallet", get_wallet, methods=["GET"]),
+    Route("/api/dev/token", post_dev_token, methods=["POST"]),
+    Route("/api/orders", post_order, methods=["POST"]),
+    Route("/api/payments/webhook", post_webhook, methods=["POST"]),
+    Route("/api/sandbox/pay/{order_id}", post_sandbox_pay, methods=["POST"]),
+]

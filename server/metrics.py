@@ -1,0 +1,51 @@
+"""Prometheus metrics, served at ``/metrics``.
+
+Each app gets its own registry, so that several apps in one process (as in
+some tests) never collide on metric names.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge(
+            "giftstream_connections", "Open room WebSockets", ["role"], registry=r
+        )
+        self.gifts = Counter(
+            "giftstream_gifts", "Gifts committed (duplicates excluded)", ["tier"], registry=r
+        )
+        self.coins_spent = Counter("giftstream_coins_spent", "Coins debited for gifts", registry=r)
+        self.coins_recharged = Counter(
+            "giftstream_coins_recharged", "Coins credited by recharges", registry=r
+        )
+        self.errors = Counter(
+            "giftstream_request_errors", "Requests answered with an error", ["code"], registry=r
+        )
+        self.ack_seconds = Histogram(
+            "giftstream_gift_ack_seconds",
+            "From a gift frame received to its ack written",
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.redis_errors = Counter(
+            "giftstream_redis_errors", "Redis calls that failed", registry=r
+        )
+        self.slow_consumers = Counter(
+            "giftstream_slow_consumers_dropped", "Viewers dropped for falling behind", registry=r
+        )
+        self.frames = Counter(
+            "giftstream_room_frames", "Room frames written to viewers", registry=r
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

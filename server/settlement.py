@@ -1,0 +1,79 @@
+"""Moving committed gifts' coins to creators' diamonds, exactly once.
+
+The fast path: right after a gift commits, its pending credit is queued here
+and a worker settles it within milliseconds. The queue is bounded; when it is
+full, or when the process dies before settling, the entry simply stays in
+the sender's outbox in Redis, and the sweeper settles it later. Settling
+twice is harmless (``settle.lua`` is idempotent by gift key), so neither path
+needs to know about the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from redis.exceptions import RedisError
+
+from server.errors import Unavailable
+from server.wallet import PendingCredit, Wallets
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 10_000
+WORKER_BATCH = 64
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Settler:
+    def __init__(self, wallets: Wallets, sweep_interval: float, sweep_min_age: float) -> None:
+        self._wallets = wallets
+        self._queue: asyncio.Queue[PendingCredit] = asyncio.Queue(QUEUE_LIMIT)
+        self._sweep_interval = sweep_interval
+        self._sweep_min_age_ms = int(sweep_min_age * 1000)
+        self.settled = 0
+
+    def submit(self, credit: PendingCredit) -> None:
+        """Settle soon; if the queue is full the sweeper will find it in Redis."""
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(credit)
+
+    async def _settle(self, credit: PendingCredit) -> None:
+        try:
+            await self._wallets.settle(credit, now_ms())
+            self.settled += 1
+        except Unavailable:
+            log.warning("settlement deferred to the sweeper", extra={"gift": credit.gift_key})
+
+    async def run_worker(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < WORKER_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await asyncio.gather(*(self._settle(credit) for credit in batch))
+
+    async def sweep_once(self, min_age_ms: int | None = None) -> int:
+        """Settle every outbox entry older than ``min_age_ms``. Returns how many."""
+        cutoff = now_ms() - (self._sweep_min_age_ms if min_age_ms is None else min_age_ms)
+        done = 0
+        async for sender in self._wallets.senders_with_pending_credits():
+            for credit in await self._wallets.pending_credits(sender):
+                if credit.ts_ms <= cutoff:
+                    await self._settle(credit)
+                    done += 1
+        return done
+
+    async def run_sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                swept = await self.sweep_once()
+            except (Unavailable, RedisError):
+                log.warning("sweeper could not reach Redis; will retry")
+                continue
+            if swept:
+                log.info("sweeper settled pending credits", extra={"count": swept})

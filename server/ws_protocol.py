@@ -1,0 +1,130 @@
+"""Writing the same frame to thousands of sockets without awaiting any of them.
+
+uvicorn's ASGI ``send`` waits until that one client's buffer drains, so a
+room that awaited each viewer in turn would move at the pace of its slowest
+viewer (DESIGN.md "Pitfalls"). Server-to-client frames are unmasked and we
+negotiate no compression, so every viewer of a room gets byte-identical
+frames: the room builds a frame once (``frame_bytes``) and hands it to each
+connection's ``FrameWriter``, which writes it to the transport at once or,
+while the kernel buffer is full, keeps it in a bounded backlog. A viewer whose
+backlog passes the bound is dropped with close code 4001 (slow consumer).
+
+``GiftstreamWebSocketProtocol`` is uvicorn's sans-I/O WebSocket protocol
+with one addition: it hands each connection's ``FrameWriter`` to the app in
+the ASGI scope (``scope["extensions"]["giftstream.writer"]``). Handshake,
+reading, pings and closing stay uvicorn's. ``giftstream serve`` selects it
+with uvicorn's ``ws`` setting.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Any
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+WRITER_EXTENSION = "giftstream.writer"
+_OPCODE_TEXT = 0x1
+_OPCODE_BINARY = 0x2
+_FIN = 0x80
+# How long a dropped viewer gets to read its close frame before the socket is cut.
+DROP_GRACE_SECONDS = 5.0
+DEFAULT_LIMIT_BYTES = 1024 * 1024
+
+
+def frame_bytes(payload: bytes | str) -> bytes:
+    """One unmasked, unfragmented WebSocket frame (RFC 6455 section 5.2)."""
+    if isinstance(payload, str):
+        data, opcode = payload.encode(), _OPCODE_TEXT
+    else:
+        data, opcode = payload, _OPCODE_BINARY
+    length = len(data)
+    if length < 126:
+        header = struct.pack("!BB", _FIN | opcode, length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", _FIN | opcode, 126, length)
+    else:
+        header = struct.pack("!BBQ", _FIN | opcode, 127, length)
+    return header + data
+
+
+class FrameWriter:
+    """One connection's outgoing frames: written now, or backlogged up to a bound."""
+
+    def __init__(self, protocol: GiftstreamWebSocketProtocol, limit_bytes: int) -> None:
+        self._protocol = protocol
+        self.limit_bytes = limit_bytes
+        self._backlog: deque[bytes] = deque()
+        self._backlog_bytes = 0
+        self.dropped_slow = False
+
+    @property
+    def open(self) -> bool:
+        p = self._protocol
+        return p.handshake_complete and not p.close_sent and not p.transport.is_closing()
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog_bytes
+
+    def send(self, frame: bytes) -> None:
+        """Queue a frame built by ``frame_bytes``; never waits."""
+        if not self.open:
+            return
+        if not self._backlog and self._protocol.writable.is_set():
+            self._protocol.transport.write(frame)
+            return
+        self._backlog.append(frame)
+        self._backlog_bytes += len(frame)
+        if self._backlog_bytes > self.limit_bytes:
+            self.drop_slow_consumer()
+
+    def flush(self) -> None:
+        """Write the backlog while the transport takes it (called on resume_writing)."""
+        transport = self._protocol.transport
+        while self._backlog and self._protocol.writable.is_set() and self.open:
+            frame = self._backlog.popleft()
+            self._backlog_bytes -= len(frame)
+            transport.write(frame)
+
+    def drop_slow_consumer(self) -> None:
+        self.dropped_slow = True
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        self._protocol.close_now(4001, "slow consumer: reconnect and resync")
+
+    def discard(self) -> None:
+        self._backlog.clear()
+        self._backlog_bytes = 0
+
+
+class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The app sets the real bound from its settings when it takes the writer.
+        self.writer = FrameWriter(self, DEFAULT_LIMIT_BYTES)
+
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][WRITER_EXTENSION] = self.writer
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.writer.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.writer.discard()
+        super().connection_lost(exc)
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Send a close frame behind what the kernel holds, tell the app, cut off later."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        self.close_timer = self.loop.call_later(DROP_GRACE_SECONDS, self.transport.abort)

@@ -1,0 +1,246 @@
+"""One viewer's WebSocket in one room, from handshake to goodbye.
+
+Before the socket opens: the room id, the Origin and the token are checked,
+and a bad one is refused with an HTTP error (the browser never gets a
+socket). After: the viewer is welcomed, joins the room's fan-out, and each
+frame it sends is decoded, rate-limited and handled. A bad frame gets a
+typed ``error`` and changes nothing; nothing a client sends ends the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
+
+from server.auth import ANONYMOUS, Identity, Role, verify_token
+from server.errors import AuthError, GiftError, RateLimited
+from server.protocol import (
+    ROOM_ID,
+    Codec,
+    Ping,
+    Pong,
+    SendGift,
+    Welcome,
+    choose_codec,
+    decode,
+    error_message,
+    parse_client_message,
+    request_id_of,
+    to_wire,
+)
+from server.ratelimit import TokenBucket
+from server.rooms import Member
+from server.services import Services
+from server.settlement import now_ms
+from server.streaks import StreakBook
+from server.ws_protocol import WRITER_EXTENSION, FrameWriter
+
+log = logging.getLogger(__name__)
+# Gifts one socket may have in flight before the server stops reading it.
+MAX_IN_FLIGHT = 32
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Non-browser clients send no Origin; a page served by this server is same-origin."""
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    return host is not None and origin in (f"http://{host}", f"https://{host}")
+
+
+async def deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    body = {"code": code, "message": message}
+    await websocket.send_denial_response(JSONResponse(body, status_code=status))
+
+
+async def admit(websocket: WebSocket, services: Services) -> Identity | None:
+    """The caller's identity, or None after refusing the handshake."""
+    settings = services.settings
+    room = websocket.path_params["room_id"]
+    if not ROOM_ID.match(room):
+        await deny(websocket, 404, "unknown_room", "room ids are 1-64 of A-Z a-z 0-9 _ -")
+        return None
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+        await deny(websocket, 403, "forbidden_origin", "this Origin may not open room sockets")
+        return None
+    token = websocket.query_params.get("token")
+    if token is None:
+        return ANONYMOUS
+    try:
+        return verify_token(settings.token_secret, token, time.time())
+    except AuthError as exc:
+        await deny(websocket, 401, exc.code, exc.message)
+        return None
+
+
+class RoomSession:
+    def __init__(
+        self, services: Services, websocket: WebSocket, identity: Identity, writer: FrameWriter
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.websocket = websocket
+        self.room: str = websocket.path_params["room_id"]
+        codec = choose_codec(list(websocket.scope.get("subprotocols", [])))
+        self.member = Member(writer=writer, codec=codec, identity=identity)
+        self.bucket = TokenBucket(settings.gift_rate_per_second, settings.gift_rate_burst)
+        self.streaks = StreakBook(settings.combo_window_ms)
+        self._streak_timer: asyncio.TimerHandle | None = None
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def identity(self) -> Identity:
+        return self.member.identity
+
+    async def run(self) -> None:
+        offered = self.websocket.scope.get("subprotocols", [])
+        await self.websocket.accept(subprotocol=self.member.codec if offered else None)
+        metrics = self.services.metrics.connections.labels(role=str(self.identity.role))
+        metrics.inc()
+        try:
+            await self.services.hub.join(self.room, self.member)
+            await self.services.presence.change(self.room, +1)
+            await self._welcome()
+            await self._read_loop()
+        except GiftError as exc:
+            log.warning("room session ended by error", extra={"code": exc.code})
+        finally:
+            metrics.dec()
+            await self._goodbye()
+
+    async def _welcome(self) -> None:
+        s = self.services
+        balance = None
+        if self.identity.user is not None and self.identity.role is not Role.OVERLAY:
+            balance = (await s.wallets.balances(self.identity.user))["coins"]
+        welcome = Welcome(
+            room=self.room,
+            you={
+                "user": self.identity.user,
+                "role": str(self.identity.role),
+                "can_send": self.identity.can_send,
+            },
+            balance=balance,
+            viewers=await s.presence.count(self.room),
+            last_seq=await s.room_log.last_seq(self.room),
+            limits={
+                "max_count": s.settings.max_gift_count,
+                "max_frame_bytes": s.settings.max_frame_bytes,
+                "gift_rate_per_second": s.settings.gift_rate_per_second,
+                "gift_rate_burst": s.settings.gift_rate_burst,
+            },
+        )
+        self.member.send_message(to_wire(welcome))
+
+    async def _read_loop(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = message.get("bytes")
+            await self._on_frame(frame if frame is not None else message.get("text", ""))
+
+    async def _on_frame(self, frame: bytes | str) -> None:
+        decoded: dict[str, Any] = {}
+        try:
+            if not self.bucket.allow(time.monotonic()):
+                raise RateLimited("too many requests on this socket; slow down")
+            decoded = decode(frame)
+            request = parse_client_message(decoded, self.services.settings.max_gift_count)
+        except GiftError as exc:
+            self._reply_error(exc, request_id_of(decoded))
+            return
+        if isinstance(request, Ping):
+            self.member.send_message(to_wire(Pong(id=request.id)))
+            return
+        await self._in_flight.acquire()
+        task = asyncio.create_task(self._send_gift(request, time.perf_counter()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_gift(self, request: SendGift, received_at: float) -> None:
+        try:
+            ack = await self.services.gifting.send(self.identity, self.room, request, self.streaks)
+            self.member.send_message(to_wire(ack))
+            self.services.metrics.ack_seconds.observe(time.perf_counter() - received_at)
+            self._schedule_streak_end()
+        except Exception as exc:  # every failure becomes an error frame
+            if not isinstance(exc, GiftError):
+                log.exception("gift failed unexpectedly")
+            self._reply_error(exc, request.id)
+        finally:
+            self._in_flight.release()
+
+    def _reply_error(self, exc: Exception, request_id: str | None) -> None:
+        error = error_message(exc, request_id)
+        self.services.metrics.errors.labels(code=error.code).inc()
+        self.member.send_message(to_wire(error))
+
+    # --- streaks: tell the room when one lapses ---
+
+    def _schedule_streak_end(self) -> None:
+        deadline = self.streaks.next_deadline_ms()
+        if self._streak_timer is not None:
+            self._streak_timer.cancel()
+            self._streak_timer = None
+        if deadline is not None:
+            delay = max(0.0, (deadline - now_ms()) / 1000)
+            loop = asyncio.get_running_loop()
+            self._streak_timer = loop.call_later(delay, self._on_streak_timer)
+
+    def _on_streak_timer(self) -> None:
+        self._streak_timer = None
+        lapsed = self.streaks.expire(now_ms())
+        if lapsed:
+            task = asyncio.create_task(self._end_streaks(lapsed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._schedule_streak_end()
+
+    async def _end_streaks(self, streaks: list[Any]) -> None:
+        user = self.identity.user
+        if user is None:
+            return
+        for streak in streaks:
+            try:
+                await self.services.gifting.end_streak(self.room, user, streak)
+            except GiftError:
+                log.warning("could not announce the end of a streak")
+
+    async def _goodbye(self) -> None:
+        if self._streak_timer is not None:
+            self._streak_timer.cancel()
+        # Gifts in flight finish (their money has moved or not, atomically);
+        # open streaks end now rather than when the window would have lapsed.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_streaks(self.streaks.close_all())
+        await self.services.hub.leave(self.room, self.member)
+        try:
+            await self.services.presence.change(self.room, -1)
+        except GiftError:
+            log.warning("presence not updated on leave")
+
+
+async def room_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    writer = websocket.scope.get("extensions", {}).get(WRITER_EXTENSION)
+    if not isinstance(writer, FrameWriter):
+        log.error("the server must run with giftstream's WebSocket protocol (giftstream serve)")
+        await deny(websocket, 500, "misconfigured", "server misconfigured")
+        return
+    identity = await admit(websocket, services)
+    if identity is None:
+        return
+    writer.limit_bytes = services.settings.outgoing_buffer_bytes
+    await RoomSession(services, websocket, identity, writer).run()
+
+
+__all__ = ["Codec", "room_endpoint"]
