@@ -21,7 +21,7 @@ from enum import StrEnum
 
 from server.errors import AuthError, BadField
 
-USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 class Role(StrEnum):
@@ -63,9 +63,9 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _sign(secret: str, body: str) -> str:
+def _sign(secret: str, body: str) -> bytes:
     digest = hmac.new(secret.encode(), body.encode("ascii"), hashlib.sha256).digest()
-    return _b64encode(digest)
+    return _b64encode(digest).encode("ascii")
 
 
 def issue_token(secret: str, user: str, role: Role, now: float, ttl_seconds: int) -> str:
@@ -73,15 +73,15 @@ def issue_token(secret: str, user: str, role: Role, now: float, ttl_seconds: int
         raise BadField(f"role must be one of {sorted(ISSUABLE_ROLES)}")
     claims = {"sub": check_user_id(user), "role": str(role), "exp": int(now) + ttl_seconds}
     body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{body}.{_sign(secret, body)}"
+    return f"{body}.{_sign(secret, body).decode('ascii')}"
 
 
 def _claims(secret: str, token: str) -> dict[str, object]:
     body, dot, signature = token.partition(".")
-    if not dot or not body or not signature or len(token) > 1024:
+    if not dot or not body or not signature or len(token) > 1024 or not token.isascii():
         raise AuthError("malformed token")
     # Constant-time comparison: a forger learns nothing from the timing.
-    if not hmac.compare_digest(_sign(secret, body), signature):
+    if not hmac.compare_digest(_sign(secret, body), signature.encode("ascii")):
         raise AuthError("bad token signature")
     try:
         claims = json.loads(_b64decode(body))
@@ -97,7 +97,9 @@ def verify_token(secret: str, token: str, now: float) -> Identity:
     expiry, user, role = claims.get("exp"), claims.get("sub"), claims.get("role")
     if not isinstance(expiry, int) or isinstance(expiry, bool) or expiry <= now:
         raise AuthError("token expired")
-    if not isinstance(user, str) or not USER_ID.match(user) or role not in ISSUABLE_ROLES:
+    if not isinstance(user, str) or not USER_ID.match(user) or not isinstance(role, str):
+        raise AuthError("malformed token")
+    if role not in ISSUABLE_ROLES:
         raise AuthError("malformed token")
     return Identity(user=user, role=Role(str(role)))
 

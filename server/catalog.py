@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from typing import Any
 from server.errors import UnknownGift, UnknownPackage
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
-_ID = re.compile(r"^[a-z0-9_]{1,32}$")
+_ID = re.compile(r"^[a-z0-9_]{1,32}\Z")
+# Prices are decimal text with two places ("4.99"): never floats, never "1e3".
+_PRICE = re.compile(r"^[0-9]{1,7}\.[0-9]{2}\Z")
 # Amounts stay far below 2**53 so that Lua's doubles and JavaScript's numbers
 # hold them exactly (see DESIGN "Pitfalls").
 MAX_PRICE_COINS = 1_000_000
@@ -122,11 +124,8 @@ def _parse_gift(entry: dict[str, Any]) -> Gift:
 
 def _parse_package(entry: dict[str, Any]) -> Package:
     price = _require(entry, "price", str)
-    try:
-        if Decimal(price) <= 0:
-            raise CatalogError(f"{entry.get('id')}: price must be positive")
-    except InvalidOperation as exc:
-        raise CatalogError(f"{entry.get('id')}: price {price!r} is not a decimal") from exc
+    if not _PRICE.match(price) or Decimal(price) <= 0:
+        raise CatalogError(f"{entry.get('id')}: price {price!r} must look like 4.99 and be > 0")
     return Package(
         id=_checked_id(entry),
         coins=_checked_coins(entry, "coins", 1),
@@ -136,11 +135,18 @@ def _parse_package(entry: dict[str, Any]) -> Package:
     )
 
 
+def _entries(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    entries = document.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise CatalogError(f"{key!r} must be a list of objects")
+    return entries
+
+
 def parse_catalog(document: Any) -> Catalog:
     if not isinstance(document, dict):
         raise CatalogError("the catalogue must be a JSON object")
-    gifts = [_parse_gift(e) for e in document.get("gifts", [])]
-    packages = [_parse_package(e) for e in document.get("packages", [])]
+    gifts = [_parse_gift(e) for e in _entries(document, "gifts")]
+    packages = [_parse_package(e) for e in _entries(document, "packages")]
     if not gifts or not packages:
         raise CatalogError("the catalogue needs at least one gift and one package")
     gift_map = {g.id: g for g in gifts}
@@ -154,6 +160,6 @@ def load_catalog(path: Path | None = None) -> Catalog:
     source = path or DEFAULT_CATALOG_PATH
     try:
         document = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise CatalogError(f"cannot read catalogue {source}: {exc}") from exc
     return parse_catalog(document)

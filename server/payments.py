@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from server.errors import AuthError, BadField, BadRequest
 
 SIGNATURE_HEADER = "Giftstream-Signature"
-PAYMENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-ORDER_ID = re.compile(r"^[a-f0-9]{32}$")
+PAYMENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")
+ORDER_ID = re.compile(r"^[a-f0-9]{32}\Z")
+TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")
+HEX_DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,9 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
     signatures: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and TIMESTAMP.match(value):
             timestamp = int(value)
-        elif key == "v1":
+        elif key == "v1" and HEX_DIGEST.match(value):
             signatures.append(value)
     if timestamp is None or not signatures:
         raise AuthError("malformed signature header")
@@ -87,7 +89,7 @@ def parse_confirmation(body: bytes) -> PaymentConfirmation:
     """Read a verified callback body: ``{"type": "payment.succeeded", ...}``."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest("callback body is not JSON") from exc
     if not isinstance(document, dict) or document.get("type") != "payment.succeeded":
         raise BadField("type must be 'payment.succeeded'")

@@ -22,8 +22,8 @@ import msgpack
 from server.errors import BadCount, BadField, BadFrame, GiftError, UnknownType
 
 PROTOCOL_VERSION = 1
-REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 
 
 class Codec(StrEnum):
@@ -60,7 +60,7 @@ def decode(frame: bytes | str) -> dict[str, Any]:
         if isinstance(frame, str):
             value = json.loads(frame)
         else:
-            value = msgpack.unpackb(frame, raw=False, strict_map_key=True, max_buffer_size=1 << 20)
+            value = msgpack.unpackb(frame, raw=False, strict_map_key=True)
     except (ValueError, TypeError, RecursionError, msgpack.UnpackException) as exc:
         raise BadFrame(f"frame could not be decoded: {type(exc).__name__}") from exc
     if not isinstance(value, dict):

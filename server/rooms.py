@@ -33,6 +33,11 @@ class Member:
         self.writer.send(frame_bytes(encode(wire, self.codec)))
 
 
+# Caps a coalesced frame (about 60 KB of typical events), so that one frame
+# stays far below a viewer's outgoing bound and its own reader's patience.
+MAX_EVENTS_PER_FRAME = 200
+
+
 def batch_wire(events: list[dict[str, Any]]) -> dict[str, Any]:
     """One event as itself; several as an ``events`` frame (protocol.md)."""
     return events[0] if len(events) == 1 else {"type": "events", "events": events}
@@ -75,12 +80,15 @@ class LocalRoom:
         if not events:
             return
         self._last_flush = self.loop.time()
-        wire = batch_wire(events)
+        for start in range(0, len(events), MAX_EVENTS_PER_FRAME):
+            self._broadcast(batch_wire(events[start : start + MAX_EVENTS_PER_FRAME]))
+
+    def _broadcast(self, wire: dict[str, Any]) -> None:
         for codec, members in self.by_codec.items():
             if not members:
                 continue
             frame = frame_bytes(encode(wire, codec))
-            for member in members:
+            for member in list(members):
                 member.writer.send(frame)
             self.frames_sent += len(members)
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from server.catalog import Catalog, load_catalog
 from server.creators import Creators
@@ -80,7 +80,18 @@ def _build(settings: Settings, redis: Redis) -> Services:
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
     if settings.redis_url is None:
         raise RuntimeError("no Redis URL: `giftstream serve` starts the embedded Valkey first")
-    redis = Redis.from_url(settings.redis_url)
+    # A bounded pool that makes callers queue for a connection (rather than
+    # fail, as the plain pool does when full), and bounded waits: a hung Redis
+    # turns into `unavailable` errors (retry with the same request id), never
+    # into requests that hang forever.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_pool_size,
+        timeout=5.0,
+        socket_timeout=5.0,
+        socket_connect_timeout=2.0,
+    )
+    redis = Redis.from_pool(pool)
     services = _build(settings, redis)
     for job in (
         services.relay.run(),

@@ -40,6 +40,8 @@ class Settings:
     # None: start the embedded Valkey under data_dir.
     redis_url: str | None = None
     key_prefix: str = "gs"
+    # Connections to Redis per process; callers queue when all are busy.
+    redis_pool_size: int = 64
     data_dir: Path = Path(".giftstream")
 
     # --- demo ---
@@ -111,8 +113,12 @@ def _parse(text: str, kind: Any, name: str) -> Any:
             return float(text)
         if kind == tuple[str, ...]:
             return tuple(part.strip() for part in text.split(",") if part.strip())
-        if kind in (Path, Path | None):
+        if kind == Path | None:
             return Path(text) if text else None
+        if kind is Path:
+            if not text:
+                raise ValueError("a path must not be empty")
+            return Path(text)
         if kind == str | None:
             return text or None
         return text

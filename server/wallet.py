@@ -57,17 +57,12 @@ class PendingCredit:
         return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room)
 
 
-class RedisUnavailable(Unavailable):
-    def __init__(self, exc: RedisError) -> None:
-        super().__init__(f"the store is unavailable ({type(exc).__name__}); retry")
-
-
 async def guarded(call: Awaitable[T]) -> T:
     """Await a Redis call, turning its failures into the wire error ``unavailable``."""
     try:
         return await call
     except RedisError as exc:
-        raise RedisUnavailable(exc) from exc
+        raise Unavailable(f"the store is unavailable ({type(exc).__name__}); retry") from exc
 
 
 def as_text(value: Any) -> str:

@@ -65,8 +65,9 @@ class FrameWriter:
         return p.handshake_complete and not p.close_sent and not p.transport.is_closing()
 
     @property
-    def backlog_bytes(self) -> int:
-        return self._backlog_bytes
+    def pending_bytes(self) -> int:
+        """What the peer has yet to take beyond the kernel's socket buffer."""
+        return self._backlog_bytes + self._protocol.transport.get_write_buffer_size()
 
     def send(self, frame: bytes) -> None:
         """Queue a frame built by ``frame_bytes``; never waits."""
@@ -74,10 +75,12 @@ class FrameWriter:
             return
         if not self._backlog and self._protocol.writable.is_set():
             self._protocol.transport.write(frame)
-            return
-        self._backlog.append(frame)
-        self._backlog_bytes += len(frame)
-        if self._backlog_bytes > self.limit_bytes:
+        else:
+            self._backlog.append(frame)
+            self._backlog_bytes += len(frame)
+        # A reader that keeps up leaves nothing here: the kernel takes each
+        # frame at once. The bound must exceed the largest frame (rooms.py caps it).
+        if self.pending_bytes > self.limit_bytes:
             self.drop_slow_consumer()
 
     def flush(self) -> None:

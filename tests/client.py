@@ -1,0 +1,145 @@
+"""A small client of the documented protocol, for tests: real HTTP, real WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgpack
+from websockets.asyncio.client import ClientConnection, connect
+
+Message = dict[str, Any]
+
+
+class RoomClient:
+    """One room socket; remembers every message it has read, batches unpacked."""
+
+    def __init__(self, socket: ClientConnection, codec: str) -> None:
+        self.socket = socket
+        self.codec = codec
+        self.seen: list[Message] = []
+        self.frames = 0
+        self._unread: list[Message] = []
+
+    @classmethod
+    async def open(
+        cls,
+        ws_base: str,
+        room: str,
+        token: str | None = None,
+        codec: str = "giftstream.v1.msgpack",
+        **options: Any,
+    ) -> RoomClient:
+        url = f"{ws_base}/ws/rooms/{room}" + (f"?token={token}" if token else "")
+        socket = await connect(url, subprotocols=[codec], **options)  # type: ignore[list-item]
+        return cls(socket, codec)
+
+    async def send(self, message: Message) -> None:
+        if self.codec.endswith("json"):
+            await self.socket.send(json.dumps(message))
+        else:
+            await self.socket.send(msgpack.packb(message))
+
+    async def send_raw(self, frame: bytes | str) -> None:
+        await self.socket.send(frame)
+
+    def _decode(self, frame: bytes | str) -> Message:
+        if isinstance(frame, str):
+            assert self.codec.endswith("json"), "text frame on a msgpack socket"
+            decoded: Message = json.loads(frame)
+        else:
+            assert self.codec.endswith("msgpack"), "binary frame on a JSON socket"
+            decoded = msgpack.unpackb(frame, raw=False)
+        return decoded
+
+    async def _read_frame(self, timeout: float) -> None:
+        frame = await asyncio.wait_for(self.socket.recv(), timeout)
+        self.frames += 1
+        message = self._decode(frame)
+        messages = message["events"] if message.get("type") == "events" else [message]
+        self.seen.extend(messages)
+        self._unread.extend(messages)
+
+    async def next(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:
+        """The first unread message matching ``predicate``; others stay unread."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index, message in enumerate(self._unread):
+                if predicate(message):
+                    return self._unread.pop(index)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching message; unread: {self._unread[-5:]}")
+            await self._read_frame(remaining)
+
+    async def of_type(self, kind: str, timeout: float = 5.0) -> Message:
+        return await self.next(lambda m: m.get("type") == kind, timeout)
+
+    async def reply(self, request_id: str, timeout: float = 5.0) -> Message:
+        """The ack or error answering ``request_id``."""
+        return await self.next(
+            lambda m: m.get("type") in ("ack", "error") and m.get("id") == request_id, timeout
+        )
+
+    async def gift(self, request_id: str, gift: str, count: int = 1) -> Message:
+        await self.send({"type": "gift", "id": request_id, "gift": gift, "count": count})
+        return await self.reply(request_id)
+
+    async def drain(self, quiet: float = 0.3) -> list[Message]:
+        """Read until nothing arrives for ``quiet`` seconds; return all unread."""
+        while True:
+            try:
+                await self._read_frame(quiet)
+            except TimeoutError:
+                break
+        unread, self._unread = self._unread, []
+        return unread
+
+    async def close(self) -> None:
+        await self.socket.close()
+
+
+class Api:
+    """The HTTP API of one running server."""
+
+    def __init__(self, base: str) -> None:
+        self.http = httpx.AsyncClient(base_url=base, timeout=10.0)
+
+    async def token(self, user: str, role: str = "viewer") -> str:
+        response = await self.http.post("/api/dev/token", json={"user": user, "role": role})
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    async def wallet(self, token: str) -> Message:
+        response = await self.http.get("/api/wallet", headers=bearer(token))
+        response.raise_for_status()
+        wallet: Message = response.json()
+        return wallet
+
+    async def order(self, token: str, package: str) -> str:
+        response = await self.http.post(
+            "/api/orders", json={"package": package}, headers=bearer(token)
+        )
+        response.raise_for_status()
+        order_id: str = response.json()["order_id"]
+        return order_id
+
+    async def buy(self, token: str, package: str) -> Message:
+        """Order a package and pay it through the sandbox provider."""
+        order_id = await self.order(token, package)
+        response = await self.http.post(f"/api/sandbox/pay/{order_id}", headers=bearer(token))
+        response.raise_for_status()
+        paid: Message = response.json()
+        return paid
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}

@@ -1,0 +1,157 @@
+"""Fan-out: every viewer gets every event, slow viewers are dropped, rooms span processes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from server.keys import RoomKeys
+from server.room_log import pack_event
+from tests.client import Api, RoomClient
+
+
+async def publish_burst(redis: Redis, prefix: str, room: str, count: int, size: int) -> None:
+    """Put events on the room's channel exactly as room_event.lua does."""
+    channel = RoomKeys(prefix, room).channel
+    padding = "x" * size
+    for seq in range(1, count + 1):
+        event = {"type": "gift", "room": room, "sender": "storm", "gift": "rose", "count": 1,
+                 "coins": 1, "tier": "small", "ts": 0, "combo": None, "note": padding}
+        await redis.publish(channel, f"{seq}:".encode() + pack_event(event))
+
+
+class StalledViewer:
+    """A WebSocket client that completes the handshake and then never reads."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.connect((host, port))
+        self.sock.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        response = self.sock.recv(1024)
+        assert response.startswith(b"HTTP/1.1 101"), response
+
+    def read_all(self, timeout: float) -> bytes:
+        """Read what is left until the server closes the connection."""
+        self.sock.settimeout(timeout)
+        chunks = []
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def close_code_in(stream: bytes) -> int | None:
+    """The status code of the first close frame (opcode 8) in a server stream."""
+    position = 0
+    while position + 2 <= len(stream):
+        opcode, length = stream[position] & 0x0F, stream[position + 1] & 0x7F
+        header = 2
+        if length == 126:
+            length, header = int.from_bytes(stream[position + 2 : position + 4], "big"), 4
+        elif length == 127:
+            length, header = int.from_bytes(stream[position + 2 : position + 10], "big"), 10
+        if opcode == 0x8:
+            start = position + header
+            return int.from_bytes(stream[start : start + 2], "big")
+        position += header + length
+    return None
+
+
+async def test_a_viewer_who_stops_reading_does_not_delay_the_others(
+    small_buffers: Any, redis: Redis
+) -> None:
+    host, port = small_buffers.http.removeprefix("http://").split(":")
+    stalled = StalledViewer(host, int(port), "/ws/rooms/stormy")
+    readers = [
+        await RoomClient.open(small_buffers.ws, "stormy", max_size=None) for _ in range(3)
+    ]
+    for reader in readers:
+        await reader.of_type("welcome")
+    # 5 MB: more than the kernel's socket buffers (about 3 MB here) can hide.
+    count = 5000
+    started = time.monotonic()
+    await publish_burst(redis, small_buffers.key_prefix, "stormy", count, size=1000)
+
+    async def receive_all(reader: RoomClient) -> list[int]:
+        seqs: list[int] = []
+        while len(seqs) < count:
+            event = await reader.of_type("gift", timeout=10)
+            seqs.append(event["seq"])
+        return seqs
+
+    received = await asyncio.gather(*(receive_all(r) for r in readers))
+    elapsed = time.monotonic() - started
+    for seqs in received:
+        assert seqs == list(range(1, count + 1))
+    # 5 MB to each reader over loopback: a second or two unless someone waited.
+    assert elapsed < 5, elapsed
+    leftover = await asyncio.to_thread(stalled.read_all, 10.0)
+    stalled.sock.close()
+    assert close_code_in(leftover) == 4001
+    async with httpx.AsyncClient(base_url=small_buffers.http) as http:
+        metrics = (await http.get("/metrics")).text
+    assert "giftstream_slow_consumers_dropped_total 1.0" in metrics
+    for reader in readers:
+        await reader.close()
+
+
+async def test_busy_room_coalesces_events_into_fewer_frames(
+    small_buffers: Any, redis: Redis
+) -> None:
+    viewer = await RoomClient.open(small_buffers.ws, "busy", codec="giftstream.v1.json")
+    await viewer.of_type("welcome")
+    frames_before = viewer.frames
+    count = 300
+    await publish_burst(redis, small_buffers.key_prefix, "busy", count, size=10)
+    seqs = []
+    while len(seqs) < count:
+        seqs.append((await viewer.of_type("gift"))["seq"])
+    assert seqs == list(range(1, count + 1))
+    frames = viewer.frames - frames_before
+    # A quiet room sends at once; a busy one at most one frame per tick.
+    assert frames < count / 5, frames
+    await viewer.close()
+
+
+async def test_two_server_processes_serve_one_room(
+    server: Any, second_server: Any, api: Api
+) -> None:
+    left_token = await api.token("lefty")
+    right_api = Api(second_server.http)
+    right_token = await right_api.token("righty")
+    await api.buy(left_token, "coins_65")
+    await right_api.buy(right_token, "coins_65")
+
+    left = await RoomClient.open(server.ws, "carol", left_token)
+    right = await RoomClient.open(second_server.ws, "carol", right_token)
+    left_welcome = await left.of_type("welcome")
+    await right.of_type("welcome")
+    assert left_welcome["viewers"] >= 1
+
+    left_ack = await left.gift("from-left", "finger_heart", 1)
+    seen_right = await right.next(lambda m: m.get("sender") == "lefty")
+    assert seen_right["seq"] == left_ack["seq"]
+    right_ack = await right.gift("from-right", "finger_heart", 2)
+    seen_left = await left.next(lambda m: m.get("sender") == "righty")
+    assert seen_left["seq"] == right_ack["seq"] > left_ack["seq"]
+    assert (seen_left["count"], seen_left["coins"]) == (2, 10)
+    await left.close()
+    await right.close()
+    await right_api.aclose()

@@ -1,0 +1,297 @@
+"""Typed settings: defaults for a laptop demo, environment variables, overrides, the doc."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from server.settings import (
+    ENV_PREFIX,
+    Settings,
+    SettingsError,
+    env_name,
+    from_environment,
+)
+
+SETTINGS_DOC = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+FIELD_NAMES = [item.name for item in dataclasses.fields(Settings)]
+
+
+def without_secrets(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, token_secret="", webhook_secret="")
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def test_defaults_run_a_laptop_demo() -> None:
+    settings = Settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.allowed_origins == ()
+    assert settings.redis_url is None
+    assert settings.embedded_redis is True
+    assert settings.key_prefix == "gs"
+    assert settings.data_dir == Path(".giftstream")
+    assert settings.catalog_path is None
+    assert settings.log_level == "INFO"
+
+
+def test_default_safety_switches_are_off() -> None:
+    settings = Settings()
+    assert settings.demo is False
+    assert settings.dev_tokens is False
+    assert settings.sandbox_payments is False
+
+
+def test_default_economy_follows_the_domain() -> None:
+    settings = Settings()
+    assert settings.revenue_share_percent == 50
+    assert settings.min_creator_followers == 1000
+    assert settings.max_gift_count == 9999
+    assert settings.token_ttl_seconds == 3600
+    assert settings.webhook_tolerance_seconds == 300
+    assert settings.idempotency_ttl_seconds == 7 * 24 * 3600
+
+
+def test_default_real_time_limits() -> None:
+    settings = Settings()
+    assert settings.max_frame_bytes == 4096
+    assert settings.combo_window_ms == 3000
+    assert settings.gift_rate_per_second == 20.0
+    assert settings.gift_rate_burst == 60
+    assert settings.outgoing_buffer_bytes == 1024 * 1024
+
+
+def test_default_secrets_are_random_and_long() -> None:
+    first, second = Settings(), Settings()
+    assert len(first.token_secret) >= 32
+    assert len(first.webhook_secret) >= 32
+    assert first.token_secret != second.token_secret
+    assert first.token_secret != first.webhook_secret
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+
+
+def test_empty_environment_gives_the_defaults() -> None:
+    assert without_secrets(from_environment({})) == without_secrets(Settings())
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    environ = {"PORT": "1", "GIFTSTREAM_NOPE": "x", "GIFTSTREAM_REDIS_URL": "redis://elsewhere"}
+    assert without_secrets(from_environment(environ)) == without_secrets(Settings())
+
+
+# ---------------------------------------------------------------- environment names
+
+
+def test_env_names() -> None:
+    assert env_name("port") == "GIFTSTREAM_PORT"
+    assert env_name("allowed_origins") == "GIFTSTREAM_ALLOWED_ORIGINS"
+    assert env_name("redis_url") == "REDIS_URL"
+
+
+@pytest.mark.parametrize("name", FIELD_NAMES)
+def test_every_env_name_is_upper_case_with_the_prefix(name: str) -> None:
+    expected = "REDIS_URL" if name == "redis_url" else ENV_PREFIX + name.upper()
+    assert env_name(name) == expected
+    assert re.fullmatch(r"[A-Z][A-Z0-9_]*", env_name(name))
+
+
+# ---------------------------------------------------------------- reading the environment
+
+
+def test_port() -> None:
+    settings = from_environment({"GIFTSTREAM_PORT": "9001"})
+    assert settings.port == 9001
+    assert type(settings.port) is int
+
+
+def test_host() -> None:
+    assert from_environment({"GIFTSTREAM_HOST": "0.0.0.0"}).host == "0.0.0.0"
+
+
+@pytest.mark.parametrize("text", ["eight", "", "80.5", "0x50", "8k"])
+def test_bad_integer(text: str) -> None:
+    with pytest.raises(SettingsError, match="GIFTSTREAM_PORT"):
+        from_environment({"GIFTSTREAM_PORT": text})
+
+
+def test_redis_url() -> None:
+    settings = from_environment({"REDIS_URL": "redis://cache.internal:6380/2"})
+    assert settings.redis_url == "redis://cache.internal:6380/2"
+    assert settings.embedded_redis is False
+
+
+def test_empty_redis_url_means_embedded() -> None:
+    settings = from_environment({"REDIS_URL": ""})
+    assert settings.redis_url is None
+    assert settings.embedded_redis is True
+
+
+@pytest.mark.parametrize(
+    ("text", "origins"),
+    [
+        ("https://a.example", ("https://a.example",)),
+        (
+            "https://a.example,http://localhost:3000",
+            ("https://a.example", "http://localhost:3000"),
+        ),
+        (" https://a.example , https://b.example ,", ("https://a.example", "https://b.example")),
+        (",,", ()),
+        ("", ()),
+    ],
+)
+def test_allowed_origins_is_a_comma_list(text: str, origins: tuple[str, ...]) -> None:
+    assert from_environment({"GIFTSTREAM_ALLOWED_ORIGINS": text}).allowed_origins == origins
+
+
+@pytest.mark.parametrize("text", ["true", "True", "TRUE", "1", "yes", "on", " true "])
+def test_true_booleans(text: str) -> None:
+    assert from_environment({"GIFTSTREAM_DEV_TOKENS": text}).dev_tokens is True
+
+
+@pytest.mark.parametrize("text", ["false", "False", "0", "no", "off", ""])
+def test_false_booleans(text: str) -> None:
+    assert from_environment({"GIFTSTREAM_SANDBOX_PAYMENTS": text}).sandbox_payments is False
+
+
+@pytest.mark.parametrize("text", ["maybe", "2", "tru", "enabled", "-1", "y"])
+def test_bad_boolean(text: str) -> None:
+    with pytest.raises(SettingsError, match="GIFTSTREAM_DEV_TOKENS"):
+        from_environment({"GIFTSTREAM_DEV_TOKENS": text})
+
+
+def test_settings_error_is_a_value_error() -> None:
+    assert issubclass(SettingsError, ValueError)
+
+
+def test_paths() -> None:
+    settings = from_environment(
+        {"GIFTSTREAM_DATA_DIR": "/var/lib/giftstream", "GIFTSTREAM_CATALOG_PATH": "cat.json"}
+    )
+    assert settings.data_dir == Path("/var/lib/giftstream")
+    assert settings.catalog_path == Path("cat.json")
+    assert isinstance(settings.catalog_path, Path)
+
+
+def test_empty_catalog_path_means_the_shipped_one() -> None:
+    assert from_environment({"GIFTSTREAM_CATALOG_PATH": ""}).catalog_path is None
+
+
+def test_floats() -> None:
+    settings = from_environment(
+        {"GIFTSTREAM_GIFT_RATE_PER_SECOND": "2.5", "GIFTSTREAM_SWEEP_INTERVAL_SECONDS": "1"}
+    )
+    assert settings.gift_rate_per_second == 2.5
+    assert settings.sweep_interval_seconds == 1.0
+
+
+def test_bad_float() -> None:
+    with pytest.raises(SettingsError, match="GIFTSTREAM_GIFT_RATE_PER_SECOND"):
+        from_environment({"GIFTSTREAM_GIFT_RATE_PER_SECOND": "fast"})
+
+
+def test_secrets_and_text() -> None:
+    settings = from_environment(
+        {
+            "GIFTSTREAM_TOKEN_SECRET": "t-secret",
+            "GIFTSTREAM_WEBHOOK_SECRET": "w-secret",
+            "GIFTSTREAM_KEY_PREFIX": "prod",
+            "GIFTSTREAM_LOG_LEVEL": "DEBUG",
+        }
+    )
+    assert (settings.token_secret, settings.webhook_secret) == ("t-secret", "w-secret")
+    assert (settings.key_prefix, settings.log_level) == ("prod", "DEBUG")
+
+
+def test_economy_from_the_environment() -> None:
+    settings = from_environment(
+        {
+            "GIFTSTREAM_REVENUE_SHARE_PERCENT": "70",
+            "GIFTSTREAM_MAX_GIFT_COUNT": "99",
+            "GIFTSTREAM_MIN_CREATOR_FOLLOWERS": "0",
+            "GIFTSTREAM_COMBO_WINDOW_MS": "5000",
+        }
+    )
+    assert settings.revenue_share_percent == 70
+    assert settings.max_gift_count == 99
+    assert settings.min_creator_followers == 0
+    assert settings.combo_window_ms == 5000
+
+
+def test_reads_the_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTSTREAM_PORT", "8123")
+    monkeypatch.setenv("GIFTSTREAM_ALLOWED_ORIGINS", "https://a.example")
+    settings = from_environment()
+    assert settings.port == 8123
+    assert settings.allowed_origins == ("https://a.example",)
+
+
+# ---------------------------------------------------------------- demo mode
+
+
+@pytest.mark.parametrize("text", ["1", "true"])
+def test_demo_turns_on_dev_tokens_and_sandbox_payments(text: str) -> None:
+    settings = from_environment({"GIFTSTREAM_DEMO": text})
+    assert settings.demo is True
+    assert settings.dev_tokens is True
+    assert settings.sandbox_payments is True
+
+
+def test_no_demo_leaves_them_off() -> None:
+    settings = from_environment({"GIFTSTREAM_DEMO": "0"})
+    assert (settings.demo, settings.dev_tokens, settings.sandbox_payments) == (False, False, False)
+
+
+def test_dev_tokens_alone_does_not_open_the_sandbox() -> None:
+    settings = from_environment({"GIFTSTREAM_DEV_TOKENS": "1"})
+    assert (settings.dev_tokens, settings.sandbox_payments, settings.demo) == (True, False, False)
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def test_with_overrides_ignores_none() -> None:
+    base = Settings(port=9000, redis_url="redis://r")
+    changed = base.with_overrides(port=None, redis_url=None, host="0.0.0.0")
+    assert changed.port == 9000
+    assert changed.redis_url == "redis://r"
+    assert changed.host == "0.0.0.0"
+    assert changed.token_secret == base.token_secret
+
+
+def test_with_overrides_applies_false_and_zero() -> None:
+    base = Settings(demo=True, min_creator_followers=1000)
+    changed = base.with_overrides(demo=False, min_creator_followers=0)
+    assert changed.demo is False
+    assert changed.min_creator_followers == 0
+
+
+def test_with_overrides_leaves_the_original() -> None:
+    base = Settings()
+    base.with_overrides(port=1)
+    assert base.port == 8000
+
+
+def test_with_no_overrides_is_equal() -> None:
+    base = Settings()
+    assert base.with_overrides() == base
+    assert base.with_overrides(port=None) == base
+
+
+# ---------------------------------------------------------------- the doc
+
+
+@pytest.mark.parametrize("name", FIELD_NAMES)
+def test_every_setting_is_in_the_settings_doc(name: str) -> None:
+    assert SETTINGS_DOC.is_file(), f"{SETTINGS_DOC} is missing"
+    text = SETTINGS_DOC.read_text(encoding="utf-8")
+    variable = env_name(name)
+    assert re.search(rf"(?<![A-Z0-9_]){variable}(?![A-Z0-9_])", text), variable
