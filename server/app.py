@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,12 +21,26 @@ from server.settings import Settings
 from server.wallet import guarded
 from server.ws_session import room_endpoint
 
+log = logging.getLogger(__name__)
 CLIENT_DEMO_DIR = Path(__file__).resolve().parent.parent / "client_demo"
 
 
 def _services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Whatever escaped a handler: logged, answered as a problem document."""
+    log.exception("unhandled error", exc_info=exc)
+    body = {
+        "code": "internal",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "internal error",
+        "temporary": True,
+    }
+    return JSONResponse(body, status_code=500, media_type="application/problem+json")
 
 
 async def livez(request: Request) -> Response:
@@ -59,6 +74,7 @@ def create_app(settings: Settings) -> Starlette:
 
     routes = [
         Route("/livez", livez, methods=["GET"]),
+        Route("/healthz", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *http_api.routes,
@@ -66,4 +82,6 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if CLIENT_DEMO_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=CLIENT_DEMO_DIR, html=True)))
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error}
+    )

@@ -40,6 +40,7 @@ DEMO_PAGES = (
     "/creator.html?user=carol",
 )
 API_PATHS = ("/api/catalog", "/livez", "/readyz", "/metrics")
+CLIENT_DEMO_DIR = Path(__file__).resolve().parent.parent / "client_demo"
 
 
 # uvicorn's websockets-sansio protocol, plus the non-blocking frame writer the
@@ -109,7 +110,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     }
     if args.demo:
         overrides.update(demo=True, dev_tokens=True, sandbox_payments=True)
-    return settings_module.from_environment().with_overrides(**overrides)
+    settings = settings_module.from_environment().with_overrides(**overrides)
+    settings.validate()
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,7 +193,8 @@ async def serve(settings: Settings) -> int:
         if settings.redis_url is not None:
             await _serve_http(settings, stopper, embedded=None)
             return 0
-        async with EmbeddedValkey(settings.data_dir / "valkey") as valkey:
+        valkey_dir = settings.data_dir / "valkey"
+        async with EmbeddedValkey(valkey_dir, appendfsync=settings.embedded_appendfsync) as valkey:
             if not stopper.requested:
                 with_redis = settings.with_overrides(redis_url=valkey.url)
                 await _serve_http(with_redis, stopper, embedded=valkey)
@@ -270,12 +274,25 @@ def banner(settings: Settings, port: int, embedded: EmbeddedValkey | None) -> st
     lines.append(f"  server:  {base}")
     lines.extend(_redis_lines(settings, embedded))
     if settings.demo:
-        lines.append("  open in a browser:")
-        lines.extend(f"    {base}{page}" for page in DEMO_PAGES)
+        lines.extend(_demo_lines(base))
     lines.append("  api:")
     lines.extend(f"    {base}{path}" for path in API_PATHS)
     lines.append(f"{LISTENING} {base}")
     return "\n".join(lines)
+
+
+def _demo_lines(base: str) -> list[str]:
+    """Pages to open once they ship; until then, the terminal demo client."""
+    pages = [page for page in DEMO_PAGES if (CLIENT_DEMO_DIR / page.split("?")[0][1:]).is_file()]
+    if pages:
+        return ["  open in a browser:", *(f"    {base}{page}" for page in pages)]
+    client = f".venv/bin/python scripts/demo_client.py --server {base}"
+    return [
+        "  try it from a terminal (demo viewers alice and bob, creator carol):",
+        f"    {client} watch carol",
+        f"    {client} send alice carol rose 5 --times 3",
+        f"    {client} wallet carol --role creator",
+    ]
 
 
 def _redis_lines(settings: Settings, embedded: EmbeddedValkey | None) -> list[str]:

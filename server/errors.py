@@ -13,7 +13,8 @@ unknown and the client should retry with the same request id.
     │   ├── BadCount          count is not an integer from 1 to the limit
     │   ├── UnknownGift       no gift with that id in the catalogue
     │   ├── UnknownPackage    no recharge package with that id
-    │   └── UnknownOrder      no such order (or not the caller's)
+    │   ├── UnknownOrder      no such order (or not the caller's)
+    │   └── NotFound          no such endpoint here (demo-only ones outside demo mode)
     ├── Refused               well-formed, but the rules say no
     │   ├── NotAllowed        the caller's role cannot do this (watch-only)
     │   ├── GiftsDisabled     the room's creator does not accept gifts
@@ -69,6 +70,11 @@ class UnknownPackage(BadRequest):
 
 class UnknownOrder(BadRequest):
     code = "unknown_order"
+    http_status = 404
+
+
+class NotFound(BadRequest):
+    code = "not_found"
     http_status = 404
 
 

@@ -17,15 +17,20 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from server.auth import Identity
-from server.catalog import Catalog, Gift
+from server.catalog import Catalog, Gift, Tier
 from server.creators import Creators
-from server.errors import NotAllowed
+from server.errors import GiftsDisabled, NotAllowed, UnknownGift
 from server.metrics import Metrics
 from server.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift
 from server.room_log import RoomLog
 from server.settlement import Settler, now_ms
 from server.streaks import Streak, StreakBook
 from server.wallet import GiftOutcome, PendingCredit, Wallets
+
+
+def gift_removed(gift_id: str) -> Gift:
+    """Stands in for a gift paid for before an operator removed it from the catalogue."""
+    return Gift(id=gift_id, name=gift_id, coins=0, tier=Tier.SMALL, streakable=False)
 
 
 class Gifting:
@@ -52,31 +57,38 @@ class Gifting:
     ) -> Ack:
         if not sender.can_send or sender.user is None:
             raise NotAllowed("sign in as a viewer to send gifts; this socket is watch-only")
-        gift = self.catalog.gift(request.gift)
-        if sender.user == room:
-            raise NotAllowed("creators cannot send gifts in their own room")
-        await self._creators.require_accepting(room)
+        user = sender.user
         started_ms = now_ms()
-        outcome = await self._wallets.send_gift(
-            sender.user,
-            request.id,
-            gift,
-            request.count,
-            creator=room,
-            room=room,
-            now_ms=started_ms,
-        )
+        try:
+            gift = await self._admit(user, room, request)
+            outcome = await self._wallets.send_gift(
+                user,
+                request.id,
+                gift,
+                request.count,
+                creator=room,
+                room=room,
+                now_ms=started_ms,
+            )
+        except (NotAllowed, GiftsDisabled, UnknownGift):
+            # A retry of a request that was paid must not hear "nothing moved"
+            # because a rule changed since: it gets the first outcome.
+            prior = await self._wallets.prior_outcome(user, request.id)
+            if prior is None:
+                raise
+            outcome = prior
         combo = None
+        gift = self.catalog.gifts.get(outcome.gift) or gift_removed(outcome.gift)
         if gift.streakable and not outcome.duplicate:
-            streak, ended = streaks.hit(gift.id, request.count, started_ms)
+            streak, ended = streaks.hit(gift.id, outcome.count, started_ms)
             combo = Combo(id=streak.id, count=streak.count)
             if ended is not None:
-                await self.end_streak(room, sender.user, ended)
+                await self.end_streak(room, user, ended)
         event = GiftEvent(
             room=room,
-            sender=sender.user,
+            sender=user,
             gift=gift.id,
-            count=request.count,
+            count=outcome.count,
             coins=outcome.cost,
             tier=str(gift.tier),
             ts=started_ms,
@@ -86,7 +98,7 @@ class Gifting:
         if not outcome.duplicate:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
-            self._settler.submit(self._pending_credit(sender.user, room, outcome, started_ms))
+            self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
             self._count(gift, outcome)
         return Ack(
             id=request.id,
@@ -95,6 +107,14 @@ class Gifting:
             coins=outcome.cost,
             duplicate=outcome.duplicate,
         )
+
+    async def _admit(self, user: str, room: str, request: SendGift) -> Gift:
+        """The gift asked for, if the rules allow sending it here."""
+        gift = self.catalog.gift(request.gift)
+        if user == room:
+            raise NotAllowed("creators cannot send gifts in their own room")
+        await self._creators.require_accepting(room)
+        return gift
 
     async def end_streak(self, room: str, sender: str, streak: Streak) -> None:
         event = ComboEnd(

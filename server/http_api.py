@@ -18,11 +18,12 @@ from starlette.routing import Route
 
 from server import payments
 from server.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
-from server.errors import BadRequest, GiftError, NotAllowed, UnknownOrder
+from server.errors import BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
 from server.services import Services
 from server.settlement import now_ms
 
 Handler = Callable[[Request], Awaitable[Response]]
+WEBHOOK_BODY_LIMIT = 64 * 1024
 
 
 def services_of(request: Request) -> Services:
@@ -94,7 +95,7 @@ async def get_wallet(request: Request) -> Response:
 async def post_dev_token(request: Request) -> Response:
     services = services_of(request)
     if not services.settings.dev_tokens:
-        return JSONResponse({"code": "not_found"}, status_code=404)
+        raise NotFound("dev tokens are issued in demo mode only")
     body = await json_body(request)
     role = body.get("role", "viewer")
     if role not in {r.value for r in Role if r is not Role.ANONYMOUS}:
@@ -143,6 +144,8 @@ async def confirm_payment(services: Services, body: bytes, signature: str | None
 @typed_errors
 async def post_webhook(request: Request) -> Response:
     body = await request.body()
+    if len(body) > WEBHOOK_BODY_LIMIT:
+        raise BadRequest(f"callback body over {WEBHOOK_BODY_LIMIT} bytes")
     signature = request.headers.get(payments.SIGNATURE_HEADER)
     return await confirm_payment(services_of(request), body, signature)
 
@@ -152,7 +155,7 @@ async def post_sandbox_pay(request: Request) -> Response:
     """Demo checkout: pays an order by signing the callback a provider would send."""
     services = services_of(request)
     if not services.settings.sandbox_payments:
-        return JSONResponse({"code": "not_found"}, status_code=404)
+        raise NotFound("the sandbox payment provider runs in demo mode only")
     user = paying_user(request)
     order_id = request.path_params["order_id"]
     if not payments.ORDER_ID.match(order_id):

@@ -6,8 +6,12 @@ some tests) never collide on metric names.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -37,15 +41,23 @@ class Metrics:
             buckets=ACK_BUCKETS,
             registry=r,
         )
-        self.redis_errors = Counter(
-            "giftstream_redis_errors", "Redis calls that failed", registry=r
-        )
         self.slow_consumers = Counter(
             "giftstream_slow_consumers_dropped", "Viewers dropped for falling behind", registry=r
         )
-        self.frames = Counter(
-            "giftstream_room_frames", "Room frames written to viewers", registry=r
-        )
+
+    def sampled_counter(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A counter kept elsewhere (a plain int on a hot path), read at scrape time."""
+        self.registry.register(_Sampled(name, documentation, read))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Sampled(Collector):
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._read())

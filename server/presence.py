@@ -2,9 +2,10 @@
 
 Each process keeps its own count of a room's sockets in one field of the
 room's presence hash; the room's count is the sum. A process clears its
-fields when it stops. (A process that dies without stopping leaves its
-field behind until it restarts with the same id; expiring those is the work
-of the multi-process issue.)
+fields when it stops. A process that dies without stopping leaves its field
+behind (each start picks a new process id), so a crash inflates the count
+until someone deletes the field: expiring dead processes' presence is still
+to be built.
 """
 
 from __future__ import annotations

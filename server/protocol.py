@@ -36,9 +36,10 @@ SUBPROTOCOLS = (Codec.MSGPACK, Codec.JSON)
 
 class CloseCode(IntEnum):
     NORMAL = 1000
-    GOING_AWAY = 1001
     TOO_BIG = 1009
     INTERNAL_ERROR = 1011
+    # The server is shutting down (uvicorn sends it); reconnect, maybe elsewhere.
+    SERVICE_RESTART = 1012
     # The viewer fell too far behind the room; reconnect and resync.
     SLOW_CONSUMER = 4001
 

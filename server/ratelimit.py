@@ -12,12 +12,12 @@ from dataclasses import dataclass
 class TokenBucket:
     rate_per_second: float
     burst: int
-    tokens: float = -1.0
+    tokens: float | None = None  # None until first use, when the bucket starts full
     updated: float = 0.0
 
     def allow(self, now: float) -> bool:
         """Take one token if there is one; False means the request is over the limit."""
-        if self.tokens < 0:  # first use: start full
+        if self.tokens is None:
             self.tokens, self.updated = float(self.burst), now
         elapsed = max(0.0, now - self.updated)
         self.tokens = min(float(self.burst), self.tokens + elapsed * self.rate_per_second)

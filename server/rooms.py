@@ -29,8 +29,12 @@ class Member:
     identity: Identity
 
     def send_message(self, wire: dict[str, Any]) -> None:
-        """A message for this viewer only (welcome, ack, error)."""
+        """A message for this viewer only (ack, error, pong)."""
         self.writer.send(frame_bytes(encode(wire, self.codec)))
+
+    def welcome(self, wire: dict[str, Any]) -> None:
+        """The first message, ahead of any room event that arrived while it was built."""
+        self.writer.release_with(frame_bytes(encode(wire, self.codec)))
 
 
 # Caps a coalesced frame (about 60 KB of typical events), so that one frame
@@ -43,13 +47,21 @@ def batch_wire(events: list[dict[str, Any]]) -> dict[str, Any]:
     return events[0] if len(events) == 1 else {"type": "events", "events": events}
 
 
+@dataclass(slots=True)
+class FanoutStats:
+    """Totals over every room of the process, for /metrics."""
+
+    events: int = 0
+    frames: int = 0
+
+
 @dataclass(eq=False)
 class LocalRoom:
     room_id: str
     tick_seconds: float
     loop: asyncio.AbstractEventLoop
+    stats: FanoutStats = field(default_factory=FanoutStats)
     by_codec: dict[Codec, set[Member]] = field(default_factory=dict)
-    frames_sent: int = 0
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _last_flush: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
@@ -66,6 +78,7 @@ class LocalRoom:
     def deliver(self, event: dict[str, Any]) -> None:
         """Send now if the room was quiet for a tick, else at the end of this tick."""
         self._pending.append(event)
+        self.stats.events += 1
         if self._timer is not None:
             return
         due = self._last_flush + self.tick_seconds
@@ -90,7 +103,7 @@ class LocalRoom:
             frame = frame_bytes(encode(wire, codec))
             for member in list(members):
                 member.writer.send(frame)
-            self.frames_sent += len(members)
+            self.stats.frames += len(members)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -111,11 +124,12 @@ class Hub:
         self._subscribe = subscribe
         self._unsubscribe = unsubscribe
         self.rooms: dict[str, LocalRoom] = {}
+        self.stats = FanoutStats()
 
     async def join(self, room_id: str, member: Member) -> LocalRoom:
         room = self.rooms.get(room_id)
         if room is None:
-            room = LocalRoom(room_id, self.tick_seconds, asyncio.get_running_loop())
+            room = LocalRoom(room_id, self.tick_seconds, asyncio.get_running_loop(), self.stats)
             self.rooms[room_id] = room
             await self._subscribe(room_id)
         room.add(member)

@@ -23,7 +23,7 @@ from server.rooms import Hub
 from server.scripts import Scripts
 from server.settings import Settings
 from server.settlement import Settler
-from server.wallet import Wallets
+from server.wallet import FailureTally, Wallets
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,15 @@ def _build(settings: Settings, redis: Redis) -> Services:
     relay = Relay(redis, settings.key_prefix)
     hub = Hub(settings.coalesce_tick_ms / 1000, relay.subscribe, relay.unsubscribe)
     relay.on_event = hub.deliver
+    metrics.sampled_counter(
+        "giftstream_redis_errors", "Redis calls that failed", lambda: FailureTally.count
+    )
+    metrics.sampled_counter(
+        "giftstream_room_frames", "Room frames written to viewers", lambda: hub.stats.frames
+    )
+    metrics.sampled_counter(
+        "giftstream_room_events", "Room events received for fan-out", lambda: hub.stats.events
+    )
     return Services(
         settings=settings,
         redis=redis,

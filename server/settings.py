@@ -32,8 +32,8 @@ class Settings:
     # --- network ---
     host: str = "127.0.0.1"
     port: int = 8000
-    # Origins allowed to open a WebSocket from a browser. Empty means: this
-    # server's own http://host:port (and localhost/127.0.0.1 aliases).
+    # Origins, besides this server's own (same host and port as the page's
+    # request), allowed to open a room WebSocket from a browser.
     allowed_origins: tuple[str, ...] = ()
 
     # --- Redis ---
@@ -43,6 +43,9 @@ class Settings:
     # Connections to Redis per process; callers queue when all are busy.
     redis_pool_size: int = 64
     data_dir: Path = Path(".giftstream")
+    # The embedded Valkey's AOF fsync policy: "always" loses no acknowledged
+    # gift on power loss; "everysec" risks about the last second of them.
+    embedded_appendfsync: str = "always"
 
     # --- demo ---
     demo: bool = False
@@ -83,6 +86,31 @@ class Settings:
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    def validate(self) -> None:
+        """Refuse values that would make the server misbehave rather than start."""
+        problems = [
+            message
+            for broken, message in (
+                (not 0 <= self.revenue_share_percent <= 100, "revenue_share_percent: 0..100"),
+                (not 1 <= self.max_gift_count <= 100_000, "max_gift_count: 1..100000"),
+                (not 0 <= self.port <= 65535, "port: 0..65535"),
+                (self.max_frame_bytes < 256, "max_frame_bytes: at least 256"),
+                (self.outgoing_buffer_bytes < 64 * 1024, "outgoing_buffer_bytes: at least 65536"),
+                (self.coalesce_tick_ms < 0, "coalesce_tick_ms: 0 or more"),
+                (not self.gift_rate_per_second > 0, "gift_rate_per_second: more than 0"),
+                (self.gift_rate_burst < 1, "gift_rate_burst: at least 1"),
+                (self.redis_pool_size < 2, "redis_pool_size: at least 2"),
+                (self.token_ttl_seconds < 1, "token_ttl_seconds: at least 1"),
+                (
+                    self.embedded_appendfsync not in ("always", "everysec", "no"),
+                    "embedded_appendfsync: always, everysec or no",
+                ),
+            )
+            if broken
+        ]
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems))
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced (None values are ignored)."""

@@ -48,6 +48,8 @@ class Settler:
             self.settled += 1
         except Unavailable:
             log.warning("settlement deferred to the sweeper", extra={"gift": credit.gift_key})
+        except Exception:  # never let one bad entry stop the worker
+            log.exception("settlement failed", extra={"gift": credit.gift_key})
 
     async def run_worker(self) -> None:
         while True:
@@ -74,6 +76,9 @@ class Settler:
                 swept = await self.sweep_once()
             except (Unavailable, RedisError):
                 log.warning("sweeper could not reach Redis; will retry")
+                continue
+            except Exception:  # a malformed entry must not stop the sweeping
+                log.exception("sweep failed; will retry")
                 continue
             if swept:
                 log.info("sweeper settled pending credits", extra={"count": swept})

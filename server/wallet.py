@@ -31,6 +31,9 @@ class GiftOutcome:
     balance: int
     cost: int
     duplicate: bool
+    # What was bought: for a duplicate, the first request's, not the retry's.
+    gift: str
+    count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +60,18 @@ class PendingCredit:
         return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room)
 
 
+class FailureTally:
+    """Redis failures seen by this process (one app per process), for /metrics."""
+
+    count = 0
+
+
 async def guarded(call: Awaitable[T]) -> T:
     """Await a Redis call, turning its failures into the wire error ``unavailable``."""
     try:
         return await call
     except RedisError as exc:
+        FailureTally.count += 1
         raise Unavailable(f"the store is unavailable ({type(exc).__name__}); retry") from exc
 
 
@@ -94,7 +104,7 @@ class Wallets:
     ) -> GiftOutcome:
         keys = self.keys(sender)
         s = self._settings
-        status, balance, cost, duplicate = await guarded(
+        status, balance, cost, duplicate, bought, bought_count = await guarded(
             self._scripts.gift(
                 keys=[keys.wallet, keys.ledger, keys.request(request_id), keys.outbox],
                 args=[
@@ -117,7 +127,22 @@ class Wallets:
             raise InsufficientCoins(f"{cost} coins needed, {balance} held")
         if status != "ok":
             raise RuntimeError(f"gift script refused its arguments: {status}")
-        return GiftOutcome(gift_key(sender, request_id), int(balance), int(cost), bool(duplicate))
+        return GiftOutcome(
+            gift_key(sender, request_id),
+            int(balance),
+            int(cost),
+            bool(duplicate),
+            as_text(bought),
+            int(bought_count),
+        )
+
+    async def prior_outcome(self, sender: str, request_id: str) -> GiftOutcome | None:
+        """The recorded outcome of a gift request that already moved money, if any."""
+        record = await guarded(self._redis.get(self.keys(sender).request(request_id)))
+        if record is None:
+            return None
+        balance, cost, key, gift, count = as_text(record).split("|")
+        return GiftOutcome(key, int(balance), int(cost), True, gift, int(count))
 
     async def settle(self, credit: PendingCredit, now_ms: int) -> int:
         """Credit the creator (once) and clear the outbox entry. Returns diamonds."""

@@ -58,6 +58,9 @@ class FrameWriter:
         self._backlog: deque[bytes] = deque()
         self._backlog_bytes = 0
         self.dropped_slow = False
+        # While held, frames wait in the backlog: a new viewer's room events
+        # queue up behind the welcome that is still being built.
+        self.held = True
 
     @property
     def open(self) -> bool:
@@ -73,7 +76,7 @@ class FrameWriter:
         """Queue a frame built by ``frame_bytes``; never waits."""
         if not self.open:
             return
-        if not self._backlog and self._protocol.writable.is_set():
+        if not self._backlog and not self.held and self._protocol.writable.is_set():
             self._protocol.transport.write(frame)
         else:
             self._backlog.append(frame)
@@ -83,10 +86,17 @@ class FrameWriter:
         if self.pending_bytes > self.limit_bytes:
             self.drop_slow_consumer()
 
+    def release_with(self, first: bytes) -> None:
+        """Send ``first`` ahead of everything held, then stop holding."""
+        self._backlog.appendleft(first)
+        self._backlog_bytes += len(first)
+        self.held = False
+        self.flush()
+
     def flush(self) -> None:
         """Write the backlog while the transport takes it (called on resume_writing)."""
         transport = self._protocol.transport
-        while self._backlog and self._protocol.writable.is_set() and self.open:
+        while self._backlog and not self.held and self._protocol.writable.is_set() and self.open:
             frame = self._backlog.popleft()
             self._backlog_bytes -= len(frame)
             transport.write(frame)
@@ -96,6 +106,9 @@ class FrameWriter:
         self._backlog.clear()
         self._backlog_bytes = 0
         self._protocol.close_now(4001, "slow consumer: reconnect and resync")
+
+    def close(self, code: int, reason: str) -> None:
+        self._protocol.close_now(code, reason)
 
     def discard(self) -> None:
         self._backlog.clear()

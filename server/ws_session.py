@@ -21,6 +21,8 @@ from server.auth import ANONYMOUS, Identity, Role, verify_token
 from server.errors import AuthError, GiftError, RateLimited
 from server.protocol import (
     ROOM_ID,
+    SUBPROTOCOLS,
+    CloseCode,
     Codec,
     Ping,
     Pong,
@@ -70,6 +72,10 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
     if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
         await deny(websocket, 403, "forbidden_origin", "this Origin may not open room sockets")
         return None
+    offered = list(websocket.scope.get("subprotocols", []))
+    if offered and not set(offered) & set(SUBPROTOCOLS):
+        await deny(websocket, 400, "unsupported_subprotocol", f"speak one of {list(SUBPROTOCOLS)}")
+        return None
     token = websocket.query_params.get("token")
     if token is None:
         return ANONYMOUS
@@ -110,8 +116,9 @@ class RoomSession:
             await self.services.presence.change(self.room, +1)
             await self._welcome()
             await self._read_loop()
-        except GiftError as exc:
-            log.warning("room session ended by error", extra={"code": exc.code})
+        except Exception as exc:  # the socket ends; the process does not
+            log.warning("room session ended by error", extra={"error": repr(exc)})
+            self.member.writer.close(CloseCode.INTERNAL_ERROR, "server error; reconnect")
         finally:
             metrics.dec()
             await self._goodbye()
@@ -138,7 +145,7 @@ class RoomSession:
                 "gift_rate_burst": s.settings.gift_rate_burst,
             },
         )
-        self.member.send_message(to_wire(welcome))
+        self.member.welcome(to_wire(welcome))
 
     async def _read_loop(self) -> None:
         while True:
@@ -151,9 +158,12 @@ class RoomSession:
     async def _on_frame(self, frame: bytes | str) -> None:
         decoded: dict[str, Any] = {}
         try:
-            if not self.bucket.allow(time.monotonic()):
-                raise RateLimited("too many requests on this socket; slow down")
+            # Decoded first so that a refusal can quote the request id; every
+            # frame, good or bad, spends a token.
+            allowed = self.bucket.allow(time.monotonic())
             decoded = decode(frame)
+            if not allowed:
+                raise RateLimited("too many requests on this socket; slow down")
             request = parse_client_message(decoded, self.services.settings.max_gift_count)
         except GiftError as exc:
             self._reply_error(exc, request_id_of(decoded))

@@ -161,6 +161,13 @@ async def test_bad_tokens_and_origins_are_refused_before_the_socket_opens(
     await same_origin.close()
 
 
+async def test_unknown_subprotocols_are_refused(server: Any) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await RoomClient.open(server.ws, "carol", codec="giftstream.v9.xml")
+    assert refused.value.response.status_code == 400
+    assert json.loads(refused.value.response.body)["code"] == "unsupported_subprotocol"
+
+
 async def test_http_errors_are_problem_documents(server: Any) -> None:
     async with httpx.AsyncClient(base_url=server.http) as http:
         no_token = await http.get("/api/wallet")
@@ -177,3 +184,14 @@ async def test_http_errors_are_problem_documents(server: Any) -> None:
         assert bad_json.json()["code"] == "bad_request"
         missing = await http.post("/api/sandbox/pay/" + "0" * 32, headers=headers)
         assert (missing.status_code, missing.json()["code"]) == (404, "unknown_order")
+        huge = await http.post("/api/payments/webhook", content=b"x" * 70_000)
+        assert (huge.status_code, huge.json()["code"]) == (400, "bad_request")
+
+
+async def test_demo_endpoints_are_closed_outside_demo_mode(start_server: Any) -> None:
+    production = await start_server(demo=False)
+    async with httpx.AsyncClient(base_url=production.http) as http:
+        token = await http.post("/api/dev/token", json={"user": "alice"})
+        assert (token.status_code, token.json()["code"]) == (404, "not_found")
+        sandbox = await http.post("/api/sandbox/pay/" + "0" * 32)
+        assert (sandbox.status_code, sandbox.json()["code"]) == (404, "not_found")

@@ -64,6 +64,16 @@ def test_bad_log_level_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     assert "LOUD" in capsys.readouterr().err
 
 
+def test_invalid_settings_are_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GIFTSTREAM_REVENUE_SHARE_PERCENT", "150")
+    with pytest.raises(SystemExit) as exited:
+        main(["serve"])
+    assert exited.value.code == 2
+    assert "revenue_share_percent" in capsys.readouterr().err
+
+
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "serve" in capsys.readouterr().out
@@ -97,8 +107,8 @@ def test_banner_lists_demo_pages_and_hides_redis_password() -> None:
     text = banner(settings, 8123, embedded=None)
     assert "hunter2" not in text
     assert "redis://:***@db.internal:6379/0" in text
-    assert "http://127.0.0.1:8123/viewer.html?room=carol&user=alice" in text
-    assert "http://127.0.0.1:8123/overlay.html?room=carol" in text
+    # The pages ship with the browser-client work; until then, the terminal client.
+    assert "scripts/demo_client.py --server http://127.0.0.1:8123 watch carol" in text
     assert text.splitlines()[-1] == f"{LISTENING} http://127.0.0.1:8123"
 
 

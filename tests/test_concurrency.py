@@ -19,9 +19,7 @@ async def test_500_concurrent_sends_when_only_one_is_affordable(
 ) -> None:
     viewer = await unlimited_api.token("racer")
     await unlimited_api.buy(viewer, "coins_65")  # 65 coins: exactly one rose x65
-    sockets = [
-        await RoomClient.open(unlimited.ws, "carol", viewer) for _ in range(SOCKETS)
-    ]
+    sockets = [await RoomClient.open(unlimited.ws, "carol", viewer) for _ in range(SOCKETS)]
     for socket in sockets:
         await socket.of_type("welcome")
 

@@ -20,8 +20,18 @@ async def publish_burst(redis: Redis, prefix: str, room: str, count: int, size: 
     channel = RoomKeys(prefix, room).channel
     padding = "x" * size
     for seq in range(1, count + 1):
-        event = {"type": "gift", "room": room, "sender": "storm", "gift": "rose", "count": 1,
-                 "coins": 1, "tier": "small", "ts": 0, "combo": None, "note": padding}
+        event = {
+            "type": "gift",
+            "room": room,
+            "sender": "storm",
+            "gift": "rose",
+            "count": 1,
+            "coins": 1,
+            "tier": "small",
+            "ts": 0,
+            "combo": None,
+            "note": padding,
+        }
         await redis.publish(channel, f"{seq}:".encode() + pack_event(event))
 
 
@@ -79,9 +89,7 @@ async def test_a_viewer_who_stops_reading_does_not_delay_the_others(
 ) -> None:
     host, port = small_buffers.http.removeprefix("http://").split(":")
     stalled = StalledViewer(host, int(port), "/ws/rooms/stormy")
-    readers = [
-        await RoomClient.open(small_buffers.ws, "stormy", max_size=None) for _ in range(3)
-    ]
+    readers = [await RoomClient.open(small_buffers.ws, "stormy", max_size=None) for _ in range(3)]
     for reader in readers:
         await reader.of_type("welcome")
     # 5 MB: more than the kernel's socket buffers (about 3 MB here) can hide.

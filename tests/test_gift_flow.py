@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from server import reconcile
+from server.keys import WalletKeys
 from tests.client import Api, RoomClient
 
 
@@ -67,7 +68,10 @@ async def test_recharge_gift_broadcast_and_creator_credit(
         event = await client.of_type("gift")
         assert event["seq"] == ack["seq"]
         assert (event["sender"], event["gift"], event["count"], event["coins"]) == (
-            "vera", "hand_hearts", 3, 300,
+            "vera",
+            "hand_hearts",
+            3,
+            300,
         )
         assert event["tier"] == "medium"
 
@@ -149,3 +153,45 @@ async def test_streak_shows_one_running_counter_then_ends(fast_streaks: Any) -> 
     await sender.close()
     await watcher.close()
     await api.aclose()
+
+
+async def test_retry_gets_the_first_outcome_even_when_the_retry_differs(
+    server: Any, api: Api, redis: Redis
+) -> None:
+    viewer = await api.token("changer")
+    await api.buy(viewer, "coins_330")
+    sender = await RoomClient.open(server.ws, "carol", viewer)
+    watcher = await RoomClient.open(server.ws, "carol")
+    await watcher.of_type("welcome")
+    first = await sender.gift("fixed", "doughnut", 2)
+    # Same id, other gift and count: the first request's outcome, nothing new.
+    retry = await sender.gift("fixed", "rocket", 1)
+    assert retry["duplicate"] is True
+    assert (retry["seq"], retry["coins"], retry["balance"]) == (first["seq"], 60, 270)
+    # Even a gift the catalogue does not know: the id was paid, so it is answered.
+    unknown = await sender.gift("fixed", "no-such-gift", 1)
+    assert (unknown["type"], unknown["seq"]) == ("ack", first["seq"])
+    events = [m for m in await watcher.drain(0.5) if m.get("sender") == "changer"]
+    assert [(e["gift"], e["count"], e["seq"]) for e in events] == [("doughnut", 2, first["seq"])]
+    assert (await api.wallet(viewer))["coins"] == 270
+    await sender.close()
+    await watcher.close()
+    await assert_books_balance(redis, server.key_prefix)
+
+
+async def test_retry_after_the_creator_stops_gifts_is_still_answered(
+    server: Any, api: Api, redis: Redis
+) -> None:
+    viewer = await api.token("loyal")
+    await api.buy(viewer, "coins_65")
+    sender = await RoomClient.open(server.ws, "carol", viewer)
+    first = await sender.gift("before-off", "finger_heart", 1)
+    creator_key = WalletKeys(server.key_prefix, "carol").creator
+    await redis.hset(creator_key, "gifts_enabled", 0)
+    await asyncio.sleep(1.2)  # the profile cache lasts a second
+    assert (await sender.gift("after-off", "finger_heart", 1))["code"] == "gifts_disabled"
+    retry = await sender.gift("before-off", "finger_heart", 1)
+    assert (retry["type"], retry["duplicate"], retry["seq"]) == ("ack", True, first["seq"])
+    assert (await api.wallet(viewer))["coins"] == 60
+    await sender.close()
+    await assert_books_balance(redis, server.key_prefix)

@@ -20,6 +20,7 @@ from tests.test_gift_flow import assert_books_balance
 async def test_health_and_readiness(server: Any) -> None:
     async with httpx.AsyncClient(base_url=server.http) as http:
         assert (await http.get("/livez")).json() == {"status": "ok"}
+        assert (await http.get("/healthz")).json() == {"status": "ok"}
         ready = await http.get("/readyz")
         assert (ready.status_code, ready.json()["status"]) == (200, "ok")
 
@@ -41,7 +42,9 @@ async def test_metrics_count_gifts_connections_and_latency(server: Any, api: Api
     assert "giftstream_coins_spent_total" in text
     assert "giftstream_gift_ack_seconds_bucket" in text
     assert 'giftstream_request_errors_total{code="unknown_gift"} 1.0' in text
-    assert "giftstream_redis_errors_total" in text
+    assert "giftstream_redis_errors_total 0.0" in text
+    assert "giftstream_room_events_total" in text
+    assert "giftstream_room_frames_total" in text
     await client.close()
 
 
@@ -59,9 +62,7 @@ async def test_logs_never_contain_tokens(server: Any, api: Api) -> None:
     assert token.split(".")[1] not in output
 
 
-async def test_sweeper_settles_credits_a_crash_left_pending(
-    sweeping: Any, redis: Redis
-) -> None:
+async def test_sweeper_settles_credits_a_crash_left_pending(sweeping: Any, redis: Redis) -> None:
     """A gift committed by a process that died before settling is settled later.
 
     The gift script is run directly (as the dead process did); no settlement

@@ -39,7 +39,9 @@ async def test_provider_callback_credits_once(server: Any, api: Api, redis: Redi
     assert (replay.status_code, replay.json()["status"]) == (200, "duplicate")
     # Another payment for the same order credits nothing either.
     other = confirmation(order_id, "pay_0002")
-    second_payment = await post_callback(api, other, payments.sign(WEBHOOK_SECRET, other, time.time()))
+    second_payment = await post_callback(
+        api, other, payments.sign(WEBHOOK_SECRET, other, time.time())
+    )
     assert second_payment.json()["status"] == "order_paid"
 
     wallet = await api.wallet(buyer)

@@ -295,3 +295,29 @@ def test_every_setting_is_in_the_settings_doc(name: str) -> None:
     text = SETTINGS_DOC.read_text(encoding="utf-8")
     variable = env_name(name)
     assert re.search(rf"(?<![A-Z0-9_]){variable}(?![A-Z0-9_])", text), variable
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"revenue_share_percent": 101},
+        {"revenue_share_percent": -1},
+        {"max_gift_count": 0},
+        {"port": 70000},
+        {"max_frame_bytes": 10},
+        {"outgoing_buffer_bytes": 1024},
+        {"gift_rate_per_second": 0.0},
+        {"gift_rate_burst": 0},
+        {"redis_pool_size": 1},
+        {"embedded_appendfsync": "sometimes"},
+    ],
+)
+def test_validate_refuses_values_that_would_misbehave(changes: dict[str, object]) -> None:
+    with pytest.raises(SettingsError, match=next(iter(changes))):
+        Settings(**changes).validate()  # type: ignore[arg-type]
+
+
+def test_validate_accepts_the_defaults_and_edges() -> None:
+    Settings().validate()
+    Settings(revenue_share_percent=0, coalesce_tick_ms=0, port=0).validate()
+    Settings(revenue_share_percent=100, embedded_appendfsync="everysec").validate()

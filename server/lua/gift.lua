@@ -10,40 +10,42 @@
 -- ARGV[9] idempotency ttl, s   ARGV[10] revenue share percent (digits)
 -- ARGV[11] max count
 --
--- Returns {status, balance, cost, duplicate}:
---   {"ok", balance after, cost, 0}        coins debited now
---   {"ok", balance after, cost, 1}        this request id was already debited:
---                                         its first outcome, nothing moved
---   {"insufficient", balance, cost, 0}    nothing moved
---   {"bad_argument", 0, 0, 0}             nothing moved (a server bug)
+-- Returns {status, balance, cost, duplicate, gift, count}:
+--   {"ok", balance after, cost, 0, gift, count}   coins debited now
+--   {"ok", balance after, cost, 1, gift, count}   this request id was already
+--                       debited: its first outcome (and the first request's
+--                       gift and count, whatever a retry says); nothing moved
+--   {"insufficient", balance, cost, 0, "", 0}     nothing moved
+--   {"bad_argument", 0, 0, 0, "", 0}              nothing moved (a server bug)
 --
 -- Every check comes before the first write: Redis does not roll a script
 -- back, so a failure half way would leave half a gift.
 
-local function digits(text, max_len)
+local function positive(text, max_len)
   return type(text) == "string" and #text <= max_len and string.match(text, "^[1-9][0-9]*$") ~= nil
 end
 
 local previous = redis.call("GET", KEYS[3])
 if previous then
-  local balance, cost = string.match(previous, "^(%d+)|(%d+)|")
-  return {"ok", tonumber(balance), tonumber(cost), 1}
+  local balance, cost, gift, count = string.match(previous, "^(%d+)|(%d+)|[^|]*|([^|]*)|(%d+)$")
+  return {"ok", tonumber(balance), tonumber(cost), 1, gift, tonumber(count)}
 end
 
--- Amounts are at most 9 digits each, so their product stays far below 2^53.
-if not (digits(ARGV[4], 9) and digits(ARGV[5], 9) and digits(ARGV[10], 3) and digits(ARGV[11], 9)) then
-  return {"bad_argument", 0, 0, 0}
+if not (positive(ARGV[4], 9) and positive(ARGV[5], 9) and positive(ARGV[11], 9)
+        and string.match(ARGV[10], "^[0-9]+$") and #ARGV[10] <= 3) then
+  return {"bad_argument", 0, 0, 0, "", 0}
 end
 local count = tonumber(ARGV[4])
 local price = tonumber(ARGV[5])
 local share = tonumber(ARGV[10])
-if count > tonumber(ARGV[11]) or share > 100 then
-  return {"bad_argument", 0, 0, 0}
+-- Doubles hold integers exactly only up to 2^53: refuse anything near it.
+if count > tonumber(ARGV[11]) or share > 100 or count * price > 1e15 then
+  return {"bad_argument", 0, 0, 0, "", 0}
 end
 local cost = count * price
 local coins = tonumber(redis.call("HGET", KEYS[1], "coins") or "0")
 if coins < cost then
-  return {"insufficient", coins, cost, 0}
+  return {"insufficient", coins, cost, 0, "", 0}
 end
 
 -- Writes only from here on.
@@ -53,9 +55,10 @@ local gift_key = ARGV[1] .. ":" .. ARGV[2]
 redis.call("XADD", KEYS[2], "*",
   "kind", "gift", "req", ARGV[2], "amount", -cost, "balance", balance,
   "gift", ARGV[3], "count", count, "to", ARGV[6], "room", ARGV[7], "ts", ARGV[8])
-redis.call("SET", KEYS[3], balance .. "|" .. cost .. "|" .. gift_key, "EX", ARGV[9])
+redis.call("SET", KEYS[3],
+  balance .. "|" .. cost .. "|" .. gift_key .. "|" .. ARGV[3] .. "|" .. count, "EX", ARGV[9])
 -- The creator's credit, settled on the creator's shard by settle.lua. The
 -- share is fixed now so that a late settlement credits what was promised.
 redis.call("HSET", KEYS[4], gift_key,
   ARGV[6] .. "|" .. cost .. "|" .. share .. "|" .. ARGV[8] .. "|" .. ARGV[7])
-return {"ok", balance, cost, 0}
+return {"ok", balance, cost, 0, ARGV[3], count}
