@@ -56,17 +56,17 @@ class RoomClient:
             decoded = msgpack.unpackb(frame, raw=False)
         return decoded
 
-    async def _read_frame(self, timeout: float) -> None:
-        frame = await asyncio.wait_for(self.socket.recv(), timeout)
+    async def _read_frame(self, within: float) -> None:
+        frame = await asyncio.wait_for(self.socket.recv(), within)
         self.frames += 1
         message = self._decode(frame)
         messages = message["events"] if message.get("type") == "events" else [message]
         self.seen.extend(messages)
         self._unread.extend(messages)
 
-    async def next(self, predicate: Callable[[Message], bool], timeout: float = 5.0) -> Message:
+    async def next(self, predicate: Callable[[Message], bool], within: float = 5.0) -> Message:
         """The first unread message matching ``predicate``; others stay unread."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             for index, message in enumerate(self._unread):
                 if predicate(message):
@@ -76,13 +76,13 @@ class RoomClient:
                 raise TimeoutError(f"no matching message; unread: {self._unread[-5:]}")
             await self._read_frame(remaining)
 
-    async def of_type(self, kind: str, timeout: float = 5.0) -> Message:
-        return await self.next(lambda m: m.get("type") == kind, timeout)
+    async def of_type(self, kind: str, within: float = 5.0) -> Message:
+        return await self.next(lambda m: m.get("type") == kind, within)
 
-    async def reply(self, request_id: str, timeout: float = 5.0) -> Message:
+    async def reply(self, request_id: str, within: float = 5.0) -> Message:
         """The ack or error answering ``request_id``."""
         return await self.next(
-            lambda m: m.get("type") in ("ack", "error") and m.get("id") == request_id, timeout
+            lambda m: m.get("type") in ("ack", "error") and m.get("id") == request_id, within
         )
 
     async def gift(self, request_id: str, gift: str, count: int = 1) -> Message:

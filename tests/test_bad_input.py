@@ -90,7 +90,7 @@ async def test_oversize_frame_closes_with_1009(server: Any, api: Api) -> None:
     await client.of_type("welcome")
     await client.send_raw(b"\x80" * 100_000)
     with pytest.raises(ConnectionClosed) as closed:
-        await client.next(lambda m: False, timeout=5)
+        await client.next(lambda m: False, within=5)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1009
     # Others are unaffected.

@@ -28,7 +28,7 @@ async def test_500_concurrent_sends_when_only_one_is_affordable(
         await asyncio.gather(
             *(socket.send({"type": "gift", "id": i, "gift": "rose", "count": 65}) for i in ids)
         )
-        return [await socket.reply(i, timeout=30) for i in ids]
+        return [await socket.reply(i, within=30) for i in ids]
 
     replies = [
         reply

@@ -100,7 +100,7 @@ async def test_a_viewer_who_stops_reading_does_not_delay_the_others(
     async def receive_all(reader: RoomClient) -> list[int]:
         seqs: list[int] = []
         while len(seqs) < count:
-            event = await reader.of_type("gift", timeout=10)
+            event = await reader.of_type("gift", within=10)
             seqs.append(event["seq"])
         return seqs
 
@@ -128,7 +128,7 @@ async def test_busy_room_coalesces_events_into_fewer_frames(
     frames_before = viewer.frames
     count = 300
     await publish_burst(redis, small_buffers.key_prefix, "busy", count, size=10)
-    seqs = []
+    seqs: list[int] = []
     while len(seqs) < count:
         seqs.append((await viewer.of_type("gift"))["seq"])
     assert seqs == list(range(1, count + 1))

@@ -142,7 +142,7 @@ async def test_streak_shows_one_running_counter_then_ends(fast_streaks: Any) -> 
     combos = {event["combo"]["id"] for event in events}
     assert len(combos) == 1
     assert sorted(event["combo"]["count"] for event in events) == [2, 4, 6, 8]
-    end = await watcher.of_type("combo_end", timeout=5)
+    end = await watcher.of_type("combo_end", within=5)
     assert (end["combo"], end["count"], end["gift"]) == (combos.pop(), 8, "rose")
     assert end["seq"] > max(event["seq"] for event in events)
     # A big gift is never part of a streak.
