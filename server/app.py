@@ -64,6 +64,8 @@ async def metrics(request: Request) -> Response:
 
 
 def create_app(settings: Settings) -> Starlette:
+    settings.validate()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with running_services(settings) as services:

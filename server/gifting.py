@@ -84,6 +84,12 @@ class Gifting:
             combo = Combo(id=streak.id, count=streak.count)
             if ended is not None:
                 await self.end_streak(room, user, ended)
+        if not outcome.duplicate:
+            # Counted once the money moved, whether or not the announcement works.
+            self._count(gift, outcome)
+        # A retry is announced (at most once) where the gift was paid for,
+        # whichever room the retry came from.
+        room = outcome.room
         event = GiftEvent(
             room=room,
             sender=user,
@@ -99,7 +105,6 @@ class Gifting:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
             self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
-            self._count(gift, outcome)
         return Ack(
             id=request.id,
             balance=outcome.balance,

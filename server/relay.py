@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from server.keys import RoomKeys
 from server.room_log import unpack_published
+from server.wallet import FailureTally
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5
@@ -31,7 +32,6 @@ class Relay:
         # Where events go: the process's Hub sets itself here.
         self.on_event: Callable[[str, dict[str, Any]], None] = lambda room, event: None
         self._rooms_by_channel: dict[bytes, str] = {}
-        self.redis_errors = 0
         # Set while at least one room is subscribed: redis-py cannot read a
         # pub/sub connection that has no subscription yet.
         self._active = asyncio.Event()
@@ -73,7 +73,7 @@ class Relay:
                 await self._active.wait()
                 message = await self._pubsub.get_message(timeout=1.0)
             except RedisError:
-                self.redis_errors += 1
+                FailureTally.count += 1
                 log.warning("room relay lost Redis; retrying")
                 await asyncio.sleep(RETRY_SECONDS)
                 continue

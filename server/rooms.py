@@ -62,6 +62,7 @@ class LocalRoom:
     loop: asyncio.AbstractEventLoop
     stats: FanoutStats = field(default_factory=FanoutStats)
     by_codec: dict[Codec, set[Member]] = field(default_factory=dict)
+    subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _last_flush: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
@@ -131,7 +132,19 @@ class Hub:
         if room is None:
             room = LocalRoom(room_id, self.tick_seconds, asyncio.get_running_loop(), self.stats)
             self.rooms[room_id] = room
-            await self._subscribe(room_id)
+            try:
+                await self._subscribe(room_id)
+            except BaseException:
+                # Nobody may stay in a room that hears nothing.
+                del self.rooms[room_id]
+                room.subscribed.set()
+                raise
+            room.subscribed.set()
+        else:
+            # Another viewer's join may still be subscribing the process.
+            await room.subscribed.wait()
+            if self.rooms.get(room_id) is not room:
+                return await self.join(room_id, member)
         room.add(member)
         return room
 

@@ -18,7 +18,7 @@ import time
 from redis.exceptions import RedisError
 
 from server.errors import Unavailable
-from server.wallet import PendingCredit, Wallets
+from server.wallet import FailureTally, PendingCredit, Wallets
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 10_000
@@ -63,7 +63,12 @@ class Settler:
         cutoff = now_ms() - (self._sweep_min_age_ms if min_age_ms is None else min_age_ms)
         done = 0
         async for sender in self._wallets.senders_with_pending_credits():
-            for credit in await self._wallets.pending_credits(sender):
+            try:
+                credits = await self._wallets.pending_credits(sender)
+            except ValueError:  # a malformed entry: leave it, sweep the others
+                log.error("unreadable outbox entry", extra={"sender": sender})
+                continue
+            for credit in credits:
                 if credit.ts_ms <= cutoff:
                     await self._settle(credit)
                     done += 1
@@ -75,6 +80,7 @@ class Settler:
             try:
                 swept = await self.sweep_once()
             except (Unavailable, RedisError):
+                FailureTally.count += 1
                 log.warning("sweeper could not reach Redis; will retry")
                 continue
             except Exception:  # a malformed entry must not stop the sweeping

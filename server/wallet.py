@@ -31,9 +31,10 @@ class GiftOutcome:
     balance: int
     cost: int
     duplicate: bool
-    # What was bought: for a duplicate, the first request's, not the retry's.
+    # What was bought, where: for a duplicate, the first request's, not the retry's.
     gift: str
     count: int
+    room: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +105,7 @@ class Wallets:
     ) -> GiftOutcome:
         keys = self.keys(sender)
         s = self._settings
-        status, balance, cost, duplicate, bought, bought_count = await guarded(
+        status, balance, cost, duplicate, bought, bought_count, bought_in = await guarded(
             self._scripts.gift(
                 keys=[keys.wallet, keys.ledger, keys.request(request_id), keys.outbox],
                 args=[
@@ -126,7 +127,7 @@ class Wallets:
         if status == "insufficient":
             raise InsufficientCoins(f"{cost} coins needed, {balance} held")
         if status != "ok":
-            raise RuntimeError(f"gift script refused its arguments: {status}")
+            raise RuntimeError(f"gift script answered {status!r} for request {request_id!r}")
         return GiftOutcome(
             gift_key(sender, request_id),
             int(balance),
@@ -134,6 +135,7 @@ class Wallets:
             bool(duplicate),
             as_text(bought),
             int(bought_count),
+            as_text(bought_in),
         )
 
     async def prior_outcome(self, sender: str, request_id: str) -> GiftOutcome | None:
@@ -141,8 +143,8 @@ class Wallets:
         record = await guarded(self._redis.get(self.keys(sender).request(request_id)))
         if record is None:
             return None
-        balance, cost, key, gift, count = as_text(record).split("|")
-        return GiftOutcome(key, int(balance), int(cost), True, gift, int(count))
+        balance, cost, key, gift, count, room = as_text(record).split("|")
+        return GiftOutcome(key, int(balance), int(cost), True, gift, int(count), room)
 
     async def settle(self, credit: PendingCredit, now_ms: int) -> int:
         """Credit the creator (once) and clear the outbox entry. Returns diamonds."""

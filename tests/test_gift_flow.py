@@ -171,8 +171,17 @@ async def test_retry_gets_the_first_outcome_even_when_the_retry_differs(
     # Even a gift the catalogue does not know: the id was paid, so it is answered.
     unknown = await sender.gift("fixed", "no-such-gift", 1)
     assert (unknown["type"], unknown["seq"]) == ("ack", first["seq"])
+    # A retry from another room is answered, and shown only where it was paid.
+    elsewhere = await RoomClient.open(server.ws, "elsewhere", viewer)
+    other_watcher = await RoomClient.open(server.ws, "elsewhere")
+    await other_watcher.of_type("welcome")
+    moved = await elsewhere.gift("fixed", "doughnut", 2)
+    assert (moved["type"], moved["seq"], moved["duplicate"]) == ("ack", first["seq"], True)
+    assert [m for m in await other_watcher.drain(0.5) if m.get("type") == "gift"] == []
     events = [m for m in await watcher.drain(0.5) if m.get("sender") == "changer"]
     assert [(e["gift"], e["count"], e["seq"]) for e in events] == [("doughnut", 2, first["seq"])]
+    await elsewhere.close()
+    await other_watcher.close()
     assert (await api.wallet(viewer))["coins"] == 270
     await sender.close()
     await watcher.close()

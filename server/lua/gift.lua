@@ -10,13 +10,14 @@
 -- ARGV[9] idempotency ttl, s   ARGV[10] revenue share percent (digits)
 -- ARGV[11] max count
 --
--- Returns {status, balance, cost, duplicate, gift, count}:
---   {"ok", balance after, cost, 0, gift, count}   coins debited now
---   {"ok", balance after, cost, 1, gift, count}   this request id was already
---                       debited: its first outcome (and the first request's
---                       gift and count, whatever a retry says); nothing moved
---   {"insufficient", balance, cost, 0, "", 0}     nothing moved
---   {"bad_argument", 0, 0, 0, "", 0}              nothing moved (a server bug)
+-- Returns {status, balance, cost, duplicate, gift, count, room}:
+--   {"ok", balance after, cost, 0, gift, count, room}   coins debited now
+--   {"ok", balance after, cost, 1, gift, count, room}   this request id was
+--                       already debited: its first outcome (and the first
+--                       request's gift, count and room, whatever a retry
+--                       says); nothing moved
+--   {"insufficient", balance, cost, 0, "", 0, ""}       nothing moved
+--   {"bad_argument", 0, 0, 0, "", 0, ""}                nothing moved (a server bug)
 --
 -- Every check comes before the first write: Redis does not roll a script
 -- back, so a failure half way would leave half a gift.
@@ -27,25 +28,29 @@ end
 
 local previous = redis.call("GET", KEYS[3])
 if previous then
-  local balance, cost, gift, count = string.match(previous, "^(%d+)|(%d+)|[^|]*|([^|]*)|(%d+)$")
-  return {"ok", tonumber(balance), tonumber(cost), 1, gift, tonumber(count)}
+  local balance, cost, gift, count, room =
+    string.match(previous, "^(%d+)|(%d+)|[^|]*|([^|]*)|(%d+)|([^|]*)$")
+  if not balance then
+    return {"bad_record", 0, 0, 1, "", 0, ""}
+  end
+  return {"ok", tonumber(balance), tonumber(cost), 1, gift, tonumber(count), room}
 end
 
 if not (positive(ARGV[4], 9) and positive(ARGV[5], 9) and positive(ARGV[11], 9)
         and string.match(ARGV[10], "^[0-9]+$") and #ARGV[10] <= 3) then
-  return {"bad_argument", 0, 0, 0, "", 0}
+  return {"bad_argument", 0, 0, 0, "", 0, ""}
 end
 local count = tonumber(ARGV[4])
 local price = tonumber(ARGV[5])
 local share = tonumber(ARGV[10])
 -- Doubles hold integers exactly only up to 2^53: refuse anything near it.
 if count > tonumber(ARGV[11]) or share > 100 or count * price > 1e15 then
-  return {"bad_argument", 0, 0, 0, "", 0}
+  return {"bad_argument", 0, 0, 0, "", 0, ""}
 end
 local cost = count * price
 local coins = tonumber(redis.call("HGET", KEYS[1], "coins") or "0")
 if coins < cost then
-  return {"insufficient", coins, cost, 0, "", 0}
+  return {"insufficient", coins, cost, 0, "", 0, ""}
 end
 
 -- Writes only from here on.
@@ -56,9 +61,10 @@ redis.call("XADD", KEYS[2], "*",
   "kind", "gift", "req", ARGV[2], "amount", -cost, "balance", balance,
   "gift", ARGV[3], "count", count, "to", ARGV[6], "room", ARGV[7], "ts", ARGV[8])
 redis.call("SET", KEYS[3],
-  balance .. "|" .. cost .. "|" .. gift_key .. "|" .. ARGV[3] .. "|" .. count, "EX", ARGV[9])
+  balance .. "|" .. cost .. "|" .. gift_key .. "|" .. ARGV[3] .. "|" .. count .. "|" .. ARGV[7],
+  "EX", ARGV[9])
 -- The creator's credit, settled on the creator's shard by settle.lua. The
 -- share is fixed now so that a late settlement credits what was promised.
 redis.call("HSET", KEYS[4], gift_key,
   ARGV[6] .. "|" .. cost .. "|" .. share .. "|" .. ARGV[8] .. "|" .. ARGV[7])
-return {"ok", balance, cost, 0, ARGV[3], count}
+return {"ok", balance, cost, 0, ARGV[3], count, ARGV[7]}
