@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
+import json
 import signal
 import socket
 import sys
@@ -23,9 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
+from redis.asyncio import Redis
 
+from server import reconcile
 from server import settings as settings_module
-from server.embedded import EmbeddedValkey, EmbeddedValkeyError
+from server.embedded import EmbeddedValkey, EmbeddedValkeyError, running_url
 from server.logs import configure_logging, parse_level
 from server.settings import Settings, SettingsError
 
@@ -70,7 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"giftstream {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(commands)
+    _add_reconcile(commands)
     return parser
+
+
+def _add_reconcile(commands: Any) -> None:
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="check the books: every money invariant, from Redis",
+        description=(
+            "Read every wallet, its ledger and the outboxes, and check the invariants "
+            "(docs/money.md). Prints a report; exits 1 on any breach. With no Redis URL it "
+            "checks the embedded Valkey that a running `giftstream serve` holds."
+        ),
+    )
+    reconcile.add_argument("--redis-url", help="Redis or Valkey URL (default: REDIS_URL)")
+    reconcile.add_argument("--data-dir", type=Path, help="the embedded Valkey's data dir")
+    reconcile.add_argument("--key-prefix", help="prefix of every Redis key (default gs)")
+    reconcile.add_argument(
+        "--settled",
+        action="store_true",
+        help="also count credits still waiting for settlement as breaches",
+    )
+    reconcile.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _add_serve(commands: Any) -> None:
@@ -118,6 +143,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "reconcile":
+        return reconcile_command(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -131,6 +158,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EmbeddedValkeyError, ServeError) as exc:
         print(f"giftstream: error: {exc}", file=sys.stderr, flush=True)
         return 1
+
+
+# ---------------------------------------------------------------- reconcile
+
+
+def reconcile_command(args: argparse.Namespace) -> int:
+    settings = settings_module.from_environment().with_overrides(
+        redis_url=args.redis_url, data_dir=args.data_dir, key_prefix=args.key_prefix
+    )
+    url = settings.redis_url or running_url(settings.data_dir / "valkey")
+    if url is None:
+        print(
+            "giftstream: error: no Redis to check: set REDIS_URL (or --redis-url), "
+            "or start `giftstream serve` with its embedded Valkey first",
+            file=sys.stderr,
+        )
+        return 2
+    report = asyncio.run(_reconcile(url, settings.key_prefix, args.settled))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
+    return 0 if report.clean else 1
+
+
+async def _reconcile(url: str, key_prefix: str, settled: bool) -> reconcile.Report:
+    client = Redis.from_url(url)
+    try:
+        return await reconcile.check(client, key_prefix, expect_settled=settled)
+    finally:
+        await client.aclose()
 
 
 # ---------------------------------------------------------------- serving

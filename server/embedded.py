@@ -134,6 +134,22 @@ class _DataDirLock:
         )
 
 
+def running_url(data_dir: Path) -> str | None:
+    """The URL of the embedded Valkey that holds ``data_dir`` now, if one does."""
+    lock = data_dir / LOCK_NAME
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:  # held: someone runs it; the file says where
+        url = lock.read_text(encoding="utf-8").split("\n")[0]
+        return url or None
+    finally:
+        os.close(fd)
+    return None
+
+
 class EmbeddedValkey:
     """A valkey-server child process on loopback, with its data in ``data_dir``.
 

@@ -38,10 +38,39 @@ class Report:
     coins_received: int = 0
     coins_pending: int = 0
     breaches: list[str] = field(default_factory=list)
+    # gift key -> coins, gathered across wallets to match debits with credits.
+    debits: dict[str, int] = field(default_factory=dict)
+    credits: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
         return not self.breaches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "wallets": self.wallets,
+            "gifts": self.gifts,
+            "coins_spent": self.coins_spent,
+            "coins_received": self.coins_received,
+            "coins_pending": self.coins_pending,
+            "breaches": self.breaches,
+        }
+
+    def describe(self) -> str:
+        lines = [
+            f"wallets checked: {self.wallets}",
+            f"gifts in ledgers: {self.gifts}",
+            f"coins spent on gifts: {self.coins_spent}",
+            f"  credited to creators: {self.coins_received}",
+            f"  waiting for settlement: {self.coins_pending}",
+        ]
+        if self.clean:
+            return "\n".join([*lines, "books balance: no breach"])
+        return "\n".join(
+            [*lines, f"BREACHES ({len(self.breaches)}):", *(f"  - {b}" for b in self.breaches)]
+        )
 
 
 def _fields(raw: dict[Any, Any]) -> dict[str, int]:
@@ -78,6 +107,7 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
         elif kind == "gift":
             sums["spent"] -= int(e["amount"])
             requests[e["req"]] += 1
+            report.debits[f"{user}:{e['req']}"] = -int(e["amount"])
         elif kind == "credit":
             coins, diamonds, platform = int(e["coins"]), int(e["diamonds"]), int(e["platform"])
             if coins != diamonds + platform:
@@ -85,6 +115,7 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             sums["received"] += coins
             sums["diamonds"] += diamonds
             credited_gifts[e["gift_key"]] += 1
+            report.credits[e["gift_key"]] = coins
     report.gifts += sum(requests.values())
     for request_id, times in requests.items():
         if times > 1:
@@ -103,9 +134,23 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
 
 
-async def _pending_coins(redis: Redis, outbox_key: str) -> int:
-    values = await redis.hvals(outbox_key)
-    return sum(int(as_text(v).split("|")[1]) for v in values)
+async def _pending(redis: Redis, outbox_key: str) -> dict[str, int]:
+    entries = await redis.hgetall(outbox_key)
+    return {as_text(k): int(as_text(v).split("|")[1]) for k, v in entries.items()}
+
+
+def _match_debits_with_credits(report: Report) -> None:
+    """Every gift paid is credited once or still pending, for the coins paid."""
+    for key, coins in report.debits.items():
+        if key in report.credits and key in report.pending:
+            report.breaches.append(f"gift {key}: credited and still pending")
+        owed = report.credits.get(key, report.pending.get(key))
+        if owed is None:
+            report.breaches.append(f"gift {key}: paid {coins} coins, never credited")
+        elif owed != coins:
+            report.breaches.append(f"gift {key}: paid {coins} coins, credited {owed}")
+    for key in (report.credits.keys() | report.pending.keys()) - report.debits.keys():
+        report.breaches.append(f"gift {key}: credited or pending with no debit")
 
 
 async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) -> Report:
@@ -121,7 +166,10 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
         report.coins_received += w["received"]
         _check_balances(user, w, report)
         _check_ledger(user, w, await redis.xrange(f"{base}:ledger"), report)
-        report.coins_pending += await _pending_coins(redis, f"{base}:outbox")
+        pending = await _pending(redis, f"{base}:outbox")
+        report.pending.update(pending)
+        report.coins_pending += sum(pending.values())
+    _match_debits_with_credits(report)
     if report.coins_spent != report.coins_received + report.coins_pending:
         report.breaches.append(
             f"economy: coins spent {report.coins_spent} != received {report.coins_received}"
