@@ -39,7 +39,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEMO_PAGES = (
     "/viewer.html?room=carol&user=alice",
     "/viewer.html?room=carol&user=bob",
-    "/overlay.html?room=carol",
+    # The overlay's URL carries a key: the creator page shows it.
     "/creator.html?user=carol",
 )
 API_PATHS = ("/api/catalog", "/livez", "/readyz", "/metrics")
@@ -337,13 +337,13 @@ def banner(settings: Settings, port: int, embedded: EmbeddedValkey | None) -> st
 
 
 def _demo_lines(base: str) -> list[str]:
-    """Pages to open once they ship; until then, the terminal demo client."""
+    """The demo pages that ship in client_demo/, and the terminal demo client."""
     pages = [page for page in DEMO_PAGES if (CLIENT_DEMO_DIR / page.split("?")[0][1:]).is_file()]
-    if pages:
-        return ["  open in a browser:", *(f"    {base}{page}" for page in pages)]
+    lines = ["  open in a browser:", *(f"    {base}{page}" for page in pages)] if pages else []
     client = f".venv/bin/python scripts/demo_client.py --server {base}"
     return [
-        "  try it from a terminal (demo viewers alice and bob, creator carol):",
+        *lines,
+        "  or try it from a terminal (demo viewers alice and bob, creator carol):",
         f"    {client} watch carol",
         f"    {client} send alice carol rose 5 --times 3",
         f"    {client} wallet carol --role creator",

@@ -174,6 +174,32 @@ async def post_sandbox_pay(request: Request) -> Response:
     return await confirm_payment(services, body, signature)
 
 
+def creator_of(request: Request) -> str:
+    identity = caller(request)
+    if identity.role is not Role.CREATOR or identity.user is None:
+        raise NotAllowed("a creator token is required")
+    return identity.user
+
+
+def overlay_answer(creator: str, key: str) -> JSONResponse:
+    return JSONResponse(
+        {"room": creator, "key": key, "url": f"/overlay.html?room={creator}&key={key}"}
+    )
+
+
+@typed_errors
+async def get_overlay_key(request: Request) -> Response:
+    creator = creator_of(request)
+    return overlay_answer(creator, await services_of(request).overlay_keys.current(creator))
+
+
+@typed_errors
+async def post_overlay_key(request: Request) -> Response:
+    """A new key: the old overlay URL stops working."""
+    creator = creator_of(request)
+    return overlay_answer(creator, await services_of(request).overlay_keys.regenerate(creator))
+
+
 routes = [
     Route("/api/catalog", get_catalog, methods=["GET"]),
     Route("/api/wallet", get_wallet, methods=["GET"]),
@@ -181,4 +207,6 @@ routes = [
     Route("/api/orders", post_order, methods=["POST"]),
     Route("/api/payments/webhook", post_webhook, methods=["POST"]),
     Route("/api/sandbox/pay/{order_id}", post_sandbox_pay, methods=["POST"]),
+    Route("/api/creator/overlay-key", get_overlay_key, methods=["GET"]),
+    Route("/api/creator/overlay-key", post_overlay_key, methods=["POST"]),
 ]

@@ -16,6 +16,7 @@ from server.creators import Creators
 from server.gifting import Gifting
 from server.metrics import Metrics
 from server.orders import Orders
+from server.overlay_keys import OverlayKeys
 from server.presence import Presence
 from server.relay import Relay
 from server.room_log import RoomLog
@@ -37,6 +38,7 @@ class Services:
     creators: Creators
     room_log: RoomLog
     orders: Orders
+    overlay_keys: OverlayKeys
     presence: Presence
     settler: Settler
     gifting: Gifting
@@ -74,6 +76,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         creators=creators,
         room_log=room_log,
         orders=Orders(redis, settings.key_prefix, catalog, wallets),
+        overlay_keys=OverlayKeys(redis, settings.key_prefix),
         presence=Presence(redis, settings.key_prefix, secrets.token_hex(8)),
         settler=settler,
         gifting=Gifting(

@@ -76,6 +76,12 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
     if offered and not set(offered) & set(SUBPROTOCOLS):
         await deny(websocket, 400, "unsupported_subprotocol", f"speak one of {list(SUBPROTOCOLS)}")
         return None
+    overlay_key = websocket.query_params.get("key")
+    if overlay_key is not None:
+        if await services.overlay_keys.opens(room, overlay_key):
+            return Identity(user=room, role=Role.OVERLAY)
+        await deny(websocket, 401, "unauthorized", "this overlay key does not open this room")
+        return None
     token = websocket.query_params.get("token")
     if token is None:
         return ANONYMOUS
