@@ -77,7 +77,9 @@ def _build(settings: Settings, redis: Redis) -> Services:
         room_log=room_log,
         orders=Orders(redis, settings.key_prefix, catalog, wallets),
         overlay_keys=OverlayKeys(redis, settings.key_prefix),
-        presence=Presence(redis, settings.key_prefix, secrets.token_hex(8)),
+        presence=Presence(
+            redis, settings.key_prefix, secrets.token_hex(8), settings.presence_ttl_seconds
+        ),
         settler=settler,
         gifting=Gifting(
             catalog, wallets, creators, room_log, settler, metrics, settings.revenue_share_percent
@@ -106,6 +108,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     redis = Redis.from_pool(pool)
     services = _build(settings, redis)
     for job in (
+        services.presence.refresh_forever(),
         services.relay.run(),
         services.settler.run_worker(),
         services.settler.run_sweeper(),

@@ -75,6 +75,8 @@ class Settings:
     gift_rate_per_second: float = 20.0
     gift_rate_burst: int = 60
     room_history_length: int = 1000
+    # A process that dies stops counting in its rooms' viewer counts after this.
+    presence_ttl_seconds: float = 30.0
 
     # --- background work ---
     sweep_interval_seconds: float = 5.0
@@ -102,6 +104,7 @@ class Settings:
                 (self.gift_rate_burst < 1, "gift_rate_burst: at least 1"),
                 (self.redis_pool_size < 2, "redis_pool_size: at least 2"),
                 (self.token_ttl_seconds < 1, "token_ttl_seconds: at least 1"),
+                (not self.presence_ttl_seconds >= 1, "presence_ttl_seconds: at least 1"),
                 (
                     self.embedded_appendfsync not in ("always", "everysec", "no"),
                     "embedded_appendfsync: always, everysec or no",

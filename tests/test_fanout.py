@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
 from typing import Any
@@ -163,3 +164,23 @@ async def test_two_server_processes_serve_one_room(
     await left.close()
     await right.close()
     await right_api.aclose()
+
+
+async def test_viewer_count_spans_processes_and_forgets_a_dead_one(
+    start_server: Any,
+) -> None:
+    alive = await start_server(presence_ttl_seconds=1.5)
+    doomed = await start_server(presence_ttl_seconds=1.5)
+    first = await RoomClient.open(alive.ws, "counted")
+    assert (await first.of_type("welcome"))["viewers"] == 1
+    on_doomed = [await RoomClient.open(doomed.ws, "counted") for _ in range(2)]
+    for client in on_doomed:
+        await client.of_type("welcome")
+    second = await RoomClient.open(alive.ws, "counted")
+    assert (await second.of_type("welcome"))["viewers"] == 4
+    await doomed.stop(signal.SIGKILL)  # no goodbye: its presence must age out
+    await asyncio.sleep(2.0)
+    third = await RoomClient.open(alive.ws, "counted")
+    assert (await third.of_type("welcome"))["viewers"] == 3
+    for client in (first, second, third):
+        await client.close()
