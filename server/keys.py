@@ -32,6 +32,11 @@ class WalletKeys:
         return f"{self._base}:outbox"
 
     @property
+    def sockets(self) -> str:
+        """Open room sockets of this user, per server process (tally.py)."""
+        return f"{self._base}:sockets"
+
+    @property
     def creator(self) -> str:
         """The creator profile: gifts_enabled, followers."""
         return f"{self._base}:creator"

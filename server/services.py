@@ -14,16 +14,17 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from server.catalog import Catalog, load_catalog
 from server.creators import Creators
 from server.gifting import Gifting
+from server.keys import RoomKeys, WalletKeys
 from server.metrics import Metrics
 from server.orders import Orders
 from server.overlay_keys import OverlayKeys
-from server.presence import Presence
 from server.relay import Relay
 from server.room_log import RoomLog
 from server.rooms import Hub
 from server.scripts import Scripts
 from server.settings import Settings
 from server.settlement import Settler
+from server.tally import ProcessTally
 from server.wallet import FailureTally, Wallets
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class Services:
     room_log: RoomLog
     orders: Orders
     overlay_keys: OverlayKeys
-    presence: Presence
+    presence: ProcessTally
+    user_sockets: ProcessTally
     settler: Settler
     gifting: Gifting
     relay: Relay
@@ -49,6 +51,8 @@ class Services:
 
 
 def _build(settings: Settings, redis: Redis) -> Services:
+    prefix, process_id = settings.key_prefix, secrets.token_hex(8)
+    ttl = settings.presence_ttl_seconds
     catalog = load_catalog(settings.catalog_path)
     scripts = Scripts.register(redis)
     metrics = Metrics()
@@ -77,8 +81,9 @@ def _build(settings: Settings, redis: Redis) -> Services:
         room_log=room_log,
         orders=Orders(redis, settings.key_prefix, catalog, wallets),
         overlay_keys=OverlayKeys(redis, settings.key_prefix),
-        presence=Presence(
-            redis, settings.key_prefix, secrets.token_hex(8), settings.presence_ttl_seconds
+        presence=ProcessTally(redis, lambda room: RoomKeys(prefix, room).presence, process_id, ttl),
+        user_sockets=ProcessTally(
+            redis, lambda user: WalletKeys(prefix, user).sockets, process_id, ttl
         ),
         settler=settler,
         gifting=Gifting(
@@ -109,6 +114,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     services = _build(settings, redis)
     for job in (
         services.presence.refresh_forever(),
+        services.user_sockets.refresh_forever(),
         services.relay.run(),
         services.settler.run_worker(),
         services.settler.run_sweeper(),
@@ -122,5 +128,6 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         await asyncio.gather(*services.tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
             await services.presence.clear()
+            await services.user_sockets.clear()
         await services.relay.close()
         await redis.aclose()

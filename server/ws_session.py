@@ -86,10 +86,21 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
     if token is None:
         return ANONYMOUS
     try:
-        return verify_token(settings.token_secret, token, time.time())
+        identity = verify_token(settings.token_secret, token, time.time())
     except AuthError as exc:
         await deny(websocket, 401, exc.code, exc.message)
         return None
+    if identity.user is not None and identity.role is not Role.OVERLAY:
+        held = await services.user_sockets.count(identity.user)
+        if held >= settings.max_sockets_per_user:
+            await deny(
+                websocket,
+                429,
+                "too_many_sockets",
+                f"{held} room sockets open for this user; close one first",
+            )
+            return None
+    return identity
 
 
 class RoomSession:
@@ -107,6 +118,7 @@ class RoomSession:
         self._streak_timer: asyncio.TimerHandle | None = None
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._counted = False
 
     @property
     def identity(self) -> Identity:
@@ -119,7 +131,7 @@ class RoomSession:
         metrics.inc()
         try:
             await self.services.hub.join(self.room, self.member)
-            await self.services.presence.change(self.room, +1)
+            await self._count_in(+1)
             await self._welcome()
             await self._read_loop()
         except Exception as exc:  # the socket ends; the process does not
@@ -128,6 +140,16 @@ class RoomSession:
         finally:
             metrics.dec()
             await self._goodbye()
+
+    async def _count_in(self, delta: int) -> None:
+        """This socket in the room's viewer count and its user's socket count."""
+        if delta < 0 and not self._counted:
+            return
+        self._counted = delta > 0
+        await self.services.presence.change(self.room, delta)
+        user = self.identity.user
+        if user is not None and self.identity.role is not Role.OVERLAY:
+            await self.services.user_sockets.change(user, delta)
 
     async def _welcome(self) -> None:
         s = self.services
@@ -242,7 +264,7 @@ class RoomSession:
         await self._end_streaks(self.streaks.close_all())
         await self.services.hub.leave(self.room, self.member)
         try:
-            await self.services.presence.change(self.room, -1)
+            await self._count_in(-1)
         except GiftError:
             log.warning("presence not updated on leave")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -195,3 +196,32 @@ async def test_demo_endpoints_are_closed_outside_demo_mode(start_server: Any) ->
         assert (token.status_code, token.json()["code"]) == (404, "not_found")
         sandbox = await http.post("/api/sandbox/pay/" + "0" * 32)
         assert (sandbox.status_code, sandbox.json()["code"]) == (404, "not_found")
+
+
+async def test_sockets_per_user_are_capped_across_processes(start_server: Any) -> None:
+    first = await start_server(max_sockets_per_user=3)
+    second = await start_server(max_sockets_per_user=3)
+    api = Api(first.http)
+    token = await api.token("hoarder")
+    held = [
+        await RoomClient.open(first.ws, "carol", token),
+        await RoomClient.open(second.ws, "carol", token),
+        await RoomClient.open(second.ws, "dave", token),
+    ]
+    for client in held:
+        await client.of_type("welcome")
+    for where in (first, second):
+        with pytest.raises(InvalidStatus) as refused:
+            await RoomClient.open(where.ws, "carol", token)
+        assert refused.value.response.status_code == 429
+        assert json.loads(refused.value.response.body)["code"] == "too_many_sockets"
+    # Watching without a token is not capped, and another user is not affected.
+    anonymous = await RoomClient.open(first.ws, "carol")
+    other = await RoomClient.open(first.ws, "carol", await api.token("neighbour"))
+    await held.pop().close()
+    await asyncio.sleep(0.3)  # the server notices the close
+    again = await RoomClient.open(first.ws, "carol", token)
+    assert (await again.of_type("welcome"))["you"]["user"] == "hoarder"
+    for client in (*held, anonymous, other, again):
+        await client.close()
+    await api.aclose()
