@@ -74,6 +74,9 @@ class Settings:
     combo_window_ms: int = 3000
     gift_rate_per_second: float = 20.0
     gift_rate_burst: int = 60
+    # Gifts one user may send, across all sockets and processes (gift.lua).
+    user_gift_rate_per_second: float = 30.0
+    user_gift_rate_burst: int = 100
     # Room sockets one signed-in user may hold open across all processes.
     max_sockets_per_user: int = 20
     room_history_length: int = 1000
@@ -105,6 +108,8 @@ class Settings:
                 (not self.gift_rate_per_second > 0, "gift_rate_per_second: more than 0"),
                 (self.gift_rate_burst < 1, "gift_rate_burst: at least 1"),
                 (self.max_sockets_per_user < 1, "max_sockets_per_user: at least 1"),
+                (not self.user_gift_rate_per_second > 0, "user_gift_rate_per_second: more than 0"),
+                (self.user_gift_rate_burst < 1, "user_gift_rate_burst: at least 1"),
                 (self.redis_pool_size < 2, "redis_pool_size: at least 2"),
                 (self.token_ttl_seconds < 1, "token_ttl_seconds: at least 1"),
                 (not self.presence_ttl_seconds >= 1, "presence_ttl_seconds: at least 1"),

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.catalog import Gift
-from server.errors import InsufficientCoins, Unavailable
+from server.errors import InsufficientCoins, RateLimited, Unavailable
 from server.keys import WalletKeys, gift_key, outbox_pattern
 from server.scripts import Scripts
 from server.settings import Settings
@@ -107,7 +107,13 @@ class Wallets:
         s = self._settings
         status, balance, cost, duplicate, bought, bought_count, bought_in = await guarded(
             self._scripts.gift(
-                keys=[keys.wallet, keys.ledger, keys.request(request_id), keys.outbox],
+                keys=[
+                    keys.wallet,
+                    keys.ledger,
+                    keys.request(request_id),
+                    keys.outbox,
+                    keys.gift_rate,
+                ],
                 args=[
                     sender,
                     request_id,
@@ -120,12 +126,16 @@ class Wallets:
                     s.idempotency_ttl_seconds,
                     str(s.revenue_share_percent),
                     str(s.max_gift_count),
+                    repr(float(s.user_gift_rate_per_second)),
+                    str(s.user_gift_rate_burst),
                 ],
             )
         )
         status = as_text(status)
         if status == "insufficient":
             raise InsufficientCoins(f"{cost} coins needed, {balance} held")
+        if status == "rate_limited":
+            raise RateLimited("too many gifts from this user; slow down")
         if status != "ok":
             raise RuntimeError(f"gift script answered {status!r} for request {request_id!r}")
         return GiftOutcome(

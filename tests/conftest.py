@@ -338,7 +338,11 @@ async def api(server: ServerProcess) -> AsyncIterator[Api]:
 async def unlimited(start_server: StartServer) -> ServerProcess:
     """No practical rate limit: for races that send hundreds of frames at once."""
     return await start_server(
-        gift_rate_per_second=100_000, gift_rate_burst=100_000, max_sockets_per_user=1000
+        gift_rate_per_second=100_000,
+        gift_rate_burst=100_000,
+        user_gift_rate_per_second=100_000,
+        user_gift_rate_burst=100_000,
+        max_sockets_per_user=1000,
     )
 
 

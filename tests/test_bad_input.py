@@ -225,3 +225,24 @@ async def test_sockets_per_user_are_capped_across_processes(start_server: Any) -
     for client in (*held, anonymous, other, again):
         await client.close()
     await api.aclose()
+
+
+async def test_gift_rate_per_user_spans_sockets(start_server: Any, redis: Redis) -> None:
+    server = await start_server(user_gift_rate_per_second=0.2, user_gift_rate_burst=4)
+    api = Api(server.http)
+    viewer = await api.token("multitab")
+    await api.buy(viewer, "coins_65")
+    tabs = [await RoomClient.open(server.ws, "carol", viewer) for _ in range(3)]
+    replies = []
+    for index in range(9):
+        replies.append(await tabs[index % 3].gift(f"tab-{index}", "rose", 1))
+    assert [r["type"] for r in replies].count("ack") == 4
+    refused = [r for r in replies if r["type"] == "error"]
+    assert {(r["code"], r["temporary"]) for r in refused} == {("rate_limited", True)}
+    assert (await api.wallet(viewer))["coins"] == 61
+    # A refused gift spent no token, and a paid request id still answers.
+    assert (await tabs[0].gift("tab-0", "rose", 1))["duplicate"] is True
+    for tab in tabs:
+        await tab.close()
+    await api.aclose()
+    await assert_books_balance(redis, server.key_prefix)

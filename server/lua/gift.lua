@@ -4,11 +4,13 @@
 -- KEYS[2] ledger   STREAM {w:sender}:ledger
 -- KEYS[3] request  STRING {w:sender}:req:<request id>   idempotency record
 -- KEYS[4] outbox   HASH   {w:sender}:outbox  gift key -> pending creator credit
+-- KEYS[5] rate     HASH   {w:sender}:gift_rate  token bucket: tokens, ms
 -- ARGV[1] sender user id       ARGV[2] request id     ARGV[3] gift id
 -- ARGV[4] count (digits)       ARGV[5] unit price in coins (digits)
 -- ARGV[6] creator user id      ARGV[7] room id        ARGV[8] now, ms
 -- ARGV[9] idempotency ttl, s   ARGV[10] revenue share percent (digits)
--- ARGV[11] max count
+-- ARGV[11] max count          ARGV[12] gifts per second per user (decimal)
+-- ARGV[13] burst (digits)
 --
 -- Returns {status, balance, cost, duplicate, gift, count, room}:
 --   {"ok", balance after, cost, 0, gift, count, room}   coins debited now
@@ -17,6 +19,8 @@
 --                       request's gift, count and room, whatever a retry
 --                       says); nothing moved
 --   {"insufficient", balance, cost, 0, "", 0, ""}       nothing moved
+--   {"rate_limited", balance, 0, 0, "", 0, ""}          nothing moved: the user
+--                       sent more gifts than the per-user rate allows
 --   {"bad_argument", 0, 0, 0, "", 0, ""}                nothing moved (a server bug)
 --
 -- Every check comes before the first write: Redis does not roll a script
@@ -49,11 +53,30 @@ if count > tonumber(ARGV[11]) or share > 100 or count * price > 1e15 then
 end
 local cost = count * price
 local coins = tonumber(redis.call("HGET", KEYS[1], "coins") or "0")
+
+-- The user's token bucket, across all their sockets and processes. Only
+-- gifts that go through spend a token; a refused one costs nothing.
+local rate = tonumber(ARGV[12])
+local burst = tonumber(ARGV[13])
+local now = tonumber(ARGV[8])
+if not (rate and burst and rate > 0 and burst >= 1) then
+  return {"bad_argument", 0, 0, 0, "", 0, ""}
+end
+local bucket = redis.call("HMGET", KEYS[5], "tokens", "ms")
+local tokens = tonumber(bucket[1]) or burst
+local last_ms = tonumber(bucket[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - last_ms) * rate / 1000)
+if tokens < 1 then
+  return {"rate_limited", coins, 0, 0, "", 0, ""}
+end
 if coins < cost then
   return {"insufficient", coins, cost, 0, "", 0, ""}
 end
 
 -- Writes only from here on.
+redis.call("HSET", KEYS[5], "tokens", tokens - 1, "ms", now)
+-- A bucket left alone refills completely; let it go then.
+redis.call("PEXPIRE", KEYS[5], math.ceil(burst / rate * 1000) + 1000)
 local balance = redis.call("HINCRBY", KEYS[1], "coins", -cost)
 redis.call("HINCRBY", KEYS[1], "spent", cost)
 local gift_key = ARGV[1] .. ":" .. ARGV[2]
