@@ -284,7 +284,7 @@ async def _serve_http(
 def _bind(host: str, port: int) -> socket.socket:
     """A listening-ready socket, so that port 0 is known before the banner."""
     family = socket.AF_INET6 if _is_ipv6(host) else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

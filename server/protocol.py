@@ -114,7 +114,16 @@ def parse_client_message(message: dict[str, Any], max_count: int) -> ClientMessa
         return SendGift(id=_request_id(message), gift=gift, count=check_count(count, max_count))
     if kind == "ping":
         return Ping(id=_request_id(message))
-    raise UnknownType(f"unknown message type {kind!r}")
+    raise UnknownType(f"unknown message type {_describe(kind)}")
+
+
+def _describe(value: object) -> str:
+    # Quote a short string type back to the sender; anything else (a hostile
+    # client may send a list nested thousands deep) is named by its type only,
+    # so building the error can never recurse or grow with the input.
+    if isinstance(value, str) and len(value) <= 32:
+        return json.dumps(value)
+    return f"of kind {type(value).__name__}"
 
 
 def request_id_of(message: dict[str, Any]) -> str | None:

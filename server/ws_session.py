@@ -196,6 +196,10 @@ class RoomSession:
         except GiftError as exc:
             self._reply_error(exc, request_id_of(decoded))
             return
+        except Exception as exc:  # a bug of ours must not end the socket
+            log.exception("frame could not be handled")
+            self._reply_error(exc, None)
+            return
         if isinstance(request, Ping):
             self.member.send_message(to_wire(Pong(id=request.id)))
             return
