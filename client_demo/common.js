@@ -1,0 +1,359 @@
+// What every giftstream page shares: URL parameters, the HTTP API, demo
+// tokens, and a room socket that reconnects by itself.
+//
+// It speaks docs/protocol.md, version 1, over the JSON subprotocol, so no
+// MessagePack library is needed in the browser.
+
+export const SUBPROTOCOL = "giftstream.v1.json";
+export const TIERS = ["small", "medium", "large", "fullscreen"];
+// Room and user ids (protocol: conventions).
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+// ------------------------------------------------------------------ small helpers
+
+/** A URL query parameter, or `fallback` when it is absent or empty. */
+export function param(name, fallback = null) {
+  const value = new URLSearchParams(location.search).get(name);
+  return value === null || value === "" ? fallback : value;
+}
+
+/** A numeric URL parameter, or `fallback` when absent or not a number. */
+export function numberParam(name, fallback) {
+  const value = Number(param(name, ""));
+  return param(name) !== null && Number.isFinite(value) ? value : fallback;
+}
+
+/** 12345 -> "12,345", the same in every browser locale. */
+export function formatCoins(amount) {
+  const text = String(Math.trunc(amount));
+  return text.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** "1 coin", "3 coins". */
+export function plural(count, word) {
+  return `${formatCoins(count)} ${word}${count === 1 ? "" : "s"}`;
+}
+
+/** Creates an element: el("li", {class: "x", dataset: {seq: 3}}, "text", child). */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Request ids unique per sender: a random prefix per page load plus a counter. */
+export function requestIds(prefix = "w") {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  const stem = `${prefix}-${random[0].toString(36)}${random[1].toString(36)}`;
+  let counter = 0;
+  return () => `${stem}-${(++counter).toString().padStart(4, "0")}`;
+}
+
+// ------------------------------------------------------------------ HTTP API
+
+/** An HTTP problem document (`code`, `detail`, `temporary`) as an exception. */
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.code = problem.code || "http_error";
+    this.temporary = Boolean(problem.temporary);
+  }
+}
+
+/** Calls the HTTP API; the JSON answer, or throws an `ApiError`. */
+export async function api(path, { method = "GET", token = null, body = undefined } = {}) {
+  const headers = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (error) {
+    throw new ApiError(0, { code: "unavailable", detail: "the server cannot be reached", temporary: true });
+  }
+  const text = await response.text();
+  let document = {};
+  try {
+    document = text ? JSON.parse(text) : {};
+  } catch {
+    document = { detail: text.slice(0, 200) };
+  }
+  if (!response.ok) throw new ApiError(response.status, document);
+  return document;
+}
+
+/** The `exp` claim (Unix seconds) of a giftstream token, or null if unreadable. */
+export function tokenExpiry(token) {
+  try {
+    const first = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(first.padEnd(Math.ceil(first.length / 4) * 4, "=")));
+    return Number.isInteger(claims.exp) ? claims.exp : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Where a page's token comes from: a `token` given in the URL (a platform's
+ * login), or, in demo mode, `POST /api/dev/token` for `user`. A demo token is
+ * fetched again when it is about to expire, so that a reconnect never
+ * presents a stale one.
+ */
+export class TokenSource {
+  constructor({ user, role = "viewer", token = null }) {
+    this.user = user;
+    this.role = role;
+    this.fixed = token;
+    this.token = null;
+  }
+
+  get signedIn() {
+    return Boolean(this.fixed || this.user);
+  }
+
+  async get() {
+    if (this.fixed) return this.fixed;
+    if (!this.user) return null;
+    const exp = this.token ? tokenExpiry(this.token) : null;
+    if (!this.token || exp === null || exp - Date.now() / 1000 < 60) {
+      const issued = await api("/api/dev/token", {
+        method: "POST",
+        body: { user: this.user, role: this.role },
+      });
+      this.token = issued.token;
+    }
+    return this.token;
+  }
+}
+
+// ------------------------------------------------------------------ the room socket
+
+/**
+ * One room WebSocket that stays connected: after any close it reconnects
+ * with an exponential backoff (0.5 s doubling to 15 s, with jitter), and
+ * at once when the browser comes back online.
+ *
+ * Callbacks: onState(state, detail) with state "connecting" | "live" |
+ * "offline"; onWelcome(welcome, {reconnect, missed}); onEvent(event) for each
+ * room event, `events` frames unpacked, each `seq` delivered once;
+ * onReply(message) for `ack`, `error` and `pong`. `seqs` (a SeqMemory) may
+ * carry the seqs a previous page load already handled.
+ */
+export class RoomSocket {
+  constructor({ room, tokens = null, key = null, seqs = null, onState, onWelcome, onEvent, onReply }) {
+    this.room = room;
+    this.tokens = tokens;
+    this.key = key;
+    this.onState = onState || (() => {});
+    this.onWelcome = onWelcome || (() => {});
+    this.onEvent = onEvent || (() => {});
+    this.onReply = onReply || (() => {});
+    this.state = "connecting";
+    this.socket = null;
+    this.failures = 0;
+    this.retryTimer = null;
+    this.stopped = false;
+    this.welcomed = false;
+    this.everWelcomed = false;
+    this.lastSeq = 0;
+    this.seqs = seqs || new SeqMemory(2000);
+    addEventListener("online", () => this.reconnectNow());
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    if (this.socket) this.socket.close(1000);
+  }
+
+  /** Sends a message if the room is live; false when it could not be sent. */
+  send(message) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN || !this.welcomed) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  reconnectNow() {
+    if (this.stopped || this.state !== "offline") return;
+    clearTimeout(this.retryTimer);
+    this.connect();
+  }
+
+  async url() {
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const base = `${scheme}://${location.host}/ws/rooms/${encodeURIComponent(this.room)}`;
+    if (this.key) return `${base}?key=${encodeURIComponent(this.key)}`;
+    const token = this.tokens ? await this.tokens.get() : null;
+    return token ? `${base}?token=${encodeURIComponent(token)}` : base;
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.onState(state, detail);
+  }
+
+  async connect() {
+    this.setState("connecting");
+    let url;
+    try {
+      url = await this.url();
+    } catch (error) {
+      this.scheduleRetry(error.message || "could not get a token");
+      return;
+    }
+    if (this.stopped) return;
+    const socket = new WebSocket(url, [SUBPROTOCOL]);
+    this.socket = socket;
+    this.welcomed = false;
+    socket.onmessage = (message) => this.receive(message.data);
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.welcomed = false;
+      if (!this.stopped) this.scheduleRetry(closeReason(event));
+    };
+  }
+
+  scheduleRetry(reason) {
+    const delay = Math.min(15000, 500 * 2 ** Math.min(this.failures, 5));
+    const jittered = Math.round(delay * (0.75 + Math.random() * 0.5));
+    this.failures += 1;
+    this.setState("offline", { reason, retryInMs: jittered, failures: this.failures });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), jittered);
+  }
+
+  receive(data) {
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return; // not ours to understand; the protocol says ignore
+    }
+    if (!message || typeof message !== "object") return;
+    switch (message.type) {
+      case "welcome":
+        return this.welcome(message);
+      case "events":
+        for (const event of message.events || []) this.event(event);
+        return;
+      case "gift":
+      case "combo_end":
+        return this.event(message);
+      case "ack":
+      case "error":
+      case "pong":
+        return this.onReply(message);
+      default:
+        return; // unknown message types are ignored (protocol, versioning)
+    }
+  }
+
+  welcome(message) {
+    const reconnect = this.everWelcomed;
+    // A room whose sequence went backwards was reset (a new Redis, say):
+    // the seqs we remember mean nothing any more.
+    if (message.last_seq < this.seqs.highest) this.seqs.clear();
+    const missed = reconnect ? Math.max(0, message.last_seq - this.lastSeq) : 0;
+    this.lastSeq = Math.max(this.lastSeq, message.last_seq);
+    this.failures = 0;
+    this.welcomed = true;
+    this.everWelcomed = true;
+    this.setState("live");
+    this.onWelcome(message, { reconnect, missed });
+  }
+
+  event(event) {
+    if (!event || (event.type !== "gift" && event.type !== "combo_end")) return;
+    if (!Number.isInteger(event.seq) || !this.seqs.remember(event.seq)) return;
+    this.lastSeq = Math.max(this.lastSeq, event.seq);
+    this.onEvent(event);
+  }
+}
+
+/**
+ * The room event seqs already handled, so that none is handled twice: the
+ * events held back during a welcome may repeat ones the previous socket
+ * delivered. Keeps the newest `limit` seqs.
+ */
+export class SeqMemory {
+  constructor(limit, seqs = []) {
+    this.limit = limit;
+    this.seen = new Set(seqs);
+    this.highest = seqs.length ? Math.max(...seqs) : 0;
+  }
+
+  /** Remembers `seq`; false if it was seen (or is too old to matter). */
+  remember(seq) {
+    if (this.seen.has(seq)) return false;
+    this.seen.add(seq);
+    this.highest = Math.max(this.highest, seq);
+    // Trimmed in batches, so that a busy room does not sort on every event.
+    if (this.seen.size > this.limit * 1.25) {
+      const newest = [...this.seen].sort((a, b) => b - a).slice(0, this.limit);
+      this.seen = new Set(newest);
+    }
+    return true;
+  }
+
+  clear() {
+    this.seen.clear();
+    this.highest = 0;
+  }
+
+  toJSON() {
+    return [...this.seen];
+  }
+}
+
+function closeReason(event) {
+  switch (event.code) {
+    case 1012:
+      return "the server is restarting";
+    case 4001:
+      return "fell behind the room";
+    case 1011:
+      return "server error";
+    case 1009:
+      return "a message was too large";
+    case 1006:
+      return "connection lost";
+    default:
+      return event.reason || `closed (${event.code})`;
+  }
+}
+
+/** Words for the connection state, for people. */
+export function describeState(state, detail = {}) {
+  if (state === "live") return "live";
+  if (state === "connecting") return "connecting…";
+  const seconds = Math.max(1, Math.round((detail.retryInMs || 0) / 1000));
+  return `offline — reconnecting in ${seconds} s`;
+}
+
+/** A stable colour for a user name, for the feed. */
+export function userColour(name) {
+  let hash = 0;
+  for (const char of String(name)) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  return `hsl(${hash % 360} 80% 72%)`;
+}

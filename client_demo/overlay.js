@@ -1,0 +1,225 @@
+// The streamer's overlay: /overlay.html?room=carol&key=<overlay key>
+//
+// URL parameters:
+//   room    the creator's room (required)
+//   key     the overlay key from the creator page (required)
+//   min     coins: gifts worth less are not shown (a streak shows once its
+//           running value reaches it); default 0
+//   sound   1: play a chime per tier when an alert or a streak starts
+//   hold    a factor on how long alerts stay (2 = twice as long); default 1
+//
+// Alerts play one at a time, bigger gifts first. A streak is one growing
+// counter, never one alert per send. The room event seqs already handled are
+// kept in localStorage, so neither a reconnect nor OBS reloading the source
+// replays an alert.
+
+import { RoomSocket, SeqMemory, api, el, numberParam, param, plural, sleep } from "./common.js";
+import { ShowQueue } from "./feed.js";
+import { Catalog, giftPicture } from "./gifts.js";
+
+const room = param("room");
+const key = param("key");
+const minCoins = numberParam("min", 0);
+const hold = Math.max(0.1, numberParam("hold", 1));
+const withSound = param("sound") === "1";
+const RANK = { small: 0, medium: 1, large: 2, fullscreen: 3 };
+const ALERT_MS = { small: 3000, medium: 5000, large: 7000, fullscreen: 10000 };
+// A streak whose combo_end never came (missed while offline) goes after this.
+const STREAK_IDLE_MS = 15000;
+const MAX_STREAKS = 5;
+const SEQ_STORE = `giftstream:overlay:${room}:seqs`;
+
+const $ = (selector) => document.querySelector(selector);
+let catalog = new Catalog();
+const streaks = new Map();
+const sounds = withSound ? loadSounds() : {};
+let shown = 0;
+
+const alerts = new ShowQueue({
+  play: playAlert,
+  // Bigger gifts first; equal ones by value, then in room order.
+  compare: (a, b) => RANK[b.tier] - RANK[a.tier] || b.coins - a.coins || a.seq - b.seq,
+});
+
+const socket = new RoomSocket({
+  room,
+  key,
+  seqs: new SeqMemory(1000, loadSeqs()),
+  onState: showState,
+  onWelcome: () => {},
+  onEvent: roomEvent,
+});
+
+// ------------------------------------------------------------------ start
+
+async function start() {
+  if (!room || !key) {
+    showStatus("This overlay URL lacks its room or key: copy it from the creator page.");
+    return;
+  }
+  try {
+    catalog = new Catalog(await api("/api/catalog"));
+  } catch {
+    // Gift names fall back to their ids; the alerts still play.
+  }
+  socket.start();
+}
+
+function showState(state, detail) {
+  document.body.dataset.state = state;
+  if (state === "live") showStatus("");
+  // Said only after a few failures: a blip should not flash on stream.
+  else if (state === "offline" && detail.failures >= 3) {
+    showStatus("giftstream overlay: reconnecting… (has the overlay key been regenerated?)");
+  }
+}
+
+function showStatus(text) {
+  $("#status").textContent = text;
+  $("#status").hidden = !text;
+}
+
+// ------------------------------------------------------------------ events
+
+function roomEvent(event) {
+  saveSeqs();
+  if (event.type === "combo_end") return endStreak(event);
+  if (event.combo && typeof event.combo.id === "string") return streak(event);
+  if (event.coins >= minCoins) alerts.push(event);
+}
+
+function streak(event) {
+  const total = event.count > 0 ? (event.coins / event.count) * event.combo.count : event.coins;
+  let item = streaks.get(event.combo.id);
+  if (!item) {
+    if (total < minCoins) return;
+    item = addStreak(event);
+  }
+  if (event.combo.count > item.count) {
+    item.count = event.combo.count;
+    const counter = item.row.querySelector(".streak-count");
+    counter.textContent = `x${item.count}`;
+    counter.classList.remove("bump");
+    void counter.offsetWidth;
+    counter.classList.add("bump");
+    item.row.dataset.count = String(item.count);
+  }
+  clearTimeout(item.idle);
+  item.idle = setTimeout(() => removeStreak(event.combo.id), STREAK_IDLE_MS * hold);
+}
+
+function addStreak(event) {
+  const name = catalog.name(event.gift);
+  const row = el(
+    "li",
+    { class: `streak tier-${event.tier}`, dataset: { combo: event.combo.id, count: "0" } },
+    giftPicture(event.gift, event.tier, name),
+    el(
+      "span",
+      { class: "streak-who" },
+      el("span", { class: "streak-sender" }, event.sender),
+      el("span", { class: "streak-gift" }, `sent ${name}`),
+    ),
+    el("span", { class: "streak-count" }, ""),
+  );
+  $("#streaks").prepend(row);
+  const item = { row, count: 0, idle: null };
+  streaks.set(event.combo.id, item);
+  countShown();
+  playSound(event.tier);
+  while (streaks.size > MAX_STREAKS) removeStreak(streaks.keys().next().value);
+  return item;
+}
+
+function endStreak(event) {
+  const item = streaks.get(event.combo);
+  if (!item) return;
+  if (event.count > item.count) {
+    item.count = event.count;
+    item.row.querySelector(".streak-count").textContent = `x${event.count}`;
+    item.row.dataset.count = String(event.count);
+  }
+  item.row.classList.add("ended");
+  item.row.dataset.ended = "true";
+  clearTimeout(item.idle);
+  item.idle = setTimeout(() => removeStreak(event.combo), 3000);
+}
+
+function removeStreak(id) {
+  const item = streaks.get(id);
+  if (!item) return;
+  clearTimeout(item.idle);
+  item.row.remove();
+  streaks.delete(id);
+}
+
+// ------------------------------------------------------------------ alerts
+
+async function playAlert(event) {
+  const alert = $("#alert");
+  const name = catalog.name(event.gift);
+  alert.querySelector(".alert-picture").replaceChildren(giftPicture(event.gift, event.tier, name));
+  alert.querySelector(".alert-sender").textContent = event.sender;
+  alert.querySelector(".alert-gift").textContent = event.count > 1 ? `${name} x${event.count}` : name;
+  alert.querySelector(".alert-detail").textContent = plural(event.coins, "coin");
+  alert.className = `alert tier-${event.tier}`;
+  alert.dataset.seq = String(event.seq);
+  alert.dataset.tier = event.tier;
+  alert.hidden = false;
+  countShown();
+  playSound(event.tier);
+  await sleep((ALERT_MS[event.tier] || 3000) * hold);
+  alert.classList.add("leaving");
+  await sleep(450);
+  alert.hidden = true;
+  delete alert.dataset.seq;
+  await sleep(250);
+}
+
+function countShown() {
+  shown += 1;
+  document.body.dataset.shown = String(shown);
+}
+
+// ------------------------------------------------------------------ sound
+
+function loadSounds() {
+  const loaded = {};
+  for (const tier of Object.keys(RANK)) {
+    loaded[tier] = new Audio(`sounds/${tier}.wav`);
+    loaded[tier].preload = "auto";
+  }
+  return loaded;
+}
+
+function playSound(tier) {
+  const sound = sounds[tier];
+  if (!sound) return;
+  sound.currentTime = 0;
+  // A browser that refuses autoplay leaves the overlay silent, not broken.
+  sound.play().catch(() => {});
+}
+
+// ------------------------------------------------------------------ seqs shown
+
+function loadSeqs() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(SEQ_STORE) || "[]");
+    return Array.isArray(stored) ? stored.filter(Number.isInteger) : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveSeqs() {
+  clearTimeout(saveSeqs.timer);
+  saveSeqs.timer = setTimeout(() => {
+    try {
+      localStorage.setItem(SEQ_STORE, JSON.stringify(socket.seqs));
+    } catch {
+      // Storage may be off in some browser sources; memory still dedupes.
+    }
+  }, 300);
+}
+
+start();
