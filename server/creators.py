@@ -10,6 +10,7 @@ stops receiving them within that second.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,9 @@ class Creators:
         self._prefix = key_prefix
         self._min_followers = min_followers
         self._cache: dict[str, tuple[float, CreatorProfile | None]] = {}
+        self._loading: dict[str, asyncio.Future[CreatorProfile | None]] = {}
+        # Bumped by every save: a read that started before it must not be cached.
+        self._saves = 0
 
     def _key(self, user: str) -> str:
         return WalletKeys(self._prefix, user).creator
@@ -49,12 +53,31 @@ class Creators:
             "followers": profile.followers,
         }
         await guarded(self._redis.hset(self._key(profile.user), mapping=mapping))
+        self._saves += 1
         self._cache.pop(profile.user, None)
+        self._loading.pop(profile.user, None)
 
     async def load(self, user: str) -> CreatorProfile | None:
         cached = self._cache.get(user)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # In a storm thousands of gifts find the cache expired at once: one
+        # read serves them all.
+        loading = self._loading.get(user)
+        if loading is None:
+            loading = asyncio.ensure_future(self._fetch(user))
+            self._loading[user] = loading
+            loading.add_done_callback(lambda done: self._forget_load(user, done))
+        return await asyncio.shield(loading)
+
+    def _forget_load(self, user: str, done: asyncio.Future[CreatorProfile | None]) -> None:
+        if self._loading.get(user) is done:
+            del self._loading[user]
+        if not done.cancelled():
+            done.exception()  # its awaiters got it; do not report it as lost
+
+    async def _fetch(self, user: str) -> CreatorProfile | None:
+        saves = self._saves
         raw = await guarded(self._redis.hgetall(self._key(user)))
         profile = None
         if raw:
@@ -63,7 +86,8 @@ class Creators:
                 gifts_enabled=raw.get(b"gifts_enabled") == b"1",
                 followers=int(raw.get(b"followers", b"0")),
             )
-        self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
+        if saves == self._saves:
+            self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
         return profile
 
     async def require_accepting(self, room: str) -> CreatorProfile:

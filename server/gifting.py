@@ -14,14 +14,12 @@ answers with the first outcome, and steps 3-4 run again harmlessly.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from server.auth import Identity
 from server.catalog import Catalog, Gift, Tier
 from server.creators import Creators
 from server.errors import GiftsDisabled, NotAllowed, UnknownGift
 from server.metrics import Metrics
-from server.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift
+from server.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift, to_wire
 from server.room_log import RoomLog
 from server.settlement import Settler, now_ms
 from server.streaks import Streak, StreakBook
@@ -100,7 +98,7 @@ class Gifting:
             ts=started_ms,
             combo=combo,
         )
-        seq, _ = await self._room_log.publish(room, outcome.gift_key, asdict(event))
+        seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
         if not outcome.duplicate:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
@@ -130,7 +128,7 @@ class Gifting:
             count=streak.count,
             ts=now_ms(),
         )
-        await self._room_log.publish(room, f"combo:{streak.id}", asdict(event))
+        await self._room_log.publish(room, f"combo:{streak.id}", to_wire(event))
 
     def _pending_credit(
         self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int
@@ -143,6 +141,8 @@ class Gifting:
             share_percent=self._share,
             ts_ms=ts_ms,
             room=room,
+            gift=outcome.gift,
+            count=outcome.count,
         )
 
     def _count(self, gift: Gift, outcome: GiftOutcome) -> None:

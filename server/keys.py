@@ -77,6 +77,10 @@ class RoomKeys:
         return f"{self._base}:history"
 
     @property
+    def epoch(self) -> str:
+        return f"{self._base}:epoch"
+
+    @property
     def channel(self) -> str:
         return f"{self._base}:events"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -143,8 +143,21 @@ class Welcome:
     viewers: int
     last_seq: int
     limits: dict[str, Any]
+    # Names this run of the room's sequence; a client resumes with it.
+    epoch: str = ""
+    # None without ``since``; else {"status": "ok", "replayed": n} or
+    # {"status": "resync", "reason": "too_far_behind" | "epoch_changed"}.
+    resume: dict[str, Any] | None = None
     protocol: int = PROTOCOL_VERSION
     type: str = "welcome"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewers:
+    """The room's viewer count changed (sent by each process to its sockets)."""
+
+    count: int
+    type: str = "viewers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,11 +229,28 @@ class EventBatch:
     type: str = "events"
 
 
-ServerMessage = Welcome | Ack | Error | Pong | GiftEvent | ComboEnd | EventBatch
+ServerMessage = Welcome | Ack | Error | Pong | GiftEvent | ComboEnd | EventBatch | Viewers
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    return names
 
 
 def to_wire(message: ServerMessage) -> dict[str, Any]:
-    return asdict(message)
+    """The message as a plain map. Shallow, unlike ``dataclasses.asdict``,
+    which deep-copies every value and showed up in storm profiles; a
+    ``Combo`` is the one nested message."""
+    wire = {name: getattr(message, name) for name in _field_names(type(message))}
+    combo = wire.get("combo")
+    if isinstance(combo, Combo):
+        wire["combo"] = {"id": combo.id, "count": combo.count}
+    return wire
 
 
 def encode(wire: dict[str, Any], codec: Codec) -> bytes | str:

@@ -165,7 +165,7 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
         report.coins_spent += w["spent"]
         report.coins_received += w["received"]
         _check_balances(user, w, report)
-        _check_ledger(user, w, await redis.xrange(f"{base}:ledger"), report)
+        _check_ledger(user, w, await _whole_stream(redis, f"{base}:ledger"), report)
         pending = await _pending(redis, f"{base}:outbox")
         report.pending.update(pending)
         report.coins_pending += sum(pending.values())
@@ -178,3 +178,21 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
     if expect_settled and report.coins_pending:
         report.breaches.append(f"economy: {report.coins_pending} coins still pending")
     return report
+
+
+LEDGER_PAGE = 1000
+
+
+async def _whole_stream(redis: Redis, key: str) -> list[Any]:
+    """Every entry of a stream, read a page at a time: one XRANGE of a big
+    ledger can outlast the client's timeout on a busy server."""
+    entries: list[Any] = []
+    start = "-"
+    while True:
+        page: list[Any] = await redis.xrange(key, min=start, count=LEDGER_PAGE) or []
+        entries.extend(page)
+        if len(page) < LEDGER_PAGE:
+            return entries
+        last = page[-1][0]
+        last_id = last.decode() if isinstance(last, bytes) else str(last)
+        start = "(" + last_id  # exclusive: after the last one read

@@ -55,26 +55,91 @@ class FanoutStats:
     frames: int = 0
 
 
+def _seq(event: dict[str, Any]) -> int:
+    seq = event.get("seq", 0)
+    return seq if isinstance(seq, int) else 0
+
+
+def fresh_after(events: list[dict[str, Any]], floor: int) -> list[dict[str, Any]]:
+    """The events a viewer who has seen everything up to ``floor`` still needs.
+
+    Events with seq 0 are outside the room's sequence (test alerts) and are
+    always new.
+    """
+    return [event for event in events if _seq(event) == 0 or _seq(event) > floor]
+
+
+def _chunks(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [
+        events[i : i + MAX_EVENTS_PER_FRAME] for i in range(0, len(events), MAX_EVENTS_PER_FRAME)
+    ]
+
+
+# A viewer whose welcome is still being built keeps the room's events for it;
+# past this many (a storm and a Redis that hangs), it is dropped as slow.
+MAX_EVENTS_WHILE_JOINING = 5000
+
+
 @dataclass(eq=False)
 class LocalRoom:
+    """One room's sockets in this process, in three stages.
+
+    ``joining``: in the room, its welcome not yet sent; events are kept for
+    it. ``catching_up``: welcomed, up to a seq (its ``floor``) that events
+    still in flight from Redis may repeat; it is sent only what is newer.
+    ``by_codec``: everyone else, who all get the same bytes.
+    """
+
     room_id: str
     tick_seconds: float
     loop: asyncio.AbstractEventLoop
     stats: FanoutStats = field(default_factory=FanoutStats)
     by_codec: dict[Codec, set[Member]] = field(default_factory=dict)
+    joining: dict[Member, list[dict[str, Any]]] = field(default_factory=dict)
+    catching_up: dict[Member, int] = field(default_factory=dict)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _last_flush: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
-        return sum(len(members) for members in self.by_codec.values())
+        settled = sum(len(members) for members in self.by_codec.values())
+        return settled + len(self.joining) + len(self.catching_up)
+
+    def members(self) -> list[Member]:
+        everyone = [m for members in self.by_codec.values() for m in members]
+        return everyone + list(self.joining) + list(self.catching_up)
 
     def add(self, member: Member) -> None:
-        self.by_codec.setdefault(member.codec, set()).add(member)
+        self.joining[member] = []
 
     def discard(self, member: Member) -> None:
         self.by_codec.get(member.codec, set()).discard(member)
+        self.joining.pop(member, None)
+        self.catching_up.pop(member, None)
+
+    def admit(
+        self,
+        member: Member,
+        welcome: dict[str, Any],
+        replay: list[dict[str, Any]],
+        floor: int,
+    ) -> None:
+        """Welcome a joining member, then what it missed, then what came meanwhile.
+
+        ``floor`` is the room's last seq when the welcome was read; ``replay``
+        the events a resuming viewer missed up to it. Events kept while the
+        welcome was built that are not newer than the floor were replayed or
+        predate the viewer, and are left out: no event is sent twice.
+        """
+        kept = self.joining.pop(member, None)
+        if kept is None:  # left meanwhile
+            return
+        member.welcome(welcome)
+        events = replay + fresh_after(kept, floor)
+        for chunk in _chunks(events):
+            member.send_message(batch_wire(chunk))
+        self.catching_up[member] = max([floor, *(_seq(e) for e in events)])
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Send now if the room was quiet for a tick, else at the end of this tick."""
@@ -94,17 +159,58 @@ class LocalRoom:
         if not events:
             return
         self._last_flush = self.loop.time()
-        for start in range(0, len(events), MAX_EVENTS_PER_FRAME):
-            self._broadcast(batch_wire(events[start : start + MAX_EVENTS_PER_FRAME]))
+        for chunk in _chunks(events):
+            self._broadcast(chunk)
 
-    def _broadcast(self, wire: dict[str, Any]) -> None:
+    def _broadcast(self, events: list[dict[str, Any]]) -> None:
+        wire = batch_wire(events)
+        frames: dict[Codec, bytes] = {}
         for codec, members in self.by_codec.items():
             if not members:
                 continue
-            frame = frame_bytes(encode(wire, codec))
+            frame = frames[codec] = frame_bytes(encode(wire, codec))
             for member in list(members):
                 member.writer.send(frame)
             self.stats.frames += len(members)
+        if self.joining:
+            self._keep_for_joining(events)
+        if self.catching_up:
+            self._send_to_catching_up(events, wire, frames)
+
+    def _keep_for_joining(self, events: list[dict[str, Any]]) -> None:
+        for member, kept in list(self.joining.items()):
+            kept.extend(events)
+            if len(kept) > MAX_EVENTS_WHILE_JOINING:
+                self.joining.pop(member)
+                member.writer.drop_slow_consumer()
+
+    def _send_to_catching_up(
+        self, events: list[dict[str, Any]], wire: dict[str, Any], frames: dict[Codec, bytes]
+    ) -> None:
+        top = max(_seq(event) for event in events)
+        for member, floor in list(self.catching_up.items()):
+            fresh = fresh_after(events, floor)
+            if len(fresh) == len(events):
+                frame = frames.get(member.codec)
+                if frame is None:
+                    frame = frames[member.codec] = frame_bytes(encode(wire, member.codec))
+                member.writer.send(frame)
+            elif fresh:
+                member.send_message(batch_wire(fresh))
+            if top > floor:  # Redis's order: nothing older can come after this
+                del self.catching_up[member]
+                self.by_codec.setdefault(member.codec, set()).add(member)
+            self.stats.frames += 1 if fresh else 0
+
+    def send_to_all(self, wire: dict[str, Any]) -> None:
+        """A message outside the room's sequence (the viewer count) to every welcomed socket."""
+        frames: dict[Codec, bytes] = {}
+        welcomed = [m for members in self.by_codec.values() for m in members]
+        for member in welcomed + list(self.catching_up):
+            frame = frames.get(member.codec)
+            if frame is None:
+                frame = frames[member.codec] = frame_bytes(encode(wire, member.codec))
+            member.writer.send(frame)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -166,7 +272,6 @@ class Hub:
     def count_by_role(self) -> dict[Role, int]:
         counts = dict.fromkeys(Role, 0)
         for room in self.rooms.values():
-            for members in room.by_codec.values():
-                for member in members:
-                    counts[member.identity.role] += 1
+            for member in room.members():
+                counts[member.identity.role] += 1
         return counts

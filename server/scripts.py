@@ -2,15 +2,22 @@
 
 redis-py's ``AsyncScript`` sends EVALSHA and reloads the script on
 NOSCRIPT (after a Redis restart, say), so callers never resend the source.
+On a Redis Cluster, EVALSHA goes to the primary that owns the slot of the
+script's keys (one hash tag per script), and the reload (SCRIPT LOAD) goes
+to every primary: a primary that restarted or a replica just promoted
+answers NOSCRIPT once, then runs the script by SHA like the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
+
+from server.pipelining import AutoPipeline, BatchedScript
 
 LUA_DIR = Path(__file__).with_name("lua")
 
@@ -19,18 +26,30 @@ def _source(name: str) -> str:
     return (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
 
 
+class ScriptCall(Protocol):
+    def __call__(self, keys: Sequence[Any] = ..., args: Sequence[Any] = ...) -> Awaitable[Any]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Scripts:
-    gift: AsyncScript
-    settle: AsyncScript
-    recharge: AsyncScript
-    room_event: AsyncScript
+    gift: ScriptCall
+    settle: ScriptCall
+    recharge: ScriptCall
+    room_event: ScriptCall
+    room_replay: ScriptCall
 
     @classmethod
-    def register(cls, redis: Redis) -> Scripts:
+    def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
+        """The scripts, each call sent alone, or batched through ``pipeline``."""
+
+        def load(name: str) -> ScriptCall:
+            script = redis.register_script(_source(name))
+            return script if pipeline is None else BatchedScript(script, pipeline)
+
         return cls(
-            gift=redis.register_script(_source("gift")),
-            settle=redis.register_script(_source("settle")),
-            recharge=redis.register_script(_source("recharge")),
-            room_event=redis.register_script(_source("room_event")),
+            gift=load("gift"),
+            settle=load("settle"),
+            recharge=load("recharge"),
+            room_event=load("room_event"),
+            room_replay=load("room_replay"),
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -36,7 +37,8 @@ from server.protocol import (
     to_wire,
 )
 from server.ratelimit import TokenBucket
-from server.rooms import Member
+from server.room_log import RoomView
+from server.rooms import LocalRoom, Member
 from server.services import Services
 from server.settlement import now_ms
 from server.streaks import StreakBook
@@ -103,12 +105,52 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
     return identity
 
 
+@dataclass(frozen=True, slots=True)
+class ResumeRequest:
+    """Where a reconnecting client left off: ``since`` and ``epoch`` in its URL."""
+
+    since: int | None = None
+    epoch: str | None = None
+
+
+def resume_request(websocket: WebSocket) -> ResumeRequest | None:
+    """The query's resume point; None when it is malformed."""
+    since = websocket.query_params.get("since")
+    epoch = websocket.query_params.get("epoch")
+    if since is None:
+        return ResumeRequest()
+    if not (since.isascii() and since.isdigit() and len(since) <= 15):
+        return None
+    if epoch is not None and not (epoch.isascii() and epoch.isdigit() and len(epoch) <= 32):
+        return None
+    return ResumeRequest(int(since), epoch)
+
+
+def resume_outcome(
+    request: ResumeRequest, view: RoomView
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The events to replay and the welcome's ``resume`` field."""
+    if request.since is None:
+        return [], None
+    if view.status == "ahead" or (request.epoch is not None and request.epoch != view.epoch):
+        return [], {"status": "resync", "reason": "epoch_changed"}
+    if view.status != "ok":
+        return [], {"status": "resync", "reason": "too_far_behind"}
+    return view.missed, {"status": "ok", "replayed": len(view.missed)}
+
+
 class RoomSession:
     def __init__(
-        self, services: Services, websocket: WebSocket, identity: Identity, writer: FrameWriter
+        self,
+        services: Services,
+        websocket: WebSocket,
+        identity: Identity,
+        writer: FrameWriter,
+        resume: ResumeRequest,
     ) -> None:
         settings = services.settings
         self.services = services
+        self.resume = resume
         self.websocket = websocket
         self.room: str = websocket.path_params["room_id"]
         codec = choose_codec(list(websocket.scope.get("subprotocols", [])))
@@ -130,9 +172,9 @@ class RoomSession:
         metrics = self.services.metrics.connections.labels(role=str(self.identity.role))
         metrics.inc()
         try:
-            await self.services.hub.join(self.room, self.member)
+            room = await self.services.hub.join(self.room, self.member)
             await self._count_in(+1)
-            await self._welcome()
+            await self._welcome(room)
             await self._read_loop()
         except Exception as exc:  # the socket ends; the process does not
             log.warning("room session ended by error", extra={"error": repr(exc)})
@@ -151,11 +193,13 @@ class RoomSession:
         if user is not None and self.identity.role is not Role.OVERLAY:
             await self.services.user_sockets.change(user, delta)
 
-    async def _welcome(self) -> None:
+    async def _welcome(self, room: LocalRoom) -> None:
         s = self.services
         balance = None
         if self.identity.user is not None and self.identity.role is not Role.OVERLAY:
             balance = (await s.wallets.balances(self.identity.user))["coins"]
+        view = await s.room_log.view(self.room, self.resume.since)
+        replay, resume = resume_outcome(self.resume, view)
         welcome = Welcome(
             room=self.room,
             you={
@@ -165,7 +209,9 @@ class RoomSession:
             },
             balance=balance,
             viewers=await s.presence.count(self.room),
-            last_seq=await s.room_log.last_seq(self.room),
+            last_seq=view.last_seq,
+            epoch=view.epoch,
+            resume=resume,
             limits={
                 "max_count": s.settings.max_gift_count,
                 "max_frame_bytes": s.settings.max_frame_bytes,
@@ -173,7 +219,7 @@ class RoomSession:
                 "gift_rate_burst": s.settings.gift_rate_burst,
             },
         )
-        self.member.welcome(to_wire(welcome))
+        room.admit(self.member, to_wire(welcome), replay, view.last_seq)
 
     async def _read_loop(self) -> None:
         while True:
@@ -280,11 +326,19 @@ async def room_endpoint(websocket: WebSocket) -> None:
         log.error("the server must run with giftstream's WebSocket protocol (giftstream serve)")
         await deny(websocket, 500, "misconfigured", "server misconfigured")
         return
-    identity = await admit(websocket, services)
+    resume = resume_request(websocket)
+    if resume is None:
+        await deny(websocket, 400, "bad_field", "since must be a seq (digits), epoch digits")
+        return
+    try:
+        identity = await admit(websocket, services)
+    except GiftError as exc:  # Redis unreachable while checking the caller
+        await deny(websocket, 503, exc.code, exc.message)
+        return
     if identity is None:
         return
     writer.limit_bytes = services.settings.outgoing_buffer_bytes
-    await RoomSession(services, websocket, identity, writer).run()
+    await RoomSession(services, websocket, identity, writer, resume).run()
 
 
 __all__ = ["Codec", "room_endpoint"]

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import msgpack
@@ -32,9 +33,11 @@ class RoomClient:
         room: str,
         token: str | None = None,
         codec: str = "giftstream.v1.msgpack",
+        query: dict[str, str] | None = None,
         **options: Any,
     ) -> RoomClient:
-        url = f"{ws_base}/ws/rooms/{room}" + (f"?token={token}" if token else "")
+        params = {**({"token": token} if token else {}), **(query or {})}
+        url = f"{ws_base}/ws/rooms/{room}" + (f"?{urlencode(params)}" if params else "")
         socket = await connect(url, subprotocols=[codec], **options)  # type: ignore[list-item]
         return cls(socket, codec)
 

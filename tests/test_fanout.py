@@ -109,8 +109,10 @@ async def test_a_viewer_who_stops_reading_does_not_delay_the_others(
     elapsed = time.monotonic() - started
     for seqs in received:
         assert seqs == list(range(1, count + 1))
-    # 5 MB to each reader over loopback: a second or two unless someone waited.
-    assert elapsed < 5, elapsed
+    # 5 MB to each reader over loopback: a second or two on a quiet machine.
+    # A room that waited on the stalled viewer would not finish at all (it
+    # never reads); the bound is loose for machines busy with other work.
+    assert elapsed < 10, elapsed
     leftover = await asyncio.to_thread(stalled.read_all, 10.0)
     stalled.sock.close()
     assert close_code_in(leftover) == 4001

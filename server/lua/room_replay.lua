@@ -1,0 +1,64 @@
+-- room_replay.lua: what a joining viewer needs to know, read at one instant,
+-- on the room's shard: the last seq, the epoch, and the events it missed.
+--
+-- KEYS[1] seq      STRING {r:room}:seq      last sequence number
+-- KEYS[2] history  STREAM {r:room}:history  recent events (fields s, d)
+-- KEYS[3] epoch    STRING {r:room}:epoch    names this run of the sequence
+-- ARGV[1] since    the last seq the viewer saw (digits), or "" for none
+-- ARGV[2] most events to replay (digits)
+--
+-- Returns {last seq, epoch, status, entries}. status is one of
+--   "none"            no since was given; entries is empty
+--   "ok"              entries holds every event after since: seq, payload,
+--                     seq, payload, ... oldest first (payload as published)
+--   "too_far_behind"  more was missed than the history holds or may replay
+--   "ahead"           since is beyond the last seq: it is from another epoch
+-- History entries carry consecutive seqs (room_event.lua writes each seq's
+-- entry in the same step as the seq), so the newest `missed` entries are
+-- exactly since+1 .. last when the history still reaches back that far.
+
+local last = tonumber(redis.call("GET", KEYS[1]) or "0")
+local epoch = redis.call("GET", KEYS[3])
+if not epoch then
+  -- The first look at this room, or its keys were lost (a wiped or
+  -- restored-from-nothing Redis): a new epoch, so that clients holding
+  -- seqs of an earlier run are told to resync rather than resumed.
+  local now = redis.call("TIME")
+  epoch = now[1] .. string.format("%06d", tonumber(now[2]))
+  redis.call("SET", KEYS[3], epoch)
+end
+if ARGV[1] == "" then
+  return {last, epoch, "none", {}}
+end
+if not string.match(ARGV[1], "^[0-9]+$") or #ARGV[1] > 15 or not string.match(ARGV[2], "^[0-9]+$") then
+  return {last, epoch, "too_far_behind", {}}
+end
+local since = tonumber(ARGV[1])
+if since > last then
+  return {last, epoch, "ahead", {}}
+end
+local missed = last - since
+if missed == 0 then
+  return {last, epoch, "ok", {}}
+end
+if missed > tonumber(ARGV[2]) then
+  return {last, epoch, "too_far_behind", {}}
+end
+local entries = redis.call("XREVRANGE", KEYS[2], "+", "-", "COUNT", missed)
+if #entries < missed then
+  return {last, epoch, "too_far_behind", {}}
+end
+local out = {}
+for i = #entries, 1, -1 do
+  local fields = entries[i][2]
+  local seq, payload
+  for j = 1, #fields, 2 do
+    if fields[j] == "s" then seq = fields[j + 1] elseif fields[j] == "d" then payload = fields[j + 1] end
+  end
+  out[#out + 1] = seq
+  out[#out + 1] = payload
+end
+if tonumber(out[1]) ~= since + 1 then
+  return {last, epoch, "too_far_behind", {}}
+end
+return {last, epoch, "ok", out}
