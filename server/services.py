@@ -9,7 +9,8 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
+from redis.exceptions import RedisClusterException, RedisError
 
 from server.catalog import Catalog, load_catalog
 from server.creators import Creators
@@ -18,13 +19,16 @@ from server.keys import RoomKeys, WalletKeys
 from server.metrics import Metrics
 from server.orders import Orders
 from server.overlay_keys import OverlayKeys
-from server.relay import Relay
+from server.pipelining import AutoPipeline
+from server.redis_client import as_cluster, check_mode, connect
+from server.relay import Relay, ShardedRelay
 from server.room_log import RoomLog
 from server.rooms import Hub
 from server.scripts import Scripts
 from server.settings import Settings
 from server.settlement import Settler
 from server.tally import ProcessTally
+from server.viewer_counts import ViewerCounts
 from server.wallet import FailureTally, Wallets
 
 log = logging.getLogger(__name__)
@@ -44,9 +48,10 @@ class Services:
     user_sockets: ProcessTally
     settler: Settler
     gifting: Gifting
-    relay: Relay
+    relay: Relay | ShardedRelay
     hub: Hub
     metrics: Metrics
+    pipeline: AutoPipeline
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -54,17 +59,29 @@ def _build(settings: Settings, redis: Redis) -> Services:
     prefix, process_id = settings.key_prefix, secrets.token_hex(8)
     ttl = settings.presence_ttl_seconds
     catalog = load_catalog(settings.catalog_path)
-    scripts = Scripts.register(redis)
+    pipeline = AutoPipeline(redis)
+    scripts = Scripts.register(redis, pipeline if settings.script_batching else None)
     metrics = Metrics()
-    wallets = Wallets(redis, scripts, settings)
+    wallets = Wallets(redis, scripts, settings, pipeline if settings.script_batching else None)
     creators = Creators(redis, settings.key_prefix, settings.min_creator_followers)
     room_log = RoomLog(redis, scripts, settings)
     settler = Settler(wallets, settings.sweep_interval_seconds, settings.sweep_min_age_seconds)
-    relay = Relay(redis, settings.key_prefix)
+    cluster = as_cluster(redis)
+    relay: Relay | ShardedRelay = (
+        Relay(redis, settings.key_prefix)
+        if cluster is None
+        else ShardedRelay(cluster, settings.key_prefix)
+    )
     hub = Hub(settings.coalesce_tick_ms / 1000, relay.subscribe, relay.unsubscribe)
     relay.on_event = hub.deliver
     metrics.sampled_counter(
         "giftstream_redis_errors", "Redis calls that failed", lambda: FailureTally.count
+    )
+    metrics.sampled_counter(
+        "giftstream_script_batches", "Pipelines of script calls sent", lambda: pipeline.batches
+    )
+    metrics.sampled_counter(
+        "giftstream_script_calls", "Script calls sent in those pipelines", lambda: pipeline.calls
     )
     metrics.sampled_counter(
         "giftstream_room_frames", "Room frames written to viewers", lambda: hub.stats.frames
@@ -92,6 +109,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         relay=relay,
         hub=hub,
         metrics=metrics,
+        pipeline=pipeline,
     )
 
 
@@ -99,22 +117,21 @@ def _build(settings: Settings, redis: Redis) -> Services:
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
     if settings.redis_url is None:
         raise RuntimeError("no Redis URL: `giftstream serve` starts the embedded Valkey first")
-    # A bounded pool that makes callers queue for a connection (rather than
-    # fail, as the plain pool does when full), and bounded waits: a hung Redis
-    # turns into `unavailable` errors (retry with the same request id), never
-    # into requests that hang forever.
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=settings.redis_pool_size,
-        timeout=5.0,
-        socket_timeout=5.0,
-        socket_connect_timeout=2.0,
+    redis = connect(
+        settings.redis_url, cluster=settings.redis_cluster, pool_size=settings.redis_pool_size
     )
-    redis = Redis.from_pool(pool)
+    # The wrong kind of client fails later and less clearly (MOVED errors, or
+    # a relay that hears nothing): refuse to start. An unreachable Redis is
+    # not refused here: /readyz reports it, and the process recovers with it.
+    with contextlib.suppress(RedisError, RedisClusterException):
+        await check_mode(redis, cluster=settings.redis_cluster)
     services = _build(settings, redis)
     for job in (
         services.presence.refresh_forever(),
         services.user_sockets.refresh_forever(),
+        ViewerCounts(
+            services.hub, services.presence, settings.viewer_count_interval_seconds
+        ).run_forever(),
         services.relay.run(),
         services.settler.run_worker(),
         services.settler.run_sweeper(),
@@ -130,4 +147,5 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             await services.presence.clear()
             await services.user_sockets.clear()
         await services.relay.close()
+        await services.pipeline.close()
         await redis.aclose()

@@ -8,6 +8,7 @@
 -- ARGV[2] payload  the encoded event, without its seq
 -- ARGV[3] history length (approximate cap)
 -- ARGV[4] marker ttl, s
+-- ARGV[5] "SPUBLISH" on a Redis Cluster (sharded pub/sub), else PUBLISH
 --
 -- Publishes "<seq>:<payload>". Returns {seq, published}: published is 0 when
 -- the event key was seen before (a retried request), and nothing is repeated.
@@ -19,5 +20,5 @@ end
 local seq = redis.call("INCR", KEYS[1])
 redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[3], "*", "s", seq, "d", ARGV[2])
 redis.call("SET", KEYS[3], seq, "EX", ARGV[4])
-redis.call("PUBLISH", ARGV[1], seq .. ":" .. ARGV[2])
+redis.call(ARGV[5] == "SPUBLISH" and "SPUBLISH" or "PUBLISH", ARGV[1], seq .. ":" .. ARGV[2])
 return {seq, 1}
