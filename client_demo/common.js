@@ -146,22 +146,42 @@ export class TokenSource {
 /**
  * One room WebSocket that stays connected: after any close it reconnects
  * with an exponential backoff (0.5 s doubling to 15 s, with jitter), and
- * at once when the browser comes back online.
+ * at once when the browser comes back online. A reconnect asks the server
+ * to resume (`since` = the last seq handled, `epoch` from the welcome), so
+ * the events missed meanwhile arrive right after the welcome.
  *
  * Callbacks: onState(state, detail) with state "connecting" | "live" |
- * "offline"; onWelcome(welcome, {reconnect, missed}); onEvent(event) for each
- * room event, `events` frames unpacked, each `seq` delivered once;
- * onReply(message) for `ack`, `error` and `pong`. `seqs` (a SeqMemory) may
- * carry the seqs a previous page load already handled.
+ * "offline"; onWelcome(welcome, {reconnect, missed, resume, replayed});
+ * onEvent(event) for each room event (`gift`, `combo_end`), `events` frames
+ * unpacked, each seq once and in order; onTestAlert(event) for a creator's
+ * `test_alert` (seq 0, outside the room's sequence); onViewers(count);
+ * onPosition({seq, epoch}) after each event, for a page that keeps its place
+ * across reloads; onReply(message) for `ack`, `error` and `pong`.
+ * `position` may carry the place a previous page load reached.
  */
 export class RoomSocket {
-  constructor({ room, tokens = null, key = null, seqs = null, onState, onWelcome, onEvent, onReply }) {
+  constructor({
+    room,
+    tokens = null,
+    key = null,
+    position = null,
+    onState,
+    onWelcome,
+    onEvent,
+    onTestAlert,
+    onViewers,
+    onPosition,
+    onReply,
+  }) {
     this.room = room;
     this.tokens = tokens;
     this.key = key;
     this.onState = onState || (() => {});
     this.onWelcome = onWelcome || (() => {});
     this.onEvent = onEvent || (() => {});
+    this.onTestAlert = onTestAlert || (() => {});
+    this.onViewers = onViewers || (() => {});
+    this.onPosition = onPosition || (() => {});
     this.onReply = onReply || (() => {});
     this.state = "connecting";
     this.socket = null;
@@ -170,8 +190,10 @@ export class RoomSocket {
     this.stopped = false;
     this.welcomed = false;
     this.everWelcomed = false;
-    this.lastSeq = 0;
-    this.seqs = seqs || new SeqMemory(2000);
+    // The last room seq handled, and the epoch of the sequence it belongs to.
+    this.lastSeq = position && Number.isInteger(position.seq) ? position.seq : 0;
+    this.epoch = position && typeof position.epoch === "string" ? position.epoch : null;
+    this.askedSince = null;
     addEventListener("online", () => this.reconnectNow());
   }
 
@@ -202,9 +224,20 @@ export class RoomSocket {
   async url() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const base = `${scheme}://${location.host}/ws/rooms/${encodeURIComponent(this.room)}`;
-    if (this.key) return `${base}?key=${encodeURIComponent(this.key)}`;
-    const token = this.tokens ? await this.tokens.get() : null;
-    return token ? `${base}?token=${encodeURIComponent(token)}` : base;
+    const query = new URLSearchParams();
+    if (this.key) query.set("key", this.key);
+    else {
+      const token = this.tokens ? await this.tokens.get() : null;
+      if (token) query.set("token", token);
+    }
+    // Resume only from a place in a known sequence.
+    this.askedSince = this.lastSeq > 0 && this.epoch !== null ? this.lastSeq : null;
+    if (this.askedSince !== null) {
+      query.set("since", String(this.askedSince));
+      query.set("epoch", this.epoch);
+    }
+    const text = query.toString();
+    return text ? `${base}?${text}` : base;
   }
 
   setState(state, detail = {}) {
@@ -259,7 +292,11 @@ export class RoomSocket {
         return;
       case "gift":
       case "combo_end":
+      case "test_alert":
         return this.event(message);
+      case "viewers":
+        if (Number.isInteger(message.count)) this.onViewers(message.count);
+        return;
       case "ack":
       case "error":
       case "pong":
@@ -270,59 +307,49 @@ export class RoomSocket {
   }
 
   welcome(message) {
-    const reconnect = this.everWelcomed;
-    // A room whose sequence went backwards was reset (a new Redis, say):
-    // the seqs we remember mean nothing any more.
-    if (message.last_seq < this.seqs.highest) this.seqs.clear();
-    const missed = reconnect ? Math.max(0, message.last_seq - this.lastSeq) : 0;
-    this.lastSeq = Math.max(this.lastSeq, message.last_seq);
+    const reconnect = this.everWelcomed || this.askedSince !== null;
+    const resume = message.resume && typeof message.resume === "object" ? message.resume : null;
+    let status = null;
+    let replayed = 0;
+    let missed = 0;
+    if (resume && resume.status === "ok") {
+      // The missed events follow this welcome: carry on from where we were.
+      status = "ok";
+      replayed = Number(resume.replayed) || 0;
+    } else {
+      // No resume (a first connection, or a server that cannot) or a resync:
+      // whatever went by is lost; continue from the room's present.
+      status = resume ? "resync" : null;
+      if (reconnect) missed = Math.max(0, message.last_seq - this.lastSeq);
+      this.lastSeq = message.last_seq;
+    }
+    this.epoch = typeof message.epoch === "string" ? message.epoch : null;
     this.failures = 0;
     this.welcomed = true;
     this.everWelcomed = true;
     this.setState("live");
-    this.onWelcome(message, { reconnect, missed });
+    this.onPosition({ seq: this.lastSeq, epoch: this.epoch });
+    this.onWelcome(message, {
+      reconnect,
+      missed,
+      resume: status,
+      reason: resume && resume.reason,
+      replayed,
+    });
   }
 
   event(event) {
-    if (!event || (event.type !== "gift" && event.type !== "combo_end")) return;
-    if (!Number.isInteger(event.seq) || !this.seqs.remember(event.seq)) return;
-    this.lastSeq = Math.max(this.lastSeq, event.seq);
-    this.onEvent(event);
-  }
-}
-
-/**
- * The room event seqs already handled, so that none is handled twice: the
- * events held back during a welcome may repeat ones the previous socket
- * delivered. Keeps the newest `limit` seqs.
- */
-export class SeqMemory {
-  constructor(limit, seqs = []) {
-    this.limit = limit;
-    this.seen = new Set(seqs);
-    this.highest = seqs.length ? Math.max(...seqs) : 0;
-  }
-
-  /** Remembers `seq`; false if it was seen (or is too old to matter). */
-  remember(seq) {
-    if (this.seen.has(seq)) return false;
-    this.seen.add(seq);
-    this.highest = Math.max(this.highest, seq);
-    // Trimmed in batches, so that a busy room does not sort on every event.
-    if (this.seen.size > this.limit * 1.25) {
-      const newest = [...this.seen].sort((a, b) => b - a).slice(0, this.limit);
-      this.seen = new Set(newest);
+    if (!event || !Number.isInteger(event.seq)) return;
+    if (event.type === "test_alert") {
+      if (event.seq === 0) this.onTestAlert(event);
+      return;
     }
-    return true;
-  }
-
-  clear() {
-    this.seen.clear();
-    this.highest = 0;
-  }
-
-  toJSON() {
-    return [...this.seen];
+    if (event.type !== "gift" && event.type !== "combo_end") return;
+    // Every event once, in order: whatever is not newer was handled already.
+    if (event.seq <= this.lastSeq) return;
+    this.lastSeq = event.seq;
+    this.onEvent(event);
+    this.onPosition({ seq: this.lastSeq, epoch: this.epoch });
   }
 }
 

@@ -1,39 +1,36 @@
-// The creator's page, a first version: /creator.html?user=carol
+// The creator's page: /creator.html?user=carol
 //
 // URL parameters: user (demo mode: a creator token is issued for them;
 // default carol) or token (a platform's creator token).
-// Shows the wallet (GET /api/wallet), the overlay URL with copy and
-// regenerate (GET/POST /api/creator/overlay-key), and the gifts arriving in
-// the creator's room, live, with the supporters since the page opened.
+// Shows the diamonds balance and the earnings of GET /api/creator/earnings:
+// a chart over the chosen period, by gift and by top supporter, for the
+// period and for the current stream; the overlay URL with copy, regenerate
+// (GET/POST /api/creator/overlay-key) and a test alert
+// (POST /api/creator/test-alert); and the gifts arriving in the room, live.
 
-import {
-  RoomSocket,
-  TokenSource,
-  api,
-  describeState,
-  el,
-  formatCoins,
-  param,
-  plural,
-  userColour,
-} from "./common.js";
+import { RoomSocket, TokenSource, api, describeState, el, formatCoins, param, plural, userColour } from "./common.js";
 import { Feed } from "./feed.js";
-import { Catalog } from "./gifts.js";
+import { Catalog, giftPicture } from "./gifts.js";
 
 const tokens = new TokenSource({
   user: param("user", param("token") ? null : "carol"),
   role: "creator",
   token: param("token"),
 });
-const WALLET_POLL_MS = 15000;
+const EARNINGS_POLL_MS = 15000;
 // Diamonds reach the creator's wallet through settlement, a moment after the gift.
-const WALLET_AFTER_GIFT_MS = [700, 2500];
+const EARNINGS_AFTER_GIFT_MS = [700, 2500];
+const PERIOD_TITLES = { day: "Today", week: "Last 7 days", month: "Last 30 days", all: "All time" };
+const UNIT_WORDS = { hour: "hour", day: "day", month: "month" };
+const SVG = "http://www.w3.org/2000/svg";
 
 const $ = (selector) => document.querySelector(selector);
-const session = { coins: 0, gifts: 0, bySender: new Map() };
+let catalog = new Catalog();
 let feed = null;
 let socket = null;
-let walletTimers = [];
+let refreshTimers = [];
+// Answers may cross: only the latest request's answer is drawn.
+let requestNumber = 0;
 
 async function start() {
   let token;
@@ -48,13 +45,24 @@ async function start() {
   $("#room-link").href = `viewer.html?room=${encodeURIComponent(room)}`;
   $("#copy").addEventListener("click", copyOverlayUrl);
   $("#regenerate").addEventListener("click", regenerate);
+  $("#test-alert").addEventListener("click", testAlert);
+  for (const input of document.querySelectorAll('input[name="period"]')) {
+    input.addEventListener("change", () => loadEarnings());
+  }
 
-  const catalog = await api("/api/catalog").then((doc) => new Catalog(doc), () => new Catalog());
+  catalog = await api("/api/catalog").then((doc) => new Catalog(doc), () => new Catalog());
   feed = new Feed($("#live"), catalog, { limit: 100, showCoins: true });
-  socket = new RoomSocket({ room, tokens, onState: showState, onWelcome: welcomed, onEvent: roomEvent });
+  socket = new RoomSocket({
+    room,
+    tokens,
+    onState: showState,
+    onWelcome: (welcome) => showViewers(welcome.viewers),
+    onViewers: showViewers,
+    onEvent: roomEvent,
+  });
   socket.start();
-  await Promise.all([loadWallet(), loadOverlayKey()]);
-  setInterval(() => loadWallet(), WALLET_POLL_MS);
+  await Promise.all([loadEarnings(), loadOverlayKey()]);
+  setInterval(() => loadEarnings(), EARNINGS_POLL_MS);
 }
 
 function roomFromToken(token) {
@@ -71,25 +79,176 @@ function problem(text) {
   $("#problem").hidden = !text;
 }
 
-// ------------------------------------------------------------------ wallet
+function period() {
+  return document.querySelector('input[name="period"]:checked').value;
+}
 
-async function loadWallet() {
+// ------------------------------------------------------------------ earnings
+
+async function loadEarnings() {
+  const number = ++requestNumber;
+  const chosen = period();
   try {
-    const wallet = await api("/api/wallet", { token: await tokens.get() });
-    $("#diamonds").textContent = formatCoins(wallet.diamonds);
-    $("#diamonds").dataset.value = String(wallet.diamonds);
-    $("#earned").textContent = formatCoins(wallet.diamonds_earned ?? wallet.diamonds);
-    $("#received").textContent = formatCoins(wallet.received ?? 0);
-    $("#received").dataset.value = String(wallet.received ?? 0);
+    const token = await tokens.get();
+    const report = await api(`/api/creator/earnings?period=${chosen}`, { token });
+    if (number !== requestNumber) return;
+    showEarnings(report);
     problem("");
   } catch (error) {
-    problem(`Cannot read the wallet: ${error.message}`);
+    if (number === requestNumber) problem(`Cannot read the earnings: ${error.message}`);
   }
 }
 
-function walletSoon() {
-  walletTimers.forEach(clearTimeout);
-  walletTimers = WALLET_AFTER_GIFT_MS.map((ms) => setTimeout(loadWallet, ms));
+function earningsSoon() {
+  refreshTimers.forEach(clearTimeout);
+  refreshTimers = EARNINGS_AFTER_GIFT_MS.map((ms) => setTimeout(loadEarnings, ms));
+}
+
+function setFigure(selector, value) {
+  $(selector).textContent = formatCoins(value);
+  $(selector).dataset.value = String(value);
+}
+
+function showEarnings(report) {
+  setFigure("#diamonds", report.diamonds);
+  setFigure("#earned", report.diamonds_earned);
+  setFigure("#received", report.received);
+
+  const chosen = report.period;
+  $("#period-title").textContent = PERIOD_TITLES[chosen.name] || chosen.name;
+  setFigure("#period-diamonds", chosen.totals.diamonds);
+  $("#period-gifts").textContent = plural(chosen.totals.count, "gift");
+  $("#period-coins").textContent = plural(chosen.totals.coins, "coin");
+  $("#chart-unit").textContent = UNIT_WORDS[chosen.unit] || chosen.unit;
+  drawChart($("#chart"), chosen.series, chosen.unit);
+  giftRows($("#by-gift tbody"), chosen.by_gift, true);
+  supporterRows($("#top-supporters tbody"), chosen.top_supporters);
+
+  showStream(report.stream);
+}
+
+function showStream(stream) {
+  const totals = stream ? stream.totals : { diamonds: 0, coins: 0, count: 0 };
+  setFigure("#stream-diamonds", totals.diamonds);
+  $("#stream-title").textContent = stream && !stream.open ? "Last stream" : "This stream";
+  $("#stream-note").textContent = stream
+    ? `${plural(totals.count, "gift")} · ${plural(totals.coins, "coin")} · since ${clock(stream.started)}`
+    : "No gifts yet.";
+  $("#stream-empty").hidden = Boolean(stream);
+  giftRows($("#stream-by-gift tbody"), stream ? stream.by_gift : [], false);
+  const top = stream ? stream.top_supporters.slice(0, 5) : [];
+  $("#supporters").replaceChildren(
+    ...top.map((row) =>
+      el(
+        "li",
+        { dataset: { sender: row.user } },
+        el("span", { style: `color:${userColour(row.user)}` }, row.user),
+        el("span", {}, el("span", { class: "coin" }), formatCoins(row.coins)),
+      ),
+    ),
+  );
+}
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function giftRows(body, rows, withCoins) {
+  if (!rows.length) {
+    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, "No gifts in this period.")));
+    return;
+  }
+  body.replaceChildren(
+    ...rows.map((row) =>
+      el(
+        "tr",
+        { dataset: { gift: row.gift, count: row.count, coins: row.coins, diamonds: row.diamonds } },
+        el("td", {}, giftPicture(row.gift, row.tier || "small", row.name), row.name),
+        el("td", {}, `x${formatCoins(row.count)}`),
+        withCoins ? el("td", {}, formatCoins(row.coins)) : null,
+        el("td", {}, formatCoins(row.diamonds)),
+      ),
+    ),
+  );
+}
+
+function supporterRows(body, rows) {
+  if (!rows.length) {
+    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, "Nobody yet.")));
+    return;
+  }
+  body.replaceChildren(
+    ...rows.map((row, index) =>
+      el(
+        "tr",
+        { dataset: { user: row.user, coins: row.coins, diamonds: row.diamonds } },
+        el("td", {}, String(index + 1)),
+        el("td", { style: `color:${userColour(row.user)}` }, row.user),
+        el("td", {}, formatCoins(row.coins)),
+        el("td", {}, formatCoins(row.diamonds)),
+      ),
+    ),
+  );
+}
+
+// ------------------------------------------------------------------ the chart
+
+function svg(tag, attributes = {}, text = null) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, String(value));
+  if (text !== null) node.textContent = text;
+  return node;
+}
+
+function label(start, unit) {
+  const date = new Date(start);
+  if (unit === "hour") return `${String(date.getUTCHours()).padStart(2, "0")}h`;
+  if (unit === "month") return date.toLocaleDateString([], { month: "short", year: "2-digit", timeZone: "UTC" });
+  return date.toLocaleDateString([], { day: "numeric", month: "short", timeZone: "UTC" });
+}
+
+/** Bars of diamonds per unit, drawn as SVG: no library, nothing fetched. */
+function drawChart(chart, series, unit) {
+  const width = 960;
+  const height = 220;
+  const top = 18;
+  const bottom = 24;
+  const left = 8;
+  const plot = height - top - bottom;
+  const highest = Math.max(1, ...series.map((point) => point.diamonds));
+  const step = (width - left * 2) / Math.max(1, series.length);
+  const barWidth = Math.max(2, step * 0.7);
+  // Enough labels to read, never so many that they overlap.
+  const every = Math.max(1, Math.ceil(series.length / 12));
+  const fill = svg("linearGradient", { id: "bar-fill", x1: 0, y1: 0, x2: 0, y2: 1 });
+  fill.append(svg("stop", { offset: "0%", "stop-color": "#ff8fab" }), svg("stop", { offset: "100%", "stop-color": "#ff3d71" }));
+  const nodes = [svg("defs"), svg("line", { class: "grid", x1: 0, x2: width, y1: top + plot, y2: top + plot })];
+  nodes[0].append(fill);
+  series.forEach((point, index) => {
+    const barHeight = point.diamonds ? Math.max(2, (point.diamonds / highest) * plot) : 2;
+    const x = left + index * step + (step - barWidth) / 2;
+    const bar = svg("rect", {
+      class: point.diamonds ? "bar" : "bar empty-bar",
+      x: x.toFixed(1),
+      y: (top + plot - barHeight).toFixed(1),
+      width: barWidth.toFixed(1),
+      height: barHeight.toFixed(1),
+      rx: 3,
+      "data-start": point.start,
+      "data-diamonds": point.diamonds,
+    });
+    bar.append(svg("title", {}, `${label(point.start, unit)}: ${formatCoins(point.diamonds)} diamonds`));
+    nodes.push(bar);
+    if (point.diamonds === highest && point.diamonds > 0) {
+      nodes.push(svg("text", { class: "bar-label", x: x + barWidth / 2, y: top + plot - barHeight - 4, "text-anchor": "middle" }, formatCoins(point.diamonds)));
+    }
+    if (index % every === 0) {
+      nodes.push(svg("text", { x: x + barWidth / 2, y: height - 6, "text-anchor": "middle" }, label(point.start, unit)));
+    }
+  });
+  chart.replaceChildren(...nodes);
+  chart.dataset.points = String(series.length);
+  chart.dataset.total = String(series.reduce((sum, point) => sum + point.diamonds, 0));
 }
 
 // ------------------------------------------------------------------ overlay key
@@ -138,6 +297,21 @@ async function regenerate() {
   }
 }
 
+async function testAlert() {
+  const button = $("#test-alert");
+  button.disabled = true;
+  try {
+    const answer = await api("/api/creator/test-alert", { method: "POST", token: await tokens.get() });
+    const name = catalog.name(answer.event.gift);
+    $("#overlay-status").textContent = `Test alert sent: your overlay shows a ${name} now.`;
+  } catch (error) {
+    $("#overlay-status").textContent = `Could not send a test alert: ${error.message}`;
+  } finally {
+    // A short pause, so that a double click is one alert.
+    setTimeout(() => (button.disabled = false), 1000);
+  }
+}
+
 // ------------------------------------------------------------------ live gifts
 
 function showState(state, detail) {
@@ -145,37 +319,14 @@ function showState(state, detail) {
   $("#state").textContent = describeState(state, detail);
 }
 
-function welcomed(welcome) {
-  $("#viewers").textContent = `${formatCoins(welcome.viewers)} watching`;
+function showViewers(count) {
+  $("#viewers").textContent = `${formatCoins(count)} watching`;
 }
 
 function roomEvent(event) {
   feed.add(event);
   $("#live-empty").hidden = true;
-  if (event.type !== "gift") return;
-  session.coins += event.coins;
-  session.gifts += event.count;
-  session.bySender.set(event.sender, (session.bySender.get(event.sender) || 0) + event.coins);
-  $("#session-coins").textContent = formatCoins(session.coins);
-  $("#session-gifts").textContent = plural(session.gifts, "gift");
-  $("#session-senders").textContent = plural(session.bySender.size, "supporter");
-  renderSupporters();
-  walletSoon();
-}
-
-function renderSupporters() {
-  const top = [...session.bySender.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5);
-  $("#supporters-empty").hidden = top.length > 0;
-  $("#supporters").replaceChildren(
-    ...top.map(([sender, coins]) =>
-      el(
-        "li",
-        { dataset: { sender } },
-        el("span", { style: `color:${userColour(sender)}` }, sender),
-        el("span", {}, el("span", { class: "coin" }), formatCoins(coins)),
-      ),
-    ),
-  );
+  if (event.type === "gift") earningsSoon();
 }
 
 start();

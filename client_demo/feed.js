@@ -51,6 +51,11 @@ export class Feed {
     row.querySelector(".streak-note").textContent = "streak ended";
   }
 
+  /** A line in the feed that is not a gift (a gap while offline, say). */
+  note(text) {
+    this.prepend(el("li", { class: "feed-note" }, text));
+  }
+
   comboRow(id) {
     return this.list.querySelector(`li[data-combo="${CSS.escape(id)}"]`);
   }

@@ -9,11 +9,13 @@
 //   hold    a factor on how long alerts stay (2 = twice as long); default 1
 //
 // Alerts play one at a time, bigger gifts first. A streak is one growing
-// counter, never one alert per send. The room event seqs already handled are
-// kept in localStorage, so neither a reconnect nor OBS reloading the source
-// replays an alert.
+// counter, never one alert per send. The overlay's place in the room (the
+// last seq handled and its epoch) is kept in localStorage, per room: after a
+// reconnect, or OBS reloading the source (hiding and showing it), it resumes
+// from there, so what was missed meanwhile plays and what was shown does not.
+// A creator's test alert (seq 0) plays like a gift, whatever `min` says.
 
-import { RoomSocket, SeqMemory, api, el, numberParam, param, plural, sleep } from "./common.js";
+import { RoomSocket, api, el, numberParam, param, plural, sleep } from "./common.js";
 import { ShowQueue } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
 
@@ -27,7 +29,7 @@ const ALERT_MS = { small: 3000, medium: 5000, large: 7000, fullscreen: 10000 };
 // A streak whose combo_end never came (missed while offline) goes after this.
 const STREAK_IDLE_MS = 15000;
 const MAX_STREAKS = 5;
-const SEQ_STORE = `giftstream:overlay:${room}:seqs`;
+const POSITION_STORE = `giftstream:overlay:${room}:position`;
 
 const $ = (selector) => document.querySelector(selector);
 let catalog = new Catalog();
@@ -44,10 +46,12 @@ const alerts = new ShowQueue({
 const socket = new RoomSocket({
   room,
   key,
-  seqs: new SeqMemory(1000, loadSeqs()),
+  position: loadPosition(),
   onState: showState,
   onWelcome: () => {},
   onEvent: roomEvent,
+  onTestAlert: (event) => alerts.push({ ...event, test: true }),
+  onPosition: savePosition,
 });
 
 // ------------------------------------------------------------------ start
@@ -82,7 +86,6 @@ function showStatus(text) {
 // ------------------------------------------------------------------ events
 
 function roomEvent(event) {
-  saveSeqs();
   if (event.type === "combo_end") return endStreak(event);
   if (event.combo && typeof event.combo.id === "string") return streak(event);
   if (event.coins >= minCoins) alerts.push(event);
@@ -161,9 +164,11 @@ async function playAlert(event) {
   alert.querySelector(".alert-picture").replaceChildren(giftPicture(event.gift, event.tier, name));
   alert.querySelector(".alert-sender").textContent = event.sender;
   alert.querySelector(".alert-gift").textContent = event.count > 1 ? `${name} x${event.count}` : name;
-  alert.querySelector(".alert-detail").textContent = plural(event.coins, "coin");
-  alert.className = `alert tier-${event.tier}`;
+  const worth = plural(event.coins, "coin");
+  alert.querySelector(".alert-detail").textContent = event.test ? `${worth} · only a test` : worth;
+  alert.className = `alert tier-${event.tier}${event.test ? " test" : ""}`;
   alert.dataset.seq = String(event.seq);
+  alert.dataset.test = event.test ? "true" : "false";
   alert.dataset.tier = event.tier;
   alert.hidden = false;
   countShown();
@@ -200,26 +205,24 @@ function playSound(tier) {
   sound.play().catch(() => {});
 }
 
-// ------------------------------------------------------------------ seqs shown
+// ------------------------------------------------------------------ place in the room
 
-function loadSeqs() {
+function loadPosition() {
   try {
-    const stored = JSON.parse(localStorage.getItem(SEQ_STORE) || "[]");
-    return Array.isArray(stored) ? stored.filter(Number.isInteger) : [];
+    const stored = JSON.parse(localStorage.getItem(POSITION_STORE) || "null");
+    return stored && Number.isInteger(stored.seq) ? stored : null;
   } catch {
-    return [];
+    return null;
   }
 }
 
-function saveSeqs() {
-  clearTimeout(saveSeqs.timer);
-  saveSeqs.timer = setTimeout(() => {
-    try {
-      localStorage.setItem(SEQ_STORE, JSON.stringify(socket.seqs));
-    } catch {
-      // Storage may be off in some browser sources; memory still dedupes.
-    }
-  }, 300);
+function savePosition(position) {
+  try {
+    // At once, not later: OBS may unload the page at any moment.
+    localStorage.setItem(POSITION_STORE, JSON.stringify(position));
+  } catch {
+    // Storage may be off in some browser sources; a reload then starts afresh.
+  }
 }
 
 start();

@@ -60,6 +60,7 @@ const socket = new RoomSocket({
   onState: showState,
   onWelcome: welcomed,
   onEvent: roomEvent,
+  onViewers: showViewers,
   onReply: reply,
 });
 
@@ -105,26 +106,35 @@ function showState(state, detail) {
   document.body.dataset.state = state;
 }
 
-function welcomed(welcome, { reconnect, missed }) {
-  $("#viewers").textContent = `${formatCoins(welcome.viewers)} watching`;
+function showViewers(count) {
+  $("#viewers").textContent = `${formatCoins(count)} watching`;
+  $("#viewers").dataset.count = String(count);
+}
+
+function welcomed(welcome, { reconnect, missed, resume, replayed }) {
+  showViewers(welcome.viewers);
   canSend = Boolean(welcome.you && welcome.you.can_send);
   $("#who").textContent = welcome.you.user ? welcome.you.user : "watching";
   $("#watch-only").hidden = Boolean(welcome.you.user);
   $("#gifts").classList.toggle("disabled", !canSend);
   if (welcome.balance !== null && welcome.balance !== undefined) freshBalance(welcome.balance);
-  if (reconnect) {
-    showNotice(
-      missed > 0
-        ? `Back online. Up to ${plural(missed, "room event")} went by while you were away.`
-        : "Back online.",
-    );
-  }
+  if (reconnect) showNotice(backOnline(resume, missed, replayed));
+  // The feed has a hole where events were not replayed: say so in it.
+  if (reconnect && resume !== "ok" && missed > 0) feed.note("missed some gifts while offline");
   // Answers lost with the old socket: the same ids again, so nothing is paid
   // twice. A debit made from now on comes after the welcome's balance.
   for (const pending of inflight.values()) {
     pending.epoch = balanceEpoch;
     socket.send(pending.message);
   }
+}
+
+function backOnline(resume, missed, replayed) {
+  if (resume === "ok") {
+    return replayed > 0 ? `Back online: caught up on ${plural(replayed, "room event")}.` : "Back online.";
+  }
+  if (missed > 0) return `Back online. You missed some gifts while offline (${plural(missed, "room event")}).`;
+  return "Back online.";
 }
 
 function showNotice(text, sticky = false) {

@@ -1,8 +1,11 @@
 """Take the README's screenshots of the demo pages, in a real state.
 
 Starts a demo server of its own (embedded Valkey in a temporary directory,
-a free port), opens the pages in Debian's Chromium, sends gifts by tapping
-the viewer pages as people would, and saves PNGs under docs/screenshots/:
+a free port), gives creator carol a week of earlier gifts from a few other
+supporters (paid and settled by the real Lua scripts, at past times, so
+that her earnings chart has a history), opens the pages in Debian's
+Chromium, sends gifts by tapping the viewer pages as people would, and
+saves PNGs under docs/screenshots/:
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
@@ -12,6 +15,7 @@ Needs /usr/bin/chromium (scripts/install-browser).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import queue
 import signal
@@ -25,6 +29,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from redis.asyncio import Redis
+
+from server.catalog import load_catalog
+from server.scripts import Scripts
+from server.settings import Settings
+from server.wallet import Wallets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -37,6 +47,22 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LISTENING = "giftstream: listening on"
+REDIS_LINE = "redis:"
+DAY_MS = 86_400_000
+# (days ago, hour UTC, supporter, gift, count): carol's week before today.
+HISTORY = [
+    (6, 19, "erin", "rose", 30),
+    (6, 20, "femi", "corgi", 1),
+    (5, 18, "gus", "doughnut", 4),
+    (5, 21, "erin", "money_gun", 1),
+    (4, 20, "hana", "hand_hearts", 3),
+    (3, 19, "femi", "rocket", 1),
+    (3, 20, "erin", "corgi", 2),
+    (3, 21, "gus", "rose", 99),
+    (2, 20, "hana", "money_gun", 2),
+    (1, 19, "erin", "jet", 1),
+    (1, 20, "femi", "finger_heart", 20),
+]
 START_TIMEOUT = 30.0
 DESKTOP = ViewportSize(width=1280, height=800)
 PHONE = ViewportSize(width=390, height=844)
@@ -44,8 +70,8 @@ OBS = ViewportSize(width=1920, height=1080)
 
 
 @contextmanager
-def demo_server() -> Iterator[str]:
-    """A `giftstream serve --demo` on a free port; yields its base URL."""
+def demo_server() -> Iterator[tuple[str, str]]:
+    """A `giftstream serve --demo` on a free port; yields its base URL and Redis URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTSTREAM_")}
     env.pop("REDIS_URL", None)
     env["PYTHONUNBUFFERED"] = "1"
@@ -71,7 +97,7 @@ def demo_server() -> Iterator[str]:
                 process.wait()
 
 
-def _wait_listening(process: subprocess.Popen[str]) -> str:
+def _wait_listening(process: subprocess.Popen[str]) -> tuple[str, str]:
     lines: queue.Queue[str | None] = queue.Queue()
 
     def drain() -> None:
@@ -93,8 +119,32 @@ def _wait_listening(process: subprocess.Popen[str]) -> str:
             break
         seen.append(line)
         if line.startswith(LISTENING):
-            return line.removeprefix(LISTENING).strip()
+            redis = [seen.strip().removeprefix(REDIS_LINE).strip() for seen in seen
+                     if seen.strip().startswith(REDIS_LINE)]  # fmt: skip
+            if not redis:
+                raise SystemExit("the demo server did not say which Redis it uses")
+            return line.removeprefix(LISTENING).strip(), redis[0]
     raise SystemExit("the demo server did not start:\n" + "".join(seen))
+
+
+async def seed_history(redis_url: str) -> None:
+    """Earlier gifts to carol, through the same scripts as live ones, at past times."""
+    redis = Redis.from_url(redis_url)
+    try:
+        wallets = Wallets(redis, Scripts.register(redis), Settings())
+        catalog = load_catalog()
+        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        for user in sorted({sender for _, _, sender, _, _ in HISTORY}):
+            await wallets.grant_coins(user, 20_000, "screenshots", today - 7 * DAY_MS)
+        for number, (days_ago, hour, sender, gift, count) in enumerate(HISTORY):
+            at = today - days_ago * DAY_MS + hour * 3_600_000
+            await wallets.send_gift(
+                sender, f"history-{number}", catalog.gift(gift), count, "carol", "carol", at
+            )
+            for credit in await wallets.pending_credits(sender):
+                await wallets.settle(credit, at)
+    finally:
+        await redis.aclose()
 
 
 def open_page(browser: Browser, url: str, viewport: ViewportSize) -> Page:
@@ -148,7 +198,8 @@ def take(base: str, out: Path) -> None:
         alice.wait_for_timeout(600)
         alice.screenshot(path=out / "viewer.png")
         bob.screenshot(path=out / "viewer-phone.png")
-        creator.wait_for_timeout(2500)  # settlement, then the wallet refresh
+        creator.wait_for_timeout(3000)  # settlement, then the earnings refresh
+        creator.wait_for_selector("#chart rect.bar")
         creator.screenshot(path=out / "creator.png", full_page=True)
         browser.close()
 
@@ -160,7 +211,8 @@ def main() -> None:
     if not Path(CHROMIUM).exists():
         raise SystemExit("Chromium is not installed: run scripts/install-browser")
     args.out.mkdir(parents=True, exist_ok=True)
-    with demo_server() as base:
+    with demo_server() as (base, redis_url):
+        asyncio.run(seed_history(redis_url))
         take(base, args.out)
     for path in sorted(args.out.glob("*.png")):
         print(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path)

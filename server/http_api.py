@@ -1,4 +1,4 @@
-"""The HTTP API: catalogue, wallet, orders, payment callbacks, dev tokens.
+"""The HTTP API: catalogue, wallet, orders, payment callbacks, dev tokens, creators.
 
 Errors are ``application/problem+json`` bodies that carry the same stable
 ``code`` as WebSocket error frames.
@@ -18,12 +18,16 @@ from starlette.routing import Route
 
 from server import payments
 from server.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
+from server.earnings import Earnings, check_period
 from server.errors import BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
 from server.services import Services
 from server.settlement import now_ms
 
 Handler = Callable[[Request], Awaitable[Response]]
 WEBHOOK_BODY_LIMIT = 64 * 1024
+# A test alert's sender: not a user id (it has a space), so no one's gifts
+# can be mistaken for it.
+TEST_ALERT_SENDER = "Test alert"
 
 
 def services_of(request: Request) -> Services:
@@ -200,6 +204,45 @@ async def post_overlay_key(request: Request) -> Response:
     return overlay_answer(creator, await services_of(request).overlay_keys.regenerate(creator))
 
 
+@typed_errors
+async def get_earnings(request: Request) -> Response:
+    """The creator's diamonds, and earnings over a period and in the current stream."""
+    creator = creator_of(request)
+    period = check_period(request.query_params.get("period"))
+    services = services_of(request)
+    earnings = Earnings(services.redis, services.settings.key_prefix, services.catalog)
+    return JSONResponse(await earnings.report(creator, period, now_ms()))
+
+
+def sample_gift(services: Services) -> str:
+    """What a test alert shows by default: a large gift, the kind a streamer tunes for."""
+    gifts = list(services.catalog.gifts.values())
+    large = [gift for gift in gifts if gift.tier == "large"]
+    return (large or sorted(gifts, key=lambda gift: -gift.coins))[0].id
+
+
+@typed_errors
+async def post_test_alert(request: Request) -> Response:
+    """A sample gift alert on the creator's overlay: no money, no seq, no history."""
+    creator = creator_of(request)
+    body = await json_body(request)
+    services = services_of(request)
+    gift = services.catalog.gift(body["gift"] if "gift" in body else sample_gift(services))
+    event = {
+        "type": "test_alert",
+        "room": creator,
+        "sender": TEST_ALERT_SENDER,
+        "gift": gift.id,
+        "count": 1,
+        "coins": gift.coins,
+        "tier": str(gift.tier),
+        "ts": now_ms(),
+        "combo": None,
+    }
+    await services.room_log.announce(creator, event)
+    return JSONResponse({"status": "sent", "event": event | {"seq": 0}}, status_code=202)
+
+
 routes = [
     Route("/api/catalog", get_catalog, methods=["GET"]),
     Route("/api/wallet", get_wallet, methods=["GET"]),
@@ -209,4 +252,6 @@ routes = [
     Route("/api/sandbox/pay/{order_id}", post_sandbox_pay, methods=["POST"]),
     Route("/api/creator/overlay-key", get_overlay_key, methods=["GET"]),
     Route("/api/creator/overlay-key", post_overlay_key, methods=["POST"]),
+    Route("/api/creator/earnings", get_earnings, methods=["GET"]),
+    Route("/api/creator/test-alert", post_test_alert, methods=["POST"]),
 ]

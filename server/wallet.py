@@ -17,8 +17,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.catalog import Gift
+from server.earnings_keys import RETENTION_SECONDS, STREAM_GAP_MS, EarningsKeys
 from server.errors import InsufficientCoins, RateLimited, Unavailable
 from server.keys import WalletKeys, gift_key, outbox_pattern
+from server.pipelining import AutoPipeline
 from server.scripts import Scripts
 from server.settings import Settings
 
@@ -54,11 +56,23 @@ class PendingCredit:
     share_percent: int
     ts_ms: int
     room: str
+    # For the creator's earnings reports; "" and 0 for an entry written
+    # before outbox entries carried them.
+    gift: str = ""
+    count: int = 0
 
     @classmethod
     def parse(cls, sender: str, key: str, value: str) -> PendingCredit:
-        creator, coins, share, ts_ms, room = value.split("|", 4)
-        return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room)
+        """``creator|coins|share|ts_ms|room|gift|count``, or the older form
+        without ``|gift|count`` (a sweeper may meet entries written by an
+        earlier version). No field holds a ``|``."""
+        fields = value.split("|")
+        if len(fields) == 5:
+            fields += ["", "0"]
+        if len(fields) != 7:
+            raise ValueError(f"outbox entry with {len(fields)} fields")
+        creator, coins, share, ts_ms, room, gift, count = fields
+        return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room, gift, int(count))
 
 
 class FailureTally:
@@ -85,10 +99,17 @@ def _int_fields(raw: dict[Any, Any]) -> dict[str, int]:
 
 
 class Wallets:
-    def __init__(self, redis: Redis, scripts: Scripts, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        settings: Settings,
+        pipeline: AutoPipeline | None = None,
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
         self._settings = settings
+        self._pipeline = pipeline
 
     def keys(self, user: str) -> WalletKeys:
         return WalletKeys(self._settings.key_prefix, user)
@@ -159,15 +180,27 @@ class Wallets:
     async def settle(self, credit: PendingCredit, now_ms: int) -> int:
         """Credit the creator (once) and clear the outbox entry. Returns diamonds."""
         keys = self.keys(credit.creator)
+        reports = EarningsKeys(self._settings.key_prefix, credit.creator)
         status, diamonds, _duplicate = await guarded(
             self._scripts.settle(
-                keys=[keys.wallet, keys.ledger, keys.settled(credit.gift_key)],
+                keys=[
+                    keys.wallet,
+                    keys.ledger,
+                    keys.settled(credit.gift_key),
+                    *reports.for_settlement(credit.ts_ms),
+                ],
                 args=[
                     credit.gift_key,
                     str(credit.coins),
                     str(credit.share_percent),
                     now_ms,
                     self._settings.idempotency_ttl_seconds,
+                    credit.sender,
+                    credit.gift,
+                    str(credit.count),
+                    str(credit.ts_ms),
+                    str(RETENTION_SECONDS),
+                    str(STREAM_GAP_MS),
                 ],
             )
         )
@@ -175,7 +208,11 @@ class Wallets:
             raise RuntimeError(f"settle script refused its arguments: {as_text(status)}")
         # Only after the credit is durable: a crash before this line leaves the
         # entry for the sweeper, whose settle call is then a no-op.
-        await guarded(self._redis.hdel(self.keys(credit.sender).outbox, credit.gift_key))
+        outbox = self.keys(credit.sender).outbox
+        if self._pipeline is None:
+            await guarded(self._redis.hdel(outbox, credit.gift_key))
+        else:  # one of many at once in a storm: share the round trip
+            await guarded(self._pipeline.command("HDEL", outbox, credit.gift_key))
         return int(diamonds)
 
     async def recharge(

@@ -48,6 +48,10 @@ RECORD_ALERTS = """() => {
     if (seq && window.alertsStarted.at(-1) !== Number(seq)) window.alertsStarted.push(Number(seq));
   }).observe(alert, { attributes: true, attributeFilter: ["data-seq"] });
 }"""
+# The same, installed by every load of a page that has an overlay's #alert.
+RECORD_ALERTS_AT_LOAD = f"""addEventListener("DOMContentLoaded", () => {{
+  if (document.querySelector("#alert")) ({RECORD_ALERTS})();
+}});"""
 
 
 # ---------------------------------------------------------------- fixtures
@@ -299,25 +303,80 @@ async def test_the_creator_page_shows_earnings_and_regenerates_the_overlay_key(
     first_url = await overlay_url(server)
     await expect(url).to_have_value(first_url)
     await expect(creator.locator("#diamonds")).to_have_text("0")
+    await expect(creator.locator("#by-gift tbody tr.none")).to_have_count(1)
 
     alice = await protocol_client(server, "alice")
+    bob = await protocol_client(server, "bob")
     try:
         await alice.gift("c-corgi", "corgi")
+        await alice.gift("c-rose", "rose", 5)
+        await bob.gift("c-doughnut", "doughnut", 2)
+        await bob.gift("c-rose", "rose", 3)
     finally:
         await alice.close()
+        await bob.close()
 
     await expect(creator.locator("#live .feed-item[data-gift=corgi]")).to_contain_text(
         "alice sent Corgi"
     )
-    await expect(creator.locator("#supporters li[data-sender=alice]")).to_contain_text("299")
-    # Half of 299 coins, rounded down, once settled.
-    await expect(creator.locator("#diamonds")).to_have_text("149")
-    await expect(creator.locator("#received")).to_have_text("299")
+    # Half of each gift's coins, rounded down per gift, once settled:
+    # 299 -> 149, 5 -> 2, 60 -> 30, 3 -> 1.
+    await expect(creator.locator("#diamonds")).to_have_text("182")
+    await expect(creator.locator("#received")).to_have_text("367")
+    await expect(creator.locator("#period-diamonds")).to_have_text("182")
+    await expect(creator.locator("#stream-diamonds")).to_have_text("182")
+    gifts = creator.locator("#by-gift tbody tr")
+    await expect(gifts).to_have_count(3)
+    await expect(gifts.first).to_have_attribute("data-gift", "corgi")  # most diamonds first
+    rose = creator.locator("#by-gift tr[data-gift=rose]")
+    await expect(rose).to_have_attribute("data-count", "8")
+    await expect(rose).to_have_attribute("data-diamonds", "3")
+    supporters = creator.locator("#top-supporters tbody tr")
+    await expect(supporters).to_have_count(2)
+    await expect(supporters.first).to_have_attribute("data-user", "alice")
+    await expect(supporters.first).to_have_attribute("data-coins", "304")
+    await expect(creator.locator("#top-supporters tr[data-user=bob]")).to_have_attribute(
+        "data-diamonds", "31"
+    )
+    await expect(creator.locator("#supporters li[data-sender=alice]")).to_contain_text("304")
+    await expect(creator.locator("#stream-by-gift tr[data-gift=doughnut]")).to_contain_text("x2")
+
+    # The chart: a bar per day of the week, their sum the week's diamonds.
+    chart = creator.locator("#chart")
+    await expect(chart).to_have_attribute("data-points", "7")
+    await expect(chart).to_have_attribute("data-total", "182")
+    await expect(chart.locator("rect.bar:not(.empty-bar)")).to_have_count(1)
+    await creator.click("#periods input[value=day] + span")
+    await expect(chart).to_have_attribute("data-points", "24")
+    await expect(chart).to_have_attribute("data-total", "182")
+    await expect(creator.locator("#period-title")).to_have_text("Today")
 
     await creator.click("#regenerate")
     await creator.click("#regenerate-yes")
     await expect(url).not_to_have_value(first_url)
     assert await url.input_value() == await overlay_url(server)
+
+
+async def test_the_test_alert_button_plays_on_the_overlay_and_not_in_the_room(
+    server: ServerProcess, pages: Pages
+) -> None:
+    overlay = await open_overlay(pages, server, "&hold=0.3&min=100000")
+    alice = await open_viewer(pages, server, "alice")
+    creator = await pages.open("creator", f"{server.http}/creator.html?user=carol")
+    await expect(creator.locator("#state")).to_have_attribute("data-state", "live")
+
+    await creator.click("#test-alert")
+
+    alert = overlay.locator("#alert")
+    # Shown whatever the overlay's minimum, marked as a test, outside the sequence.
+    await expect(alert).to_have_attribute("data-test", "true")
+    await expect(alert).to_have_attribute("data-seq", "0")
+    await expect(alert).to_contain_text("Test alert sent Money Gun")
+    await expect(creator.locator("#overlay-status")).to_contain_text("Test alert sent")
+    await expect(alert).to_be_hidden()
+    # The viewers' room shows nothing of it.
+    await expect(alice.locator("#feed .feed-item")).to_have_count(0)
+    await expect(alice.locator("#bigshow")).to_be_hidden()
 
 
 async def test_the_index_links_every_page(server: ServerProcess, pages: Pages) -> None:
@@ -342,10 +401,19 @@ async def test_the_viewer_page_recovers_after_a_server_restart(
     alice = await open_viewer(pages, server, "alice")
     state = alice.locator("#state")
 
+    rose = await protocol_client(server, "bob")
+    try:
+        before = await rose.gift("r-rose", "rose")
+    finally:
+        await rose.close()
+    await expect(alice.locator("#feed .feed-item[data-sender=bob]")).to_have_count(1)
+
     await server.stop()
 
     await expect(state).to_have_attribute("data-state", "offline")
     await expect(state).to_contain_text("reconnecting")
+    # Kept away until bob's gift below is in the room's history.
+    await alice.context.set_offline(True)
     await alice.click("#gifts button[data-gift=corgi]")
     waiting = alice.locator("#sends .send").first
     await expect(waiting).to_have_attribute("data-state", "pending")
@@ -356,8 +424,20 @@ async def test_the_viewer_page_recovers_after_a_server_restart(
     try:
         await restarted.wait_listening()
         await restarted.wait_ready()
-        # The page comes back by itself and sends the gift that was waiting.
+        bob = await protocol_client(restarted, "bob")
+        try:
+            missed = await bob.gift("r-corgi", "corgi")
+        finally:
+            await bob.close()
+        assert missed["seq"] > before["seq"]
+        await alice.context.set_offline(False)
+
+        # The page comes back by itself, shows what it missed, once, and
+        # sends the gift that was waiting.
         await expect(state).to_have_attribute("data-state", "live", timeout=20_000)
+        await expect(alice.locator("#notice")).to_contain_text("caught up")
+        bobs = alice.locator("#feed .feed-item[data-sender=bob]")
+        await expect(bobs.and_(alice.locator("[data-gift=corgi]"))).to_have_count(1)
         await expect(waiting).to_have_attribute("data-state", "confirmed")
         await expect(alice.locator("#balance")).to_have_text("4,701")
         assert await wallet_coins(restarted, "alice") == 4701
@@ -369,7 +449,61 @@ async def test_the_viewer_page_recovers_after_a_server_restart(
         await expect(overlay.locator("#alert")).to_contain_text("alice sent Money Gun")
         started = await alerts_started(overlay)
         assert len(started) == len(set(started)), f"an alert played twice: {started}"
+        # Nothing came twice: bob's two gifts, alice's two, in the room's order.
+        await expect(alice.locator("#feed .feed-item[data-gift=money_gun]")).to_have_count(1)
+        assert await bobs.count() == 2
+        seqs = await alice.locator("#feed .feed-item").evaluate_all(
+            "(rows) => rows.map((row) => Number(row.dataset.seq))"
+        )
+        assert seqs == sorted(set(seqs), reverse=True), seqs
     finally:
         await restarted.stop()
         if has_failed(request):
             print("----- the restarted server -----", restarted.output(), sep="\n")
+
+
+async def test_the_viewer_count_follows_who_comes_and_goes(
+    server: ServerProcess, pages: Pages
+) -> None:
+    alice = await open_viewer(pages, server, "alice")
+    await expect(alice.locator("#viewers")).to_have_text("1 watching")
+
+    bob = await protocol_client(server, "bob")
+    try:
+        await expect(alice.locator("#viewers")).to_have_text("2 watching", timeout=10_000)
+    finally:
+        await bob.close()
+    await expect(alice.locator("#viewers")).to_have_text("1 watching", timeout=10_000)
+
+
+async def test_the_overlay_shown_again_plays_what_it_missed_and_nothing_twice(
+    server: ServerProcess, pages: Pages
+) -> None:
+    overlay = await open_overlay(pages, server, "&hold=0.2")
+    address = overlay.url
+    # From the next load on, alerts are recorded from the start.
+    await overlay.context.add_init_script(RECORD_ALERTS_AT_LOAD)
+    alert = overlay.locator("#alert")
+    alice = await protocol_client(server, "alice")
+    try:
+        corgi = await alice.gift("h-corgi", "corgi")
+        await expect(alert).to_have_attribute("data-seq", str(corgi["seq"]))
+
+        # OBS hides the source (it unloads the page)...
+        await overlay.goto("about:blank")
+        gun = await alice.gift("h-gun", "money_gun")
+        # ...and shows it again: the gift sent meanwhile plays, the one shown does not.
+        await overlay.goto(address)
+        await expect(alert).to_have_attribute("data-seq", str(gun["seq"]))
+        await expect(alert).to_be_hidden()
+        assert await alerts_started(overlay) == [gun["seq"]]
+
+        # Reloaded with nothing new: nothing plays; the next gift does.
+        await overlay.reload()
+        await expect(overlay.locator("body")).to_have_attribute("data-state", "live")
+        rocket = await alice.gift("h-rocket", "rocket")
+        await expect(alert).to_have_attribute("data-seq", str(rocket["seq"]))
+        await expect(alert).to_be_hidden()
+        assert await alerts_started(overlay) == [rocket["seq"]]
+    finally:
+        await alice.close()

@@ -3,7 +3,8 @@
 -- KEYS[1] wallet   HASH   {w:sender}:wallet  (coins, spent, ...)
 -- KEYS[2] ledger   STREAM {w:sender}:ledger
 -- KEYS[3] request  STRING {w:sender}:req:<request id>   idempotency record
--- KEYS[4] outbox   HASH   {w:sender}:outbox  gift key -> pending creator credit
+-- KEYS[4] outbox   HASH   {w:sender}:outbox  gift key -> pending creator credit,
+--                  creator|coins|share|ts_ms|room|gift|count
 -- KEYS[5] rate     HASH   {w:sender}:gift_rate  token bucket: tokens, ms
 -- ARGV[1] sender user id       ARGV[2] request id     ARGV[3] gift id
 -- ARGV[4] count (digits)       ARGV[5] unit price in coins (digits)
@@ -87,7 +88,9 @@ redis.call("SET", KEYS[3],
   balance .. "|" .. cost .. "|" .. gift_key .. "|" .. ARGV[3] .. "|" .. count .. "|" .. ARGV[7],
   "EX", ARGV[9])
 -- The creator's credit, settled on the creator's shard by settle.lua. The
--- share is fixed now so that a late settlement credits what was promised.
+-- share is fixed now so that a late settlement credits what was promised;
+-- the gift and count ride along for the creator's earnings reports.
 redis.call("HSET", KEYS[4], gift_key,
-  ARGV[6] .. "|" .. cost .. "|" .. share .. "|" .. ARGV[8] .. "|" .. ARGV[7])
+  ARGV[6] .. "|" .. cost .. "|" .. share .. "|" .. ARGV[8] .. "|" .. ARGV[7]
+  .. "|" .. ARGV[3] .. "|" .. count)
 return {"ok", balance, cost, 0, ARGV[3], count, ARGV[7]}

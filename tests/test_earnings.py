@@ -1,0 +1,324 @@
+"""The creator's endpoints: earnings reports and the overlay's test alert.
+
+Against a real server where the path is the product's (gifts over the room
+socket, settled by the server's own worker), and against the real scripts
+on the real Valkey where a test needs to choose the time of a gift (streams,
+old outbox entries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from server import reconcile
+from server.catalog import load_catalog
+from server.earnings import Earnings
+from server.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS, EarningsKeys, day_of
+from server.scripts import Scripts
+from server.settings import Settings
+from server.wallet import PendingCredit, Wallets
+from tests.client import Api, RoomClient, bearer
+from tests.conftest import ServerProcess
+
+# 2026-01-01T10:00:00Z: far from a day's edge, so that a stream stays in one day.
+T0 = 1_767_225_600_000 + 10 * HOUR_MS
+CATALOG = load_catalog()
+
+
+@pytest.fixture
+async def carol(api: Api) -> str:
+    return await api.token("carol", role="creator")
+
+
+async def earnings(api: Api, token: str, period: str | None = None) -> dict[str, Any]:
+    query = {"period": period} if period else {}
+    response = await api.http.get("/api/creator/earnings", params=query, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+async def settled(api: Api, token: str, diamonds: int, within: float = 10.0) -> None:
+    """Until the creator's wallet holds ``diamonds`` (the settler runs in the background)."""
+    deadline = time.monotonic() + within
+    while (await api.wallet(token))["diamonds"] != diamonds:
+        assert time.monotonic() < deadline, f"diamonds never reached {diamonds}"
+        await asyncio.sleep(0.05)
+
+
+def gifts_by_id(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["gift"]: row for row in section["by_gift"]}
+
+
+def supporters_by_user(section: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["user"]: row for row in section["top_supporters"]}
+
+
+# ---------------------------------------------------------------- through the server
+
+# (sender, request id, gift, count): two supporters, two kinds of gift.
+SENDS = [
+    ("alice", "e1", "corgi", 2),
+    ("alice", "e2", "rose", 5),
+    ("bob", "e3", "rose", 3),
+    ("bob", "e4", "corgi", 1),
+]
+
+
+def expected() -> dict[str, Any]:
+    """Sums of the gifts above, computed here the way DOMAIN.md says."""
+    by_gift: dict[str, dict[str, int]] = {}
+    by_user: dict[str, dict[str, int]] = {}
+    for sender, _, gift, count in SENDS:
+        coins = CATALOG.gift(gift).coins * count
+        diamonds = coins * 50 // 100
+        for table, name in ((by_gift, gift), (by_user, sender)):
+            row = table.setdefault(name, {"count": 0, "coins": 0, "diamonds": 0})
+            row["count"] += count
+            row["coins"] += coins
+            row["diamonds"] += diamonds
+    totals = {
+        "sends": len(SENDS),
+        "count": sum(r["count"] for r in by_gift.values()),
+        "coins": sum(r["coins"] for r in by_gift.values()),
+        "diamonds": sum(r["diamonds"] for r in by_gift.values()),
+    }
+    return {"totals": totals, "by_gift": by_gift, "by_user": by_user}
+
+
+def check_section(section: dict[str, Any], want: dict[str, Any]) -> None:
+    assert section["totals"] == want["totals"]
+    gifts = gifts_by_id(section)
+    assert set(gifts) == set(want["by_gift"])
+    for gift, row in want["by_gift"].items():
+        assert {k: gifts[gift][k] for k in row} == row, gift
+    assert gifts["corgi"]["name"] == "Corgi"
+    users = supporters_by_user(section)
+    assert set(users) == set(want["by_user"])
+    for user, row in want["by_user"].items():
+        assert users[user]["coins"] == row["coins"], user
+        assert users[user]["diamonds"] == row["diamonds"], user
+    ranked = [row["coins"] for row in section["top_supporters"]]
+    assert ranked == sorted(ranked, reverse=True)
+
+
+async def test_earnings_are_the_sums_of_the_gifts_and_a_retry_counts_once(
+    server: ServerProcess, api: Api, carol: str, redis: Redis
+) -> None:
+    senders = {user: await RoomClient.open(server.ws, "carol", await api.token(user))
+               for user in ("alice", "bob")}  # fmt: skip
+    try:
+        for sender, request_id, gift, count in SENDS:
+            ack = await senders[sender].gift(request_id, gift, count)
+            assert ack["type"] == "ack", ack
+        # The same request id again: acknowledged as a duplicate, paid and counted once.
+        again = await senders["alice"].gift("e1", "corgi", 2)
+        assert again["duplicate"] is True
+    finally:
+        for client in senders.values():
+            await client.close()
+    want = expected()
+    await settled(api, carol, want["totals"]["diamonds"])
+
+    for period in ("day", "week", "month", "all"):
+        report = await earnings(api, carol, period)
+        assert report["creator"] == "carol"
+        assert report["diamonds"] == want["totals"]["diamonds"]
+        assert report["period"]["name"] == period
+        check_section(report["period"], want)
+        series = report["period"]["series"]
+        assert sum(point["diamonds"] for point in series) == want["totals"]["diamonds"]
+        assert sum(point["coins"] for point in series) == want["totals"]["coins"]
+        assert report["period"]["unit"] == {
+            "day": "hour", "week": "day", "month": "day", "all": "month"
+        }[period]  # fmt: skip
+    day = await earnings(api, carol, "day")
+    assert len(day["period"]["series"]) == 24
+    this_hour = (day["now"] % DAY_MS) // HOUR_MS
+    assert day["period"]["series"][this_hour]["diamonds"] == want["totals"]["diamonds"]
+    assert len((await earnings(api, carol, "month"))["period"]["series"]) == 30
+    assert (await earnings(api, carol))["period"]["name"] == "week"
+
+    stream = day["stream"]
+    assert stream is not None
+    assert stream["open"] is True
+    assert stream["started"] <= stream["last"] <= day["now"]
+    check_section(stream, want)
+
+    # A settlement run again for a gift already credited (a sweeper after a
+    # crash) moves nothing and counts nothing.
+    wallets = Wallets(redis, Scripts.register(redis), Settings(key_prefix=server.key_prefix or ""))
+    replay = PendingCredit("alice:e1", "alice", "carol", 598, 50, day["now"], "carol", "corgi", 2)
+    await wallets.settle(replay, day["now"])
+    again_report = await earnings(api, carol, "day")
+    check_section(again_report["period"], want)
+    check_section(again_report["stream"], want)
+    assert again_report["diamonds"] == want["totals"]["diamonds"]
+
+    books = await reconcile.check(redis, server.key_prefix or "", expect_settled=True)
+    assert books.clean, books.breaches
+
+
+async def test_only_the_creator_reads_their_earnings(api: Api, carol: str) -> None:
+    path = "/api/creator/earnings"
+    for role in ("viewer", "overlay"):
+        token = await api.token("carol", role=role)
+        refused = await api.http.get(path, headers=bearer(token))
+        assert refused.status_code == 403, role
+        assert refused.json()["code"] == "not_allowed"
+    anonymous = await api.http.get(path)
+    assert anonymous.status_code == 401
+    assert anonymous.json()["code"] == "unauthorized"
+    bad = await api.http.get(path, params={"period": "year"}, headers=bearer(carol))
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "bad_field"
+    # Another creator sees their own (empty) books, not carol's.
+    dave = await api.token("dave", role="creator")
+    report = await earnings(api, dave, "all")
+    assert report["creator"] == "dave"
+    assert report["period"]["totals"]["coins"] == 0
+    assert report["stream"] is None
+
+
+# ---------------------------------------------------------------- the scripts, with chosen times
+
+
+@pytest.fixture
+async def wallets(redis: Redis, key_prefix: str) -> AsyncIterator[Wallets]:
+    found = Wallets(redis, Scripts.register(redis), Settings(key_prefix=key_prefix))
+    await found.recharge("ann", "pay-1", "order-1", 6607, 0, T0)
+    yield found
+    books = await reconcile.check(redis, key_prefix, expect_settled=True)
+    assert books.clean, books.breaches
+
+
+async def pay_and_settle(wallets: Wallets, request_id: str, gift: str, at_ms: int) -> None:
+    await wallets.send_gift("ann", request_id, CATALOG.gift(gift), 1, "carol", "carol", at_ms)
+    for credit in await wallets.pending_credits("ann"):
+        await wallets.settle(credit, at_ms)
+
+
+async def test_a_quiet_gap_starts_a_new_stream_and_a_late_gift_stays_in_its_day(
+    wallets: Wallets, redis: Redis, key_prefix: str
+) -> None:
+    report = Earnings(redis, key_prefix, CATALOG)
+    await pay_and_settle(wallets, "s1", "corgi", T0)
+    await pay_and_settle(wallets, "s2", "corgi", T0 + STREAM_GAP_MS)  # within the gap
+    first = (await report.report("carol", "day", T0 + STREAM_GAP_MS))["stream"]
+    assert (first["started"], first["totals"]["sends"]) == (T0, 2)
+
+    later = T0 + 2 * STREAM_GAP_MS + 1
+    # Paid in the first stream, but settled only after the next one began.
+    await wallets.send_gift("ann", "late", CATALOG.gift("rose"), 1, "carol", "carol", T0 + 60_000)
+    await wallets.send_gift("ann", "s3", CATALOG.gift("rocket"), 1, "carol", "carol", later)
+    pending = {credit.gift_key: credit for credit in await wallets.pending_credits("ann")}
+    await wallets.settle(pending["ann:s3"], later)
+    await wallets.settle(pending["ann:late"], later)
+    assert pending["ann:late"].gift == "rose"
+
+    now = await report.report("carol", "day", later)
+    stream = now["stream"]
+    assert (stream["started"], stream["last"]) == (later, later)
+    assert stream["totals"]["sends"] == 1
+    assert [row["gift"] for row in stream["by_gift"]] == ["rocket"]
+    # The day has all four, each in the hour it was paid.
+    day = now["period"]
+    assert day["totals"]["sends"] == 4
+    assert day["totals"]["coins"] == 299 * 2 + 1999 + 1
+    hours = {point["start"]: point["coins"] for point in day["series"] if point["coins"]}
+    assert hours == {T0: 299 * 2 + 1, T0 + HOUR_MS: 1999}
+    assert (await report.report("carol", "day", later + STREAM_GAP_MS + 1))["stream"][
+        "open"
+    ] is False
+
+
+async def test_an_outbox_entry_in_the_old_format_is_settled_and_counted(
+    wallets: Wallets, redis: Redis, key_prefix: str
+) -> None:
+    await wallets.send_gift("ann", "old", CATALOG.gift("corgi"), 3, "carol", "carol", T0)
+    outbox = wallets.keys("ann").outbox
+    raw = await redis.hget(outbox, "ann:old")
+    entry = raw.decode() if isinstance(raw, bytes) else str(raw)
+    assert entry.endswith("|corgi|3"), entry
+    # As an earlier version wrote it: creator|coins|share|ts_ms|room.
+    await redis.hset(outbox, "ann:old", entry.removesuffix("|corgi|3"))
+
+    [credit] = await wallets.pending_credits("ann")
+    assert (credit.gift, credit.count, credit.coins) == ("", 0, 897)
+    assert await wallets.settle(credit, T0) == 448
+
+    report = await Earnings(redis, key_prefix, CATALOG).report("carol", "all", T0)
+    section = report["period"]
+    assert section["totals"] == {"sends": 1, "count": 0, "coins": 897, "diamonds": 448}
+    assert section["by_gift"] == [], "the gift of an old entry is unknown"
+    assert supporters_by_user(section)["ann"] == {"user": "ann", "coins": 897, "diamonds": 448}
+
+
+async def test_day_reports_expire_after_the_retention(
+    wallets: Wallets, redis: Redis, key_prefix: str
+) -> None:
+    await pay_and_settle(wallets, "r1", "rose", T0)
+    day = EarningsKeys(key_prefix, "carol").day(day_of(T0))
+    for key in day.all():
+        expires = await redis.pexpiretime(key)
+        assert expires > (day_of(T0) + 1) * DAY_MS, key
+    assert await redis.ttl(EarningsKeys(key_prefix, "carol").all_time.totals) == -1
+
+
+def test_an_outbox_entry_with_the_wrong_number_of_fields_is_refused() -> None:
+    with pytest.raises(ValueError, match="fields"):
+        PendingCredit.parse("ann", "ann:x", "carol|5|50|1|carol|rose")
+    new = PendingCredit.parse("ann", "ann:x", "carol|5|50|1|carol|rose|5")
+    assert (new.gift, new.count, new.room) == ("rose", 5, "carol")
+
+
+# ---------------------------------------------------------------- test alert
+
+
+async def test_a_test_alert_reaches_the_room_outside_its_sequence(
+    server: ServerProcess, api: Api, carol: str
+) -> None:
+    watcher = await RoomClient.open(server.ws, "carol")
+    try:
+        welcome = await watcher.of_type("welcome")
+        sent = await api.http.post(
+            "/api/creator/test-alert", json={"gift": "lion"}, headers=bearer(carol)
+        )
+        assert sent.status_code == 202, sent.text
+        alert = await watcher.of_type("test_alert")
+        assert alert["seq"] == 0
+        assert (alert["gift"], alert["coins"], alert["tier"]) == ("lion", 29999, "fullscreen")
+        assert alert["room"] == "carol"
+        assert alert["count"] == 1
+        # No body: a sample gift of its own choosing.
+        default = await api.http.post("/api/creator/test-alert", headers=bearer(carol))
+        assert default.status_code == 202
+        assert (await watcher.of_type("test_alert"))["tier"] == "large"
+    finally:
+        await watcher.close()
+    # Outside the sequence: the room's last seq did not move.
+    again = await RoomClient.open(server.ws, "carol")
+    try:
+        assert (await again.of_type("welcome"))["last_seq"] == welcome["last_seq"]
+    finally:
+        await again.close()
+
+
+async def test_a_test_alert_is_for_the_creator_and_a_known_gift(api: Api, carol: str) -> None:
+    path = "/api/creator/test-alert"
+    viewer = await api.token("alice")
+    refused = await api.http.post(path, headers=bearer(viewer))
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_allowed")
+    unknown = await api.http.post(path, json={"gift": "unicorn"}, headers=bearer(carol))
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_gift")
+    broken = await api.http.post(path, content=b"[1]", headers=bearer(carol))
+    assert (broken.status_code, broken.json()["code"]) == (400, "bad_request")
+    async with httpx.AsyncClient(base_url=api.http.base_url) as plain:
+        assert (await plain.post(path)).status_code == 401
