@@ -24,12 +24,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
-from redis.asyncio import Redis
 
 from server import reconcile
 from server import settings as settings_module
 from server.embedded import EmbeddedValkey, EmbeddedValkeyError, running_url
+from server.embedded_cluster import EmbeddedCluster
 from server.logs import configure_logging, parse_level
+from server.redis_client import WrongRedisMode, check_mode, connect
 from server.settings import Settings, SettingsError
 
 LISTENING = "giftstream: listening on"
@@ -74,7 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(commands)
     _add_reconcile(commands)
+    _add_loadtest(commands)
     return parser
+
+
+def _add_loadtest(commands: Any) -> None:
+    # The load generator is a client: imported only when the parser is built.
+    from server.loadtest.command import add_parser
+
+    add_parser(commands)
 
 
 def _add_reconcile(commands: Any) -> None:
@@ -89,6 +98,12 @@ def _add_reconcile(commands: Any) -> None:
     )
     reconcile.add_argument("--redis-url", help="Redis or Valkey URL (default: REDIS_URL)")
     reconcile.add_argument("--data-dir", type=Path, help="the embedded Valkey's data dir")
+    reconcile.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        default=None,
+        help="the URL is a seed node of a Redis Cluster (default: GIFTSTREAM_REDIS_CLUSTER)",
+    )
     reconcile.add_argument("--key-prefix", help="prefix of every Redis key (default gs)")
     reconcile.add_argument(
         "--settled",
@@ -113,6 +128,13 @@ def _add_serve(commands: Any) -> None:
     serve.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
     serve.add_argument("--redis-url", help="Redis or Valkey URL; unset: embedded Valkey")
     serve.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        default=None,
+        help="the Redis URL is a seed node of a Redis Cluster; with no URL, "
+        "start an embedded 3-primary Valkey Cluster",
+    )
+    serve.add_argument(
         "--demo",
         action="store_true",
         default=None,
@@ -129,6 +151,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "host": args.host,
         "port": args.port,
         "redis_url": args.redis_url,
+        "redis_cluster": args.redis_cluster,
         "data_dir": args.data_dir,
         "key_prefix": args.key_prefix,
         "log_level": args.log_level,
@@ -145,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "reconcile":
         return reconcile_command(args)
+    if args.command == "loadtest":
+        from server.loadtest.command import main as loadtest_main
+
+        return loadtest_main(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -165,9 +192,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def reconcile_command(args: argparse.Namespace) -> int:
     settings = settings_module.from_environment().with_overrides(
-        redis_url=args.redis_url, data_dir=args.data_dir, key_prefix=args.key_prefix
+        redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
+        data_dir=args.data_dir,
+        key_prefix=args.key_prefix,
     )
-    url = settings.redis_url or running_url(settings.data_dir / "valkey")
+    embedded = "cluster/node-0" if settings.redis_cluster else "valkey"
+    url = settings.redis_url or running_url(settings.data_dir / embedded)
     if url is None:
         print(
             "giftstream: error: no Redis to check: set REDIS_URL (or --redis-url), "
@@ -175,15 +206,21 @@ def reconcile_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    report = asyncio.run(_reconcile(url, settings.key_prefix, args.settled))
+    try:
+        report = asyncio.run(_reconcile(url, settings, args.settled))
+    except WrongRedisMode as exc:
+        print(f"giftstream: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.describe())
     return 0 if report.clean else 1
 
 
-async def _reconcile(url: str, key_prefix: str, settled: bool) -> reconcile.Report:
-    client = Redis.from_url(url)
+async def _reconcile(url: str, settings: Settings, settled: bool) -> reconcile.Report:
+    client = connect(url, cluster=settings.redis_cluster, pool_size=2)
     try:
-        return await reconcile.check(client, key_prefix, expect_settled=settled)
+        # A single-node client on a cluster would check one node and call it clean.
+        await check_mode(client, cluster=settings.redis_cluster)
+        return await reconcile.check(client, settings.key_prefix, expect_settled=settled)
     finally:
         await client.aclose()
 
@@ -248,6 +285,9 @@ async def serve(settings: Settings) -> int:
         if settings.redis_url is not None:
             await _serve_http(settings, stopper, embedded=None)
             return 0
+        if settings.redis_cluster:
+            await _serve_on_embedded_cluster(settings, stopper)
+            return 0
         valkey_dir = settings.data_dir / "valkey"
         async with EmbeddedValkey(valkey_dir, appendfsync=settings.embedded_appendfsync) as valkey:
             if not stopper.requested:
@@ -256,16 +296,29 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+async def _serve_on_embedded_cluster(settings: Settings, stopper: _Stopper) -> None:
+    cluster_dir = settings.data_dir / "cluster"
+    async with EmbeddedCluster(cluster_dir, appendfsync=settings.embedded_appendfsync) as cluster:
+        print(f"giftstream: embedded Valkey Cluster at {' '.join(cluster.urls)}", flush=True)
+        if not stopper.requested:
+            with_redis = settings.with_overrides(redis_url=cluster.url)
+            await _serve_http(with_redis, stopper, embedded=None)
+
+
 async def _serve_http(
     settings: Settings, stopper: _Stopper, embedded: EmbeddedValkey | None
 ) -> None:
     # Imported here so that this module loads without the app (and its
     # import cost) for --help and for tests of the command line itself.
     from server.app import create_app
+    from server.http_protocol import with_head_timeout
 
     sock = _bind(settings.host, settings.port)
     config = uvicorn.Config(
         create_app(settings),
+        # h11 with a deadline on request heads: uvicorn alone holds a socket that
+        # never finishes its request forever (server/http_protocol.py).
+        http=with_head_timeout(settings.handshake_timeout_seconds),
         ws=WS_PROTOCOL,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,

@@ -39,9 +39,13 @@ class Settings:
     # --- Redis ---
     # None: start the embedded Valkey under data_dir.
     redis_url: str | None = None
+    # redis_url is a seed node of a Redis Cluster: a cluster client, sharded
+    # pub/sub (with no redis_url: an embedded 3-primary cluster).
+    redis_cluster: bool = False
     key_prefix: str = "gs"
     # Connections to Redis per process; callers queue when all are busy.
     redis_pool_size: int = 64
+    script_batching: bool = True
     data_dir: Path = Path(".giftstream")
     # The embedded Valkey's AOF fsync policy: "always" loses no acknowledged
     # gift on power loss; "everysec" risks about the last second of them.
@@ -79,9 +83,13 @@ class Settings:
     user_gift_rate_burst: int = 100
     # Room sockets one signed-in user may hold open across all processes.
     max_sockets_per_user: int = 20
+    # A connection's request head (a room socket's whole handshake) must
+    # arrive within this, or the connection is closed (server/http_protocol.py).
+    handshake_timeout_seconds: float = 10.0
     room_history_length: int = 1000
     # A process that dies stops counting in its rooms' viewer counts after this.
     presence_ttl_seconds: float = 30.0
+    viewer_count_interval_seconds: float = 2.0
 
     # --- background work ---
     sweep_interval_seconds: float = 5.0
@@ -113,6 +121,14 @@ class Settings:
                 (self.redis_pool_size < 2, "redis_pool_size: at least 2"),
                 (self.token_ttl_seconds < 1, "token_ttl_seconds: at least 1"),
                 (not self.presence_ttl_seconds >= 1, "presence_ttl_seconds: at least 1"),
+                (
+                    not self.handshake_timeout_seconds > 0,
+                    "handshake_timeout_seconds: more than 0",
+                ),
+                (
+                    not self.viewer_count_interval_seconds >= 0.05,
+                    "viewer_count_interval_seconds: at least 0.05",
+                ),
                 (
                     self.embedded_appendfsync not in ("always", "everysec", "no"),
                     "embedded_appendfsync: always, everysec or no",
