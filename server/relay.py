@@ -34,6 +34,7 @@ from server.wallet import FailureTally
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 0.5
+YIELD_EVERY = 32
 
 
 class Relay:
@@ -79,6 +80,7 @@ class Relay:
 
     async def run(self) -> None:
         """Read until cancelled; reconnects (and resubscribes) after Redis errors."""
+        handled = 0
         while True:
             try:
                 await self._active.wait()
@@ -90,6 +92,11 @@ class Relay:
                 continue
             if message is not None and message.get("type") == "message":
                 self._dispatch(message)
+                handled += 1
+                if handled % YIELD_EVERY == 0:
+                    # Buffered messages are read without ever waiting: let
+                    # gifts, acks and flushes run between long runs of them.
+                    await asyncio.sleep(0)
 
     async def close(self) -> None:
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -157,6 +164,7 @@ class _NodeLink:
             log.warning("sunsubscribe failed", extra={"node": self.name})
 
     async def _read(self) -> None:
+        handled = 0
         try:
             while True:
                 message = await self._pubsub.get_message(timeout=1.0)
@@ -165,6 +173,9 @@ class _NodeLink:
                 kind, channel = message["type"], message["channel"]
                 if kind == "smessage":
                     self._on_message(channel, message["data"])
+                    handled += 1
+                    if handled % YIELD_EVERY == 0:  # as in Relay.run
+                        await asyncio.sleep(0)
                 elif kind == "sunsubscribe" and channel in self.channels:
                     # The server dropped it: its slot has moved to another node.
                     self.channels.discard(channel)

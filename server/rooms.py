@@ -99,7 +99,10 @@ class LocalRoom:
     catching_up: dict[Member, int] = field(default_factory=dict)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: list[dict[str, Any]] = field(default_factory=list)
-    _last_flush: float = float("-inf")
+    # When the room may send again: a tick after the last flush ended, or as
+    # long as that flush took if it took longer (a big room), so that fan-out
+    # takes at most about half of the process's time and frames fill up.
+    _next_due: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
@@ -147,20 +150,22 @@ class LocalRoom:
         self.stats.events += 1
         if self._timer is not None:
             return
-        due = self._last_flush + self.tick_seconds
-        if self.loop.time() >= due:
+        if self.loop.time() >= self._next_due:
             self.flush()
         else:
-            self._timer = self.loop.call_at(due, self.flush)
+            self._timer = self.loop.call_at(self._next_due, self.flush)
 
     def flush(self) -> None:
         self._timer = None
         events, self._pending = self._pending, []
         if not events:
             return
-        self._last_flush = self.loop.time()
+        started = self.loop.time()
         for chunk in _chunks(events):
             self._broadcast(chunk)
+        ended = self.loop.time()
+        pause = max(self.tick_seconds, ended - started) if self.tick_seconds > 0 else 0.0
+        self._next_due = ended + pause
 
     def _broadcast(self, events: list[dict[str, Any]]) -> None:
         wire = batch_wire(events)

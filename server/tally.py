@@ -38,6 +38,11 @@ class ProcessTally:
         self.process_id = process_id
         self._ttl_ms = int(ttl_seconds * 1000)
         self._local: dict[str, int] = {}
+        # Writes of one thing's count go one at a time, each with the latest
+        # value: two writes in flight on two connections could land in
+        # either order and leave an old count behind.
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # lock, its users
+        self._dirty: set[str] = set()
 
     async def _write(self, thing: str, count: int) -> None:
         await guarded(self._redis.hset(self._key(thing), self.process_id, f"{count}|{_now_ms()}"))
@@ -46,10 +51,35 @@ class ProcessTally:
         count = self._local.get(thing, 0) + delta
         if count > 0:
             self._local[thing] = count
-            await self._write(thing, count)
         else:
             self._local.pop(thing, None)
-            await guarded(self._redis.hdel(self._key(thing), self.process_id))
+        self._dirty.add(thing)
+        await self._publish(thing)
+
+    async def _publish(self, thing: str) -> None:
+        """Write this process's latest count of ``thing``, unless a write since did."""
+        lock, users = self._locks.get(thing) or (asyncio.Lock(), 0)
+        self._locks[thing] = (lock, users + 1)
+        try:
+            async with lock:
+                if thing not in self._dirty:
+                    return  # the write before ours carried our change too
+                self._dirty.discard(thing)
+                count = self._local.get(thing, 0)
+                try:
+                    if count > 0:
+                        await self._write(thing, count)
+                    else:
+                        await guarded(self._redis.hdel(self._key(thing), self.process_id))
+                except BaseException:
+                    self._dirty.add(thing)  # the next change or refresh writes it
+                    raise
+        finally:
+            lock, users = self._locks[thing]
+            if users == 1:
+                del self._locks[thing]  # nobody else holds or awaits it
+            else:
+                self._locks[thing] = (lock, users - 1)
 
     async def count(self, thing: str) -> int:
         fields = await guarded(self._redis.hgetall(self._key(thing)))
@@ -70,8 +100,9 @@ class ProcessTally:
         while True:
             await asyncio.sleep(self._ttl_ms / 3000)
             try:
-                for thing, count in list(self._local.items()):
-                    await self._write(thing, count)
+                for thing in list(self._local):
+                    self._dirty.add(thing)
+                    await self._publish(thing)
             except Unavailable:
                 log.warning("presence not refreshed; Redis unavailable")
 

@@ -76,14 +76,20 @@ class FrameWriter:
         """Queue a frame built by ``frame_bytes``; never waits."""
         if not self.open:
             return
-        if not self._backlog and not self.held and self._protocol.writable.is_set():
-            self._protocol.transport.write(frame)
-        else:
-            self._backlog.append(frame)
-            self._backlog_bytes += len(frame)
+        protocol = self._protocol
+        transport = protocol.transport
+        if not self._backlog and not self.held and protocol.writable.is_set():
+            # The hot path of fan-out (once per viewer per frame): one write,
+            # and what the kernel did not take is the only thing pending.
+            transport.write(frame)
+            if transport.get_write_buffer_size() > self.limit_bytes:
+                self.drop_slow_consumer()
+            return
+        self._backlog.append(frame)
+        self._backlog_bytes += len(frame)
         # A reader that keeps up leaves nothing here: the kernel takes each
         # frame at once. The bound must exceed the largest frame (rooms.py caps it).
-        if self.pending_bytes > self.limit_bytes:
+        if self._backlog_bytes + transport.get_write_buffer_size() > self.limit_bytes:
             self.drop_slow_consumer()
 
     def release_with(self, first: bytes) -> None:
