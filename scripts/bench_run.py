@@ -1,0 +1,776 @@
+"""``scripts/bench``: giftstream against the machine's baselines, in one run.
+
+Three sections, each baseline measured in the same run as giftstream so that
+the ratios hold while the absolute figures move with the neighbours' load:
+
+- money: the gift script driven by redis-py pipelining 100 calls per round
+  trip (the baseline), by a raw pipelined EVALSHA client (Valkey's own
+  rate), and through giftstream over WebSockets (gifts acknowledged);
+- fan-out to one room of V viewers: a bare Python server writing a pre-built
+  frame to each transport (the baseline), ``websockets.broadcast()``, a C
+  program doing one ``write()`` per connection, and giftstream during a
+  gift storm (frames and events delivered);
+- memory per idle connection, clients offering permessage-deflate: the bare
+  ``websockets`` server with compression off (the baseline) and on,
+  uvicorn's default WebSocket implementation, and giftstream.
+
+The server under test is pinned to one core and the clients (and Valkey,
+when it is not the one measured) to the other. Everything listens on
+loopback and everything started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bench_money import grant, sender_name
+from bench_wsclient import ClientPool, Tally, Target
+from redis.asyncio import Redis
+
+from server.auth import Role, issue_token
+from server.cli import LISTENING
+from server.embedded import EmbeddedValkey
+from server.settings import Settings
+
+SCRIPTS = Path(__file__).resolve().parent
+REPO_ROOT = SCRIPTS.parent
+HOST = "127.0.0.1"
+TOKEN_SECRET = "bench-token-secret-" + uuid.uuid4().hex
+ROOM = "carol"  # the demo creator, who takes gifts
+SUBPROTOCOL = "giftstream.v1.msgpack"
+FANOUT_PAYLOAD = 120  # bytes: about one gift event in MessagePack
+CHILD_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    viewers: int
+    memory_connections: int
+    seconds: float
+    rounds: int
+    senders: int
+    storm_senders: int
+    window: int
+    client_processes: int
+    server_cpu: int | None
+    client_cpu: int | None
+    appendfsync: str
+    profile_dir: Path | None
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    value: float
+    unit: str
+    ratio: float | None = None
+    note: str = ""
+    # For fan-out: the same rate per CPU second of the server process, which
+    # the neighbours' load moves much less than the wall-clock rate.
+    per_cpu: float | None = None
+    cpu_ratio: float | None = None
+
+
+# ---------------------------------------------------------------- processes
+
+_POOLS: list[ClientPool] = []
+
+
+def client_pool() -> ClientPool:
+    """The run's client worker processes, started once (``run`` makes them)."""
+    return _POOLS[0]
+
+
+def raise_fd_limit() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def pin_all_threads(pid: int, cpu: int | None) -> None:
+    """Pin every thread of ``pid`` (Valkey has a few) to one core."""
+    if cpu is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), {cpu})
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Child:
+    """A child process whose output is read as it comes; stopped by ``stop``."""
+
+    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
+        self.process = process
+        self.name = name
+        self.lines: asyncio.Queue[str] = asyncio.Queue()
+        self.errors: list[str] = []
+        self._readers = [
+            asyncio.create_task(self._read(process.stdout, self.lines.put_nowait)),
+            asyncio.create_task(self._read(process.stderr, self.errors.append)),
+        ]
+
+    @classmethod
+    async def start(
+        cls, name: str, argv: Sequence[str], cpu: int | None, env: dict[str, str] | None = None
+    ) -> Child:
+        def prepare() -> None:
+            raise_fd_limit()
+            if cpu is not None:
+                os.sched_setaffinity(0, {cpu})
+
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=prepare,
+            limit=1 << 20,
+        )
+        return cls(process, name)
+
+    @staticmethod
+    async def _read(stream: asyncio.StreamReader | None, sink: Callable[[str], None]) -> None:
+        assert stream is not None
+        async for raw in stream:
+            sink(raw.decode(errors="replace").rstrip("\n"))
+
+    async def line(self, pattern: str, within: float = CHILD_TIMEOUT) -> re.Match[str]:
+        deadline = time.monotonic() + within
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                text = await asyncio.wait_for(self.lines.get(), max(0.01, remaining))
+            except TimeoutError:
+                await self.fail(f"printed no line matching {pattern!r} within {within:g} s")
+            found = re.search(pattern, text)
+            if found:
+                return found
+
+    async def json_line(self, within: float = CHILD_TIMEOUT) -> dict[str, Any]:
+        found = await self.line(r"^\{.*\}$", within)
+        result: dict[str, Any] = json.loads(found.group(0))
+        return result
+
+    async def fail(self, why: str) -> None:
+        await self.stop()
+        tail = "\n".join(self.errors[-20:])
+        raise RuntimeError(f"{self.name} {why}; its stderr:\n{tail}")
+
+    async def stop(self, sig: signal.Signals | None = None) -> None:
+        """Close its stdin (or send ``sig``); SIGKILL if it lingers."""
+        process = self.process
+        if process.returncode is None:
+            if sig is None and process.stdin is not None:
+                process.stdin.close()
+            elif sig is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(sig)
+            try:
+                await asyncio.wait_for(process.wait(), 15)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        await asyncio.wait(self._readers, timeout=5)
+
+
+@contextlib.asynccontextmanager
+async def child(
+    name: str, argv: Sequence[str], cpu: int | None, env: dict[str, str] | None = None
+) -> AsyncIterator[Child]:
+    started = await Child.start(name, argv, cpu, env)
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+# ---------------------------------------------------------------- giftstream
+
+
+def giftstream_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTSTREAM_")}
+    env.pop("REDIS_URL", None)
+    env.update(
+        PYTHONUNBUFFERED="1",
+        GIFTSTREAM_DEMO="1",
+        GIFTSTREAM_TOKEN_SECRET=TOKEN_SECRET,
+        GIFTSTREAM_DATA_DIR=str(data_dir),
+        GIFTSTREAM_LOG_LEVEL="WARNING",
+        # A ceiling, not a policy: the per-socket and per-user limits would
+        # otherwise cap each sender at 20-30 gifts a second.
+        GIFTSTREAM_GIFT_RATE_PER_SECOND="1000000",
+        GIFTSTREAM_GIFT_RATE_BURST="1000000",
+        GIFTSTREAM_USER_GIFT_RATE_PER_SECOND="1000000",
+        GIFTSTREAM_USER_GIFT_RATE_BURST="1000000",
+        # Streaks still form (senders send without pause); a short window lets
+        # the last combo_end events arrive soon after the storm.
+        GIFTSTREAM_COMBO_WINDOW_MS="500",
+    )
+    return env
+
+
+@contextlib.asynccontextmanager
+async def giftstream(
+    redis_url: str, prefix: str, plan: Plan, work: Path
+) -> AsyncIterator[tuple[Child, int]]:
+    argv = [sys.executable, "-m", "server", "serve", "--port", "0"]
+    argv += ["--redis-url", redis_url, "--key-prefix", prefix]
+    env = giftstream_env(work / f"data-{prefix}")
+    async with child("giftstream", argv, plan.server_cpu, env) as server:
+        found = await server.line(re.escape(LISTENING) + r" http://[^:]+:(\d+)")
+        port = int(found.group(1))
+        await wait_ready(port)
+        yield server, port
+        # Viewers leave first; the server then stops with nothing to drain.
+        await server.stop(signal.SIGTERM)
+
+
+async def wait_ready(port: int) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=2.0) as client:
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.1)
+    raise RuntimeError("giftstream never became ready")
+
+
+async def sender_queries(redis_url: str, prefix: str, senders: int) -> list[str]:
+    """Coins for each sender (the recharge script), and a token each."""
+    redis = Redis.from_url(redis_url)
+    try:
+        await grant(redis, Settings(key_prefix=prefix), senders)
+    finally:
+        await redis.aclose()
+    now = time.time()
+    return [
+        "?token=" + issue_token(TOKEN_SECRET, sender_name(i), Role.VIEWER, now, 3600)
+        for i in range(senders)
+    ]
+
+
+@contextlib.asynccontextmanager
+async def profiled(server: Child, plan: Plan, name: str) -> AsyncIterator[None]:
+    """py-spy records the server while the block runs, when --profile asks."""
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if plan.profile_dir is None or spy is None:
+        yield
+        return
+    plan.profile_dir.mkdir(parents=True, exist_ok=True)
+    out = plan.profile_dir / f"{name}.txt"
+    argv = [spy, "record", "--pid", str(server.process.pid), "--format", "raw"]
+    argv += ["--output", str(out), "--rate", "200", "--nonblocking"]
+    async with child("py-spy", argv, plan.client_cpu) as recorder:
+        yield
+        await recorder.stop(signal.SIGINT)
+
+
+# ---------------------------------------------------------------- money
+
+
+async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
+    redis_url = valkey.url
+    argv = [sys.executable, str(SCRIPTS / "bench_money.py")]
+    common = ["--url", redis_url, "--seconds", str(plan.seconds)]
+    common += ["--senders", str(plan.senders), "--depth", "100"]
+    async with child("redis-py driver", [*argv, "redis-py", *common], plan.server_cpu) as driver:
+        redis_py = (await driver.json_line())["gifts_per_second"]
+    # Here Valkey is the server under test: it takes the server core.
+    pin_all_threads(valkey.pid, plan.server_cpu)
+    try:
+        async with child("raw EVALSHA driver", [*argv, "raw", *common], plan.client_cpu) as driver:
+            raw = (await driver.json_line())["gifts_per_second"]
+    finally:
+        pin_all_threads(valkey.pid, plan.client_cpu)
+    acked, errors = await giftstream_gifts(redis_url, plan, work)
+    note = f"{plan.senders} senders x {plan.window} in flight"
+    if errors:
+        note += "; errors: " + ", ".join(f"{k} {v}" for k, v in errors.items())
+    return [
+        Row("money", "Valkey's own rate (raw pipelined EVALSHA)", raw, "gifts/s", raw / redis_py),
+        Row("money", "redis-py, pipelines of 100 (baseline)", redis_py, "gifts/s", 1.0),
+        Row(
+            "money",
+            "giftstream, gifts acked over WebSockets",
+            acked,
+            "gifts/s",
+            acked / redis_py,
+            note,
+        ),
+    ]
+
+
+async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> tuple[float, dict[str, int]]:
+    prefix = "bg" + uuid.uuid4().hex[:8]
+    queries = await sender_queries(redis_url, prefix, plan.senders)
+    pool = client_pool()
+    try:
+        async with giftstream(redis_url, prefix, plan, work) as (server, port):
+            target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
+            opened = await pool.open(target, queries, senders=True)
+            check_opened(opened, plan.senders, "gift senders")
+            async with profiled(server, plan, "gifts"):
+                await pool.start(plan.window)
+                await asyncio.sleep(plan.seconds)
+                tally = await pool.stop()
+            await pool.close_sockets()
+    finally:
+        await pool.close_sockets()
+    return tally.acks / tally.seconds, dict(tally.errors)
+
+
+def check_opened(tally: Tally, wanted: int, what: str) -> None:
+    if tally.opened < wanted:
+        raise RuntimeError(
+            f"only {tally.opened} of {wanted} {what} connected: {dict(tally.errors)}"
+        )
+
+
+# ---------------------------------------------------------------- fan-out
+
+
+async def compile_c(work: Path) -> Path:
+    binary = work / "bench_fanout"
+    source = SCRIPTS / "bench_fanout.c"
+    gcc = await asyncio.create_subprocess_exec("gcc", "-O2", "-o", str(binary), str(source))
+    if await gcc.wait() != 0:
+        raise RuntimeError("gcc could not build scripts/bench_fanout.c")
+    return binary
+
+
+async def baseline_fanout(name: str, argv: list[str], plan: Plan) -> tuple[float, float, str]:
+    """Frames per second of one baseline server's write loop, checked by the readers."""
+    progress(f"  {name}")
+    pool = client_pool()
+    try:
+        async with child(name, argv, plan.server_cpu) as server:
+            port = int((await server.line(r"^PORT (\d+)$")).group(1))
+            await pool.start()
+            check_opened(
+                await pool.open(Target(HOST, port, "/"), [""] * plan.viewers),
+                plan.viewers,
+                "viewers",
+            )
+            result = await server.json_line()
+            expected = plan.viewers * plan.rounds
+            tally = await until_frames(pool, expected)
+            await pool.close_sockets()
+    finally:
+        await pool.close_sockets()
+    rate = result["frames"] / result["seconds"]
+    per_cpu = result["frames"] / max(result["cpu_seconds"], 1e-6)
+    note = f"{tally.frames:,} of {expected:,} frames read"
+    return rate, per_cpu, note
+
+
+async def until_frames(pool: ClientPool, expected: int, within: float = 60.0) -> Tally:
+    deadline = time.monotonic() + within
+    tally = await pool.peek()
+    while tally.frames < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        tally = await pool.peek()
+    return await pool.stop()
+
+
+async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
+    python = [sys.executable, str(SCRIPTS / "bench_servers.py")]
+    sizes = ["--viewers", str(plan.viewers), "--rounds", str(plan.rounds)]
+    sizes += ["--payload", str(FANOUT_PAYLOAD)]
+    binary = await compile_c(work)
+    c_argv = [str(binary), str(plan.viewers), str(plan.rounds), str(FANOUT_PAYLOAD)]
+    c_rate, c_cpu, c_note = await baseline_fanout("C fan-out", c_argv, plan)
+    raw_rate, raw_cpu, raw_note = await baseline_fanout(
+        "raw fan-out", [*python, "raw-fanout", *sizes], plan
+    )
+    ws_rate, ws_cpu, ws_note = await baseline_fanout(
+        "broadcast fan-out", [*python, "broadcast-fanout", *sizes], plan
+    )
+    storm = await giftstream_storm(redis_url, plan, work)
+    gs_rate, gs_cpu = storm["frames"], storm["frames_per_cpu"]
+    per_frame = storm["events"] / gs_rate if gs_rate else 0.0
+
+    def row(name: str, rate: float, per_cpu: float, note: str) -> Row:
+        return Row(
+            "fan-out", name, rate, "frames/s", rate / raw_rate, note, per_cpu, per_cpu / raw_cpu
+        )
+
+    return [
+        row(f"C, one write() per connection ({plan.viewers:,} viewers)", c_rate, c_cpu, c_note),
+        row("Python, pre-built frame to each transport (baseline)", raw_rate, raw_cpu, raw_note),
+        row("websockets broadcast()", ws_rate, ws_cpu, ws_note),
+        row("giftstream, frames delivered in a gift storm", gs_rate, gs_cpu, storm["note"]),
+        Row("fan-out", "giftstream, events delivered in that storm", storm["events"], "events/s",
+            per_frame, "ratio: events per frame (coalescing)"),
+    ]  # fmt: skip
+
+
+async def giftstream_storm(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:
+    """V anonymous viewers in one room while senders storm it with roses."""
+    progress(f"  giftstream: {plan.storm_senders} senders storm the room")
+    prefix = "bf" + uuid.uuid4().hex[:8]
+    queries = await sender_queries(redis_url, prefix, plan.storm_senders)
+    pool = client_pool()
+    try:
+        async with giftstream(redis_url, prefix, plan, work) as (server, port):
+            target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
+            check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
+            check_opened(
+                await pool.open(target, queries, senders=True), plan.storm_senders, "senders"
+            )
+            pid = server.process.pid
+            before = await counters(port, pid)
+            async with profiled(server, plan, "storm"):
+                cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+                await pool.start(plan.window)
+                await asyncio.sleep(plan.seconds)
+                tally = await pool.stop()
+                cpu, wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
+                # Read when it answers: a saturated server answers late or not at all.
+                after = await counters(port, pid)
+            await asyncio.sleep(1.5)  # the storm's last events and combo ends
+            seqs = await pool.peek()
+            await pool.close_sockets()
+    finally:
+        await pool.close_sockets()
+    return storm_figures(plan, tally, seqs, cpu, wall, before, after)
+
+
+@dataclass(frozen=True)
+class Counters:
+    """The server's own counts at one moment: room frames and events, and its clock."""
+
+    frames: float
+    events: float
+    wall: float
+
+
+async def counters(port: int, pid: int, within: float = 10.0) -> Counters | None:
+    try:
+        async with httpx.AsyncClient(timeout=within) as client:
+            text = (await client.get(f"http://{HOST}:{port}/metrics")).text
+    except httpx.HTTPError:
+        return None
+
+    def value(name: str) -> float:
+        found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    frames = value("giftstream_room_frames_total")
+    return Counters(frames, value("giftstream_room_events_total"), time.perf_counter())
+
+
+def storm_figures(
+    plan: Plan,
+    tally: Tally,
+    seqs: Tally,
+    cpu: float,
+    wall: float,
+    before: Counters | None,
+    after: Counters | None,
+) -> dict[str, Any]:
+    """Frames and events the viewers took, per second and per server CPU second.
+
+    The readers' count: a server saturated by a storm may not answer /metrics
+    for minutes, so its own counters are only a cross-check when they come.
+    """
+    if before is None or after is None:
+        by_metrics = "/metrics did not answer within 10 s after the storm"
+    else:
+        span = after.wall - before.wall
+        by_metrics = (
+            f"/metrics: {(after.frames - before.frames) / span:,.0f} frames/s, "
+            f"{(after.events - before.events) / span:,.1f} room events/s"
+        )
+    note = (
+        f"{plan.storm_senders} senders: {tally.acks / tally.seconds:,.0f} gifts/s acked; "
+        f"server CPU {cpu / wall:.0%}; {seqs.gaps} seq gaps; {by_metrics}"
+    )
+    return {
+        "frames": tally.frames / tally.seconds,
+        "events": tally.events / tally.seconds,
+        "frames_per_cpu": tally.frames / cpu if cpu else 0.0,
+        "gaps": seqs.gaps,
+        "note": note,
+    }
+
+
+# ---------------------------------------------------------------- memory
+
+
+async def idle_memory(
+    name: str,
+    start: Callable[[], contextlib.AbstractAsyncContextManager[tuple[Child, int]]],
+    path: str,
+    plan: Plan,
+    subprotocol: str | None = None,
+) -> tuple[float, str]:
+    """RSS growth of a server per idle connection (clients offering deflate)."""
+    progress(f"  {name}")
+    pool = client_pool()
+    n = plan.memory_connections
+    try:
+        async with start() as (server, port):
+            pid = server.process.pid
+            await asyncio.sleep(0.5)
+            before = rss_kb(pid)
+            target = Target(
+                HOST, port, path, subprotocol, deflate=True, welcome=subprotocol is not None
+            )
+            opened = await pool.open(target, [""] * n)
+            check_opened(opened, n, f"{name} connections")
+            await asyncio.sleep(1.0)
+            after = rss_kb(pid)
+            await pool.close_sockets()
+    finally:
+        await pool.close_sockets()
+    per = (after - before) / n
+    deflate = f"deflate agreed on {opened.deflated:,}"
+    return per, f"RSS {before / 1024:,.0f} -> {after / 1024:,.0f} MB; {deflate}"
+
+
+async def memory(redis_url: str, plan: Plan, work: Path) -> list[Row]:
+    python = [sys.executable, str(SCRIPTS / "bench_servers.py")]
+
+    def baseline(kind: str, *extra: str) -> Callable[[], Any]:
+        @contextlib.asynccontextmanager
+        async def start() -> AsyncIterator[tuple[Child, int]]:
+            async with child(kind, [*python, kind, *extra], plan.server_cpu) as server:
+                yield server, int((await server.line(r"^PORT (\d+)$")).group(1))
+
+        return start
+
+    def ours() -> contextlib.AbstractAsyncContextManager[tuple[Child, int]]:
+        return giftstream(redis_url, "bm" + uuid.uuid4().hex[:8], plan, work)
+
+    off, off_note = await idle_memory("websockets", baseline("idle-websockets"), "/", plan)
+    deflate = baseline("idle-websockets", "--compression", "deflate")
+    on, on_note = await idle_memory("websockets+deflate", deflate, "/", plan)
+    uv, uv_note = await idle_memory("uvicorn", baseline("idle-uvicorn"), "/", plan)
+    ours_path = f"/ws/rooms/{ROOM}"
+    gs, gs_note = await idle_memory("giftstream", ours, ours_path, plan, SUBPROTOCOL)
+
+    def row(name: str, kb: float, note: str) -> Row:
+        return Row("memory", name, kb, "KB/conn", kb / off, note)
+
+    return [
+        row(f"websockets, no compression ({plan.memory_connections:,} idle; baseline)", off,
+            off_note),
+        row("websockets, permessage-deflate negotiated", on, on_note),
+        row("uvicorn default (websockets legacy, deflate)", uv, uv_note),
+        row("giftstream (never negotiates deflate)", gs, gs_note),
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def profile_summary(path: Path, top: int = 12) -> str:
+    """Where the server's time went, from py-spy's collapsed stacks: own time
+    per function, and time inside each of giftstream's own functions."""
+    own: dict[str, int] = {}
+    inside: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+        for frame in set(frames):
+            if "(server/" in frame:
+                inside[frame] = inside.get(frame, 0) + samples
+    if not total:
+        return f"{path.name}: no samples"
+    lines = [f"{path.name}: {total} samples", "  own time:"]
+    for frame, samples in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {samples / total:6.1%}  {frame}")
+    lines.append("  inside giftstream's functions (inclusive):")
+    for frame, samples in sorted(inside.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"    {samples / total:6.1%}  {frame}")
+    return "\n".join(lines)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| section | measure | value | unit | ratio | per server CPU s | CPU ratio | notes |",
+        "|---|---|--:|---|--:|--:|--:|---|",
+    ]
+    for row in rows:
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+        per_cpu = "" if row.per_cpu is None else f"{row.per_cpu:,.0f}"
+        cpu_ratio = "" if row.cpu_ratio is None else f"{row.cpu_ratio:.2f}"
+        lines.append(
+            f"| {row.section} | {row.name} | {row.value:,.1f} | {row.unit} | {ratio} "
+            f"| {per_cpu} | {cpu_ratio} | {row.note} |"
+        )
+    return "\n".join(lines)
+
+
+async def run(plan: Plan, sections: list[str]) -> list[Row]:
+    raise_fd_limit()
+    if plan.client_cpu is not None:
+        os.sched_setaffinity(0, {plan.client_cpu})
+    rows: list[Row] = []
+    _POOLS.append(ClientPool(plan.client_processes, plan.client_cpu))
+    try:
+        with tempfile.TemporaryDirectory(prefix="giftstream-bench-") as tmp:
+            rows = await run_sections(plan, sections, Path(tmp))
+    finally:
+        await _POOLS.pop().shutdown()
+    return rows
+
+
+async def run_sections(plan: Plan, sections: list[str], work: Path) -> list[Row]:
+    rows: list[Row] = []
+    async with EmbeddedValkey(work / "valkey", appendfsync=plan.appendfsync) as valkey:
+        # Valkey goes with the clients, except while it is the one measured.
+        pin_all_threads(valkey.pid, plan.client_cpu)
+        if "money" in sections:
+            progress("money: redis-py, raw EVALSHA, giftstream")
+            rows += done(await money(valkey, plan, work))
+        if "memory" in sections:
+            progress(f"memory: {plan.memory_connections:,} idle connections per server")
+            rows += done(await memory(valkey.url, plan, work))
+        if "fanout" in sections:
+            progress(f"fan-out to {plan.viewers:,} viewers: C, Python, websockets, giftstream")
+            rows += done(await fanout(valkey.url, plan, work))
+    return rows
+
+
+_STARTED = time.monotonic()
+
+
+def done(rows: list[Row]) -> list[Row]:
+    """Shows a section's rows as soon as it is measured, in case a later one fails."""
+    progress("\n" + table(rows))
+    return rows
+
+
+def progress(message: str) -> None:
+    print(f"[{time.monotonic() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    cores = sorted(os.sched_getaffinity(0))
+    server_cpu, client_cpu = (
+        (cores[0], cores[1]) if len(cores) >= 2 and not args.no_pin else (None, None)
+    )
+    quick = args.quick
+    viewers = args.viewers or (1000 if quick else 10_000)
+    return Plan(
+        viewers=viewers,
+        memory_connections=args.memory_connections or viewers,
+        seconds=args.seconds or (2.0 if quick else 10.0),
+        rounds=args.rounds or (10 if quick else 30),
+        senders=args.senders or (100 if quick else 500),
+        storm_senders=args.storm_senders or (20 if quick else 100),
+        window=args.window,
+        client_processes=args.client_processes,
+        server_cpu=server_cpu,
+        client_cpu=client_cpu,
+        appendfsync=args.appendfsync,
+        profile_dir=args.profile,
+    )  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (about a minute)")
+    parser.add_argument("--viewers", type=int, help="room size for fan-out (default 10,000)")
+    parser.add_argument(
+        "--memory-connections", type=int, help="idle connections (default: viewers)"
+    )
+    parser.add_argument("--seconds", type=float, help="length of each timed phase")
+    parser.add_argument("--rounds", type=int, help="frames per viewer in the baseline fan-outs")
+    parser.add_argument("--senders", type=int, help="gift senders in the money section")
+    parser.add_argument("--storm-senders", type=int, help="gift senders during the fan-out storm")
+    parser.add_argument("--window", type=int, default=4, help="gifts in flight per sender")
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--appendfsync", default="always", choices=["always", "everysec", "no"])
+    parser.add_argument("--only", action="append", choices=["money", "fanout", "memory"])
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--profile", type=Path, help="py-spy the giftstream server into this dir")
+    args = parser.parse_args()
+    plan = build_plan(args)
+    sections = args.only or ["money", "fanout", "memory"]
+    rows = asyncio.run(run(plan, sections))
+    info = machine()
+    pinning = (
+        f"server under test on core {plan.server_cpu}, clients and Valkey on core {plan.client_cpu}"
+        if plan.server_cpu is not None
+        else "no pinning"
+    )
+    print(
+        f"giftstream bench, {info['date']}, {info['cores']} cores {info['machine']} "
+        f"({info['cpu']}), Python {info['python']}; {pinning}; "
+        f"Valkey appendfsync {plan.appendfsync}"
+    )
+    print(table(rows))
+    if plan.profile_dir is not None:
+        for path in sorted(plan.profile_dir.glob("*.txt")):
+            print(profile_summary(path))
+    if args.json:
+        payload = {
+            "machine": info,
+            "plan": {k: str(v) for k, v in asdict(plan).items()},
+            "rows": [asdict(row) for row in rows],
+        }
+        args.json.write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

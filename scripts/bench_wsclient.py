@@ -1,0 +1,476 @@
+"""Lean WebSocket clients for ``scripts/bench``: viewers that count, senders that gift.
+
+A bench must not be limited by its own clients, so these speak just enough
+RFC 6455 on bare asyncio protocols: an opening handshake (offering
+permessage-deflate like a browser when asked), unmasked server frames parsed
+by their headers only, pongs for the server's pings, and masked client
+frames (with an all-zero mask key: the payload goes out unchanged).
+
+Every viewer of a giftstream room receives the same frames, so a room frame
+is decoded once per process and its event count and ``seq`` range cached by
+its bytes; each viewer still checks that the seqs it gets have no gap.
+
+The connections live in worker processes (``ClientPool``), pinned to the
+clients' core, driven by the bench over a pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import multiprocessing
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgpack
+
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+OPEN_CONCURRENCY = 50
+OPEN_ATTEMPTS = 3
+OPEN_TIMEOUT = 60.0
+CACHE_LIMIT = 4096
+_PONG = 0x8A
+_CLOSE = 0x8
+
+
+@dataclass
+class Tally:
+    """What one worker's connections saw while counting was on."""
+
+    opened: int = 0
+    failed: int = 0
+    closed: int = 0
+    frames: int = 0
+    events: int = 0
+    gaps: int = 0
+    acks: int = 0
+    # Handshakes whose answer agreed to permessage-deflate.
+    deflated: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def error(self, name: str, count: int = 1) -> None:
+        self.errors[name] = self.errors.get(name, 0) + count
+
+    def merge(self, other: dict[str, Any]) -> None:
+        for name in ("opened", "failed", "closed", "frames", "events", "gaps", "acks", "deflated"):
+            setattr(self, name, getattr(self, name) + other[name])
+        for name, count in other["errors"].items():
+            self.error(name, count)
+        self.seconds = max(self.seconds, other["seconds"])
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    path: str
+    subprotocol: str | None = None
+    deflate: bool = False
+    # Room frames to decode: False for baselines, whose frames carry no events.
+    events: bool = False
+    # Wait for the first frame (giftstream's welcome) before counting a socket open.
+    welcome: bool = False
+
+
+def handshake_request(target: Target, query: str = "") -> bytes:
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        f"GET {target.path}{query} HTTP/1.1",
+        f"Host: {target.host}:{target.port}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+    ]
+    if target.subprotocol:
+        lines.append(f"Sec-WebSocket-Protocol: {target.subprotocol}")
+    if target.deflate:
+        lines.append(f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked frame with a zero mask key (RFC 6455 5.3 allows any key)."""
+    length = len(payload)
+    if length < 126:
+        header = bytes((0x80 | opcode, 0x80 | length))
+    else:
+        header = bytes((0x80 | opcode, 0x80 | 126)) + length.to_bytes(2, "big")
+    return header + b"\0\0\0\0" + payload
+
+
+class Shared:
+    """Per-process state: the tally, the counting switch, the room-frame cache."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.counting = False
+        self.started = 0.0
+        self.cache: dict[bytes, tuple[int, int, int]] = {}
+
+    def room_frame(self, payload: bytes) -> tuple[int, int, int] | None:
+        """(events, first seq, last seq) of a room frame; None for anything else."""
+        known = self.cache.get(payload)
+        if known is not None:
+            return known
+        message = msgpack.unpackb(payload, raw=False)
+        kind = message.get("type")
+        if kind == "events":
+            events = message["events"]
+            known = (len(events), events[0]["seq"], events[-1]["seq"])
+        elif kind in ("gift", "combo_end"):
+            known = (1, message["seq"], message["seq"])
+        else:
+            return None
+        if len(self.cache) >= CACHE_LIMIT:
+            self.cache.clear()
+        self.cache[payload] = known
+        return known
+
+
+class Viewer(asyncio.Protocol):
+    """Counts the frames it gets; for giftstream, events too, and seq gaps."""
+
+    def __init__(self, shared: Shared, target: Target, request: bytes) -> None:
+        self.shared = shared
+        self.target = target
+        self.request = request
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.upgraded = False
+        self.head = b""
+        self.buffer = b""
+        self.last_seq = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed during the handshake"))
+
+    def data_received(self, data: bytes) -> None:
+        if not self.upgraded:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.head.startswith(b"HTTP/1.1 101"):
+                status = self.head.split(b"\r\n", 1)[0].decode(errors="replace")
+                self.ready.set_exception(ConnectionError(f"handshake refused: {status}"))
+                return
+            self.upgraded = True
+            if b"permessage-deflate" in self.head[:end].lower():
+                self.shared.tally.deflated += 1
+            data, self.head = self.head[end + 4 :], b""
+            if not self.target.welcome:
+                self.ready.set_result(None)
+        buffer = self.buffer + data if self.buffer else data
+        self.buffer = buffer[self._parse(buffer) :]
+
+    def _parse(self, buffer: bytes) -> int:
+        """Handles every complete frame in ``buffer``; returns where the rest starts."""
+        position, size = 0, len(buffer)
+        while size - position >= 2:
+            length = buffer[position + 1] & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - position < 4:
+                    break
+                length = int.from_bytes(buffer[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if size - position < 10:
+                    break
+                length = int.from_bytes(buffer[start : start + 8], "big")
+                start += 8
+            end = start + length
+            if end > size:
+                break
+            self.on_frame(buffer[position] & 0x0F, buffer, start, end)
+            position = end
+        return position
+
+    def on_frame(self, opcode: int, buffer: bytes, start: int, end: int) -> None:
+        if opcode == 0x9:  # ping: answer at once, as browsers do
+            assert self.transport is not None
+            self.transport.write(client_frame(_PONG & 0x0F, buffer[start:end]))
+            return
+        if opcode == _CLOSE:
+            self.shared.tally.closed += 1
+            assert self.transport is not None
+            self.transport.close()
+            return
+        if not self.ready.done():
+            self.ready.set_result(None)  # the welcome
+            return
+        shared = self.shared
+        if shared.counting:
+            shared.tally.frames += 1
+        if self.target.events:
+            self.on_message(buffer[start:end])
+
+    def on_message(self, payload: bytes) -> None:
+        room = self.shared.room_frame(payload)
+        if room is not None:
+            self.on_events(*room)
+
+    def on_events(self, count: int, first: int, last: int) -> None:
+        if self.last_seq and first != self.last_seq + 1 and first > self.last_seq:
+            self.shared.tally.gaps += 1
+        self.last_seq = max(self.last_seq, last)
+        if self.shared.counting:
+            self.shared.tally.events += count
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(client_frame(_CLOSE, (1000).to_bytes(2, "big")))
+            self.transport.close()
+
+
+class Sender(Viewer):
+    """A viewer who also keeps ``window`` rose gifts in flight, and counts the acks."""
+
+    def __init__(self, shared: Shared, target: Target, request: bytes, name: str) -> None:
+        super().__init__(shared, target, request)
+        self.name = name
+        self.sent = 0
+        self.sending = False
+
+    def go(self, window: int) -> None:
+        self.sending = True
+        for _ in range(window):
+            self.send_gift()
+
+    def send_gift(self) -> None:
+        if not self.sending or self.transport is None or self.transport.is_closing():
+            return
+        self.sent += 1
+        gift = {"type": "gift", "id": f"{self.name}-{self.sent}", "gift": "rose", "count": 1}
+        self.transport.write(client_frame(0x2, msgpack.packb(gift)))
+
+    def on_message(self, payload: bytes) -> None:
+        room = self.shared.room_frame(payload)
+        if room is not None:
+            self.on_events(*room)
+            return
+        message = msgpack.unpackb(payload, raw=False)
+        kind = message.get("type")
+        tally = self.shared.tally
+        if kind == "ack":
+            if self.shared.counting:
+                tally.acks += 1
+            self.send_gift()
+        elif kind == "error":
+            tally.error(str(message.get("code")))
+            if message.get("temporary"):
+                asyncio.get_running_loop().call_later(0.05, self.send_gift)
+
+
+# ---------------------------------------------------------------- worker process
+
+
+def _same(protocol: Viewer) -> Viewer:
+    return protocol
+
+
+def prepare_process(cpu: int | None) -> None:
+    """Many sockets: the hard descriptor limit; pinned to the clients' core."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+
+
+class Worker:
+    """One process's connections, driven by commands from the bench."""
+
+    def __init__(self) -> None:
+        self.shared = Shared()
+        self.viewers: list[Viewer] = []
+        self.senders: list[Sender] = []
+
+    async def open(self, target: Target, queries: list[str], senders: bool) -> dict[str, Any]:
+        """One socket per query string; what this call opened (not the total)."""
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+        tally = self.shared.tally
+        outcome = Tally()
+
+        async def one(index: int, query: str) -> None:
+            for attempt in range(1, OPEN_ATTEMPTS + 1):
+                protocol = make(index, query)
+                async with gate:
+                    try:
+                        await loop.create_connection(
+                            functools.partial(_same, protocol), target.host, target.port
+                        )
+                        await asyncio.wait_for(protocol.ready, OPEN_TIMEOUT)
+                    except (OSError, TimeoutError) as exc:
+                        # A busy server may drop a handshake, as a browser
+                        # would see; like a browser, try again.
+                        tally.error(f"open, attempt {attempt}: {exc}"[:80])
+                        protocol.close()
+                        continue
+                outcome.opened += 1
+                if isinstance(protocol, Sender):
+                    self.senders.append(protocol)
+                else:
+                    self.viewers.append(protocol)
+                return
+            outcome.failed += 1
+
+        def make(index: int, query: str) -> Viewer:
+            request = handshake_request(target, query)
+            if senders:
+                return Sender(self.shared, target, request, f"p{os.getpid()}s{index}")
+            return Viewer(self.shared, target, request)
+
+        deflated = tally.deflated
+        await asyncio.gather(*(one(i, q) for i, q in enumerate(queries)))
+        return {
+            "opened": outcome.opened,
+            "failed": outcome.failed,
+            "deflated": self.shared.tally.deflated - deflated,
+            "errors": dict(tally.errors),
+        }
+
+    def start(self, window: int) -> None:
+        self.shared.tally = Tally(deflated=self.shared.tally.deflated)
+        self.shared.counting = True
+        self.shared.started = time.perf_counter()
+        for sender in self.senders:
+            sender.go(window)
+
+    def stop(self) -> dict[str, Any]:
+        shared = self.shared
+        shared.counting = False
+        for sender in self.senders:
+            sender.sending = False
+        shared.tally.seconds = time.perf_counter() - shared.started
+        return asdict(shared.tally)
+
+    def peek(self) -> dict[str, Any]:
+        return asdict(self.shared.tally)
+
+    def close(self) -> None:
+        for protocol in [*self.viewers, *self.senders]:
+            protocol.close()
+        self.viewers.clear()
+        self.senders.clear()
+        # Sockets still closing report into the old state, not the next phase's.
+        self.shared = Shared()
+
+
+async def _serve_commands(pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    worker = Worker()
+    ready = asyncio.Event()
+    loop.add_reader(pipe.fileno(), ready.set)
+    while True:
+        await ready.wait()
+        ready.clear()
+        while pipe.poll():
+            command, arguments = pipe.recv()
+            if command == "exit":
+                worker.close()
+                await asyncio.sleep(0.2)  # let the close frames go out
+                pipe.send(None)
+                return
+            pipe.send(await _run(worker, command, arguments))
+
+
+async def _run(worker: Worker, command: str, arguments: dict[str, Any]) -> Any:
+    if command == "open":
+        return await worker.open(
+            Target(**arguments["target"]), arguments["queries"], arguments["senders"]
+        )
+    if command == "start":
+        worker.start(arguments.get("window", 0))
+        return None
+    if command == "stop":
+        return worker.stop()
+    if command == "peek":
+        return worker.peek()
+    if command == "close":
+        worker.close()
+        await asyncio.sleep(0.2)
+        return None
+    raise ValueError(f"unknown command {command!r}")
+
+
+def worker_main(pipe: Connection, cpu: int | None) -> None:
+    prepare_process(cpu)
+    asyncio.run(_serve_commands(pipe))
+
+
+class ClientPool:
+    """K worker processes holding the bench's client sockets."""
+
+    def __init__(self, processes: int, cpu: int | None) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.processes: list[Any] = []
+        for _ in range(processes):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=worker_main, args=(theirs, cpu), daemon=True)
+            process.start()
+            self.pipes.append(ours)
+            self.processes.append(process)
+
+    async def _all(self, command: str, per_worker: list[dict[str, Any]]) -> list[Any]:
+        for pipe, arguments in zip(self.pipes, per_worker, strict=True):
+            pipe.send((command, arguments))
+        return [await asyncio.to_thread(pipe.recv) for pipe in self.pipes]
+
+    async def open(self, target: Target, queries: list[str], senders: bool = False) -> Tally:
+        """Open one socket per query string, spread over the workers."""
+        k = len(self.pipes)
+        shares = [
+            {"target": asdict(target), "queries": queries[i::k], "senders": senders}
+            for i in range(k)
+        ]
+        results = await self._all("open", shares)
+        total = Tally()
+        for result in results:
+            total.opened += result["opened"]
+            total.failed += result["failed"]
+            total.deflated += result["deflated"]
+            for name, count in result["errors"].items():
+                total.error(name, count)
+        return total
+
+    async def start(self, window: int = 0) -> None:
+        await self._all("start", [{"window": window}] * len(self.pipes))
+
+    async def stop(self) -> Tally:
+        total = Tally()
+        for result in await self._all("stop", [{}] * len(self.pipes)):
+            total.merge(result)
+        return total
+
+    async def peek(self) -> Tally:
+        total = Tally()
+        for result in await self._all("peek", [{}] * len(self.pipes)):
+            total.merge(result)
+        return total
+
+    async def close_sockets(self) -> None:
+        await self._all("close", [{}] * len(self.pipes))
+
+    async def shutdown(self) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            await self._all("exit", [{}] * len(self.pipes))
+        for process in self.processes:
+            await asyncio.to_thread(process.join, 5)
+            if process.is_alive():
+                process.kill()

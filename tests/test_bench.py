@@ -1,0 +1,56 @@
+"""scripts/bench runs end to end at tiny sizes, so that it cannot rot.
+
+It starts its own Valkey, baseline servers, C program and giftstream
+servers; this only checks that every row of the table comes out with a
+positive figure (and that no event went missing), never how fast anything is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPECTED_ROWS = {
+    "money": 3,
+    "fan-out": 5,
+    "memory": 4,
+}
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.skipif(
+    shutil.which("gcc") is None, reason="the fan-out floor is a C program: needs gcc"
+)
+def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    tiny = ["--quick", "--viewers", "60", "--seconds", "1", "--rounds", "5"]
+    tiny += ["--senders", "10", "--storm-senders", "4", "--client-processes", "1"]
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "bench_run.py"), *tiny, "--json", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    by_section: dict[str, int] = {}
+    for row in rows:
+        by_section[row["section"]] = by_section.get(row["section"], 0) + 1
+        assert row["value"] > 0, row
+        assert row["ratio"] is not None, row
+        assert row["ratio"] > 0, row
+    assert by_section == EXPECTED_ROWS
+    storm = next(row for row in rows if row["name"].startswith("giftstream, frames"))
+    assert " 0 seq gaps" in storm["note"], storm
+    assert report["machine"]["cores"] >= 1
+    for row in rows:
+        assert row["name"] in done.stdout  # the table on the terminal has it too
