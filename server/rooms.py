@@ -99,9 +99,10 @@ class LocalRoom:
     catching_up: dict[Member, int] = field(default_factory=dict)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     _pending: list[dict[str, Any]] = field(default_factory=list)
-    # When the room may send again: a tick after the last flush ended, or as
-    # long as that flush took if it took longer (a big room), so that fan-out
-    # takes at most about half of the process's time and frames fill up.
+    # When the room may send again: a tick after the last flush ended, or
+    # half as long as that flush took if that is longer (a big room), so that
+    # fan-out leaves at least a third of the process's time to gifts and acks
+    # and its frames fill up.
     _next_due: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
 
@@ -164,7 +165,7 @@ class LocalRoom:
         for chunk in _chunks(events):
             self._broadcast(chunk)
         ended = self.loop.time()
-        pause = max(self.tick_seconds, ended - started) if self.tick_seconds > 0 else 0.0
+        pause = max(self.tick_seconds, (ended - started) / 2) if self.tick_seconds > 0 else 0.0
         self._next_due = ended + pause
 
     def _broadcast(self, events: list[dict[str, Any]]) -> None:
