@@ -18,6 +18,7 @@ retry with the same request id" (``unavailable``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
+log = logging.getLogger(__name__)
 MAX_BATCH = 512
 MAX_IN_FLIGHT = 4
 
@@ -107,6 +109,11 @@ class AutoPipeline:
         except (RedisError, OSError) as exc:
             for call in batch:
                 _settle(call.future, exc)
+            return
+        except Exception as exc:  # a client bug must not leave callers waiting
+            log.exception("script batch failed")
+            for call in batch:
+                _settle(call.future, RedisError(f"batch failed: {type(exc).__name__}"))
             return
         except BaseException as exc:  # cancelled at shutdown: nobody waits forever
             for call in batch:

@@ -22,7 +22,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.typing import EncodableT
 
+from server.pipelining import MAX_IN_FLIGHT
+
 QUEUE_SECONDS = 5.0
+RESERVED_FOR_PIPELINES = MAX_IN_FLIGHT + 1
 SOCKET_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 2.0
 
@@ -64,12 +67,15 @@ def connect(url: str, *, cluster: bool, pool_size: int) -> Redis:
         QueuingRedisCluster,
         QueuingRedisCluster.from_url(
             url,
-            max_connections=pool_size,
+            max_connections=max(pool_size, RESERVED_FOR_PIPELINES + 1),
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
         ),
     )
-    client.in_flight = asyncio.Semaphore(pool_size)
+    # Batched script calls (pipelining.py) go round the semaphore, each
+    # pipeline holding at most one connection per node, and so may the room
+    # relay's pub/sub: single commands leave that many connections for them.
+    client.in_flight = asyncio.Semaphore(max(1, pool_size - RESERVED_FOR_PIPELINES))
     return cast(Redis, client)
 
 

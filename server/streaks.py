@@ -23,6 +23,8 @@ class Streak:
 class StreakBook:
     """The open streaks of one sender in one room, by gift."""
 
+    __slots__ = ("_open", "window_ms")
+
     def __init__(self, window_ms: int) -> None:
         self.window_ms = window_ms
         self._open: dict[str, Streak] = {}

@@ -52,10 +52,14 @@ def frame_bytes(payload: bytes | str) -> bytes:
 class FrameWriter:
     """One connection's outgoing frames: written now, or backlogged up to a bound."""
 
+    # One per connection, thousands per process: slots, and no backlog
+    # deque (about 600 bytes) until a frame has to wait.
+    __slots__ = ("_backlog", "_backlog_bytes", "_protocol", "dropped_slow", "held", "limit_bytes")
+
     def __init__(self, protocol: GiftstreamWebSocketProtocol, limit_bytes: int) -> None:
         self._protocol = protocol
         self.limit_bytes = limit_bytes
-        self._backlog: deque[bytes] = deque()
+        self._backlog: deque[bytes] | None = None
         self._backlog_bytes = 0
         self.dropped_slow = False
         # While held, frames wait in the backlog: a new viewer's room events
@@ -85,16 +89,21 @@ class FrameWriter:
             if transport.get_write_buffer_size() > self.limit_bytes:
                 self.drop_slow_consumer()
             return
-        self._backlog.append(frame)
+        self._waiting().append(frame)
         self._backlog_bytes += len(frame)
         # A reader that keeps up leaves nothing here: the kernel takes each
         # frame at once. The bound must exceed the largest frame (rooms.py caps it).
         if self._backlog_bytes + transport.get_write_buffer_size() > self.limit_bytes:
             self.drop_slow_consumer()
 
+    def _waiting(self) -> deque[bytes]:
+        if self._backlog is None:
+            self._backlog = deque()
+        return self._backlog
+
     def release_with(self, first: bytes) -> None:
         """Send ``first`` ahead of everything held, then stop holding."""
-        self._backlog.appendleft(first)
+        self._waiting().appendleft(first)
         self._backlog_bytes += len(first)
         self.held = False
         self.flush()
@@ -102,14 +111,15 @@ class FrameWriter:
     def flush(self) -> None:
         """Write the backlog while the transport takes it (called on resume_writing)."""
         transport = self._protocol.transport
-        while self._backlog and not self.held and self._protocol.writable.is_set() and self.open:
-            frame = self._backlog.popleft()
+        backlog = self._backlog
+        while backlog and not self.held and self._protocol.writable.is_set() and self.open:
+            frame = backlog.popleft()
             self._backlog_bytes -= len(frame)
             transport.write(frame)
 
     def drop_slow_consumer(self) -> None:
         self.dropped_slow = True
-        self._backlog.clear()
+        self._backlog = None
         self._backlog_bytes = 0
         self._protocol.close_now(4001, "slow consumer: reconnect and resync")
 
@@ -117,7 +127,7 @@ class FrameWriter:
         self._protocol.close_now(code, reason)
 
     def discard(self) -> None:
-        self._backlog.clear()
+        self._backlog = None
         self._backlog_bytes = 0
 
 

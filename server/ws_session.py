@@ -140,6 +140,20 @@ def resume_outcome(
 
 
 class RoomSession:
+    __slots__ = (
+        "_counted",
+        "_in_flight",
+        "_streak_timer",
+        "_tasks",
+        "bucket",
+        "member",
+        "resume",
+        "room",
+        "services",
+        "streaks",
+        "websocket",
+    )
+
     def __init__(
         self,
         services: Services,

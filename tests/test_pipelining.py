@@ -1,0 +1,73 @@
+"""Script calls made together share round trips, and each still gets its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from server.pipelining import AutoPipeline, BatchedScript
+
+ECHO = "return {KEYS[1], ARGV[1]}"
+FAIL_ON_BOOM = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return ARGV[1]"
+
+
+async def test_calls_made_together_share_a_round_trip(redis: Redis, key_prefix: str) -> None:
+    pipeline = AutoPipeline(redis)
+    echo = BatchedScript(redis.register_script(ECHO), pipeline)
+    replies = await asyncio.gather(
+        *(echo(keys=[f"{key_prefix}:{n}"], args=[n]) for n in range(200))
+    )
+    assert replies == [[f"{key_prefix}:{n}".encode(), str(n).encode()] for n in range(200)]
+    assert pipeline.calls == 200
+    assert pipeline.batches <= 4  # one turn of the loop: one batch (a few at most)
+    await pipeline.close()
+
+
+async def test_one_failing_call_fails_alone(redis: Redis) -> None:
+    pipeline = AutoPipeline(redis)
+    script = BatchedScript(redis.register_script(FAIL_ON_BOOM), pipeline)
+    results = await asyncio.gather(
+        script(args=["a"]), script(args=["boom"]), script(args=["b"]), return_exceptions=True
+    )
+    assert results[0] == b"a"
+    assert isinstance(results[1], ResponseError)
+    assert results[2] == b"b"
+    await pipeline.close()
+
+
+async def test_scripts_forgotten_by_redis_are_loaded_again(redis: Redis) -> None:
+    pipeline = AutoPipeline(redis)
+    echo = BatchedScript(redis.register_script(ECHO), pipeline)
+    assert await echo(keys=["k"], args=["1"]) == [b"k", b"1"]
+    await redis.script_flush()  # as after a restart or a failover
+    replies = await asyncio.gather(echo(keys=["k"], args=["2"]), echo(keys=["k"], args=["3"]))
+    assert list(replies) == [[b"k", b"2"], [b"k", b"3"]]
+    await pipeline.close()
+
+
+async def test_commands_ride_along(redis: Redis, key_prefix: str) -> None:
+    pipeline = AutoPipeline(redis)
+    key = f"{key_prefix}:hash"
+    await redis.hset(key, mapping={"a": 1, "b": 2})
+    removed = await asyncio.gather(
+        pipeline.command("HDEL", key, "a"), pipeline.command("HDEL", key, "missing")
+    )
+    assert list(removed) == [1, 0]
+    assert await redis.hkeys(key) == [b"b"]
+    await pipeline.close()
+
+
+async def test_a_lost_connection_fails_every_call_in_the_batch() -> None:
+    # Nothing listens on port 1: every call of the batch must get the error,
+    # none may wait forever.
+    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    pipeline = AutoPipeline(dead)
+    echo = BatchedScript(dead.register_script(ECHO), pipeline)
+    results = await asyncio.gather(
+        *(echo(keys=["k"], args=[n]) for n in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(result, Exception) for result in results), results
+    await pipeline.close()
+    await dead.aclose()
