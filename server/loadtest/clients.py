@@ -80,12 +80,16 @@ class RoomSocket:
                 open_timeout=OPEN_TIMEOUT_SECONDS,
                 close_timeout=CLOSE_TIMEOUT_SECONDS,
             )
-            welcome = decode(await self.ws.recv())
+            # Bounded too: a server that accepts the socket but never says welcome
+            # must cost one failed socket, not a run that never starts.
+            welcome = decode(await asyncio.wait_for(self.ws.recv(), OPEN_TIMEOUT_SECONDS))
         except InvalidStatus as exc:
             errors[f"handshake_{exc.response.status_code}_{_problem_code(exc.response.body)}"] += 1
             return False
         except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
             errors[f"connect_{type(exc).__name__}"] += 1
+            if self.ws is not None:
+                self.ws.transport.abort()
             return False
         if welcome.get("type") != "welcome":
             errors["first_message_not_welcome"] += 1
