@@ -7,7 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.pipelining import AutoPipeline, BatchedScript
+from server.pipelining import AutoPipeline, BatchedScript, pack_command
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 FAIL_ON_BOOM = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return ARGV[1]"
@@ -71,3 +71,12 @@ async def test_a_lost_connection_fails_every_call_in_the_batch() -> None:
     assert all(isinstance(result, Exception) for result in results), results
     await pipeline.close()
     await dead.aclose()
+
+
+def test_commands_are_packed_as_redis_py_packs_them() -> None:
+    from redis.asyncio.connection import Connection
+
+    command = ("EVALSHA", "abc123", 2, "gs:{w:ann}:wallet", b"raw", 42, "1.5", "héllo")
+    expected = b"".join(Connection().pack_command(*command))
+    assert pack_command(command) == expected
+    assert pack_command(("SET", "k", 2.5)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n2.5\r\n"
