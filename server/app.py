@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from server import demo, http_api
 from server.errors import Unavailable
@@ -63,7 +66,35 @@ async def metrics(request: Request) -> Response:
     return Response(services.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings) -> Starlette:
+ROOM_PATH = re.compile(r"/ws/rooms/(?P<room_id>[^/]+)")
+
+
+class RoomSocketsFirst:
+    """Room sockets go straight to their endpoint; everything else to Starlette.
+
+    A room socket lives as long as the viewer watches, and every layer it
+    passes through stays suspended with it: Starlette's two exception
+    middlewares, its router and route wrappers are a dozen coroutine frames
+    per socket, about 2 KB each of tens of thousands of idle viewers pay for
+    nothing (docs/benchmarks.md, memory). The endpoint is the same one the
+    route table names, and sees the same scope.
+    """
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            match = ROOM_PATH.fullmatch(scope["path"])
+            if match is not None:
+                scope["app"] = self.app
+                scope["path_params"] = {"room_id": match["room_id"]}
+                await room_endpoint(WebSocket(scope, receive, send))
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings) -> RoomSocketsFirst:
     settings.validate()
 
     @contextlib.asynccontextmanager
@@ -84,6 +115,6 @@ def create_app(settings: Settings) -> Starlette:
     ]
     if CLIENT_DEMO_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=CLIENT_DEMO_DIR, html=True)))
-    return Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error}
+    return RoomSocketsFirst(
+        Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error})
     )
