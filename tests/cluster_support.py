@@ -27,7 +27,7 @@ from redis.crc import key_slot
 
 from server.embedded_cluster import EmbeddedCluster, slot_ranges
 from server.redis_client import connect
-from tests.conftest import ServerProcess, server_environment, spawn_server
+from tests.conftest import ServerProcess, launch_server, stop_servers
 
 PRIMARIES = 3
 StartClusterServer = Callable[..., Awaitable[ServerProcess]]
@@ -69,22 +69,11 @@ async def start_cluster_server(
 
     async def start(**settings: object) -> ServerProcess:
         data_dir = tmp_path_factory.mktemp("server-data")
-        env = server_environment(data_dir, {"redis_cluster": True, **settings})
-        arguments = ["serve", "--port", "0", "--redis-url", cluster.url]
-        server = await spawn_server([*arguments, "--key-prefix", cluster_prefix], env)
-        server.key_prefix = cluster_prefix
-        started.append(server)
-        await server.wait_listening()
-        await server.wait_ready()
-        return server
+        settings = {"redis_cluster": True, **settings}
+        return await launch_server(started, cluster.url, cluster_prefix, data_dir, settings)
 
     yield start
-    for server in reversed(started):
-        await server.stop()
-    if request.session.testsfailed != failed_before:
-        for server in started:
-            print(f"----- giftstream server {server.http or '(not listening)'} -----")
-            print(server.output())
+    await stop_servers(started, request.session.testsfailed != failed_before)
 
 
 # ---------------------------------------------------------------- where keys live

@@ -272,6 +272,35 @@ async def spawn_server(arguments: list[str], env: Mapping[str, str]) -> ServerPr
     return server
 
 
+async def launch_server(
+    started: list[ServerProcess],
+    redis_url: str,
+    key_prefix: str,
+    data_dir: Path,
+    settings: Mapping[str, object],
+) -> ServerProcess:
+    """``giftstream serve`` on a free port, ready; added to ``started`` first."""
+    env = server_environment(data_dir, settings)
+    arguments = ["serve", "--port", "0", "--redis-url", redis_url, "--key-prefix", key_prefix]
+    server = await spawn_server(arguments, env)
+    server.key_prefix = key_prefix
+    # Tracked before waiting, so that a server that fails to start is
+    # still stopped, and its output still shown.
+    started.append(server)
+    await server.wait_listening()
+    await server.wait_ready()
+    return server
+
+
+async def stop_servers(started: list[ServerProcess], show_output: bool) -> None:
+    for server in reversed(started):
+        await server.stop()
+    if show_output:
+        for server in started:
+            print(f"----- giftstream server {server.http or '(not listening)'} -----")
+            print(server.output())
+
+
 @pytest.fixture
 async def start_server(
     redis_url: str,
@@ -286,24 +315,11 @@ async def start_server(
     ) -> ServerProcess:
         if "port" in settings or "host" in settings:
             raise TypeError("start_server: servers always listen on 127.0.0.1, port 0")
-        env = server_environment(tmp_path / f"data-{len(started)}", settings)
-        arguments = ["serve", "--port", "0", "--redis-url", redis_url, "--key-prefix", key_prefix]
-        server = await spawn_server(arguments, env)
-        server.key_prefix = key_prefix
-        # Tracked before waiting, so that a server that fails to start is
-        # still stopped, and its output still shown.
-        started.append(server)
-        await server.wait_listening()
-        await server.wait_ready()
-        return server
+        data_dir = tmp_path / f"data-{len(started)}"
+        return await launch_server(started, redis_url, key_prefix, data_dir, settings)
 
     yield start
-    for server in reversed(started):
-        await server.stop()
-    if has_failed(request):
-        for server in started:
-            print(f"----- giftstream server {server.http or '(not listening)'} -----")
-            print(server.output())
+    await stop_servers(started, has_failed(request))
 
 
 # ---------------------------------------------------------------- common servers

@@ -105,6 +105,15 @@ async def until_subscribers(redis: Redis, channel: str, expected: int) -> int:
     return count
 
 
+async def watching_on(server: ServerProcess, redis: Redis, prefix: str) -> tuple[RoomClient, str]:
+    """A watcher of the creator's room on ``server``, once its relay is subscribed."""
+    watcher = await RoomClient.open(server.ws, CREATOR)
+    await watcher.of_type("welcome")
+    channel = RoomKeys(prefix, CREATOR).channel
+    assert await until_subscribers(redis, channel, 1) == 1
+    return watcher, channel
+
+
 async def test_a_gift_crosses_three_shards_and_two_processes(
     pair: Pair,
     apis: tuple[Api, Api],
@@ -243,10 +252,7 @@ async def test_the_room_follows_its_slot_to_another_primary(
 ) -> None:
     (first, second), (_, api_2) = pair, apis
     [mover] = users_on_other_shards("mover{}", 1, {shard_of(CREATOR)})
-    watcher = await RoomClient.open(first.ws, CREATOR)
-    await watcher.of_type("welcome")
-    channel = RoomKeys(cluster_prefix, CREATOR).channel
-    assert await until_subscribers(cluster_redis, channel, 1) == 1
+    watcher, channel = await watching_on(first, cluster_redis, cluster_prefix)
     before = await owner_of(cluster_redis, channel)
 
     # The old owner drops the room's subscribers when the slot leaves it; the
@@ -378,10 +384,7 @@ async def test_the_room_is_heard_again_after_its_primary_restarts(
     """Runs last: it takes a primary away for a moment."""
     (first, second), (_, api_2) = pair, apis
     [restarter] = users_on_other_shards("restart{}", 1, {shard_of(CREATOR)})
-    watcher = await RoomClient.open(first.ws, CREATOR)
-    await watcher.of_type("welcome")
-    channel = RoomKeys(cluster_prefix, CREATOR).channel
-    assert await until_subscribers(cluster_redis, channel, 1) == 1
+    watcher, channel = await watching_on(first, cluster_redis, cluster_prefix)
     owner = await owner_of(cluster_redis, channel)
     node = next(n for n in cluster.nodes if owner.endswith(f":{n.port}"))
 
