@@ -44,7 +44,8 @@ from typing import Any
 
 import httpx
 from bench_money import grant, sender_name
-from bench_wsclient import ClientPool, Tally, Target
+from bench_publish import RoomPublisher
+from bench_wsclient import ClientPool, Tally, Target, percentile
 from redis.asyncio import Redis
 
 from server.auth import Role, issue_token
@@ -60,6 +61,11 @@ ROOM = "carol"  # the demo creator, who takes gifts
 SUBPROTOCOL = "giftstream.v1.msgpack"
 FANOUT_PAYLOAD = 120  # bytes: about one gift event in MessagePack
 CHILD_TIMEOUT = 120.0
+# Events per second offered to the room in the busy phase of fan-out alone:
+# far more than one frame per event could carry to 10,000 viewers.
+BUSY_ROOM_EVENTS_PER_SECOND = 1000
+# In the busy phase, one event in this many is a big gift, timed to every viewer.
+BUSY_BIG_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -419,9 +425,11 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
     ws_rate, ws_cpu, ws_note = await baseline_fanout(
         "broadcast fan-out", [*python, "broadcast-fanout", *sizes], plan
     )
+    alone = await giftstream_fanout_alone(redis_url, plan, work)
     storm = await giftstream_storm(redis_url, plan, work)
     gs_rate, gs_cpu = storm["frames"], storm["frames_per_cpu"]
     per_frame = storm["events"] / gs_rate if gs_rate else 0.0
+    lift = alone["busy_events_per_cpu"] / max(alone["quiet_frames_per_cpu"], 1e-6)
 
     def row(name: str, rate: float, per_cpu: float, note: str) -> Row:
         return Row(
@@ -432,10 +440,115 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
         row(f"C, one write() per connection ({plan.viewers:,} viewers)", c_rate, c_cpu, c_note),
         row("Python, pre-built frame to each transport (baseline)", raw_rate, raw_cpu, raw_note),
         row("websockets broadcast()", ws_rate, ws_cpu, ws_note),
+        Row("fan-out", "giftstream, one event per frame (published to the room, no gifts)",
+            alone["quiet_frames"], "frames/s", None, alone["quiet_note"],
+            alone["quiet_frames_per_cpu"], alone["quiet_frames_per_cpu"] / raw_cpu),
+        Row("fan-out", f"giftstream, busy room: {BUSY_ROOM_EVENTS_PER_SECOND:,} events/s published",
+            alone["busy_events"], "events/s", None, alone["busy_note"],
+            alone["busy_events_per_cpu"], lift),
         row("giftstream, frames delivered in a gift storm", gs_rate, gs_cpu, storm["note"]),
         Row("fan-out", "giftstream, events delivered in that storm", storm["events"], "events/s",
             per_frame, "ratio: events per frame (coalescing)"),
+        reach_row("quiet room", alone["quiet_reach"]),
+        reach_row(f"busy room ({BUSY_ROOM_EVENTS_PER_SECOND:,} events/s)", alone["busy_reach"]),
     ]  # fmt: skip
+
+
+def reach_row(room: str, figures: dict[str, Any]) -> Row:
+    """A big gift's p99 reach to every viewer, in ms; the other figures in the note."""
+    p99 = figures["p99"]
+    note = (
+        f"p50 {figures['p50']} ms, max {figures['max']} ms over {figures['samples']:,} "
+        "deliveries; from the event's publication to each viewer's read"
+    )
+    return Row("fan-out", f"giftstream, a big gift reaches every viewer: p99, {room}",
+               float("nan") if p99 is None else p99, "ms", None, note)  # fmt: skip
+
+
+async def giftstream_fanout_alone(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:
+    """V anonymous viewers; events published straight to the room, no gifts.
+
+    First a quiet room: ``rounds`` events, each published once every viewer
+    has the one before, so each goes out as a frame of its own (giftstream's
+    write loop against the baselines'). Then a busy room: events offered far
+    faster than one frame each could carry, so coalescing gathers them. The
+    figures are per CPU second of the server: the quiet phase waits for the
+    readers between events, which its wall clock would count.
+    """
+    progress("  giftstream: events published straight to the room")
+    prefix = "bp" + uuid.uuid4().hex[:8]
+    pool = client_pool()
+    try:
+        async with (
+            giftstream(redis_url, prefix, plan, work) as (server, port),
+            RoomPublisher(redis_url, prefix, ROOM) as publisher,
+        ):
+            target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
+            check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
+            pid = server.process.pid
+            # The welcomes, and the viewer count that follows them within 2 s.
+            await asyncio.sleep(2.5)
+            async with profiled(server, plan, "fanout-quiet"):
+                await pool.start()
+                cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+                for sent in range(1, plan.rounds + 1):
+                    await publisher.publish(1, big_every=1)
+                    await until_frames_seen(pool, plan.viewers * sent)
+                quiet_cpu, quiet_wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
+                quiet = await pool.stop()
+            await asyncio.sleep(0.5)
+            async with profiled(server, plan, "fanout-busy"):
+                await pool.start()
+                cpu0 = cpu_seconds(pid)
+                offered = await publisher.steady(
+                    BUSY_ROOM_EVENTS_PER_SECOND, plan.seconds, BUSY_BIG_EVERY
+                )
+                busy = await pool.stop()
+                busy_cpu = cpu_seconds(pid) - cpu0
+            await asyncio.sleep(1.5)  # the last events reach everyone
+            seqs = await pool.peek()
+            await pool.close_sockets()
+    finally:
+        await pool.close_sockets()
+    expected = plan.viewers * plan.rounds
+    return {
+        "quiet_reach": reach(quiet),
+        "busy_reach": reach(busy),
+        "quiet_frames": quiet.frames / quiet_wall,
+        "quiet_frames_per_cpu": quiet.frames / max(quiet_cpu, 1e-6),
+        "quiet_note": (
+            f"{quiet.frames:,} of {expected:,} frames read, {quiet.events:,} events; paced, "
+            f"so read the per-CPU figure; server CPU {quiet_cpu:.2f} s"
+        ),
+        "busy_events": busy.events / busy.seconds,
+        "busy_events_per_cpu": busy.events / max(busy_cpu, 1e-6),
+        "busy_note": (
+            f"{offered:,} events published, {busy.frames / busy.seconds:,.0f} frames/s, "
+            f"{busy.events / max(busy.frames, 1):,.0f} events per frame; server CPU "
+            f"{busy_cpu / busy.seconds:.0%}; {seqs.gaps} seq gaps over both phases; "
+            "CPU ratio: events per server CPU s against one event per frame"
+        ),
+    }
+
+
+def reach(tally: Tally) -> dict[str, Any]:
+    """Big gifts' reach, from publication to each viewer's read: p50, p99, max, samples."""
+    histogram = tally.reach_ms
+    return {
+        "p50": percentile(histogram, 0.50),
+        "p99": percentile(histogram, 0.99),
+        "max": max(histogram, default=None),
+        "samples": sum(histogram.values()),
+    }
+
+
+async def until_frames_seen(pool: ClientPool, expected: int, within: float = 30.0) -> None:
+    """Wait until the readers have counted ``expected`` frames, polling often."""
+    deadline = time.monotonic() + within
+    while (await pool.peek()).frames < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the viewers read fewer than {expected:,} frames in {within:g} s")
+        await asyncio.sleep(0.005)
 
 
 async def giftstream_storm(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:

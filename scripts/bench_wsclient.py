@@ -35,6 +35,8 @@ OPEN_CONCURRENCY = 50
 OPEN_ATTEMPTS = 3
 OPEN_TIMEOUT = 60.0
 CACHE_LIMIT = 4096
+# Gifts that take the whole screen and must reach everyone (DOMAIN.md).
+BIG_TIERS = frozenset({"large", "fullscreen"})
 _PONG = 0x8A
 _CLOSE = 0x8
 
@@ -53,6 +55,9 @@ class Tally:
     # Handshakes whose answer agreed to permessage-deflate.
     deflated: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    # Big gifts: milliseconds from the event's ``ts`` to each viewer's read of
+    # it (one clock: everything runs on this machine), as a histogram.
+    reach_ms: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def error(self, name: str, count: int = 1) -> None:
@@ -63,7 +68,22 @@ class Tally:
             setattr(self, name, getattr(self, name) + other[name])
         for name, count in other["errors"].items():
             self.error(name, count)
+        for ms, count in other["reach_ms"].items():
+            self.reach_ms[int(ms)] = self.reach_ms.get(int(ms), 0) + count
         self.seconds = max(self.seconds, other["seconds"])
+
+
+def percentile(histogram: dict[int, int], fraction: float) -> float | None:
+    """The value below which ``fraction`` of a histogram's samples fall; None if empty."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    wanted, seen = fraction * total, 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= wanted:
+            return float(value)
+    return float(max(histogram))
 
 
 @dataclass(frozen=True)
@@ -106,6 +126,10 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
     return header + b"\0\0\0\0" + payload
 
 
+# A room frame's events, first and last seq, and the ``ts`` of its big gifts.
+RoomDigest = tuple[int, int, int, tuple[int, ...]]
+
+
 class Shared:
     """Per-process state: the tally, the counting switch, the room-frame cache."""
 
@@ -113,10 +137,10 @@ class Shared:
         self.tally = Tally()
         self.counting = False
         self.started = 0.0
-        self.cache: dict[bytes, tuple[int, int, int]] = {}
+        self.cache: dict[bytes, RoomDigest] = {}
 
-    def room_frame(self, payload: bytes) -> tuple[int, int, int] | None:
-        """(events, first seq, last seq) of a room frame; None for anything else."""
+    def room_frame(self, payload: bytes) -> RoomDigest | None:
+        """(events, first seq, last seq, big gifts' ts) of a room frame; None for the rest."""
         known = self.cache.get(payload)
         if known is not None:
             return known
@@ -124,11 +148,12 @@ class Shared:
         kind = message.get("type")
         if kind == "events":
             events = message["events"]
-            known = (len(events), events[0]["seq"], events[-1]["seq"])
         elif kind in ("gift", "combo_end"):
-            known = (1, message["seq"], message["seq"])
+            events = [message]
         else:
             return None
+        big = tuple(e["ts"] for e in events if e.get("tier") in BIG_TIERS)
+        known = (len(events), events[0]["seq"], events[-1]["seq"], big)
         if len(self.cache) >= CACHE_LIMIT:
             self.cache.clear()
         self.cache[payload] = known
@@ -224,12 +249,19 @@ class Viewer(asyncio.Protocol):
         if room is not None:
             self.on_events(*room)
 
-    def on_events(self, count: int, first: int, last: int) -> None:
+    def on_events(self, count: int, first: int, last: int, big: tuple[int, ...]) -> None:
+        fresh = last > self.last_seq
         if self.last_seq and first != self.last_seq + 1 and first > self.last_seq:
             self.shared.tally.gaps += 1
         self.last_seq = max(self.last_seq, last)
         if self.shared.counting:
             self.shared.tally.events += count
+            if big and fresh:
+                now_ms = time.time() * 1000
+                reach = self.shared.tally.reach_ms
+                for ts in big:
+                    ms = int(now_ms - ts)
+                    reach[ms] = reach.get(ms, 0) + 1
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
