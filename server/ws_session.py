@@ -143,6 +143,7 @@ class RoomSession:
     __slots__ = (
         "_counted",
         "_in_flight",
+        "_streak_due_ms",
         "_streak_timer",
         "_tasks",
         "bucket",
@@ -172,6 +173,7 @@ class RoomSession:
         self.bucket = TokenBucket(settings.gift_rate_per_second, settings.gift_rate_burst)
         self.streaks = StreakBook(settings.combo_window_ms)
         self._streak_timer: asyncio.TimerHandle | None = None
+        self._streak_due_ms = 0
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
         self._counted = False
@@ -291,12 +293,17 @@ class RoomSession:
     def _schedule_streak_end(self) -> None:
         deadline = self.streaks.next_deadline_ms()
         if self._streak_timer is not None:
+            if deadline is not None and self._streak_due_ms <= deadline:
+                # Every send pushes its streak's end later: the timer already
+                # set fires first, ends what has lapsed and sets the next.
+                return
             self._streak_timer.cancel()
             self._streak_timer = None
         if deadline is not None:
             delay = max(0.0, (deadline - now_ms()) / 1000)
             loop = asyncio.get_running_loop()
             self._streak_timer = loop.call_later(delay, self._on_streak_timer)
+            self._streak_due_ms = deadline
 
     def _on_streak_timer(self) -> None:
         self._streak_timer = None
