@@ -322,7 +322,8 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
             raw = (await driver.json_line())["gifts_per_second"]
     finally:
         pin_all_threads(valkey.pid, plan.client_cpu)
-    acked, errors = await giftstream_gifts(redis_url, plan, work)
+    gifts = await giftstream_gifts(redis_url, plan, work)
+    acked, errors, paced = gifts["acked"], gifts["errors"], gifts["paced"]
     note = f"{plan.senders} senders x {plan.window} in flight"
     if errors:
         note += "; errors: " + ", ".join(f"{k} {v}" for k, v in errors.items())
@@ -337,10 +338,27 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
             acked / redis_py,
             note,
         ),
+        ack_latency_row(paced),
     ]
 
 
-async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> tuple[float, dict[str, int]]:
+def ack_latency_row(paced: Tally) -> Row:
+    """Ack latency p99 (ms) while the senders offer half the rate giftstream reached."""
+    histogram = paced.ack_tenths_ms
+    p50, p99, p999 = (percentile(histogram, q) for q in (0.50, 0.99, 0.999))
+    if p99 is None or p50 is None or p999 is None:
+        return Row("money", "giftstream, ack latency p99 at half that rate", float("nan"), "ms")
+    errors = ", ".join(f"{k} {v}" for k, v in paced.errors.items()) or "no errors"
+    note = (
+        f"{paced.acks / paced.seconds:,.0f} gifts/s acked, paced; p50 {p50 / 10:.1f} ms, "
+        f"p99.9 {p999 / 10:.1f} ms, max {max(histogram) / 10:.1f} ms; {errors}"
+    )
+    return Row("money", "giftstream, ack latency p99 at half that rate", p99 / 10, "ms", None, note)
+
+
+async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:
+    """Gifts acked per second with every sender keeping ``window`` in flight (the most
+    the server takes); then ack latency with the same senders offering half that."""
     prefix = "bg" + uuid.uuid4().hex[:8]
     queries = await sender_queries(redis_url, prefix, plan.senders)
     pool = client_pool()
@@ -353,10 +371,17 @@ async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> tuple[floa
                 await pool.start(plan.window)
                 await asyncio.sleep(plan.seconds)
                 tally = await pool.stop()
+            acked = tally.acks / tally.seconds
+            await asyncio.sleep(2.0)  # the gifts still in flight are answered
+            progress(f"  giftstream: ack latency at {acked / 2:,.0f} gifts/s (half)")
+            async with profiled(server, plan, "gifts-half-rate"):
+                await pool.start(rate=acked / 2)
+                await asyncio.sleep(plan.seconds)
+                paced = await pool.stop()
             await pool.close_sockets()
     finally:
         await pool.close_sockets()
-    return tally.acks / tally.seconds, dict(tally.errors)
+    return {"acked": acked, "errors": dict(tally.errors), "paced": paced}
 
 
 def check_opened(tally: Tally, wanted: int, what: str) -> None:

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import functools
+import gc
 import multiprocessing
 import os
 import resource
@@ -35,6 +36,8 @@ OPEN_CONCURRENCY = 50
 OPEN_ATTEMPTS = 3
 OPEN_TIMEOUT = 60.0
 CACHE_LIMIT = 4096
+# A paced sender's gifts go out in slices this far apart.
+PACE_SECONDS = 0.005
 # Gifts that take the whole screen and must reach everyone (DOMAIN.md).
 BIG_TIERS = frozenset({"large", "fullscreen"})
 _PONG = 0x8A
@@ -58,6 +61,8 @@ class Tally:
     # Big gifts: milliseconds from the event's ``ts`` to each viewer's read of
     # it (one clock: everything runs on this machine), as a histogram.
     reach_ms: dict[int, int] = field(default_factory=dict)
+    # Acks: tenths of a millisecond from a gift's send to its ack, as a histogram.
+    ack_tenths_ms: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def error(self, name: str, count: int = 1) -> None:
@@ -68,8 +73,12 @@ class Tally:
             setattr(self, name, getattr(self, name) + other[name])
         for name, count in other["errors"].items():
             self.error(name, count)
-        for ms, count in other["reach_ms"].items():
-            self.reach_ms[int(ms)] = self.reach_ms.get(int(ms), 0) + count
+        for mine, theirs in (
+            (self.reach_ms, other["reach_ms"]),
+            (self.ack_tenths_ms, other["ack_tenths_ms"]),
+        ):
+            for value, count in theirs.items():
+                mine[int(value)] = mine.get(int(value), 0) + count
         self.seconds = max(self.seconds, other["seconds"])
 
 
@@ -270,16 +279,24 @@ class Viewer(asyncio.Protocol):
 
 
 class Sender(Viewer):
-    """A viewer who also keeps ``window`` rose gifts in flight, and counts the acks."""
+    """A viewer who sends rose gifts, counts the acks and times each one.
+
+    With a ``window`` it keeps that many in flight (each ack sends the next:
+    the most the server can take); with none it sends when told (``Worker``
+    paces the senders at a fixed rate).
+    """
 
     def __init__(self, shared: Shared, target: Target, request: bytes, name: str) -> None:
         super().__init__(shared, target, request)
         self.name = name
         self.sent = 0
         self.sending = False
+        self.closed_loop = False
+        self.sent_at: dict[str, float] = {}
 
     def go(self, window: int) -> None:
         self.sending = True
+        self.closed_loop = window > 0
         for _ in range(window):
             self.send_gift()
 
@@ -287,7 +304,9 @@ class Sender(Viewer):
         if not self.sending or self.transport is None or self.transport.is_closing():
             return
         self.sent += 1
-        gift = {"type": "gift", "id": f"{self.name}-{self.sent}", "gift": "rose", "count": 1}
+        request_id = f"{self.name}-{self.sent}"
+        gift = {"type": "gift", "id": request_id, "gift": "rose", "count": 1}
+        self.sent_at[request_id] = time.perf_counter()
         self.transport.write(client_frame(0x2, msgpack.packb(gift)))
 
     def on_message(self, payload: bytes) -> None:
@@ -299,12 +318,18 @@ class Sender(Viewer):
         kind = message.get("type")
         tally = self.shared.tally
         if kind == "ack":
+            sent_at = self.sent_at.pop(message.get("id"), None)
             if self.shared.counting:
                 tally.acks += 1
-            self.send_gift()
+                if sent_at is not None:
+                    tenths = int((time.perf_counter() - sent_at) * 10_000)
+                    tally.ack_tenths_ms[tenths] = tally.ack_tenths_ms.get(tenths, 0) + 1
+            if self.closed_loop:
+                self.send_gift()
         elif kind == "error":
+            self.sent_at.pop(message.get("id"), None)
             tally.error(str(message.get("code")))
-            if message.get("temporary"):
+            if message.get("temporary") and self.closed_loop:
                 asyncio.get_running_loop().call_later(0.05, self.send_gift)
 
 
@@ -330,6 +355,7 @@ class Worker:
         self.shared = Shared()
         self.viewers: list[Viewer] = []
         self.senders: list[Sender] = []
+        self.pacer: asyncio.Task[None] | None = None
 
     async def open(self, target: Target, queries: list[str], senders: bool) -> dict[str, Any]:
         """One socket per query string; what this call opened (not the total)."""
@@ -369,6 +395,11 @@ class Worker:
 
         deflated = tally.deflated
         await asyncio.gather(*(one(i, q) for i, q in enumerate(queries)))
+        # The sockets live until the phase ends: no collection need walk them
+        # again, and a full one here (half a second with 5,000 sockets) would
+        # count as the server's latency.
+        gc.collect()
+        gc.freeze()
         return {
             "opened": outcome.opened,
             "failed": outcome.failed,
@@ -376,16 +407,32 @@ class Worker:
             "errors": dict(tally.errors),
         }
 
-    def start(self, window: int) -> None:
+    def start(self, window: int, rate: float = 0.0) -> None:
+        """Count from now; senders keep ``window`` gifts in flight, or send ``rate`` a second."""
         self.shared.tally = Tally(deflated=self.shared.tally.deflated)
         self.shared.counting = True
         self.shared.started = time.perf_counter()
         for sender in self.senders:
             sender.go(window)
+        if rate > 0 and self.senders:
+            self.pacer = asyncio.create_task(self._pace(rate))
+
+    async def _pace(self, rate: float) -> None:
+        """``rate`` gifts a second from the senders in turn, on schedule, every 5 ms."""
+        started, sent = time.perf_counter(), 0
+        while True:
+            due = int((time.perf_counter() - started) * rate) - sent
+            for _ in range(due):
+                self.senders[sent % len(self.senders)].send_gift()
+                sent += 1
+            await asyncio.sleep(PACE_SECONDS)
 
     def stop(self) -> dict[str, Any]:
         shared = self.shared
         shared.counting = False
+        if self.pacer is not None:
+            self.pacer.cancel()
+            self.pacer = None
         for sender in self.senders:
             sender.sending = False
         shared.tally.seconds = time.perf_counter() - shared.started
@@ -395,6 +442,7 @@ class Worker:
         return asdict(self.shared.tally)
 
     def close(self) -> None:
+        gc.unfreeze()
         for protocol in [*self.viewers, *self.senders]:
             protocol.close()
         self.viewers.clear()
@@ -427,7 +475,7 @@ async def _run(worker: Worker, command: str, arguments: dict[str, Any]) -> Any:
             Target(**arguments["target"]), arguments["queries"], arguments["senders"]
         )
     if command == "start":
-        worker.start(arguments.get("window", 0))
+        worker.start(arguments.get("window", 0), arguments.get("rate", 0.0))
         return None
     if command == "stop":
         return worker.stop()
@@ -481,8 +529,10 @@ class ClientPool:
                 total.error(name, count)
         return total
 
-    async def start(self, window: int = 0) -> None:
-        await self._all("start", [{"window": window}] * len(self.pipes))
+    async def start(self, window: int = 0, rate: float = 0.0) -> None:
+        """Count from now; with ``rate``, the senders send that many gifts a second in all."""
+        share = {"window": window, "rate": rate / len(self.pipes)}
+        await self._all("start", [share] * len(self.pipes))
 
     async def stop(self) -> Tally:
         total = Tally()

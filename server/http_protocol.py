@@ -28,6 +28,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from server.transports import break_transport_cycle
+
 logger = logging.getLogger(__name__)
 
 
@@ -58,7 +60,9 @@ class HeadDeadlineProtocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        transport = self.transport
         super().connection_lost(exc)
+        break_transport_cycle(transport)
 
     def _watch_head(self) -> None:
         # h11 is IDLE on the client's side until a whole request head is parsed.

@@ -105,6 +105,8 @@ class LocalRoom:
     # and its frames fill up.
     _next_due: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
+    # ``by_codec``'s writers as tuples, for the write loop; None when stale.
+    _fanout: dict[Codec, tuple[FrameWriter, ...]] | None = None
 
     def __len__(self) -> int:
         settled = sum(len(members) for members in self.by_codec.values())
@@ -119,6 +121,7 @@ class LocalRoom:
 
     def discard(self, member: Member) -> None:
         self.by_codec.get(member.codec, set()).discard(member)
+        self._fanout = None
         self.joining.pop(member, None)
         self.catching_up.pop(member, None)
 
@@ -171,17 +174,24 @@ class LocalRoom:
     def _broadcast(self, events: list[dict[str, Any]]) -> None:
         wire = batch_wire(events)
         frames: dict[Codec, bytes] = {}
-        for codec, members in self.by_codec.items():
-            if not members:
-                continue
+        for codec, writers in self._writers().items():
             frame = frames[codec] = frame_bytes(encode(wire, codec))
-            for member in list(members):
-                member.writer.send(frame)
-            self.stats.frames += len(members)
+            for writer in writers:  # the hot loop: once per viewer per frame
+                writer.send(frame)
+            self.stats.frames += len(writers)
         if self.joining:
             self._keep_for_joining(events)
         if self.catching_up:
             self._send_to_catching_up(events, wire, frames)
+
+    def _writers(self) -> dict[Codec, tuple[FrameWriter, ...]]:
+        if self._fanout is None:
+            self._fanout = {
+                codec: tuple(member.writer for member in members)
+                for codec, members in self.by_codec.items()
+                if members
+            }
+        return self._fanout
 
     def _keep_for_joining(self, events: list[dict[str, Any]]) -> None:
         for member, kept in list(self.joining.items()):
@@ -206,6 +216,7 @@ class LocalRoom:
             if top > floor:  # Redis's order: nothing older can come after this
                 del self.catching_up[member]
                 self.by_codec.setdefault(member.codec, set()).add(member)
+                self._fanout = None
             self.stats.frames += 1 if fresh else 0
 
     def send_to_all(self, wire: dict[str, Any]) -> None:

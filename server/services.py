@@ -14,6 +14,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server.catalog import Catalog, load_catalog
 from server.creators import Creators
+from server.gc_pauses import GcPauses
 from server.gifting import Gifting
 from server.keys import RoomKeys, WalletKeys
 from server.metrics import Metrics
@@ -126,6 +127,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     with contextlib.suppress(RedisError, RedisClusterException):
         await check_mode(redis, cluster=settings.redis_cluster)
     services = _build(settings, redis)
+    gc_pauses = GcPauses(services.metrics.registry)
+    gc_pauses.start()
     for job in (
         services.presence.refresh_forever(),
         services.user_sockets.refresh_forever(),
@@ -149,3 +152,4 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         await services.relay.close()
         await services.pipeline.close()
         await redis.aclose()
+        gc_pauses.stop()

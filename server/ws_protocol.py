@@ -19,11 +19,15 @@ with uvicorn's ``ws`` setting.
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import weakref
 from collections import deque
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from server.transports import break_transport_cycle
 
 WRITER_EXTENSION = "giftstream.writer"
 _OPCODE_TEXT = 0x1
@@ -32,6 +36,8 @@ _FIN = 0x80
 # How long a dropped viewer gets to read its close frame before the socket is cut.
 DROP_GRACE_SECONDS = 5.0
 DEFAULT_LIMIT_BYTES = 1024 * 1024
+# asyncio's own default: the transport asks its protocol to pause past this.
+TRANSPORT_HIGH_WATER_BYTES = 64 * 1024
 # Messages a socket may have waiting for the app before the server stops
 # reading it. uvicorn stops reading after every message and starts again when
 # the app takes it: two epoll_ctl calls per gift, 5% of a storm's CPU. The
@@ -56,55 +62,105 @@ def frame_bytes(payload: bytes | str) -> bytes:
 
 
 class FrameWriter:
-    """One connection's outgoing frames: written now, or backlogged up to a bound."""
+    """One connection's outgoing frames: written now, or backlogged up to a bound.
+
+    ``send`` runs once per viewer per room frame, so its usual case is one
+    flag and one write. The flag, ``direct``, is kept current by the few
+    things that can change it (the welcome released, the transport pausing
+    or resuming, a backlog, the close handshake, the connection lost)
+    instead of being worked out again on every frame.
+    """
 
     # One per connection, thousands per process: slots, and no backlog
     # deque (about 600 bytes) until a frame has to wait.
-    __slots__ = ("_backlog", "_backlog_bytes", "_protocol", "dropped_slow", "held", "limit_bytes")
+    __slots__ = (
+        "_backlog",
+        "_backlog_bytes",
+        "_limit_bytes",
+        "_lost",
+        "_paused",
+        "_protocol",
+        "_transport",
+        "direct",
+        "dropped_slow",
+        "held",
+    )
 
     def __init__(self, protocol: GiftstreamWebSocketProtocol, limit_bytes: int) -> None:
-        self._protocol = protocol
-        self.limit_bytes = limit_bytes
+        # Weak: the protocol holds its writer, and a cycle between them would
+        # keep every closed connection alive until a full collection.
+        self._protocol = weakref.ref(protocol)
+        self._transport: asyncio.Transport | None = None
+        self._limit_bytes = limit_bytes
         self._backlog: deque[bytes] | None = None
         self._backlog_bytes = 0
         self.dropped_slow = False
         # While held, frames wait in the backlog: a new viewer's room events
         # queue up behind the welcome that is still being built.
         self.held = True
+        self._paused = False
+        self._lost = False
+        # A frame may go straight to the transport: open, welcomed, not
+        # paused, nothing waiting ahead of it.
+        self.direct = False
 
     @property
-    def open(self) -> bool:
-        p = self._protocol
-        return p.handshake_complete and not p.close_sent and not p.transport.is_closing()
+    def limit_bytes(self) -> int:
+        return self._limit_bytes
 
-    @property
-    def pending_bytes(self) -> int:
-        """What the peer has yet to take beyond the kernel's socket buffer."""
-        return self._backlog_bytes + self._protocol.transport.get_write_buffer_size()
+    @limit_bytes.setter
+    def limit_bytes(self, value: int) -> None:
+        """The bound on what may wait for this peer (kernel buffer excluded).
+
+        The transport asks to pause well below it, so that a write on the
+        direct path never needs checking: once the transport holds a quarter
+        of the bound, frames go to the backlog, whose bound is checked.
+        """
+        self._limit_bytes = value
+        high = min(TRANSPORT_HIGH_WATER_BYTES, value // 4)
+        p = self._protocol()
+        if p is not None:
+            p.transport.set_write_buffer_limits(high=high, low=high // 4)
+
+    def _open_protocol(self) -> GiftstreamWebSocketProtocol | None:
+        """The protocol, if frames may still be written to it."""
+        p = self._protocol()
+        if p is None or self._lost or not p.handshake_complete or p.close_sent:
+            return None
+        return None if p.transport.is_closing() else p
+
+    def refresh(self) -> None:
+        """Work out ``direct`` again: called whenever what it depends on changes."""
+        p = None if self.held or self._paused or self._backlog else self._open_protocol()
+        self.direct = p is not None
+        if p is not None:
+            self._transport = p.transport
 
     def send(self, frame: bytes) -> None:
         """Queue a frame built by ``frame_bytes``; never waits."""
-        if not self.open:
-            return
-        protocol = self._protocol
-        transport = protocol.transport
-        if not self._backlog and not self.held and protocol.writable.is_set():
-            # The hot path of fan-out (once per viewer per frame): one write,
-            # and what the kernel did not take is the only thing pending.
+        if self.direct:
+            # The hot path of fan-out (once per viewer per frame): one write.
+            # If the kernel does not take it all, the transport holds the rest
+            # and pauses once it holds enough; then frames take the path below.
+            transport = self._transport
+            assert transport is not None
             transport.write(frame)
-            if transport.get_write_buffer_size() > self.limit_bytes:
-                self.drop_slow_consumer()
+            return
+        p = self._open_protocol()
+        if p is None:
             return
         self._waiting().append(frame)
         self._backlog_bytes += len(frame)
         # A reader that keeps up leaves nothing here: the kernel takes each
         # frame at once. The bound must exceed the largest frame (rooms.py caps it).
-        if self._backlog_bytes + transport.get_write_buffer_size() > self.limit_bytes:
+        pending = self._backlog_bytes + p.transport.get_write_buffer_size()
+        if pending > self._limit_bytes:
             self.drop_slow_consumer()
 
     def _waiting(self) -> deque[bytes]:
         if self._backlog is None:
             self._backlog = deque()
+        self.direct = False
         return self._backlog
 
     def release_with(self, first: bytes) -> None:
@@ -114,27 +170,46 @@ class FrameWriter:
         self.held = False
         self.flush()
 
+    def pause(self) -> None:
+        """The transport holds enough: frames wait in the backlog."""
+        self._paused = True
+        self.direct = False
+
+    def resume(self) -> None:
+        self._paused = False
+        self.flush()
+
     def flush(self) -> None:
-        """Write the backlog while the transport takes it (called on resume_writing)."""
-        transport = self._protocol.transport
+        """Write the backlog while the transport takes it."""
         backlog = self._backlog
-        while backlog and not self.held and self._protocol.writable.is_set() and self.open:
+        # A write may pause the transport (``pause``), which ends the loop.
+        while backlog and not self.held and not self._paused:
+            p = self._open_protocol()
+            if p is None:
+                break
             frame = backlog.popleft()
             self._backlog_bytes -= len(frame)
-            transport.write(frame)
+            p.transport.write(frame)
+        self.refresh()
 
     def drop_slow_consumer(self) -> None:
         self.dropped_slow = True
         self._backlog = None
         self._backlog_bytes = 0
-        self._protocol.close_now(4001, "slow consumer: reconnect and resync")
+        self.direct = False
+        self.close(4001, "slow consumer: reconnect and resync")
 
     def close(self, code: int, reason: str) -> None:
-        self._protocol.close_now(code, reason)
+        p = self._protocol()
+        if p is not None:
+            p.close_now(code, reason)
 
     def discard(self) -> None:
+        """The connection is gone: nothing more is written."""
         self._backlog = None
         self._backlog_bytes = 0
+        self._lost = True
+        self.direct = False
 
 
 class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -142,6 +217,31 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         # The app sets the real bound from its settings when it takes the writer.
         self.writer = FrameWriter(self, DEFAULT_LIMIT_BYTES)
+
+    # uvicorn sets these two wherever the handshake completes or a close frame
+    # goes out; each time, the writer's ``direct`` flag follows.
+    @property
+    def handshake_complete(self) -> bool:
+        return self._handshake_complete
+
+    @handshake_complete.setter
+    def handshake_complete(self, value: bool) -> None:
+        self._handshake_complete = value
+        self._writer_state_changed()
+
+    @property
+    def close_sent(self) -> bool:
+        return self._close_sent
+
+    @close_sent.setter
+    def close_sent(self, value: bool) -> None:
+        self._close_sent = value
+        self._writer_state_changed()
+
+    def _writer_state_changed(self) -> None:
+        writer: FrameWriter | None = getattr(self, "writer", None)
+        if writer is not None:  # None while uvicorn's __init__ runs
+            writer.refresh()
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -160,13 +260,29 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
             self.read_paused = True
             self.transport.pause_reading()
 
+    # uvicorn answers a peer's close, and closes on shutdown, without
+    # ``close_sent``: nothing may be written behind that close frame.
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        self.writer.refresh()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.writer.refresh()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.writer.pause()
+
     def resume_writing(self) -> None:
         super().resume_writing()
-        self.writer.flush()
+        self.writer.resume()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.writer.discard()
+        transport = self.transport
         super().connection_lost(exc)
+        break_transport_cycle(transport)
 
     def close_now(self, code: int, reason: str) -> None:
         """Send a close frame behind what the kernel holds, tell the app, cut off later."""

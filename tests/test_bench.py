@@ -17,7 +17,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = {
-    "money": 3,
+    "money": 4,
     "fan-out": 9,
     "memory": 4,
 }

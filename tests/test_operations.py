@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -46,6 +47,16 @@ async def test_metrics_count_gifts_connections_and_latency(server: Any, api: Api
     assert "giftstream_room_events_total" in text
     assert "giftstream_room_frames_total" in text
     await client.close()
+
+
+async def test_metrics_time_garbage_collections_from_the_start(server: Any) -> None:
+    # `giftstream serve` collects once, then freezes what it has, as it starts
+    # (server/gc_pauses.py): that full collection is already on the books.
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        text = (await http.get("/metrics")).text
+    full = re.search(r'^giftstream_gc_pause_seconds_count\{generation="2"\} (\S+)$', text, re.M)
+    assert full is not None, text[-2000:]
+    assert float(full.group(1)) >= 1
 
 
 async def test_logs_never_contain_tokens(server: Any, api: Api) -> None:
