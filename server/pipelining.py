@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,12 +46,18 @@ class ScriptLike(Protocol):
     def script(self) -> bytes | str | memoryview: ...
 
 
+# Makes a deferred call's KEYS and ARGV when its batch goes out.
+Sealer = Callable[[], tuple[Sequence[Any], Sequence[Any]]]
+
+
 @dataclass(slots=True)
 class _Call:
     command: tuple[Any, ...]
     # The script an EVALSHA runs, to load it again if Redis forgot it.
     script: ScriptLike | None
     future: asyncio.Future[Any]
+    # For a deferred call: builds its keys and args when its batch starts.
+    seal: Sealer | None = None
 
 
 class AutoPipeline:
@@ -77,6 +83,18 @@ class AutoPipeline:
         """Any other single command (``HDEL key field``, say) in the next batch."""
         return await self._add(command, None)
 
+    def defer(self, script: ScriptLike, seal: Sealer) -> asyncio.Future[Any]:
+        """A call of ``script`` whose keys and args ``seal`` gives when its batch starts.
+
+        Until then the caller may keep adding to what ``seal`` will return:
+        a room's events arriving while earlier batches are out all go in one
+        call. The future gets the reply.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call((), script, future, seal))
+        self._schedule()
+        return future
+
     async def _add(self, command: tuple[Any, ...], script: ScriptLike | None) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Call(command, script, future))
@@ -96,10 +114,28 @@ class AutoPipeline:
         del self._pending[: self._max_batch]
         if not batch:
             return
+        for call in [call for call in batch if call.seal is not None]:
+            try:
+                self._seal(call)
+            except Exception as exc:  # a bug of ours: that call fails, not the batch
+                log.exception("a deferred call could not be built")
+                _settle(call.future, RedisError(f"call not built: {type(exc).__name__}"))
+                batch.remove(call)
+        if not batch:
+            self._schedule()
+            return
         self._in_flight += 1
         task = asyncio.create_task(self._send(batch))
         self._tasks.add(task)
         task.add_done_callback(self._batch_done)
+
+    @staticmethod
+    def _seal(call: _Call) -> None:
+        assert call.seal is not None
+        assert call.script is not None
+        keys, args = call.seal()
+        call.command = ("EVALSHA", call.script.sha, len(keys), *keys, *args)
+        call.seal = None
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -4,17 +4,25 @@
 in a capped history stream and publishes ``b"<seq>:" + msgpack(event)`` on the
 room's channel, all at once and once per event key, so a retried request
 never shows its gift twice.
+
+In a storm a room gets many events at once, all for the same shard: with
+script batching on, the events a room gets before its call goes out (in the
+same turn of the loop, or while earlier batches are in flight) share one
+``room_event.lua`` call (``_RoomBatch``), one script run instead of many.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgpack
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from server.keys import RoomKeys
+from server.pipelining import AutoPipeline, BatchedScript
 from server.scripts import Scripts
 from server.settings import Settings
 from server.wallet import as_text, guarded
@@ -52,11 +60,52 @@ class RoomView:
     missed: list[dict[str, Any]]
 
 
+class _RoomBatch:
+    """Events of one room waiting for their ``room_event.lua`` call to go out."""
+
+    __slots__ = ("markers", "outcomes", "payloads")
+
+    def __init__(self) -> None:
+        self.markers: list[str] = []
+        self.payloads: list[bytes] = []
+        self.outcomes: list[asyncio.Future[tuple[int, bool]]] = []
+
+    def add(self, marker: str, payload: bytes) -> asyncio.Future[tuple[int, bool]]:
+        outcome: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+        self.markers.append(marker)
+        self.payloads.append(payload)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def settle(self, reply: asyncio.Future[Any]) -> None:
+        """Hand each event its (seq, published) from the call's flat reply."""
+        error = reply.exception()
+        flat: list[Any] = [] if error is not None else reply.result()
+        if error is None and len(flat) != 2 * len(self.outcomes):
+            error = RedisError(f"room_event.lua answered {len(flat)} values")
+        for i, outcome in enumerate(self.outcomes):
+            if outcome.done():  # its caller gave up
+                continue
+            if error is not None:
+                outcome.set_exception(error)
+            else:
+                outcome.set_result((int(flat[2 * i]), bool(flat[2 * i + 1])))
+
+
 class RoomLog:
-    def __init__(self, redis: Redis, scripts: Scripts, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        settings: Settings,
+        pipeline: AutoPipeline | None = None,
+    ) -> None:
         self._redis = redis
         self._scripts = scripts
         self._settings = settings
+        self._pipeline = pipeline
+        # Per room, the batch whose call has not gone out yet.
+        self._open: dict[str, _RoomBatch] = {}
 
     def keys(self, room: str) -> RoomKeys:
         return RoomKeys(self._settings.key_prefix, room)
@@ -64,20 +113,41 @@ class RoomLog:
     async def publish(self, room: str, event_key: str, event: dict[str, Any]) -> tuple[int, bool]:
         """Publish once per ``event_key``. Returns (seq, published now)."""
         keys = self.keys(room)
-        event = {k: v for k, v in event.items() if k != "seq"}
-        seq, published = await guarded(
-            self._scripts.room_event(
-                keys=[keys.seq, keys.history, keys.event_marker(event_key)],
-                args=[
-                    keys.channel,
-                    pack_event(event),
-                    self._settings.room_history_length,
-                    self._settings.idempotency_ttl_seconds,
-                    "SPUBLISH" if self._settings.redis_cluster else "PUBLISH",
-                ],
+        payload = pack_event({k: v for k, v in event.items() if k != "seq"})
+        marker = keys.event_marker(event_key)
+        if self._pipeline is None:
+            seq, published = await guarded(
+                self._scripts.room_event(
+                    keys=[keys.seq, keys.history, marker], args=[*self._call_args(keys), payload]
+                )
             )
+            return int(seq), bool(published)
+        batch = self._open.get(room)
+        if batch is None:
+            batch = self._open[room] = _RoomBatch()
+            call = self._scripts.room_event
+            assert isinstance(call, BatchedScript), "scripts registered without the pipeline"
+            reply = self._pipeline.defer(call.script, lambda: self._seal(room, batch))
+            reply.add_done_callback(batch.settle)
+        return await guarded(batch.add(marker, payload))
+
+    def _seal(self, room: str, batch: _RoomBatch) -> tuple[list[Any], list[Any]]:
+        """The call's keys and args; events arriving from now on start a new batch."""
+        if self._open.get(room) is batch:
+            del self._open[room]
+        keys = self.keys(room)
+        return (
+            [keys.seq, keys.history, *batch.markers],
+            [*self._call_args(keys), *batch.payloads],
         )
-        return int(seq), bool(published)
+
+    def _call_args(self, keys: RoomKeys) -> list[Any]:
+        return [
+            keys.channel,
+            self._settings.room_history_length,
+            self._settings.idempotency_ttl_seconds,
+            "SPUBLISH" if self._settings.redis_cluster else "PUBLISH",
+        ]
 
     async def view(self, room: str, since: int | None) -> RoomView:
         """The last seq and epoch, and with ``since`` the events after it."""

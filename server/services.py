@@ -65,7 +65,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
     metrics = Metrics()
     wallets = Wallets(redis, scripts, settings, pipeline if settings.script_batching else None)
     creators = Creators(redis, settings.key_prefix, settings.min_creator_followers)
-    room_log = RoomLog(redis, scripts, settings)
+    room_log = RoomLog(redis, scripts, settings, pipeline if settings.script_batching else None)
     settler = Settler(wallets, settings.sweep_interval_seconds, settings.sweep_min_age_seconds)
     cluster = as_cluster(redis)
     relay: Relay | ShardedRelay = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from server.pipelining import AutoPipeline, BatchedScript, pack_command
 
@@ -80,3 +80,30 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
     expected = b"".join(Connection().pack_command(*command))
     assert pack_command(command) == expected
     assert pack_command(("SET", "k", 2.5)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n2.5\r\n"
+
+
+async def test_a_deferred_call_takes_what_was_added_until_its_batch_went_out(
+    redis: Redis, key_prefix: str
+) -> None:
+    pipeline = AutoPipeline(redis)
+    echo = redis.register_script("return ARGV")
+    added: list[str] = []
+    reply = pipeline.defer(echo, lambda: ([], list(added)))
+    added += ["a", "b"]  # after the call was made, before its batch left: included
+    assert await reply == [b"a", b"b"]
+    await pipeline.close()
+
+
+async def test_a_deferred_call_that_cannot_be_built_fails_alone(redis: Redis) -> None:
+    pipeline = AutoPipeline(redis)
+    echo = BatchedScript(redis.register_script(ECHO), pipeline)
+
+    def broken() -> tuple[list[str], list[str]]:
+        raise ValueError("a bug")
+
+    bad = pipeline.defer(echo.script, broken)
+    good = echo(keys=["k"], args=["1"])
+    results = await asyncio.gather(bad, good, return_exceptions=True)
+    assert isinstance(results[0], RedisError)
+    assert results[1] == [b"k", b"1"]
+    await pipeline.close()

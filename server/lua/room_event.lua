@@ -1,24 +1,41 @@
--- room_event.lua: give a room event its sequence number, keep it, publish it;
--- once per event key, on the room's shard.
+-- room_event.lua: give room events their sequence numbers, keep them, publish
+-- them; once per event key, on the room's shard. One call takes every event
+-- a room got in one batch (server/room_log.py), one or many.
 --
--- KEYS[1] seq      STRING {r:room}:seq      last sequence number
--- KEYS[2] history  STREAM {r:room}:history  recent events (fields s, d)
--- KEYS[3] marker   STRING {r:room}:evt:<event key>   seq of this event
--- ARGV[1] channel  {r:room}:events
--- ARGV[2] payload  the encoded event, without its seq
--- ARGV[3] history length (approximate cap)
--- ARGV[4] marker ttl, s
--- ARGV[5] "SPUBLISH" on a Redis Cluster (sharded pub/sub), else PUBLISH
+-- KEYS[1]    seq      STRING {r:room}:seq      last sequence number
+-- KEYS[2]    history  STREAM {r:room}:history  recent events (fields s, d)
+-- KEYS[2+i]  marker   STRING {r:room}:evt:<event key of event i>   its seq
+-- ARGV[1]    channel  {r:room}:events
+-- ARGV[2]    history length (approximate cap)
+-- ARGV[3]    marker ttl, s
+-- ARGV[4]    "SPUBLISH" on a Redis Cluster (sharded pub/sub), else PUBLISH
+-- ARGV[4+i]  payload of event i: the encoded event, without its seq
 --
--- Publishes "<seq>:<payload>". Returns {seq, published}: published is 0 when
--- the event key was seen before (a retried request), and nothing is repeated.
+-- Publishes "<seq>:<payload>" for each event, in order. Returns
+-- {seq_1, published_1, seq_2, published_2, ...}: published is 0 when the
+-- event key was seen before (a retried request, or the same key twice in
+-- this call), and nothing is repeated.
 
-local previous = redis.call("GET", KEYS[3])
-if previous then
-  return {tonumber(previous), 0}
+local events = #KEYS - 2
+if events < 1 or #ARGV - 4 ~= events then
+  return redis.error_reply("room_event.lua: one marker key and one payload per event")
 end
-local seq = redis.call("INCR", KEYS[1])
-redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[3], "*", "s", seq, "d", ARGV[2])
-redis.call("SET", KEYS[3], seq, "EX", ARGV[4])
-redis.call(ARGV[5] == "SPUBLISH" and "SPUBLISH" or "PUBLISH", ARGV[1], seq .. ":" .. ARGV[2])
-return {seq, 1}
+local publish = ARGV[4] == "SPUBLISH" and "SPUBLISH" or "PUBLISH"
+local out = {}
+for i = 1, events do
+  local marker = KEYS[2 + i]
+  local previous = redis.call("GET", marker)
+  if previous then
+    out[#out + 1] = tonumber(previous)
+    out[#out + 1] = 0
+  else
+    local payload = ARGV[4 + i]
+    local seq = redis.call("INCR", KEYS[1])
+    redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[2], "*", "s", seq, "d", payload)
+    redis.call("SET", marker, seq, "EX", ARGV[3])
+    redis.call(publish, ARGV[1], seq .. ":" .. payload)
+    out[#out + 1] = seq
+    out[#out + 1] = 1
+  end
+end
+return out
