@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_env import server_environment
 from bench_money import grant, sender_name
 from bench_publish import RoomPublisher
 from bench_wsclient import ClientPool, Tally, Target, percentile
@@ -230,28 +231,6 @@ async def child(
 # ---------------------------------------------------------------- giftstream
 
 
-def giftstream_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTSTREAM_")}
-    env.pop("REDIS_URL", None)
-    env.update(
-        PYTHONUNBUFFERED="1",
-        GIFTSTREAM_DEMO="1",
-        GIFTSTREAM_TOKEN_SECRET=TOKEN_SECRET,
-        GIFTSTREAM_DATA_DIR=str(data_dir),
-        GIFTSTREAM_LOG_LEVEL="WARNING",
-        # A ceiling, not a policy: the per-socket and per-user limits would
-        # otherwise cap each sender at 20-30 gifts a second.
-        GIFTSTREAM_GIFT_RATE_PER_SECOND="1000000",
-        GIFTSTREAM_GIFT_RATE_BURST="1000000",
-        GIFTSTREAM_USER_GIFT_RATE_PER_SECOND="1000000",
-        GIFTSTREAM_USER_GIFT_RATE_BURST="1000000",
-        # Streaks still form (senders send without pause); a short window lets
-        # the last combo_end events arrive soon after the storm.
-        GIFTSTREAM_COMBO_WINDOW_MS="500",
-    )
-    return env
-
-
 @contextlib.asynccontextmanager
 async def giftstream(
     redis_url: str, prefix: str, plan: Plan, work: Path, **settings: str
@@ -259,8 +238,10 @@ async def giftstream(
     """A ``giftstream serve`` process; ``settings`` as GIFTSTREAM_<NAME> variables."""
     argv = [sys.executable, "-m", "server", "serve", "--port", "0"]
     argv += ["--redis-url", redis_url, "--key-prefix", prefix]
-    env = giftstream_env(work / f"data-{prefix}")
-    env.update({f"GIFTSTREAM_{name.upper()}": value for name, value in settings.items()})
+    # Streaks still form (senders send without pause); a short window lets
+    # the last combo_end events arrive soon after the storm.
+    settings = {"combo_window_ms": "500", **settings}
+    env = server_environment(TOKEN_SECRET, work / f"data-{prefix}", **settings)
     async with child("giftstream", argv, plan.server_cpu, env) as server:
         found = await server.line(re.escape(LISTENING) + r" http://[^:]+:(\d+)")
         port = int(found.group(1))

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_env import server_environment
 
 from server.cli import LISTENING
 from server.embedded import EmbeddedValkey
@@ -195,26 +196,6 @@ def cores_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
 # ---------------------------------------------------------------- servers
 
 
-def server_environment(token_secret: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIFTSTREAM_")}
-    env.pop("REDIS_URL", None)
-    env.update(
-        PYTHONUNBUFFERED="1",
-        GIFTSTREAM_DEMO="1",
-        # One secret for every process: a token from one is good at the others.
-        GIFTSTREAM_TOKEN_SECRET=token_secret,
-        GIFTSTREAM_DATA_DIR=str(data_dir),
-        GIFTSTREAM_LOG_LEVEL="WARNING",
-        # Ceilings, not policies: otherwise each sender is held to 20-30 gifts/s.
-        GIFTSTREAM_GIFT_RATE_PER_SECOND="1000000",
-        GIFTSTREAM_GIFT_RATE_BURST="1000000",
-        GIFTSTREAM_USER_GIFT_RATE_PER_SECOND="1000000",
-        GIFTSTREAM_USER_GIFT_RATE_BURST="1000000",
-        GIFTSTREAM_MAX_SOCKETS_PER_USER="1000",
-    )
-    return env
-
-
 @dataclass
 class Server:
     process: asyncio.subprocess.Process
@@ -284,7 +265,9 @@ async def servers(
     count: int, redis_url: str, cluster: bool, work: Path
 ) -> AsyncIterator[list[Server]]:
     prefix = "so" + uuid.uuid4().hex[:8]
-    env = server_environment(secrets.token_urlsafe(32), work / "server-data")
+    env = server_environment(
+        secrets.token_urlsafe(32), work / "server-data", max_sockets_per_user="1000"
+    )
     logs = [work / f"{prefix}-{i}.log" for i in range(count)]
     started = await asyncio.gather(
         *(start_server(redis_url, cluster, prefix, env, log) for log in logs),
