@@ -238,9 +238,6 @@ async def giftstream(
     """A ``giftstream serve`` process; ``settings`` as GIFTSTREAM_<NAME> variables."""
     argv = [sys.executable, "-m", "server", "serve", "--port", "0"]
     argv += ["--redis-url", redis_url, "--key-prefix", prefix]
-    # Streaks still form (senders send without pause); a short window lets
-    # the last combo_end events arrive soon after the storm.
-    settings = {"combo_window_ms": "500", **settings}
     env = server_environment(TOKEN_SECRET, work / f"data-{prefix}", **settings)
     async with child("giftstream", argv, plan.server_cpu, env) as server:
         found = await server.line(re.escape(LISTENING) + r" http://[^:]+:(\d+)")
@@ -603,7 +600,10 @@ async def giftstream_storm(redis_url: str, plan: Plan, work: Path) -> dict[str, 
     queries = await sender_queries(redis_url, prefix, plan.storm_senders)
     pool = client_pool()
     try:
-        async with giftstream(redis_url, prefix, plan, work) as (server, port):
+        # Streaks still form (senders send without pause); a short window lets
+        # the last combo_end events arrive soon after the storm.
+        storm_server = giftstream(redis_url, prefix, plan, work, combo_window_ms="500")
+        async with storm_server as (server, port):
             target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
             check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
             check_opened(
