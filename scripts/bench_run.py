@@ -81,6 +81,8 @@ class Plan:
     senders: int
     storm_senders: int
     window: int
+    # The share of the maximum gift rate at which ack latency is measured.
+    latency_fraction: float
     client_processes: int
     server_cpu: int | None
     client_cpu: int | None
@@ -321,27 +323,29 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
             acked / redis_py,
             note,
         ),
-        ack_latency_row(paced),
+        ack_latency_row(paced, plan.latency_fraction),
     ]
 
 
-def ack_latency_row(paced: Tally) -> Row:
-    """Ack latency p99 (ms) while the senders offer half the rate giftstream reached."""
+def ack_latency_row(paced: Tally, fraction: float) -> Row:
+    """Ack latency p99 (ms) while the senders offer ``fraction`` of the rate reached."""
+    name = f"giftstream, ack latency p99 at {fraction:.0%} of that rate"
     histogram = paced.ack_tenths_ms
     p50, p99, p999 = (percentile(histogram, q) for q in (0.50, 0.99, 0.999))
     if p99 is None or p50 is None or p999 is None:
-        return Row("money", "giftstream, ack latency p99 at half that rate", float("nan"), "ms")
+        return Row("money", name, float("nan"), "ms")
     errors = ", ".join(f"{k} {v}" for k, v in paced.errors.items()) or "no errors"
     note = (
         f"{paced.acks / paced.seconds:,.0f} gifts/s acked, paced; p50 {p50 / 10:.1f} ms, "
         f"p99.9 {p999 / 10:.1f} ms, max {max(histogram) / 10:.1f} ms; {errors}"
     )
-    return Row("money", "giftstream, ack latency p99 at half that rate", p99 / 10, "ms", None, note)
+    return Row("money", name, p99 / 10, "ms", None, note)
 
 
 async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:
     """Gifts acked per second with every sender keeping ``window`` in flight (the most
-    the server takes); then ack latency with the same senders offering half that."""
+    the server takes); then ack latency with the same senders offering a share of it
+    (half, unless ``--latency-fraction`` says otherwise)."""
     prefix = "bg" + uuid.uuid4().hex[:8]
     queries = await sender_queries(redis_url, prefix, plan.senders)
     pool = client_pool()
@@ -356,9 +360,10 @@ async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> dict[str, 
                 tally = await pool.stop()
             acked = tally.acks / tally.seconds
             await asyncio.sleep(2.0)  # the gifts still in flight are answered
-            progress(f"  giftstream: ack latency at {acked / 2:,.0f} gifts/s (half)")
-            async with profiled(server, plan, "gifts-half-rate"):
-                await pool.start(rate=acked / 2)
+            offered = acked * plan.latency_fraction
+            progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
+            async with profiled(server, plan, "gifts-paced"):
+                await pool.start(rate=offered)
                 await asyncio.sleep(plan.seconds)
                 paced = await pool.stop()
             await pool.close_sockets()
@@ -875,6 +880,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         senders=args.senders or (100 if quick else 500),
         storm_senders=args.storm_senders or (20 if quick else 100),
         window=args.window,
+        latency_fraction=args.latency_fraction,
         client_processes=args.client_processes,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
@@ -895,6 +901,12 @@ def main() -> int:
     parser.add_argument("--senders", type=int, help="gift senders in the money section")
     parser.add_argument("--storm-senders", type=int, help="gift senders during the fan-out storm")
     parser.add_argument("--window", type=int, default=4, help="gifts in flight per sender")
+    parser.add_argument(
+        "--latency-fraction",
+        type=float,
+        default=0.5,
+        help="share of the maximum gift rate at which ack latency is measured (default 0.5)",
+    )
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--appendfsync", default="always", choices=["always", "everysec", "no"])
     parser.add_argument("--only", action="append", choices=["money", "fanout", "memory"])
