@@ -1,13 +1,15 @@
-"""The environment of a ``giftstream serve`` process under a benchmark.
+"""What ``scripts/bench`` and ``scripts/bench_scaleout.py`` share.
 
-Shared by ``scripts/bench`` and ``scripts/bench_scaleout.py``: demo mode (so
-that the load makes its users through the API), one token secret for every
-process, a data directory of its own, quiet logs, and the per-socket and
-per-user gift limits raised to ceilings that are not what is measured.
+The environment of a ``giftstream serve`` process under a benchmark: demo
+mode (so that the load makes its users through the API), one token secret
+for every process, a data directory of its own, quiet logs, and the
+per-socket and per-user gift limits raised to ceilings that are not what is
+measured. And the machine's CPU model, for the recorded results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -35,3 +37,12 @@ def server_environment(token_secret: str, data_dir: Path, **settings: str) -> di
     )
     env.update({f"GIFTSTREAM_{name.upper()}": value for name, value in settings.items()})
     return env
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, or "unknown"."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_env import server_environment
+from bench_env import cpu_model, server_environment
 from bench_money import grant, sender_name
 from bench_publish import RoomPublisher
 from bench_wsclient import ClientPool, Tally, Target, percentile
@@ -762,12 +762,7 @@ async def memory(redis_url: str, plan: Plan, work: Path) -> list[Row]:
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return {
         "cores": os.cpu_count(),
         "machine": platform.machine(),

@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_env import server_environment
+from bench_env import cpu_model, server_environment
 
 from server.cli import LISTENING
 from server.embedded import EmbeddedValkey
@@ -457,12 +457,7 @@ def checks(rows: Sequence[Row]) -> list[str]:
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform()}
 
 
