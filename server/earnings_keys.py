@@ -10,6 +10,7 @@ is ever read from them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from server.keys import WalletKeys
@@ -67,6 +68,13 @@ class EarningsKeys:
     def stream(self) -> ReportKeys:
         return ReportKeys(f"{self._base}:stream")
 
-    def for_settlement(self, paid_at_ms: int) -> list[str]:
-        """KEYS[4..12] of settle.lua, in its order."""
-        return [*self.day(day_of(paid_at_ms)).all(), *self.all_time.all(), *self.stream.all()]
+    def for_settlement(self, paid_at_ms: Sequence[int]) -> tuple[list[str], list[int]]:
+        """The report keys of a ``settle.lua`` call (KEYS[3..8+3D]) for gifts paid
+        at these times: all time, the stream, then each of their D days once;
+        and each gift's day's place among those days (1-based)."""
+        days: dict[int, int] = {}
+        places = [days.setdefault(day_of(ts), len(days) + 1) for ts in paid_at_ms]
+        keys = [*self.all_time.all(), *self.stream.all()]
+        for day in days:
+            keys += self.day(day).all()
+        return keys, places

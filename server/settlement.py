@@ -42,21 +42,27 @@ class Settler:
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(credit)
 
-    async def _settle(self, credit: PendingCredit) -> None:
+    async def _settle_batch(self, credits: list[PendingCredit]) -> None:
+        """Settle what the queue holds at once: a room's credits share script calls."""
         try:
-            await self._wallets.settle(credit, now_ms())
-            self.settled += 1
-        except Unavailable:
-            log.warning("settlement deferred to the sweeper", extra={"gift": credit.gift_key})
-        except Exception:  # never let one bad entry stop the worker
-            log.exception("settlement failed", extra={"gift": credit.gift_key})
+            outcomes = await self._wallets.settle_many(credits, now_ms())
+        except Exception:  # never let one bad batch stop the worker
+            log.exception("settlement failed", extra={"gifts": len(credits)})
+            return
+        for credit, outcome in zip(credits, outcomes, strict=True):
+            if isinstance(outcome, Unavailable):
+                log.warning("settlement deferred to the sweeper", extra={"gift": credit.gift_key})
+            elif isinstance(outcome, Exception):
+                log.error("settlement failed: %s", outcome, extra={"gift": credit.gift_key})
+            else:
+                self.settled += 1
 
     async def run_worker(self) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < WORKER_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await asyncio.gather(*(self._settle(credit) for credit in batch))
+            await self._settle_batch(batch)
 
     async def sweep_once(self, min_age_ms: int | None = None) -> int:
         """Settle every outbox entry older than ``min_age_ms``. Returns how many."""
@@ -68,10 +74,10 @@ class Settler:
             except ValueError:  # a malformed entry: leave it, sweep the others
                 log.error("unreadable outbox entry", extra={"sender": sender})
                 continue
-            for credit in credits:
-                if credit.ts_ms <= cutoff:
-                    await self._settle(credit)
-                    done += 1
+            due = [credit for credit in credits if credit.ts_ms <= cutoff]
+            if due:
+                await self._settle_batch(due)
+                done += len(due)
         return done
 
     async def run_sweeper(self) -> None:

@@ -9,7 +9,8 @@ idempotently, so a crash between the two loses and duplicates nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -25,6 +26,11 @@ from server.scripts import Scripts
 from server.settings import Settings
 
 T = TypeVar("T")
+# Credits per settle.lua call: enough to make a storm's settlement cheap,
+# few enough that one call holds Redis for a millisecond or two.
+SETTLE_BATCH = 64
+# Lua adds in doubles: a call's coins must sum below 2^53 to stay exact.
+SETTLE_BATCH_COINS = 2**52
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,41 +185,94 @@ class Wallets:
 
     async def settle(self, credit: PendingCredit, now_ms: int) -> int:
         """Credit the creator (once) and clear the outbox entry. Returns diamonds."""
-        keys = self.keys(credit.creator)
-        reports = EarningsKeys(self._settings.key_prefix, credit.creator)
-        status, diamonds, _duplicate = await guarded(
+        (outcome,) = await self.settle_many([credit], now_ms)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def settle_many(
+        self, credits: Sequence[PendingCredit], now_ms: int
+    ) -> list[int | Exception]:
+        """Settle credits, each once: per credit, the diamonds it got, or why not.
+
+        Credits to one creator share ``settle.lua`` calls (it sums the
+        reports over a call); an ``Unavailable`` for a call is the outcome of
+        each of its credits, which stay in their outboxes for the sweeper.
+        """
+        by_creator: dict[str, list[int]] = {}
+        for index, credit in enumerate(credits):
+            by_creator.setdefault(credit.creator, []).append(index)
+        calls = [
+            chunk for indexes in by_creator.values() for chunk in _settle_chunks(indexes, credits)
+        ]
+        results = await asyncio.gather(
+            *(self._settle_call([credits[i] for i in call], now_ms) for call in calls),
+            return_exceptions=True,
+        )
+        outcomes: list[int | Exception] = [0] * len(credits)
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            for position, index in enumerate(call):
+                outcomes[index] = result if isinstance(result, Exception) else result[position]
+        return outcomes
+
+    async def _settle_call(
+        self, credits: list[PendingCredit], now_ms: int
+    ) -> list[int | Exception]:
+        """One ``settle.lua`` call for credits to one creator, then their outbox entries."""
+        creator = credits[0].creator
+        keys = self.keys(creator)
+        report_keys, days = EarningsKeys(self._settings.key_prefix, creator).for_settlement(
+            [credit.ts_ms for credit in credits]
+        )
+        args: list[Any] = [
+            now_ms,
+            self._settings.idempotency_ttl_seconds,
+            str(RETENTION_SECONDS),
+            str(STREAM_GAP_MS),
+            str(len(report_keys) // 3 - 2),
+        ]
+        for credit, day in zip(credits, days, strict=True):
+            args += [
+                credit.gift_key,
+                str(credit.coins),
+                str(credit.share_percent),
+                credit.sender,
+                credit.gift,
+                str(credit.count),
+                str(credit.ts_ms),
+                str(day),
+            ]
+        flat = await guarded(
             self._scripts.settle(
                 keys=[
                     keys.wallet,
                     keys.ledger,
-                    keys.settled(credit.gift_key),
-                    *reports.for_settlement(credit.ts_ms),
+                    *report_keys,
+                    *(keys.settled(credit.gift_key) for credit in credits),
                 ],
-                args=[
-                    credit.gift_key,
-                    str(credit.coins),
-                    str(credit.share_percent),
-                    now_ms,
-                    self._settings.idempotency_ttl_seconds,
-                    credit.sender,
-                    credit.gift,
-                    str(credit.count),
-                    str(credit.ts_ms),
-                    str(RETENTION_SECONDS),
-                    str(STREAM_GAP_MS),
-                ],
+                args=args,
             )
         )
-        if as_text(status) != "ok":
-            raise RuntimeError(f"settle script refused its arguments: {as_text(status)}")
-        # Only after the credit is durable: a crash before this line leaves the
-        # entry for the sweeper, whose settle call is then a no-op.
-        outbox = self.keys(credit.sender).outbox
+        outcomes: list[int | Exception] = []
+        done: dict[str, list[str]] = {}
+        for credit, status, diamonds in zip(credits, flat[::3], flat[1::3], strict=True):
+            if as_text(status) != "ok":
+                outcomes.append(RuntimeError(f"settle script refused a credit: {as_text(status)}"))
+                continue
+            outcomes.append(int(diamonds))
+            done.setdefault(self.keys(credit.sender).outbox, []).append(credit.gift_key)
+        # Only after the credits are durable: a crash before this leaves the
+        # entries for the sweeper, whose settle call is then a no-op.
+        await asyncio.gather(*(self._clear_outbox(outbox, keys) for outbox, keys in done.items()))
+        return outcomes
+
+    async def _clear_outbox(self, outbox: str, gift_keys: list[str]) -> None:
         if self._pipeline is None:
-            await guarded(self._redis.hdel(outbox, credit.gift_key))
+            await guarded(self._redis.hdel(outbox, *gift_keys))
         else:  # one of many at once in a storm: share the round trip
-            await guarded(self._pipeline.command("HDEL", outbox, credit.gift_key))
-        return int(diamonds)
+            await guarded(self._pipeline.command("HDEL", outbox, *gift_keys))
 
     async def recharge(
         self, user: str, payment_id: str, order_id: str, coins: int, bonus: int, now_ms: int
@@ -255,3 +314,19 @@ class Wallets:
         """Promotional coins (demo seeding): a recharge keyed by ``reason``."""
         outcome = await self.recharge(user, f"grant:{reason}", f"grant:{reason}", 0, coins, now_ms)
         return outcome.balance
+
+
+def _settle_chunks(indexes: list[int], credits: Sequence[PendingCredit]) -> Iterator[list[int]]:
+    """Credits to one creator, cut into calls of at most ``SETTLE_BATCH`` credits
+    whose coins sum below ``SETTLE_BATCH_COINS``."""
+    chunk: list[int] = []
+    coins = 0
+    for index in indexes:
+        credit_coins = credits[index].coins
+        if chunk and (len(chunk) == SETTLE_BATCH or coins + credit_coins >= SETTLE_BATCH_COINS):
+            yield chunk
+            chunk, coins = [], 0
+        chunk.append(index)
+        coins += credit_coins
+    if chunk:
+        yield chunk

@@ -1,0 +1,173 @@
+"""``settle.lua`` takes many credits in one call; the result is the same as one by one.
+
+The settlement worker hands a storm's credits to the script in batches,
+which sums the report counters before writing them. These tests hold the
+batched path to the plain one on the real script and the real Valkey: the
+same wallets, ledgers, idempotency records and reports, key for key, for a
+batch that crosses days, starts a new stream half way, repeats a gift key
+and carries a malformed credit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from server.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS
+from server.scripts import Scripts
+from server.settings import Settings
+from server.wallet import (
+    SETTLE_BATCH,
+    SETTLE_BATCH_COINS,
+    PendingCredit,
+    Wallets,
+    _settle_chunks,
+    as_text,
+)
+
+T0 = 1_767_225_600_000 + 10 * HOUR_MS  # 2026-01-01T10:00:00Z
+NOW = T0 + 3 * STREAM_GAP_MS
+
+
+def credit(key: str, sender: str, coins: int, paid_at: int, **more: Any) -> PendingCredit:
+    fields: dict[str, Any] = {"creator": "carol", "share_percent": 50, "gift": "rose", "count": 1}
+    fields |= more
+    return PendingCredit(
+        gift_key=f"{sender}:{key}",
+        sender=sender,
+        creator=fields["creator"],
+        coins=coins,
+        share_percent=fields["share_percent"],
+        ts_ms=paid_at,
+        room=fields["creator"],
+        gift=fields["gift"],
+        count=fields["count"],
+    )
+
+
+# In order: a stream begins; a gift paid yesterday (settled late: its day
+# only); a gap that starts a new stream half way through the batch; a gift
+# key seen twice; a sender id the script refuses; another creator; an
+# outbox entry from before gift ids; odd coins, so that floors differ.
+CREDITS = [
+    credit("a1", "ann", 1, T0),
+    credit("b1", "bob", 598, T0 + 60_000, gift="corgi", count=2),
+    credit("a2", "ann", 1, T0 + 120_000),
+    credit("y1", "bob", 299, T0 - DAY_MS, gift="corgi"),
+    credit("a3", "ann", 1999, T0 + 2 * STREAM_GAP_MS, gift="rocket"),
+    credit("b1", "bob", 598, T0 + 60_000, gift="corgi", count=2),
+    credit("x1", "bad sender!", 5, T0 + 2 * STREAM_GAP_MS),
+    credit("d1", "ann", 33, T0, creator="dave", share_percent=70),
+    credit("o1", "cid", 7, T0 + 2 * STREAM_GAP_MS + 1_000, gift="", count=0),
+]
+
+
+async def books(redis: Redis, prefix: str) -> dict[str, Any]:
+    """Everything under ``prefix``, keyed without it, in a form to compare."""
+    found: dict[str, Any] = {}
+    async for raw in redis.scan_iter(match=f"{prefix}:*", count=1000):
+        key = raw.decode() if isinstance(raw, bytes) else str(raw)
+        kind = as_text(await redis.type(key))
+        if kind == "hash":
+            value: Any = await redis.hgetall(key)
+        elif kind == "zset":
+            value = await redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "string":
+            value = await redis.get(key)
+        elif kind == "stream":
+            # Entry ids are times of writing; the entries themselves must match.
+            value = [fields for _, fields in await redis.xrange(key) or []]
+        else:
+            raise AssertionError(f"unexpected {kind} at {key}")
+        expiry = await redis.pexpiretime(key)
+        # Absolute expiries (the day reports) must match; relative ones only exist.
+        relative = key.endswith(":stream") or ":stream:" in key or ":settled:" in key
+        found[key.removeprefix(prefix)] = (kind, value, expiry > 0 if relative else expiry)
+    return found
+
+
+def wallets_for(redis: Redis, prefix: str) -> Wallets:
+    return Wallets(redis, Scripts.register(redis), Settings(key_prefix=prefix))
+
+
+async def test_a_batch_settles_as_its_credits_would_one_by_one(
+    redis: Redis, key_prefix: str
+) -> None:
+    one_by_one = wallets_for(redis, f"{key_prefix}:one")
+    singles: list[int | str] = []
+    for each in CREDITS:
+        try:
+            singles.append(await one_by_one.settle(each, NOW))
+        except RuntimeError as refused:
+            singles.append(str(refused))
+
+    batched = await wallets_for(redis, f"{key_prefix}:many").settle_many(CREDITS, NOW)
+    assert [str(o) if isinstance(o, Exception) else o for o in batched] == singles
+    assert singles[5] == singles[1] == 299  # the repeated key: credited once
+    assert "bad_argument" in str(singles[6])
+
+    alone = await books(redis, f"{key_prefix}:one")
+    together = await books(redis, f"{key_prefix}:many")
+    assert together == alone
+    # The comparison is not of two empty books: the batch crossed a day and
+    # restarted the stream.
+    wallet = together[":{w:carol}:wallet"][1]
+    assert int(wallet[b"diamonds"]) == 0 + 299 + 0 + 149 + 999 + 3
+    stream = together[":{w:carol}:earn:stream"][1]
+    assert int(stream[b"started"]) == T0 + 2 * STREAM_GAP_MS
+    assert int(stream[b"sends"]) == 2
+    yesterday = f":{{w:carol}}:earn:d:{(T0 - DAY_MS) // DAY_MS}"
+    assert int(together[yesterday][1][b"coins"]) == 299
+
+
+async def test_a_batch_larger_than_a_call_is_cut_and_still_counted_once(
+    redis: Redis, key_prefix: str
+) -> None:
+    credits = [credit(f"r{i}", f"s{i % 7}", 3, T0 + i) for i in range(2 * SETTLE_BATCH + 5)]
+    wallets = wallets_for(redis, key_prefix)
+    outcomes = await wallets.settle_many(credits, NOW)
+    assert outcomes == [1] * len(credits)  # floor(3 * 50 / 100)
+    again = await wallets.settle_many(credits, NOW)
+    assert again == outcomes
+    balances = await wallets.balances("carol")
+    assert balances["diamonds"] == len(credits)
+    assert balances["received"] == 3 * len(credits)
+    ledger = await redis.xlen(f"{key_prefix}:{{w:carol}}:ledger")
+    assert ledger == len(credits)
+    supporters: list[Any] = await redis.zrange(
+        f"{key_prefix}:{{w:carol}}:earn:all:coins", 0, -1, withscores=True
+    )
+    assert sum(score for _, score in supporters) == 3 * len(credits)
+    assert len(supporters) == 7
+
+
+def test_calls_are_cut_by_count_and_by_coins() -> None:
+    many = [credit(f"c{i}", "ann", 1, T0) for i in range(SETTLE_BATCH * 2 + 1)]
+    sizes = [len(chunk) for chunk in _settle_chunks(list(range(len(many))), many)]
+    assert sizes == [SETTLE_BATCH, SETTLE_BATCH, 1]
+    # Four credits each holding a third of what a call may sum: two calls.
+    rich = [credit(f"c{i}", "ann", SETTLE_BATCH_COINS // 3, T0) for i in range(4)]
+    assert list(_settle_chunks([0, 1, 2, 3], rich)) == [[0, 1, 2], [3]]
+
+
+@pytest.mark.parametrize("problem", ["key count", "coins past 2^53"])
+async def test_a_malformed_call_is_refused_whole(
+    redis: Redis, key_prefix: str, problem: str
+) -> None:
+    scripts = Scripts.register(redis)
+    base = f"{key_prefix}:{{w:carol}}"
+    reports = [f"{base}:earn:{name}" for name in ("all", "stream", f"d:{T0 // DAY_MS}")]
+    report_keys = [key + suffix for key in reports for suffix in ("", ":coins", ":diamonds")]
+    gift = ["ann:g", "999999999999999", "50", "ann", "rose", "1", str(T0), "1"]
+    gifts = 1 if problem == "key count" else 10
+    keys = [f"{base}:wallet", f"{base}:ledger", *report_keys]
+    keys += [f"{base}:settled:ann:g{i}" for i in range(gifts)]
+    if problem == "key count":
+        keys.append(f"{base}:one-too-many")
+    args = [NOW, 60, 86_400, STREAM_GAP_MS, 1, *(gift * gifts)]
+    with pytest.raises(ResponseError, match=r"settle\.lua"):
+        await scripts.settle(keys=keys, args=args)
+    assert [key async for key in redis.scan_iter(match=f"{key_prefix}:*")] == []
