@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -80,6 +81,10 @@ def test_commands_are_packed_as_redis_py_packs_them() -> None:
     expected = b"".join(Connection().pack_command(*command))
     assert pack_command(command) == expected
     assert pack_command(("SET", "k", 2.5)) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n2.5\r\n"
+    # A bool or None would be a bug of ours: refused, not sent as "True".
+    for wrong in (True, None):
+        with pytest.raises(TypeError):
+            pack_command(("SET", "k", wrong))
 
 
 async def test_a_deferred_call_takes_what_was_added_until_its_batch_went_out(
