@@ -48,6 +48,7 @@ from bench_money import grant, sender_name
 from bench_publish import RoomPublisher
 from bench_wsclient import ClientPool, Tally, Target, percentile
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from server.auth import Role, issue_token
 from server.cli import LISTENING
@@ -260,6 +261,31 @@ async def wait_ready(port: int) -> None:
     raise RuntimeError("giftstream never became ready")
 
 
+async def compact_aof(redis_url: str, within: float = 60.0) -> None:
+    """Rewrite Valkey's append-only file now, and wait for the rewrite to end.
+
+    With ``appendfsync always`` a rewrite stalls every write for up to a
+    second or two (docs/deployment.md). Left to Valkey, one starts whenever
+    the file has doubled, which the baselines and the storm before a timed
+    phase bring about at a moment of chance; compacted first, the file does
+    not double within one phase. A rewrite's cost is measured on its own in
+    docs/benchmarks.md ("Ten-minute storm").
+    """
+    redis = Redis.from_url(redis_url)
+    try:
+        with contextlib.suppress(ResponseError):  # "already in progress"
+            await redis.bgrewriteaof()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            state = await redis.info("persistence")
+            if not state.get("aof_rewrite_in_progress") and not state.get("aof_rewrite_scheduled"):
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"Valkey's AOF rewrite did not end within {within:g} s")
+    finally:
+        await redis.aclose()
+
+
 async def sender_queries(redis_url: str, prefix: str, senders: int) -> list[str]:
     """Coins for each sender (the recharge script), and a token each."""
     redis = Redis.from_url(redis_url)
@@ -354,12 +380,14 @@ async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> dict[str, 
             target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
             opened = await pool.open(target, queries, senders=True)
             check_opened(opened, plan.senders, "gift senders")
+            await compact_aof(redis_url)
             async with profiled(server, plan, "gifts"):
                 await pool.start(plan.window)
                 await asyncio.sleep(plan.seconds)
                 tally = await pool.stop()
             acked = tally.acks / tally.seconds
             await asyncio.sleep(2.0)  # the gifts still in flight are answered
+            await compact_aof(redis_url)
             offered = acked * plan.latency_fraction
             progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
             async with profiled(server, plan, "gifts-paced"):
