@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import platform
 import re
@@ -349,11 +350,11 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
             acked / redis_py,
             note,
         ),
-        ack_latency_row(paced, plan.latency_fraction),
+        ack_latency_row(paced, plan.latency_fraction, gifts["server_acks"]),
     ]
 
 
-def ack_latency_row(paced: Tally, fraction: float) -> Row:
+def ack_latency_row(paced: Tally, fraction: float, server_acks: str) -> Row:
     """Ack latency p99 (ms) while the senders offer ``fraction`` of the rate reached."""
     name = f"giftstream, ack latency p99 at {fraction:.0%} of that rate"
     histogram = paced.ack_tenths_ms
@@ -363,7 +364,7 @@ def ack_latency_row(paced: Tally, fraction: float) -> Row:
     errors = ", ".join(f"{k} {v}" for k, v in paced.errors.items()) or "no errors"
     note = (
         f"{paced.acks / paced.seconds:,.0f} gifts/s acked, paced; p50 {p50 / 10:.1f} ms, "
-        f"p99.9 {p999 / 10:.1f} ms, max {max(histogram) / 10:.1f} ms; {errors}"
+        f"p99.9 {p999 / 10:.1f} ms, max {max(histogram) / 10:.1f} ms; {errors}; {server_acks}"
     )
     return Row("money", name, p99 / 10, "ms", None, note)
 
@@ -390,14 +391,21 @@ async def giftstream_gifts(redis_url: str, plan: Plan, work: Path) -> dict[str, 
             await compact_aof(redis_url)
             offered = acked * plan.latency_fraction
             progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
+            before = ack_buckets(await metrics_text(port))
             async with profiled(server, plan, "gifts-paced"):
                 await pool.start(rate=offered)
                 await asyncio.sleep(plan.seconds)
                 paced = await pool.stop()
+            server_acks = server_ack_summary(before, ack_buckets(await metrics_text(port)))
             await pool.close_sockets()
     finally:
         await pool.close_sockets()
-    return {"acked": acked, "errors": dict(tally.errors), "paced": paced}
+    return {
+        "acked": acked,
+        "errors": dict(tally.errors),
+        "paced": paced,
+        "server_acks": server_acks,
+    }
 
 
 def check_opened(tally: Tally, wanted: int, what: str) -> None:
@@ -669,11 +677,18 @@ class Counters:
     wall: float
 
 
-async def counters(port: int, pid: int, within: float = 10.0) -> Counters | None:
+async def metrics_text(port: int, within: float = 10.0) -> str | None:
+    """The server's /metrics page, or None when it does not answer in time."""
     try:
         async with httpx.AsyncClient(timeout=within) as client:
-            text = (await client.get(f"http://{HOST}:{port}/metrics")).text
+            return (await client.get(f"http://{HOST}:{port}/metrics")).text
     except httpx.HTTPError:
+        return None
+
+
+async def counters(port: int, pid: int, within: float = 10.0) -> Counters | None:
+    text = await metrics_text(port, within)
+    if text is None:
         return None
 
     def value(name: str) -> float:
@@ -682,6 +697,34 @@ async def counters(port: int, pid: int, within: float = 10.0) -> Counters | None
 
     frames = value("giftstream_room_frames_total")
     return Counters(frames, value("giftstream_room_events_total"), time.perf_counter())
+
+
+ACK_BUCKET = re.compile(r'^giftstream_gift_ack_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.M)
+
+
+def ack_buckets(text: str | None) -> dict[float, float]:
+    """The server's own ack timer (a gift frame read to its ack written):
+    acks counted per bucket's upper bound in seconds, cumulative."""
+    return {float(le): float(count) for le, count in ACK_BUCKET.findall(text or "")}
+
+
+def server_ack_summary(before: dict[float, float], after: dict[float, float]) -> str:
+    """What the server's own timer says of the acks between two readings."""
+    bounds = sorted(bound for bound in after if bound in before)
+    counts = {bound: after[bound] - before[bound] for bound in bounds}
+    total = counts.get(math.inf, 0.0)
+    if not total:
+        return "server's own ack timer: no reading"
+
+    def bound_of(share: float) -> str:
+        bound = next(b for b in bounds if counts[b] >= share * total)
+        return "above the last bucket" if bound == math.inf else f"<= {bound * 1000:g} ms"
+
+    within = counts.get(0.025, 0.0) / total
+    return (
+        f"server's own timer (frame read to ack written): {within:.0%} within 25 ms, "
+        f"p50 {bound_of(0.50)}, p99 {bound_of(0.99)}"
+    )
 
 
 def storm_figures(

@@ -63,3 +63,25 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     assert report["machine"]["cores"] >= 1
     for row in rows:
         assert row["name"] in done.stdout  # the table on the terminal has it too
+
+
+def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_run import ack_buckets, server_ack_summary
+
+    def page(counts: list[int]) -> str:
+        bounds = ["0.005", "0.025", "0.1", "+Inf"]
+        return "\n".join(
+            f'giftstream_gift_ack_seconds_bucket{{le="{le}"}} {n}.0'
+            for le, n in zip(bounds, counts, strict=True)
+        )
+
+    before = ack_buckets(page([10, 10, 10, 10]))
+    assert before[float("inf")] == 10
+    # 100 acks between the scrapes: 60 within 25 ms, 39 more within 100 ms, 1 later.
+    after = ack_buckets(page([40, 70, 109, 110]))
+    summary = server_ack_summary(before, after)
+    assert "60% within 25 ms" in summary, summary
+    assert "p50 <= 25 ms" in summary, summary
+    assert "p99 <= 100 ms" in summary, summary
+    assert "no reading" in server_ack_summary(before, ack_buckets(None))
