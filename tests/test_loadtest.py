@@ -22,6 +22,7 @@ from server.loadtest.clients import Context, RoomSocket
 from server.loadtest.config import LoadConfig, new_user_prefix
 from server.loadtest.patterns import GiftMix, Retry, Send, SenderPattern
 from server.loadtest.population import SocketSpec
+from server.loadtest.report import OWN_LAG_WARNING_MS, _own_lag
 from server.loadtest.runner import run
 from server.loadtest.stats import Histogram, Stats
 from server.loadtest.wire import RoomFrame, encode, room_frame
@@ -126,6 +127,13 @@ async def test_the_command_with_two_processes_writes_json_and_png(
     check_consistent(report)
     assert report["config"]["processes"] == 2
     assert report["sockets"]["opened"] == 13
+    # Both processes timed their own loops through the 3 s of sending (5 ms
+    # sleeps: 1,200 at most; a loaded machine gets fewer).
+    lag = report["load_generator"]["loop_lag_ms"]
+    assert 100 < lag["count"] <= 2 * 3 / 0.005 + 2, lag
+    assert lag["p50"] is not None
+    assert lag["max"] >= lag["p50"] >= 0
+    assert "its own loop woke late by p99" in text
     assert png_path.read_bytes().startswith(PNG_MAGIC)
 
 
@@ -145,6 +153,15 @@ async def test_a_server_without_demo_endpoints_is_refused_clearly(
 
 
 # ---------------------------------------------------------------- the pure parts
+
+
+def test_a_late_generator_says_so() -> None:
+    prompt = _own_lag({"p99": 1.2, "max": 3.0, "count": 500})
+    assert prompt.startswith("its own loop woke late by p99 1.2 ms, max 3.0 ms")
+    assert "include the generator's own delay" not in prompt
+    late = _own_lag({"p99": OWN_LAG_WARNING_MS + 1, "max": 40.0, "count": 500})
+    assert "the latencies above include the generator's own delay" in late
+    assert "not timed" in _own_lag({"p99": None, "max": None, "count": 0})
 
 
 def test_histogram_quantiles_and_merge() -> None:

@@ -40,6 +40,8 @@ def build(config: LoadConfig, stats: Stats, memory: MemoryLog, sockets: int) -> 
             "busy_fraction_per_process": round(
                 stats.cpu_seconds / config.duration / config.processes, 2
             ),
+            # How late the generator's loops woke from 5 ms sleeps while sending.
+            "loop_lag_ms": stats.loop_lag.summary(),
         },
         "gifts": {
             **{k: stats.gifts.get(k, 0) for k in GIFT_COUNTERS},
@@ -186,8 +188,26 @@ def table(report: dict[str, Any]) -> str:
         f"  generator   {report['load_generator']['busy_fraction_per_process']:.0%} of a core "
         f"per process while sending; machine load {report['machine']['load_average_1min']}, "
         f"CPU pressure {report['machine']['cpu_pressure_avg60']}% over the last minute",
+        f"              {_own_lag(report['load_generator']['loop_lag_ms'])}",
     ]
     return "\n".join(lines)
+
+
+# Past this, the generator's own delay is a visible part of what it measured.
+OWN_LAG_WARNING_MS = 10.0
+
+
+def _own_lag(lag: dict[str, Any]) -> str:
+    p99, most = lag.get("p99"), lag.get("max")
+    if p99 is None:
+        return "its own loop was not timed"
+    text = f"its own loop woke late by p99 {p99:.1f} ms, max {most:.1f} ms"
+    if p99 > OWN_LAG_WARNING_MS:
+        text += (
+            ": the latencies above include the generator's own delay; "
+            "give it more --processes, cores or another machine"
+        )
+    return text
 
 
 def _latency_row(name: str, summary: dict[str, Any]) -> str:

@@ -187,6 +187,9 @@ class Stats:
     cpu_seconds: float = 0.0
     ack: Histogram = field(default_factory=Histogram)
     delivery: Histogram = field(default_factory=Histogram)
+    # How late this process's event loop woke from short sleeps while
+    # sending: its own delay, which is in every latency it measured.
+    loop_lag: Histogram = field(default_factory=Histogram)
     timeline: dict[int, Second] = field(default_factory=dict)
     rooms: dict[str, RoomStats] = field(default_factory=dict)
 
@@ -213,6 +216,7 @@ class Stats:
         self.cpu_seconds += other.cpu_seconds
         self.ack.merge(other.ack)
         self.delivery.merge(other.delivery)
+        self.loop_lag.merge(other.loop_lag)
         for index, bucket in other.timeline.items():
             self.second(index).merge(bucket)
         for name, room in other.rooms.items():
@@ -230,6 +234,7 @@ class Stats:
             "cpu_seconds": self.cpu_seconds,
             "ack": self.ack.to_dict(),
             "delivery": self.delivery.to_dict(),
+            "loop_lag": self.loop_lag.to_dict(),
             "timeline": {str(k): v.to_dict() for k, v in self.timeline.items()},
             "rooms": {k: v.to_dict() for k, v in self.rooms.items()},
         }
@@ -247,6 +252,7 @@ class Stats:
             cpu_seconds=data["cpu_seconds"],
             ack=Histogram.from_dict(data["ack"]),
             delivery=Histogram.from_dict(data["delivery"]),
+            loop_lag=Histogram.from_dict(data["loop_lag"]),
             timeline={int(k): Second.from_dict(v) for k, v in data["timeline"].items()},
             rooms={k: RoomStats.from_dict(v) for k, v in data["rooms"].items()},
         )

@@ -23,6 +23,8 @@ from server.loadtest.patterns import GiftMix
 from server.loadtest.population import SocketSpec
 from server.loadtest.stats import Stats
 
+# The generator's own loop is timed by sleeps this long while it sends.
+LAG_PROBE_SECONDS = 0.005
 # The rooms count as drained when no event came for this long.
 QUIET_SECONDS = 1.0
 POLL_SECONDS = 0.05
@@ -65,9 +67,11 @@ async def _run_opened(
     watchers = [s for s in opened if not isinstance(s, Sender)]
     rate = config.rate / config.senders if config.senders else 0.0
     cpu_before = time.process_time()
+    probe = asyncio.create_task(_time_own_loop(ctx.stats, start, end))
     await asyncio.gather(*(s.send_loop(start, end, rate) for s in senders))
     # Watchers only: no send loop to wait for, the window still has to pass.
     await asyncio.sleep(max(0.0, end - time.monotonic()))
+    await probe
     ctx.stats.cpu_seconds = time.process_time() - cpu_before
     drain_deadline = end + config.drain_seconds
     await _until(lambda: all(s.settled for s in senders), drain_deadline)
@@ -78,6 +82,16 @@ async def _run_opened(
     for socket in opened:
         socket.contribute()
     return ctx.stats
+
+
+async def _time_own_loop(stats: Stats, start: float, end: float) -> None:
+    """How late this loop wakes from short sleeps from ``start`` to ``end``:
+    when it is late, so is every send and every read, and the latencies
+    measured here are partly the generator's."""
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    while (now := time.monotonic()) < end:
+        await asyncio.sleep(LAG_PROBE_SECONDS)
+        stats.loop_lag.add(max(0.0, time.monotonic() - now - LAG_PROBE_SECONDS))
 
 
 async def _open_all(ctx: Context, sockets: list[RoomSocket]) -> list[RoomSocket]:
