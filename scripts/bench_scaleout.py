@@ -187,7 +187,7 @@ def cores_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     seconds = max(after.at - before.at, 1e-6)
     used = {role: (after.by_role[role] - before.by_role[role]) / seconds for role in after.by_role}
     machine = (after.machine - before.machine) / seconds
-    # The rest of the machine: other engineers' work, and the kernel's on nobody's behalf.
+    # The rest of the machine: other processes' work, and the kernel's on nobody's behalf.
     used["others"] = max(0.0, machine - sum(used.values()))
     used["machine"] = machine
     return {role: round(value, 2) for role, value in used.items()}
