@@ -8,11 +8,13 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from server.catalog import load_catalog
 from server.scripts import Scripts
 from server.settings import Settings
+from server.settlement import MAX_SWEEP_DELAY, SWEEP_DUTY, next_sweep_delay
 from server.wallet import Wallets
 from tests.client import Api, RoomClient
 from tests.test_gift_flow import assert_books_balance
@@ -91,3 +93,17 @@ async def test_sweeper_settles_credits_a_crash_left_pending(sweeping: Any, redis
     assert await wallets.pending_credits("ghost") == []
     creator = await wallets.balances("carol")
     assert (creator["diamonds"], creator["platform"]) == (250, 250)
+
+
+def test_slow_sweeps_stretch_the_interval_to_a_bounded_share_of_the_time() -> None:
+    # A quick sweep (a small key space): the configured interval.
+    assert next_sweep_delay(5.0, 0.05) == 5.0
+    # Half a second (about a million keys here): the sweeper sleeps long
+    # enough to sweep for at most SWEEP_DUTY of the time.
+    delay = next_sweep_delay(5.0, 0.5)
+    assert delay > 5.0
+    assert 0.5 / (0.5 + delay) == pytest.approx(SWEEP_DUTY)
+    # However slow a sweep, a credit left behind does not wait for ever.
+    assert next_sweep_delay(5.0, 3600.0) == MAX_SWEEP_DELAY
+    # A longer configured interval is kept.
+    assert next_sweep_delay(600.0, 3600.0) == 600.0
