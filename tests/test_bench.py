@@ -85,3 +85,24 @@ def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
     assert "p50 <= 25 ms" in summary, summary
     assert "p99 <= 100 ms" in summary, summary
     assert "no reading" in server_ack_summary(before, ack_buckets(None))
+
+
+@pytest.mark.timeout(120)
+def test_the_sweep_bench_times_one_sweep_per_key_space_size() -> None:
+    script = str(REPO_ROOT / "scripts" / "bench_sweep.py")
+    done = subprocess.run(
+        [sys.executable, script, "--keys", "0", "3000", "--senders", "20"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["outboxes"] for row in rows] == [20, 20]
+    # The 20 outboxes, then padded to 3,000 keys; young entries are left alone.
+    assert rows[0]["keys"] == 20
+    assert rows[1]["keys"] == 3000
+    assert [row["settled"] for row in rows] == [0, 0]
+    assert all(row["sweep_seconds"] > 0 for row in rows)
