@@ -23,6 +23,20 @@ EXPECTED_ROWS = {
 }
 
 
+def run_script(name: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``scripts/<name>`` with ``args``, which must succeed."""
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / name), *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(
     shutil.which("gcc") is None, reason="the fan-out floor is a C program: needs gcc"
@@ -31,15 +45,7 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     out = tmp_path / "bench.json"
     tiny = ["--quick", "--viewers", "60", "--seconds", "1", "--rounds", "5"]
     tiny += ["--senders", "10", "--storm-senders", "4", "--client-processes", "1"]
-    done = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "bench_run.py"), *tiny, "--json", str(out)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=230,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_script("bench_run.py", *tiny, "--json", str(out), timeout=230)
     report = json.loads(out.read_text())
     rows = report["rows"]
     by_section: dict[str, int] = {}
@@ -89,16 +95,7 @@ def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
 
 @pytest.mark.timeout(120)
 def test_the_sweep_bench_times_one_sweep_per_key_space_size() -> None:
-    script = str(REPO_ROOT / "scripts" / "bench_sweep.py")
-    done = subprocess.run(
-        [sys.executable, script, "--keys", "0", "3000", "--senders", "20"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    done = run_script("bench_sweep.py", "--keys", "0", "3000", "--senders", "20", timeout=110)
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert [row["outboxes"] for row in rows] == [20, 20]
     # The 20 outboxes, then padded to 3,000 keys; young entries are left alone.
