@@ -366,6 +366,9 @@ def ack_latency_row(paced: Tally, fraction: float, server_acks: str) -> Row:
         f"{paced.acks / paced.seconds:,.0f} gifts/s acked, paced; p50 {p50 / 10:.1f} ms, "
         f"p99.9 {p999 / 10:.1f} ms, max {max(histogram) / 10:.1f} ms; {errors}; {server_acks}"
     )
+    lag = percentile(paced.pace_lag_tenths_ms, 0.99)
+    if lag is not None:
+        note += f"; the clients' own loops woke late by p99 {lag / 10:.1f} ms"
     return Row("money", name, p99 / 10, "ms", None, note)
 
 

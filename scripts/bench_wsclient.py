@@ -63,6 +63,9 @@ class Tally:
     reach_ms: dict[int, int] = field(default_factory=dict)
     # Acks: tenths of a millisecond from a gift's send to its ack, as a histogram.
     ack_tenths_ms: dict[int, int] = field(default_factory=dict)
+    # Paced sending: how late the pacer woke from each 5 ms sleep, in tenths
+    # of a millisecond. This process's own delay, which is in every ack it timed.
+    pace_lag_tenths_ms: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def error(self, name: str, count: int = 1) -> None:
@@ -76,6 +79,7 @@ class Tally:
         for mine, theirs in (
             (self.reach_ms, other["reach_ms"]),
             (self.ack_tenths_ms, other["ack_tenths_ms"]),
+            (self.pace_lag_tenths_ms, other["pace_lag_tenths_ms"]),
         ):
             for value, count in theirs.items():
                 mine[int(value)] = mine.get(int(value), 0) + count
@@ -425,7 +429,11 @@ class Worker:
             for _ in range(due):
                 self.senders[sent % len(self.senders)].send_gift()
                 sent += 1
+            slept = time.perf_counter()
             await asyncio.sleep(PACE_SECONDS)
+            late = round((time.perf_counter() - slept - PACE_SECONDS) * 10_000)
+            lags = self.shared.tally.pace_lag_tenths_ms
+            lags[max(0, late)] = lags.get(max(0, late), 0) + 1
 
     def stop(self) -> dict[str, Any]:
         shared = self.shared

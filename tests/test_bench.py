@@ -64,6 +64,9 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     busy = next(row for row in rows if row["name"].startswith("giftstream, busy room"))
     assert " 0 seq gaps" in busy["note"], busy
     # Every event of the quiet phase was a big gift, timed at every viewer.
+    latency = next(row for row in rows if row["name"].startswith("giftstream, ack latency"))
+    assert "server's own timer" in latency["note"], latency
+    assert "the clients' own loops woke late by p99" in latency["note"], latency
     reach = next(row for row in rows if row["name"].endswith("p99, quiet room"))
     assert "over 300 deliveries" in reach["note"], reach
     assert report["machine"]["cores"] >= 1
