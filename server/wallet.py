@@ -231,7 +231,7 @@ class Wallets:
             self._settings.idempotency_ttl_seconds,
             str(RETENTION_SECONDS),
             str(STREAM_GAP_MS),
-            str(len(report_keys) // 3 - 2),
+            str(max(days)),  # the places run 1..D, D the distinct days
         ]
         for credit, day in zip(credits, days, strict=True):
             args += [
