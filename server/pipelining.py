@@ -9,6 +9,12 @@ flight) and sends them as one pipeline of ``EVALSHA``: the same scripts,
 the same atomicity (each script is still atomic on its own; a pipeline is
 not a transaction and does not need to be), far fewer round trips.
 
+On one Redis node the batches go down one connection of their own, a
+``ReplyLine``, whose replies are parsed as they arrive; on a cluster,
+through redis-py's pipeline, which routes each call to its slot's node. At
+most ``MAX_IN_FLIGHT`` batches are out at once: while they are, new calls
+gather into the next, so a busy server sends fewer, larger batches.
+
 A quiet server pays nothing for this: a lone call is sent on the next turn
 of the loop, alone. A batch that fails on the wire fails every call in it
 with the same error, which callers already treat as "outcome unknown,
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,8 +32,9 @@ from typing import Any, Protocol
 import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, RedisError
+
+from server.reply_line import Outcome, ReplyLine
 
 log = logging.getLogger(__name__)
 # As long as one Redis reply may take (the client's socket timeout).
@@ -59,13 +65,22 @@ class _Call:
     future: asyncio.Future[Any]
     # For a deferred call: builds its keys and args when its batch starts.
     seal: Sealer | None = None
+    # False once the call was run again after Redis forgot its script.
+    fresh: bool = True
 
 
 class AutoPipeline:
     def __init__(
-        self, redis: Redis, max_batch: int = MAX_BATCH, max_in_flight: int = MAX_IN_FLIGHT
+        self,
+        redis: Redis,
+        max_batch: int = MAX_BATCH,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        reply_timeout: float = REPLY_TIMEOUT_SECONDS,
     ) -> None:
         self._redis = redis
+        # One node: batches go down one line read as replies arrive. A
+        # cluster: redis-py's pipeline, which routes each call by slot.
+        self._line = None if isinstance(redis, RedisCluster) else ReplyLine(redis, reply_timeout)
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
         self._pending: list[_Call] = []
@@ -126,9 +141,14 @@ class AutoPipeline:
             self._schedule()
             return
         self._in_flight += 1
-        task = asyncio.create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._batch_done)
+        self.batches += 1
+        self.calls += len(batch)
+        if self._line is not None and self._line.is_open:
+            self._write(self._line, batch)
+        else:  # a cluster, or a line still to open: a task of its own
+            task = asyncio.create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     def _seal(call: _Call) -> None:
@@ -138,92 +158,85 @@ class AutoPipeline:
         call.command = ("EVALSHA", call.script.sha, len(keys), *keys, *args)
         call.seal = None
 
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._in_flight -= 1
-        self._schedule()
+    def _write(self, line: ReplyLine, batch: list[_Call]) -> None:
+        try:
+            payload = b"".join([pack_command(call.command) for call in batch])
+        except TypeError as exc:  # an argument Redis cannot take: a bug of ours
+            log.exception("script batch could not be packed")
+            self._replied(batch, RedisError(f"batch not packed: {exc}"))
+            return
+        line.send(payload, len(batch), lambda outcome: self._replied(batch, outcome))
 
     async def _send(self, batch: list[_Call]) -> None:
-        self.batches += 1
-        self.calls += len(batch)
         try:
-            replies = await self._pipeline(batch)
+            if self._line is not None:
+                await self._line.open()
+                self._write(self._line, batch)
+                return
+            replies: Outcome = await self._on_cluster(batch)
         except (RedisError, OSError) as exc:
             # Callers turn RedisError into `unavailable`; a bare OSError too.
-            error = exc if isinstance(exc, RedisError) else RedisError(f"{exc!r}")
-            for call in batch:
-                _settle(call.future, error)
-            return
+            replies = exc if isinstance(exc, RedisError) else RedisError(f"{exc!r}")
         except Exception as exc:  # a client bug must not leave callers waiting
             log.exception("script batch failed")
-            for call in batch:
-                _settle(call.future, RedisError(f"batch failed: {type(exc).__name__}"))
-            return
+            replies = RedisError(f"batch failed: {type(exc).__name__}")
         except BaseException as exc:  # cancelled at shutdown: nobody waits forever
-            for call in batch:
-                _settle(call.future, RedisError(f"batch abandoned: {type(exc).__name__}"))
+            self._replied(batch, RedisError(f"batch abandoned: {type(exc).__name__}"))
             raise
-        missing = [call for call, reply in zip(batch, replies, strict=True) if _noscript(reply)]
-        if missing:
-            # Redis restarted (or failed over) and forgot the scripts: load
-            # them and run again just the calls that did not run.
-            try:
-                sources = {call.script.sha: call.script.script for call in missing if call.script}
-                for source in sources.values():
-                    await self._redis.script_load(source)
-                again = await self._pipeline(missing)
-            except (RedisError, OSError) as exc:
-                again = [exc] * len(missing)
-            retried = dict(zip(map(id, missing), again, strict=True))
-            replies = [
-                retried.get(id(call), reply) for call, reply in zip(batch, replies, strict=True)
-            ]
-        for call, reply in zip(batch, replies, strict=True):
-            _settle(call.future, reply)
+        self._replied(batch, replies)
 
-    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
-        if isinstance(self._redis, RedisCluster):  # commands routed by slot
-            pipe = self._redis.pipeline(transaction=False)
+    def _replied(self, batch: list[_Call], outcome: Outcome) -> None:
+        """A batch is over: each call gets its reply (or the batch's error)."""
+        self._in_flight -= 1
+        if isinstance(outcome, RedisError):
             for call in batch:
-                pipe.execute_command(*call.command)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
-        return await self._on_one_connection(batch)
+                _settle(call.future, outcome)
+        else:
+            forgotten: list[_Call] = []
+            for call, reply in zip(batch, outcome, strict=True):
+                if isinstance(reply, NoScriptError) and call.script is not None and call.fresh:
+                    forgotten.append(call)
+                else:
+                    _settle(call.future, reply)
+            if forgotten:
+                task = asyncio.create_task(self._load_and_retry(forgotten))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._schedule()
 
-    async def _on_one_connection(self, batch: list[_Call]) -> list[Any]:
-        """The batch as one write of RESP and one read of its replies.
+    async def _load_and_retry(self, calls: list[_Call]) -> None:
+        """Redis restarted (or failed over) and forgot scripts: load them, run those calls again.
 
-        What redis-py's pipeline does, without its per-command bookkeeping
-        and a timeout per reply, which were a quarter of a storm's CPU.
+        Once: a call forgotten twice gets the NOSCRIPT error.
         """
-        pool = self._redis.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            async with asyncio.timeout(REPLY_TIMEOUT_SECONDS):
-                await connection.send_packed_command(
-                    b"".join(map(pack_command, (call.command for call in batch)))
-                )
-                replies: list[Any] = []
-                for _ in batch:
-                    try:
-                        replies.append(await connection.read_response(timeout=math.inf))
-                    except ResponseError as error:  # this call's error; read on
-                        replies.append(error)
-            return replies
-        except TimeoutError as exc:
-            await connection.disconnect(nowait=True)
-            raise RedisTimeoutError(f"no reply within {REPLY_TIMEOUT_SECONDS:g} s") from exc
-        except BaseException:
-            # Replies may be left unread: this connection cannot be reused.
-            await connection.disconnect(nowait=True)
-            raise
-        finally:
-            await pool.release(connection)
+            sources = {call.script.sha: call.script.script for call in calls if call.script}
+            for source in sources.values():
+                await self._redis.script_load(source)
+        except (RedisError, OSError) as exc:
+            error = exc if isinstance(exc, RedisError) else RedisError(f"{exc!r}")
+            for call in calls:
+                _settle(call.future, error)
+            return
+        for call in calls:
+            call.fresh = False
+        self._pending[:0] = calls
+        self._schedule()
+
+    async def _on_cluster(self, batch: list[_Call]) -> list[Any]:
+        """A cluster batch: redis-py routes each command to its slot's node."""
+        pipe = self._redis.pipeline(transaction=False)
+        for call in batch:
+            pipe.execute_command(*call.command)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._line is not None:
+            await self._line.close()
         for call in self._pending:
             _settle(call.future, RedisError("server stopping"))
         self._pending.clear()
@@ -240,10 +253,6 @@ def pack_command(command: tuple[Any, ...]) -> bytes:
     except TypeError as exc:
         raise TypeError(f"not a Redis argument in {command[0]!r}: {exc}") from exc
     return packed
-
-
-def _noscript(reply: Any) -> bool:
-    return isinstance(reply, NoScriptError)
 
 
 def _settle(future: asyncio.Future[Any], reply: Any) -> None:

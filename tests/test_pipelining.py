@@ -7,6 +7,7 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.pipelining import AutoPipeline, BatchedScript, pack_command
 
@@ -17,6 +18,7 @@ FAIL_ON_BOOM = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end r
 async def test_calls_made_together_share_a_round_trip(redis: Redis, key_prefix: str) -> None:
     pipeline = AutoPipeline(redis)
     echo = BatchedScript(redis.register_script(ECHO), pipeline)
+    await redis.script_load(ECHO)  # else the first batch runs again, to load it
     replies = await asyncio.gather(
         *(echo(keys=[f"{key_prefix}:{n}"], args=[n]) for n in range(200))
     )
@@ -112,3 +114,69 @@ async def test_a_deferred_call_that_cannot_be_built_fails_alone(redis: Redis) ->
     assert isinstance(results[0], RedisError)
     assert results[1] == [b"k", b"1"]
     await pipeline.close()
+
+
+async def test_batches_in_flight_together_get_their_own_replies(
+    redis: Redis, key_prefix: str
+) -> None:
+    # One connection carries every batch; replies are matched first in, first out.
+    pipeline = AutoPipeline(redis, max_batch=3, max_in_flight=64)
+    echo = BatchedScript(redis.register_script(ECHO), pipeline)
+    await redis.script_load(ECHO)
+    replies = await asyncio.gather(
+        *(echo(keys=[f"{key_prefix}:{n}"], args=[n]) for n in range(300))
+    )
+    assert replies == [[f"{key_prefix}:{n}".encode(), str(n).encode()] for n in range(300)]
+    assert pipeline.batches >= 100  # three calls a batch: many were out at once
+    line_ids = {await pipeline.command("CLIENT", "ID") for _ in range(3)}
+    assert len(line_ids) == 1
+    await pipeline.close()
+
+
+async def test_a_connection_killed_under_the_line_fails_its_calls_then_reopens(
+    redis: Redis, key_prefix: str
+) -> None:
+    pipeline = AutoPipeline(redis)
+    key = f"{key_prefix}:list"
+    line_id = await pipeline.command("CLIENT", "ID")
+    # A call parked on the line (BLPOP waits for a push) when Redis drops it.
+    parked = asyncio.ensure_future(pipeline.command("BLPOP", key, 0))
+    await asyncio.sleep(0.1)
+    assert not parked.done()
+    await redis.client_kill_filter(_id=line_id)
+    with pytest.raises(RedisError, match="closed the connection"):
+        await asyncio.wait_for(parked, 5)
+    # The next call opens a new line and is answered on it.
+    assert await pipeline.command("RPUSH", key, "x") == 1
+    assert await pipeline.command("CLIENT", "ID") != line_id
+    await pipeline.close()
+
+
+async def test_a_reply_that_never_comes_times_out_and_the_line_reopens(
+    redis: Redis, key_prefix: str
+) -> None:
+    pipeline = AutoPipeline(redis, reply_timeout=0.3)
+    key = f"{key_prefix}:list"
+    line_id = await pipeline.command("CLIENT", "ID")
+    # BLPOP with no timeout: no reply ever comes on its own; the next call
+    # in line waits behind it and fails with it.
+    blocked = asyncio.gather(
+        pipeline.command("BLPOP", key, 0), pipeline.command("PING"), return_exceptions=True
+    )
+    results = await asyncio.wait_for(blocked, 5)
+    assert all(isinstance(result, RedisTimeoutError) for result in results), results
+    assert await pipeline.command("PING") == b"PONG"
+    assert await pipeline.command("CLIENT", "ID") != line_id
+    # The abandoned connection was closed, not left blocking in Redis.
+    clients = await redis.client_list()
+    assert line_id not in {int(client["id"]) for client in clients}
+    await pipeline.close()
+
+
+async def test_a_closed_pipeline_leaves_no_connection_behind(redis: Redis) -> None:
+    pipeline = AutoPipeline(redis)
+    line_id = await pipeline.command("CLIENT", "ID")
+    await pipeline.close()
+    await asyncio.sleep(0.05)
+    clients = await redis.client_list()
+    assert line_id not in {int(client["id"]) for client in clients}
