@@ -12,10 +12,8 @@ took a pooled connection, checked it, wrote, and awaited each reply) spent
 four or five turns of a busy loop before its callers woke; here it is one.
 See docs/benchmarks.md, "A line to Redis for the scripts".
 
-redis-py opens the connection, so the address, TLS, AUTH, HELLO and SELECT
-are exactly what the process's client is configured with. The line then
-takes the connection's transport over: from then on it alone reads and
-writes it, and it never goes back to a pool.
+The connection is opened by redis-py and then read by a protocol of ours
+(``taken_connection.py``); it never goes back to a pool.
 """
 
 from __future__ import annotations
@@ -29,20 +27,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import hiredis
-from redis._parsers import BaseParser
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.taken_connection import NOT_ENOUGH_DATA, TakenConnection, take_connection
 
 log = logging.getLogger(__name__)
 
 # What a batch's owner is told: every reply, in order, or why there are none.
 Outcome = list[Any] | RedisError
 OnReplies = Callable[[Outcome], None]
-
-_NOT_ENOUGH_DATA = object()
 
 
 @dataclass(slots=True)
@@ -62,9 +58,7 @@ class ReplyLine:
         self._waiting: collections.deque[_Batch] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._reader: hiredis.Reader | None = None
-        # redis-py's connection object, kept so that its stream writer is not
-        # collected (which would close the transport) and closed by us.
-        self._connection: AbstractConnection | None = None
+        self._connection: TakenConnection | None = None
         self._opening: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -90,33 +84,15 @@ class ReplyLine:
 
     async def _connect(self) -> None:
         await self._release_connection()
-        pool = self._redis.connection_pool
-        connection: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
-        await connection.connect()  # type: ignore[no-untyped-call]
+        connection = await take_connection(
+            self._redis.connection_pool, lambda transport: _LineProtocol(self, transport)
+        )
         self._connection = connection
-        writer: asyncio.StreamWriter | None = getattr(connection, "_writer", None)
-        reader: asyncio.StreamReader | None = getattr(connection, "_reader", None)
-        if writer is None or reader is None or len(getattr(reader, "_buffer", b"")) > 0:
-            # A redis-py that no longer keeps its streams where we look, or
-            # a handshake that left bytes unread: fail loudly, not subtly.
-            await self._release_connection()
-            raise RedisConnectionError("cannot take over the Redis connection's transport")
-        options: dict[str, Any] = {
-            "protocolError": InvalidResponse,
-            "replyError": BaseParser.parse_error,
-            "notEnoughData": _NOT_ENOUGH_DATA,
-        }
-        if connection.encoder.decode_responses:
-            options["encoding"] = connection.encoder.encoding
-            options["errors"] = connection.encoder.encoding_errors
-        self._reader = hiredis.Reader(**options)
-        transport = writer.transport
-        assert isinstance(transport, asyncio.Transport)
-        transport.set_protocol(_LineProtocol(self, transport))
         if self._closed:
-            transport.abort()
+            await self._release_connection()
             raise RedisConnectionError("the Redis line is closed")
-        self._transport = transport
+        self._reader = connection.reader
+        self._transport = connection.transport
 
     def send(self, payload: bytes, expected: int, on_replies: OnReplies) -> None:
         """Write ``payload`` (``expected`` commands); ``on_replies`` hears the outcome once.
@@ -142,7 +118,7 @@ class ReplyLine:
         waiting = self._waiting
         try:
             reply = reader.gets()
-            while reply is not _NOT_ENOUGH_DATA:
+            while reply is not NOT_ENOUGH_DATA:
                 if isinstance(reply, hiredis.PushNotification):
                     # Nothing subscribes on this connection; a push is not a reply.
                     reply = reader.gets()
@@ -186,8 +162,7 @@ class ReplyLine:
     async def _release_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await connection.disconnect(nowait=True)
+            await connection.release()
 
     async def close(self) -> None:
         self._closed = True
