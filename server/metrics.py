@@ -16,8 +16,8 @@ from prometheus_client.registry import Collector
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 # Fine between 10 and 150 ms, where a storm's acks fall and the 25 ms aim sits.
-ACK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.035, 0.05, 0.075, 0.1)
-ACK_BUCKETS += (0.15, 0.25, 0.5, 1.0, 2.5)
+ACK_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.035)
+ACK_BUCKETS += (0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5)
 
 
 class Metrics:
