@@ -32,6 +32,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,9 @@ class Plan:
     memory_connections: int
     seconds: float
     rounds: int
+    # Times the bare Python loop and giftstream's one-frame-per-event loop
+    # are measured, in turn: their medians make the row's ratio.
+    pairs: int
     senders: int
     storm_senders: int
     window: int
@@ -471,13 +475,23 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
     binary = await compile_c(work)
     c_argv = [str(binary), str(plan.viewers), str(plan.rounds), str(FANOUT_PAYLOAD)]
     c_rate, c_cpu, c_note = await baseline_fanout("C fan-out", c_argv, plan)
-    raw_rate, raw_cpu, raw_note = await baseline_fanout(
-        "raw fan-out", [*python, "raw-fanout", *sizes], plan
-    )
     ws_rate, ws_cpu, ws_note = await baseline_fanout(
         "broadcast fan-out", [*python, "broadcast-fanout", *sizes], plan
     )
-    per_frame_alone = await giftstream_frame_rate(redis_url, plan, work)
+    # The machine's speed for this loop moves by a fifth between minutes:
+    # the baseline and giftstream are measured in turn, and the medians kept.
+    raws, ours = [], []
+    for _ in range(plan.pairs):
+        raws.append(await baseline_fanout("raw fan-out", [*python, "raw-fanout", *sizes], plan))
+        ours.append(await giftstream_frame_rate(redis_url, plan, work))
+    raw_rate = statistics.median(rate for rate, _, _ in raws)
+    raw_cpu = statistics.median(per_cpu for _, per_cpu, _ in raws)
+    raw_note = raws[-1][2] + _pairs_note(raws, ours)
+    per_frame_alone = {
+        "frames": statistics.median(result["frames"] for result in ours),
+        "frames_per_cpu": statistics.median(result["frames_per_cpu"] for result in ours),
+        "note": ours[-1]["note"],
+    }
     alone = await giftstream_fanout_alone(redis_url, plan, work)
     storm = await giftstream_storm(redis_url, plan, work)
     gs_rate, gs_cpu = storm["frames"], storm["frames_per_cpu"]
@@ -504,6 +518,16 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
         reach_row("quiet room", alone["quiet_reach"], "; " + alone["quiet_note"]),
         reach_row(f"busy room ({BUSY_ROOM_EVENTS_PER_SECOND:,} events/s)", alone["busy_reach"]),
     ]  # fmt: skip
+
+
+def _pairs_note(raws: list[tuple[float, float, str]], ours: list[dict[str, Any]]) -> str:
+    """Each turn's two rates, when there was more than one: the medians hide the spread."""
+    if len(raws) < 2:
+        return ""
+    turns = ", ".join(
+        f"{raw[0]:,.0f} vs {mine['frames']:,.0f}" for raw, mine in zip(raws, ours, strict=True)
+    )
+    return f"; medians of {len(raws)} turns, this loop vs giftstream one-per-frame: {turns}"
 
 
 def reach_row(room: str, figures: dict[str, Any], more: str = "") -> Row:
@@ -946,6 +970,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         memory_connections=args.memory_connections or viewers,
         seconds=args.seconds or (2.0 if quick else 10.0),
         rounds=args.rounds or (10 if quick else 30),
+        pairs=args.pairs or (1 if quick else 3),
         senders=args.senders or (100 if quick else 500),
         storm_senders=args.storm_senders or (20 if quick else 100),
         window=args.window,
@@ -967,6 +992,11 @@ def main() -> int:
     )
     parser.add_argument("--seconds", type=float, help="length of each timed phase")
     parser.add_argument("--rounds", type=int, help="frames per viewer in the baseline fan-outs")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        help="times the bare loop and giftstream's per-frame loop are run in turn (default 3)",
+    )
     parser.add_argument("--senders", type=int, help="gift senders in the money section")
     parser.add_argument("--storm-senders", type=int, help="gift senders during the fan-out storm")
     parser.add_argument("--window", type=int, default=4, help="gifts in flight per sender")
