@@ -139,9 +139,7 @@ class Relay:
             task.exception()  # its waiters get it; here it is only marked seen
 
     async def _connect(self) -> TakenConnection:
-        connection = await take_connection(
-            self._pool, lambda transport: _PubSubProtocol(self, transport)
-        )
+        connection = await take_connection(self._pool, self._received, self._gone)
         self._lost.clear()
         self._connection = connection
         channels = list(self._rooms_by_channel)
@@ -181,7 +179,7 @@ class Relay:
         if not waiting:
             self._confirming.pop(channel, None)
 
-    def _gone(self, transport: asyncio.Transport) -> None:
+    def _gone(self, transport: asyncio.Transport, exc: Exception | None = None) -> None:
         connection = self._connection
         if connection is None or transport is not connection.transport:
             return
@@ -209,20 +207,6 @@ class Relay:
         if connection is not None:
             await connection.release()
         await self._release_dead()
-
-
-class _PubSubProtocol(asyncio.Protocol):
-    """Hands a taken-over pub/sub transport's bytes and loss to its relay."""
-
-    def __init__(self, relay: Relay, transport: asyncio.Transport) -> None:
-        self._relay = relay
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._relay._received(self._transport, data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._relay._gone(self._transport)
 
 
 def _deliver(

@@ -10,7 +10,7 @@ Why it matters: under a paced gift storm the time of an ack was mostly
 turns of the event loop, not Redis. A batch sent the old way (a task that
 took a pooled connection, checked it, wrote, and awaited each reply) spent
 four or five turns of a busy loop before its callers woke; here it is one.
-See docs/benchmarks.md, "A line to Redis for the scripts".
+See docs/benchmarks.md, the run "a line to Redis for the scripts, a lean relay".
 
 The connection is opened by redis-py and then read by a protocol of ours
 (``taken_connection.py``); it never goes back to a pool.
@@ -84,9 +84,7 @@ class ReplyLine:
 
     async def _connect(self) -> None:
         await self._release_connection()
-        connection = await take_connection(
-            self._redis.connection_pool, lambda transport: _LineProtocol(self, transport)
-        )
+        connection = await take_connection(self._redis.connection_pool, self._received, self._lost)
         self._connection = connection
         if self._closed:
             await self._release_connection()
@@ -173,17 +171,3 @@ class ReplyLine:
         if self._transport is not None:
             self._drop(self._transport, RedisConnectionError("server stopping"))
         await self._release_connection()
-
-
-class _LineProtocol(asyncio.Protocol):
-    """Hands a taken-over transport's bytes and loss to its line."""
-
-    def __init__(self, line: ReplyLine, transport: asyncio.Transport) -> None:
-        self._line = line
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self._line._received(self._transport, data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._line._lost(self._transport, exc)

@@ -45,10 +45,16 @@ class TakenConnection:
             await self._connection.disconnect(nowait=True)
 
 
+# What the owner of a taken connection hears: its bytes, and its loss.
+OnData = Callable[[asyncio.Transport, bytes], None]
+OnLost = Callable[[asyncio.Transport, Exception | None], None]
+
+
 async def take_connection(
-    pool: ConnectionPool, protocol: Callable[[asyncio.Transport], asyncio.Protocol]
+    pool: ConnectionPool, on_data: OnData, on_lost: OnLost
 ) -> TakenConnection:
-    """Open a connection as ``pool`` would, then give its transport to ``protocol(transport)``."""
+    """Open a connection as ``pool`` would; from then on its bytes and loss go to
+    ``on_data`` and ``on_lost``, each with the transport (to tell an old one apart)."""
     connection: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
     await connection.connect()  # type: ignore[no-untyped-call]
     writer: asyncio.StreamWriter | None = getattr(connection, "_writer", None)
@@ -69,5 +75,18 @@ async def take_connection(
         options["errors"] = connection.encoder.encoding_errors
     transport = writer.transport
     assert isinstance(transport, asyncio.Transport)
-    transport.set_protocol(protocol(transport))
+    transport.set_protocol(_Forwarder(transport, on_data, on_lost))
     return TakenConnection(transport, hiredis.Reader(**options), connection)
+
+
+class _Forwarder(asyncio.Protocol):
+    def __init__(self, transport: asyncio.Transport, on_data: OnData, on_lost: OnLost) -> None:
+        self._transport = transport
+        self._on_data = on_data
+        self._on_lost = on_lost
+
+    def data_received(self, data: bytes) -> None:
+        self._on_data(self._transport, data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_lost(self._transport, exc)
