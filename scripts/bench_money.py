@@ -35,7 +35,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from server.catalog import Gift, load_catalog
-from server.scripts import LUA_DIR, Scripts
+from server.scripts import Scripts, source
 from server.settings import Settings
 from server.wallet import Wallets
 
@@ -101,7 +101,7 @@ def fill(
 
 
 def gift_script(redis: Redis) -> AsyncScript:
-    return redis.register_script((LUA_DIR / "gift.lua").read_text(encoding="utf-8"))
+    return redis.register_script(source("gift"))
 
 
 async def grant(redis: Redis, settings: Settings, senders: int) -> None:
@@ -228,7 +228,7 @@ async def raw_rate(
     redis = Redis.from_url(url)
     settings = bench_settings(prefix)
     await grant(redis, settings, senders)
-    sha = str(await redis.script_load((LUA_DIR / "gift.lua").read_text(encoding="utf-8")))
+    sha = str(await redis.script_load(source("gift")))
     keys, args = await gift_call(
         redis,
         settings,

@@ -10,6 +10,10 @@
 
 A crash after 2 loses nothing: the client retries the request id, step 2
 answers with the first outcome, and steps 3-4 run again harmlessly.
+
+On a single Redis node with script batching, steps 2 and 3 are one call
+(``RoomGifts``): the gift's event, combo included, is built before the
+debit, and a send that does not go through takes its combo hit back.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from server.creators import Creators
 from server.errors import GiftsDisabled, NotAllowed, UnknownGift
 from server.metrics import Metrics
 from server.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift, to_wire
-from server.room_log import RoomLog
+from server.room_gifts import RoomGifts
+from server.room_log import RoomLog, event_payload
 from server.settlement import Settler, now_ms
 from server.streaks import Streak, StreakBook
 from server.wallet import GiftOutcome, PendingCredit, Wallets
@@ -41,8 +46,11 @@ class Gifting:
         settler: Settler,
         metrics: Metrics,
         revenue_share_percent: int,
+        room_gifts: RoomGifts | None = None,
     ) -> None:
         self.catalog = catalog
+        # On a single node: the debit and the announcement in one call.
+        self._room_gifts = room_gifts
         self._wallets = wallets
         self._creators = creators
         self._room_log = room_log
@@ -59,52 +67,120 @@ class Gifting:
         started_ms = now_ms()
         try:
             gift = await self._admit(user, room, request)
-            outcome = await self._wallets.send_gift(
-                user,
-                request.id,
-                gift,
-                request.count,
-                creator=room,
-                room=room,
-                now_ms=started_ms,
-            )
         except (NotAllowed, GiftsDisabled, UnknownGift):
             # A retry of a request that was paid must not hear "nothing moved"
             # because a rule changed since: it gets the first outcome.
             prior = await self._wallets.prior_outcome(user, request.id)
             if prior is None:
                 raise
-            outcome = prior
+            return await self._announce(user, request.id, prior, streaks, started_ms)
+        if self._room_gifts is not None:
+            return await self._send_and_announce(user, room, request, gift, streaks, started_ms)
+        outcome = await self._wallets.send_gift(
+            user,
+            request.id,
+            gift,
+            request.count,
+            creator=room,
+            room=room,
+            now_ms=started_ms,
+        )
+        return await self._announce(user, request.id, outcome, streaks, started_ms)
+
+    async def _announce(
+        self,
+        user: str,
+        request_id: str,
+        outcome: GiftOutcome,
+        streaks: StreakBook,
+        started_ms: int,
+    ) -> Ack:
+        """Steps 3 and 4 for a gift ``gift.lua`` has answered for."""
         combo = None
         gift = self.catalog.gifts.get(outcome.gift) or gift_removed(outcome.gift)
         if gift.streakable and not outcome.duplicate:
             streak, ended = streaks.hit(gift.id, outcome.count, started_ms)
             combo = Combo(id=streak.id, count=streak.count)
             if ended is not None:
-                await self.end_streak(room, user, ended)
+                await self.end_streak(outcome.room, user, ended)
         if not outcome.duplicate:
             # Counted once the money moved, whether or not the announcement works.
             self._count(gift, outcome)
         # A retry is announced (at most once) where the gift was paid for,
         # whichever room the retry came from.
         room = outcome.room
-        event = GiftEvent(
-            room=room,
-            sender=user,
-            gift=gift.id,
-            count=outcome.count,
-            coins=outcome.cost,
-            tier=str(gift.tier),
-            ts=started_ms,
-            combo=combo,
-        )
+        event = self._event(user, room, gift, outcome.count, outcome.cost, started_ms, combo)
         seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
         if not outcome.duplicate:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
             self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
+        return self._ack(request_id, outcome, seq)
+
+    async def _send_and_announce(
+        self,
+        user: str,
+        room: str,
+        request: SendGift,
+        gift: Gift,
+        streaks: StreakBook,
+        started_ms: int,
+    ) -> Ack:
+        """Steps 2 and 3 in one call (``RoomGifts``), then step 4."""
+        assert self._room_gifts is not None
+        streak = combo = None
+        if gift.streakable:
+            streak, ended = streaks.hit(gift.id, request.count, started_ms)
+            combo = Combo(id=streak.id, count=streak.count)
+            if ended is not None:
+                # Before the gift, so that the room hears the old streak end first.
+                await self.end_streak(room, user, ended)
+        event = self._event(
+            user, room, gift, request.count, request.count * gift.coins, started_ms, combo
+        )
+        try:
+            sent = await self._room_gifts.send(
+                user,
+                request.id,
+                gift,
+                request.count,
+                room,
+                started_ms,
+                event_payload(to_wire(event)),
+            )
+        except BaseException:
+            if streak is not None:
+                streaks.take_back(streak, request.count)
+            raise
+        outcome = sent.outcome
+        if outcome.duplicate:
+            if streak is not None:
+                streaks.take_back(streak, request.count)
+            # Shown (once) as what the first request bought, where it was paid.
+            return await self._announce(user, request.id, outcome, streaks, started_ms)
+        self._count(gift, outcome)
+        self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
+        return self._ack(request.id, outcome, sent.seq)
+
+    @staticmethod
+    def _event(
+        user: str, room: str, gift: Gift, count: int, coins: int, ts_ms: int, combo: Combo | None
+    ) -> GiftEvent:
+        return GiftEvent(
+            room=room,
+            sender=user,
+            gift=gift.id,
+            count=count,
+            coins=coins,
+            tier=str(gift.tier),
+            ts=ts_ms,
+            combo=combo,
+        )
+
+    @staticmethod
+    def _ack(request_id: str, outcome: GiftOutcome, seq: int) -> Ack:
         return Ack(
-            id=request.id,
+            id=request_id,
             balance=outcome.balance,
             seq=seq,
             coins=outcome.cost,

@@ -8,21 +8,20 @@ never shows its gift twice.
 In a storm a room gets many events at once, all for the same shard: with
 script batching on, the events a room gets before its call goes out (in the
 same turn of the loop, or while earlier batches are in flight) share one
-``room_event.lua`` call (``_RoomBatch``), one script run instead of many.
+``room_event.lua`` call (``ScriptGroups``), one script run instead of many.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgpack
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from server.keys import RoomKeys
 from server.pipelining import AutoPipeline, BatchedScript
+from server.script_groups import ScriptGroups
 from server.scripts import Scripts
 from server.settings import Settings
 from server.wallet import as_text, guarded
@@ -30,6 +29,11 @@ from server.wallet import as_text, guarded
 
 def pack_event(event: dict[str, Any]) -> bytes:
     return msgpack.packb(event)  # type: ignore[no-any-return]
+
+
+def event_payload(event: dict[str, Any]) -> bytes:
+    """What a room event is published and kept as, before its seq is known."""
+    return pack_event({k: v for k, v in event.items() if k != "seq"})
 
 
 def unpack_published(message: bytes) -> dict[str, Any]:
@@ -60,38 +64,6 @@ class RoomView:
     missed: list[dict[str, Any]]
 
 
-class _RoomBatch:
-    """Events of one room waiting for their ``room_event.lua`` call to go out."""
-
-    __slots__ = ("markers", "outcomes", "payloads")
-
-    def __init__(self) -> None:
-        self.markers: list[str] = []
-        self.payloads: list[bytes] = []
-        self.outcomes: list[asyncio.Future[tuple[int, bool]]] = []
-
-    def add(self, marker: str, payload: bytes) -> asyncio.Future[tuple[int, bool]]:
-        outcome: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
-        self.markers.append(marker)
-        self.payloads.append(payload)
-        self.outcomes.append(outcome)
-        return outcome
-
-    def settle(self, reply: asyncio.Future[Any]) -> None:
-        """Hand each event its (seq, published) from the call's flat reply."""
-        error = reply.exception()
-        flat: list[Any] = [] if error is not None else reply.result()
-        if error is None and len(flat) != 2 * len(self.outcomes):
-            error = RedisError(f"room_event.lua answered {len(flat)} values")
-        for i, outcome in enumerate(self.outcomes):
-            if outcome.done():  # its caller gave up
-                continue
-            if error is not None:
-                outcome.set_exception(error)
-            else:
-                outcome.set_result((int(flat[2 * i]), bool(flat[2 * i + 1])))
-
-
 class RoomLog:
     def __init__(
         self,
@@ -103,9 +75,11 @@ class RoomLog:
         self._redis = redis
         self._scripts = scripts
         self._settings = settings
-        self._pipeline = pipeline
-        # Per room, the batch whose call has not gone out yet.
-        self._open: dict[str, _RoomBatch] = {}
+        self._events: ScriptGroups | None = None
+        if pipeline is not None:
+            call = scripts.room_event
+            assert isinstance(call, BatchedScript), "scripts registered without the pipeline"
+            self._events = ScriptGroups(pipeline, call.script, self.call_head, reply_width=2)
 
     def keys(self, room: str) -> RoomKeys:
         return RoomKeys(self._settings.key_prefix, room)
@@ -113,33 +87,23 @@ class RoomLog:
     async def publish(self, room: str, event_key: str, event: dict[str, Any]) -> tuple[int, bool]:
         """Publish once per ``event_key``. Returns (seq, published now)."""
         keys = self.keys(room)
-        payload = pack_event({k: v for k, v in event.items() if k != "seq"})
+        payload = event_payload(event)
         marker = keys.event_marker(event_key)
-        if self._pipeline is None:
+        if self._events is None:
             seq, published = await guarded(
                 self._scripts.room_event(
                     keys=[keys.seq, keys.history, marker], args=[*self._call_args(keys), payload]
                 )
             )
-            return int(seq), bool(published)
-        batch = self._open.get(room)
-        if batch is None:
-            batch = self._open[room] = _RoomBatch()
-            call = self._scripts.room_event
-            assert isinstance(call, BatchedScript), "scripts registered without the pipeline"
-            reply = self._pipeline.defer(call.script, lambda: self._seal(room, batch))
-            reply.add_done_callback(batch.settle)
-        return await guarded(batch.add(marker, payload))
+        else:
+            seq, published = await guarded(self._events.add(room, [marker], [payload]))
+        return int(seq), bool(published)
 
-    def _seal(self, room: str, batch: _RoomBatch) -> tuple[list[Any], list[Any]]:
-        """The call's keys and args; events arriving from now on start a new batch."""
-        if self._open.get(room) is batch:
-            del self._open[room]
+    def call_head(self, room: str) -> tuple[list[Any], list[Any]]:
+        """The keys and args a room's ``room_event.lua`` call (or
+        ``room_gifts.lua``'s) takes before its events'."""
         keys = self.keys(room)
-        return (
-            [keys.seq, keys.history, *batch.markers],
-            [*self._call_args(keys), *batch.payloads],
-        )
+        return [keys.seq, keys.history], self._call_args(keys)
 
     def _call_args(self, keys: RoomKeys) -> list[Any]:
         return [
@@ -179,6 +143,6 @@ class RoomLog:
         resume logic treat as "not in the log"), is not kept in the history
         and is never replayed.
         """
-        payload = b"0:" + pack_event({k: v for k, v in event.items() if k != "seq"})
+        payload = b"0:" + event_payload(event)
         publish = self._redis.spublish if self._settings.redis_cluster else self._redis.publish
         await guarded(publish(self.keys(room).channel, payload))

@@ -22,8 +22,19 @@ from server.pipelining import AutoPipeline, BatchedScript
 LUA_DIR = Path(__file__).with_name("lua")
 
 
-def _source(name: str) -> str:
-    return (LUA_DIR / f"{name}.lua").read_text(encoding="utf-8")
+# Redis gives a script no way to load another: the functions a script shares
+# with others (``lib_*.lua``) are put in front of its own text.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "gift": ("lib_gift",),
+    "room_event": ("lib_announce",),
+    "room_gifts": ("lib_gift", "lib_announce"),
+}
+
+
+def source(name: str) -> str:
+    """The text Redis runs for script ``name``: its libraries, then its own file."""
+    parts = [*LIBRARIES.get(name, ()), name]
+    return "\n".join((LUA_DIR / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
 
 
 class ScriptCall(Protocol):
@@ -37,13 +48,15 @@ class Scripts:
     recharge: ScriptCall
     room_event: ScriptCall
     room_replay: ScriptCall
+    # A single node only: gift.lua and room_event.lua in one call.
+    room_gifts: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
         """The scripts, each call sent alone, or batched through ``pipeline``."""
 
         def load(name: str) -> ScriptCall:
-            script = redis.register_script(_source(name))
+            script = redis.register_script(source(name))
             return script if pipeline is None else BatchedScript(script, pipeline)
 
         return cls(
@@ -52,4 +65,5 @@ class Scripts:
             recharge=load("recharge"),
             room_event=load("room_event"),
             room_replay=load("room_replay"),
+            room_gifts=load("room_gifts"),
         )

@@ -23,6 +23,7 @@ from server.overlay_keys import OverlayKeys
 from server.pipelining import AutoPipeline
 from server.redis_client import as_cluster, check_mode, connect
 from server.relay import Relay, ShardedRelay
+from server.room_gifts import RoomGifts
 from server.room_log import RoomLog
 from server.rooms import Hub
 from server.scripts import Scripts
@@ -68,6 +69,13 @@ def _build(settings: Settings, redis: Redis) -> Services:
     room_log = RoomLog(redis, scripts, settings, pipeline if settings.script_batching else None)
     settler = Settler(wallets, settings.sweep_interval_seconds, settings.sweep_min_age_seconds)
     cluster = as_cluster(redis)
+    # One node holds the wallets and the rooms alike: a gift's debit and its
+    # announcement can be one script call.
+    room_gifts = (
+        RoomGifts(wallets, room_log, scripts, pipeline)
+        if settings.script_batching and cluster is None
+        else None
+    )
     relay: Relay | ShardedRelay = (
         Relay(redis, settings.key_prefix)
         if cluster is None
@@ -105,7 +113,14 @@ def _build(settings: Settings, redis: Redis) -> Services:
         ),
         settler=settler,
         gifting=Gifting(
-            catalog, wallets, creators, room_log, settler, metrics, settings.revenue_share_percent
+            catalog,
+            wallets,
+            creators,
+            room_log,
+            settler,
+            metrics,
+            settings.revenue_share_percent,
+            room_gifts,
         ),
         relay=relay,
         hub=hub,

@@ -42,6 +42,15 @@ class StreakBook:
         current.last_ms = max(current.last_ms, now_ms)
         return current, ended
 
+    def take_back(self, streak: Streak, count: int) -> None:
+        """Undo a ``hit`` whose gift did not go through (refused, or a retry).
+
+        A streak left with no gift in it is forgotten, as if never begun.
+        """
+        streak.count -= count
+        if streak.count <= 0 and self._open.get(streak.gift) is streak:
+            del self._open[streak.gift]
+
     def expire(self, now_ms: int) -> list[Streak]:
         """Close and return every streak quiet for longer than the window."""
         lapsed = [s for s in self._open.values() if now_ms - s.last_ms > self.window_ms]

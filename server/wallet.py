@@ -130,34 +130,46 @@ class Wallets:
         room: str,
         now_ms: int,
     ) -> GiftOutcome:
+        keys, args = self.gift_call(sender, request_id, gift, count, creator, room, now_ms)
+        reply = await guarded(self._scripts.gift(keys=keys, args=args))
+        return self.gift_outcome(sender, request_id, reply)
+
+    def gift_call(
+        self,
+        sender: str,
+        request_id: str,
+        gift: Gift,
+        count: int,
+        creator: str,
+        room: str,
+        now_ms: int,
+    ) -> tuple[list[Any], list[Any]]:
+        """``gift.lua``'s KEYS and ARGV (``room_gifts.lua`` takes the same per gift)."""
         keys = self.keys(sender)
         s = self._settings
-        status, balance, cost, duplicate, bought, bought_count, bought_in = await guarded(
-            self._scripts.gift(
-                keys=[
-                    keys.wallet,
-                    keys.ledger,
-                    keys.request(request_id),
-                    keys.outbox,
-                    keys.gift_rate,
-                ],
-                args=[
-                    sender,
-                    request_id,
-                    gift.id,
-                    str(count),
-                    str(gift.coins),
-                    creator,
-                    room,
-                    now_ms,
-                    s.idempotency_ttl_seconds,
-                    str(s.revenue_share_percent),
-                    str(s.max_gift_count),
-                    repr(float(s.user_gift_rate_per_second)),
-                    str(s.user_gift_rate_burst),
-                ],
-            )
+        return (
+            [keys.wallet, keys.ledger, keys.request(request_id), keys.outbox, keys.gift_rate],
+            [
+                sender,
+                request_id,
+                gift.id,
+                str(count),
+                str(gift.coins),
+                creator,
+                room,
+                now_ms,
+                s.idempotency_ttl_seconds,
+                str(s.revenue_share_percent),
+                str(s.max_gift_count),
+                repr(float(s.user_gift_rate_per_second)),
+                str(s.user_gift_rate_burst),
+            ],
         )
+
+    @staticmethod
+    def gift_outcome(sender: str, request_id: str, reply: Sequence[Any]) -> GiftOutcome:
+        """What ``gift.lua``'s seven reply values say; a refusal as its wire error."""
+        status, balance, cost, duplicate, bought, bought_count, bought_in = reply
         status = as_text(status)
         if status == "insufficient":
             raise InsufficientCoins(f"{cost} coins needed, {balance} held")

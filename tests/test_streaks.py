@@ -188,3 +188,19 @@ def test_expire_at_the_deadline_closes_the_streak() -> None:
 def test_streak_ids_differ_between_books() -> None:
     ids = {StreakBook(WINDOW).hit("rose", 1, 0)[0].id for _ in range(50)}
     assert len(ids) == 50
+
+
+def test_taking_back_a_send_leaves_the_streak_as_before_it() -> None:
+    book, streak = book_with_rose_at(0, 100)
+    again, _ = book.hit("rose", 5, 200)
+    book.take_back(again, 5)
+    assert (again.id, again.count) == (streak.id, 2)
+    assert book.hit("rose", 1, 300)[0].count == 3
+
+
+def test_taking_back_the_only_send_forgets_the_streak() -> None:
+    book = StreakBook(WINDOW)
+    streak, _ = book.hit("rose", 4, 0)
+    book.take_back(streak, 4)
+    assert book.close_all() == []
+    assert book.hit("rose", 1, 10)[0].id != streak.id

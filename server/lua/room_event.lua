@@ -14,28 +14,18 @@
 -- Publishes "<seq>:<payload>" for each event, in order. Returns
 -- {seq_1, published_1, seq_2, published_2, ...}: published is 0 when the
 -- event key was seen before (a retried request, or the same key twice in
--- this call), and nothing is repeated.
+-- this call), and nothing is repeated. The work per event is announce in
+-- lib_announce.lua, which room_gifts.lua runs too.
 
 local events = #KEYS - 2
 if events < 1 or #ARGV - 4 ~= events then
   return redis.error_reply("room_event.lua: one marker key and one payload per event")
 end
-local publish = ARGV[4] == "SPUBLISH" and "SPUBLISH" or "PUBLISH"
+local room = room_of(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 local out = {}
 for i = 1, events do
-  local marker = KEYS[2 + i]
-  local previous = redis.call("GET", marker)
-  if previous then
-    out[#out + 1] = tonumber(previous)
-    out[#out + 1] = 0
-  else
-    local payload = ARGV[4 + i]
-    local seq = redis.call("INCR", KEYS[1])
-    redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[2], "*", "s", seq, "d", payload)
-    redis.call("SET", marker, seq, "EX", ARGV[3])
-    redis.call(publish, ARGV[1], seq .. ":" .. payload)
-    out[#out + 1] = seq
-    out[#out + 1] = 1
-  end
+  local seq, published = announce(room, KEYS[2 + i], ARGV[4 + i])
+  out[#out + 1] = seq
+  out[#out + 1] = published
 end
 return out

@@ -1,0 +1,166 @@
+"""On one node a gift's debit and its announcement are one call (room_gifts.lua).
+
+These hold ``RoomGifts`` to what ``gift.lua`` then ``room_event.lua`` did, on
+the real scripts and the real Valkey: each gift debited once, shown once,
+in order; a refused gift or a retry shown not at all by the call; a call
+that fails half way moves no money twice when its gifts are retried. The
+last test is the viewer's side: a combo counts only the gifts that went
+through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from server.catalog import Gift, Tier
+from server.errors import InsufficientCoins, Unavailable
+from server.pipelining import AutoPipeline
+from server.room_gifts import GIFTS_PER_CALL, RoomGifts, SentGift
+from server.room_log import RoomLog, event_payload
+from server.scripts import Scripts, source
+from server.settings import Settings
+from server.wallet import Wallets
+from tests.client import Api, RoomClient
+from tests.test_room_batches import messages
+
+ROSE = Gift(id="rose", name="Rose", coins=1, tier=Tier.SMALL, streakable=True)
+NOW = 1_767_225_600_000
+
+
+class Parts:
+    def __init__(self, redis: Redis, key_prefix: str) -> None:
+        self.settings = Settings(key_prefix=key_prefix, max_gift_count=99)
+        self.pipeline = AutoPipeline(redis)
+        scripts = Scripts.register(redis, self.pipeline)
+        self.wallets = Wallets(redis, scripts, self.settings, self.pipeline)
+        self.room_log = RoomLog(redis, scripts, self.settings, self.pipeline)
+        self.gifts = RoomGifts(self.wallets, self.room_log, scripts, self.pipeline)
+
+    async def send(
+        self, sender: str, request_id: str, count: int = 1, room: str = "busy"
+    ) -> SentGift:
+        payload = event_payload({"type": "gift", "sender": sender, "req": request_id})
+        return await self.gifts.send(sender, request_id, ROSE, count, room, NOW, payload)
+
+
+@pytest.fixture
+async def parts(redis: Redis, key_prefix: str) -> Any:
+    made = Parts(redis, key_prefix)
+    # Loaded already, so that no call is counted twice for a NOSCRIPT retry.
+    await redis.script_load(source("room_gifts"))
+    yield made
+    await made.pipeline.close()
+
+
+async def test_a_rooms_gifts_sent_together_share_calls_and_are_each_paid_and_shown_once(
+    redis: Redis, parts: Parts
+) -> None:
+    senders = [f"s{n}" for n in range(GIFTS_PER_CALL + 8)]
+    for sender in senders:
+        await parts.wallets.grant_coins(sender, 10, "welcome", NOW)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(parts.room_log.keys("busy").channel)
+    calls_before = parts.pipeline.calls
+    sent = await asyncio.gather(*(parts.send(sender, "r1", count=3) for sender in senders))
+    # Two calls: a full one, then the rest.
+    assert parts.pipeline.calls - calls_before == 2
+    assert [gift.seq for gift in sent] == list(range(1, len(senders) + 1))
+    assert {(gift.outcome.balance, gift.outcome.cost, gift.outcome.duplicate) for gift in sent} == {
+        (7, 3, False)
+    }
+    heard = await messages(pubsub, len(senders))
+    assert [(event["seq"], event["sender"]) for event in heard] == [
+        (n + 1, sender) for n, sender in enumerate(senders)
+    ]
+    # Paid for, as gift.lua pays: the ledger entry and the creator's pending credit.
+    for sender in senders:
+        keys = parts.wallets.keys(sender)
+        assert await redis.xlen(keys.ledger) == 2  # the grant, the gift
+        assert await redis.hget(keys.outbox, f"{sender}:r1") is not None
+    view = await parts.room_log.view("busy", 0)
+    assert [event["seq"] for event in view.missed] == list(range(1, len(senders) + 1))
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_only_a_gift_paid_now_is_shown_by_the_call(redis: Redis, parts: Parts) -> None:
+    await parts.wallets.grant_coins("rich", 50, "welcome", NOW)
+    first = await parts.send("rich", "once")
+    calls_before = parts.pipeline.calls
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(parts.room_log.keys("busy").channel)
+    # One call: a new gift, a retry, one the sender cannot pay, one the
+    # rules refuse (a count over the maximum), and another new gift.
+    results = await asyncio.gather(
+        parts.send("rich", "new-1"),
+        parts.send("rich", "once"),
+        parts.send("poor", "wish"),
+        parts.send("rich", "too-many", count=100),
+        parts.send("rich", "new-2", count=2),
+        return_exceptions=True,
+    )
+    assert parts.pipeline.calls - calls_before == 1
+    new_1, retry, poor, too_many, new_2 = results
+    assert isinstance(new_1, SentGift)
+    assert isinstance(retry, SentGift)
+    assert isinstance(new_2, SentGift)
+    assert (new_1.seq, new_1.outcome.balance) == (2, 48)
+    # The retry is answered with the first outcome and not shown again here.
+    assert (retry.seq, retry.outcome.duplicate, retry.outcome.balance) == (0, True, 49)
+    assert first.seq == 1
+    assert isinstance(poor, InsufficientCoins)
+    assert isinstance(too_many, RuntimeError)
+    assert (new_2.seq, new_2.outcome.balance) == (3, 46)
+    heard = await messages(pubsub, 2)
+    assert [(event["seq"], event["req"]) for event in heard] == [(2, "new-1"), (3, "new-2")]
+    assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
+    assert await redis.exists(parts.wallets.keys("poor").ledger) == 0
+    assert (await parts.wallets.balances("rich"))["coins"] == 46
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_a_call_that_fails_half_way_moves_no_money_twice_on_retry(
+    redis: Redis, parts: Parts
+) -> None:
+    for sender in ("a", "b", "c"):
+        await parts.wallets.grant_coins(sender, 10, "welcome", NOW)
+    seq_key = parts.room_log.keys("broken").seq
+    await redis.set(seq_key, "not a number")  # the first announcement fails in the script
+    results = await asyncio.gather(
+        *(parts.send(sender, "r", room="broken") for sender in ("a", "b", "c")),
+        return_exceptions=True,
+    )
+    assert [type(result) for result in results] == [Unavailable] * 3
+    await redis.delete(seq_key)
+    retried = [await parts.send(sender, "r", room="broken") for sender in ("a", "b", "c")]
+    # "a" was paid for before the script stopped: its retry moves nothing
+    # (and is left for the caller to announce); the others are paid now.
+    assert [(gift.outcome.duplicate, gift.seq) for gift in retried] == [
+        (True, 0),
+        (False, 1),
+        (False, 2),
+    ]
+    for sender in ("a", "b", "c"):
+        assert (await parts.wallets.balances(sender))["coins"] == 9
+
+
+async def test_a_combo_counts_only_the_gifts_that_went_through(server: Any, api: Api) -> None:
+    viewer = await api.token("combo-keeper")
+    await api.buy(viewer, "coins_65")
+    sender = await RoomClient.open(server.ws, "carol", viewer)
+    watcher = await RoomClient.open(server.ws, "carol")
+    await watcher.of_type("welcome")
+    assert (await sender.gift("c-1", "rose", 1))["type"] == "ack"
+    refused = await sender.gift("c-2", "rose", 99)  # 64 coins left
+    assert refused["code"] == "insufficient_coins"
+    retry = await sender.gift("c-1", "rose", 1)
+    assert retry["duplicate"] is True
+    assert (await sender.gift("c-3", "rose", 2))["type"] == "ack"
+    events = [m for m in await watcher.drain(0.5) if m.get("type") == "gift"]
+    assert [(event["count"], event["combo"]["count"]) for event in events] == [(1, 1), (2, 3)]
+    assert len({event["combo"]["id"] for event in events}) == 1
+    await sender.close()
+    await watcher.close()
