@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from server.keys import RoomKeys
 from server.room_log import pack_event
+from server.rooms import FANOUT_SLICE
 from tests.client import Api, RoomClient
 
 
@@ -193,3 +194,31 @@ async def test_viewer_count_spans_processes_and_forgets_a_dead_one(
     assert (await third.of_type("welcome"))["viewers"] == 3
     for client in (first, second, third):
         await client.close()
+
+
+async def test_a_room_written_in_slices_gets_every_event_once_in_order(
+    server: Any, redis: Redis
+) -> None:
+    # More viewers than two slices of a flush, in both codecs: each frame is
+    # written over several turns of the server's loop, and events keep coming
+    # while it is.
+    codecs = ["giftstream.v1.msgpack", "giftstream.v1.json"]
+    viewers: list[RoomClient] = []
+    for start in range(0, 2 * FANOUT_SLICE + 10, 100):
+        size = min(100, 2 * FANOUT_SLICE + 10 - start)
+        viewers += await asyncio.gather(
+            *(RoomClient.open(server.ws, "crowd", codec=codecs[n % 2]) for n in range(size))
+        )
+    for viewer in viewers:
+        await viewer.of_type("welcome")
+    count = 200
+    for _ in range(4):  # four bursts, so that some come while a flush is under way
+        await publish_burst(redis, server.key_prefix, "crowd", count // 4, size=20)
+
+    async def seqs_of(viewer: RoomClient) -> list[int]:
+        return [(await viewer.of_type("gift", within=20))["seq"] for _ in range(count)]
+
+    received = await asyncio.gather(*(seqs_of(viewer) for viewer in viewers))
+    assert all(seqs == list(range(1, count + 1)) for seqs in received)
+    assert [m for m in await viewers[-1].drain(0.3) if m.get("type") == "gift"] == []
+    await asyncio.gather(*(viewer.close() for viewer in viewers))
