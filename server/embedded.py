@@ -8,6 +8,9 @@ One data directory holds one AOF, and two Valkeys appending to the same AOF
 would corrupt it. An exclusive ``flock`` on a lock file in the directory
 keeps it to one: the lock is shared with the Valkey child, so it stays held
 while that Valkey runs, even if the process that started it was killed.
+
+Before each start a torn transaction is cut off the end of the AOF
+(``repair_torn_aof``): see there why Valkey's own loader is not enough.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +41,8 @@ HOST = "127.0.0.1"
 LOG_NAME = "valkey.log"
 LOCK_NAME = "valkey.lock"
 FSYNC_POLICIES = ("always", "everysec", "no")
+AOF_MANIFEST = Path("appendonlydir") / "appendonly.aof.manifest"
+AOF_CHECK_TIMEOUT = 300.0
 # A port chosen by free_port() can be taken by someone else before Valkey
 # binds it; a few fresh tries make that race harmless.
 PORT_TRIES = 3
@@ -150,6 +156,44 @@ def running_url(data_dir: Path) -> str | None:
     return None
 
 
+async def repair_torn_aof(data_dir: Path) -> None:
+    """Cut a torn transaction off the end of the AOF in ``data_dir``, if any.
+
+    A script's writes reach the AOF as one MULTI ... EXEC block. Valkey
+    killed while writing one leaves a torn tail; its loader (8.1) cuts the
+    file at the last whole command, which can be inside the block, and then
+    appends after it. The block's MULTI is left open, the next EXEC appended
+    closes it, and at the following start the torn script's writes come back
+    after its work was redone: the crash soak saw a settlement credited twice
+    that way. ``valkey-check-aof --fix`` cuts the file before the open MULTI
+    instead, losing only what was never acknowledged (its replies wait for
+    the whole block to be written). ``valkey-server`` is that tool when
+    called by that name, so no other binary is needed.
+    """
+    manifest = data_dir / AOF_MANIFEST
+    if not manifest.exists():
+        return
+    with tempfile.TemporaryDirectory() as tools:
+        check_aof = Path(tools) / "valkey-check-aof"
+        check_aof.symlink_to(valkey_executable())
+        process = await asyncio.create_subprocess_exec(
+            str(check_aof),
+            "--fix",
+            str(manifest),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        # It asks before it truncates anything.
+        output, _ = await asyncio.wait_for(process.communicate(b"y\n"), AOF_CHECK_TIMEOUT)
+    report = output.decode(errors="replace").strip()
+    if process.returncode != 0:
+        # Valkey will refuse the file itself, and say why in its log.
+        logger.error("valkey-check-aof could not repair the AOF", extra={"output": report[-2000:]})
+    elif "truncated" in report:
+        logger.warning("torn transaction cut off the AOF", extra={"output": report[-2000:]})
+
+
 class EmbeddedValkey:
     """A valkey-server child process on loopback, with its data in ``data_dir``.
 
@@ -208,6 +252,7 @@ class EmbeddedValkey:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
+            await repair_torn_aof(self.data_dir)
             await self._start_on_some_port()
         except BaseException:
             self._lock.release()

@@ -187,3 +187,37 @@ def test_serve_help_documents_demo() -> None:
     assert result.returncode == 0, result.stderr
     assert "--demo" in result.stdout
     assert "--redis-url" in result.stdout
+
+
+def resp(*parts: str) -> bytes:
+    return f"*{len(parts)}\r\n".encode() + b"".join(
+        f"${len(part)}\r\n{part}\r\n".encode() for part in parts
+    )
+
+
+async def test_a_transaction_torn_by_a_crash_never_comes_back(tmp_path: Path) -> None:
+    # What Valkey killed while writing a script's effects leaves at the end
+    # of its AOF: MULTI, whole commands, then a command cut short.
+    data = tmp_path / "valkey"
+    script = "redis.call('SET', KEYS[1], ARGV[1]); return 1"
+    async with EmbeddedValkey(data) as valkey:
+        client = client_of(valkey)
+        await client.eval(script, 1, "before", "1")
+        await client.aclose()
+    incr = next((data / "appendonlydir").glob("*.incr.aof"))
+    with incr.open("ab") as aof:
+        aof.write(resp("MULTI") + resp("SET", "torn", "1") + resp("SET", "half")[:-6])
+    for step in ("after-1", "after-2"):
+        # A script after the restart appends its own MULTI ... EXEC; loaded
+        # again, that EXEC must not complete the torn transaction.
+        async with EmbeddedValkey(data) as valkey:
+            client = client_of(valkey)
+            assert await client.get("before") == b"1"
+            assert await client.exists("torn", "half") == 0, step
+            await client.eval(script, 1, step, "1")
+            await client.aclose()
+    async with EmbeddedValkey(data) as valkey:
+        client = client_of(valkey)
+        assert await client.exists("torn", "half") == 0
+        assert await client.mget("after-1", "after-2") == [b"1", b"1"]
+        await client.aclose()
