@@ -26,7 +26,7 @@ from server.catalog import load_catalog
 from server.embedded import EmbeddedValkey
 from server.scripts import Scripts
 from server.settings import Settings
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 
 POLICIES = ("no", "everysec", "always")
 
@@ -50,7 +50,7 @@ async def gifts_per_second(url: str, seconds: float, callers: int) -> float:
         sent = 0
         while time.monotonic() < deadline:
             await wallets.send_gift(
-                f"viewer{caller}", f"r{sent}", rose, 1, "carol", "carol", now_ms
+                GiftOrder(f"viewer{caller}", f"r{sent}", rose, 1, "carol", "carol", now_ms)
             )
             sent += 1
         done += sent

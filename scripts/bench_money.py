@@ -37,7 +37,7 @@ from redis.commands.core import AsyncScript
 from server.catalog import Gift, load_catalog
 from server.scripts import Scripts, source
 from server.settings import Settings
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 
 COINS_PER_SENDER = 10**8
 # The ceiling is the script's, not a policy's: no per-user limit in the way.
@@ -79,7 +79,7 @@ async def gift_call(
     recorder = _Recorder()
     scripts = replace(Scripts.register(redis), gift=recorder)
     await Wallets(redis, scripts, settings).send_gift(
-        sender, request_id, gift, 1, creator=ROOM, room=ROOM, now_ms=now_ms
+        GiftOrder(sender, request_id, gift, 1, creator=ROOM, room=ROOM, now_ms=now_ms)
     )
     return recorder.keys, recorder.args
 

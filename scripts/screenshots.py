@@ -34,7 +34,7 @@ from redis.asyncio import Redis
 from server.catalog import load_catalog
 from server.scripts import Scripts
 from server.settings import Settings
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -138,9 +138,10 @@ async def seed_history(redis_url: str) -> None:
             await wallets.grant_coins(user, 20_000, "screenshots", today - 7 * DAY_MS)
         for number, (days_ago, hour, sender, gift, count) in enumerate(HISTORY):
             at = today - days_ago * DAY_MS + hour * 3_600_000
-            await wallets.send_gift(
+            order = GiftOrder(
                 sender, f"history-{number}", catalog.gift(gift), count, "carol", "carol", at
             )
+            await wallets.send_gift(order)
             for credit in await wallets.pending_credits(sender):
                 await wallets.settle(credit, at)
     finally:

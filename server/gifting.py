@@ -28,7 +28,7 @@ from server.room_gifts import RoomGifts
 from server.room_log import RoomLog, event_payload
 from server.settlement import Settler, now_ms
 from server.streaks import Streak, StreakBook
-from server.wallet import GiftOutcome, PendingCredit, Wallets
+from server.wallet import GiftOrder, GiftOutcome, PendingCredit, Wallets
 
 
 def gift_removed(gift_id: str) -> Gift:
@@ -74,17 +74,10 @@ class Gifting:
             if prior is None:
                 raise
             return await self._announce(user, request.id, prior, streaks, started_ms)
+        order = GiftOrder(user, request.id, gift, request.count, room, room, started_ms)
         if self._room_gifts is not None:
-            return await self._send_and_announce(user, room, request, gift, streaks, started_ms)
-        outcome = await self._wallets.send_gift(
-            user,
-            request.id,
-            gift,
-            request.count,
-            creator=room,
-            room=room,
-            now_ms=started_ms,
-        )
+            return await self._send_and_announce(order, streaks)
+        outcome = await self._wallets.send_gift(order)
         return await self._announce(user, request.id, outcome, streaks, started_ms)
 
     async def _announce(
@@ -117,50 +110,33 @@ class Gifting:
             self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
         return self._ack(request_id, outcome, seq)
 
-    async def _send_and_announce(
-        self,
-        user: str,
-        room: str,
-        request: SendGift,
-        gift: Gift,
-        streaks: StreakBook,
-        started_ms: int,
-    ) -> Ack:
+    async def _send_and_announce(self, order: GiftOrder, streaks: StreakBook) -> Ack:
         """Steps 2 and 3 in one call (``RoomGifts``), then step 4."""
         assert self._room_gifts is not None
-        streak = combo = None
+        user, room, gift, count = order.sender, order.room, order.gift, order.count
+        streak = combo = ended = None
         if gift.streakable:
-            streak, ended = streaks.hit(gift.id, request.count, started_ms)
+            streak, ended = streaks.hit(gift.id, count, order.now_ms)
             combo = Combo(id=streak.id, count=streak.count)
+        event = self._event(user, room, gift, count, count * gift.coins, order.now_ms, combo)
+        try:
             if ended is not None:
                 # Before the gift, so that the room hears the old streak end first.
                 await self.end_streak(room, user, ended)
-        event = self._event(
-            user, room, gift, request.count, request.count * gift.coins, started_ms, combo
-        )
-        try:
-            sent = await self._room_gifts.send(
-                user,
-                request.id,
-                gift,
-                request.count,
-                room,
-                started_ms,
-                event_payload(to_wire(event)),
-            )
+            sent = await self._room_gifts.send(order, event_payload(to_wire(event)))
         except BaseException:
             if streak is not None:
-                streaks.take_back(streak, request.count)
+                streaks.take_back(streak, count)
             raise
         outcome = sent.outcome
         if outcome.duplicate:
             if streak is not None:
-                streaks.take_back(streak, request.count)
+                streaks.take_back(streak, count)
             # Shown (once) as what the first request bought, where it was paid.
-            return await self._announce(user, request.id, outcome, streaks, started_ms)
+            return await self._announce(user, order.request_id, outcome, streaks, order.now_ms)
         self._count(gift, outcome)
-        self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
-        return self._ack(request.id, outcome, sent.seq)
+        self._settler.submit(self._pending_credit(user, room, outcome, order.now_ms))
+        return self._ack(order.request_id, outcome, sent.seq)
 
     @staticmethod
     def _event(

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.catalog import Gift
 from server.keys import gift_key
 from server.pipelining import AutoPipeline, BatchedScript
 from server.room_log import RoomLog
 from server.script_groups import ScriptGroups
 from server.scripts import Scripts
-from server.wallet import GiftOutcome, Wallets, guarded
+from server.wallet import GiftOrder, GiftOutcome, Wallets, guarded
 
 # 90 to 180 us of Redis time a gift here: a full call holds Redis for about a
 # millisecond, and other calls (a settlement, another room) get their turn.
@@ -52,24 +51,17 @@ class RoomGifts:
             pipeline, call.script, room_log.call_head, REPLY_WIDTH, GIFTS_PER_CALL
         )
 
-    async def send(
-        self,
-        sender: str,
-        request_id: str,
-        gift: Gift,
-        count: int,
-        room: str,
-        now_ms: int,
-        event_payload: bytes,
-    ) -> SentGift:
-        """Debit ``sender`` and, if paid now, publish ``event_payload`` in ``room``.
+    async def send(self, order: GiftOrder, event_payload: bytes) -> SentGift:
+        """Debit the sender and, if paid now, publish ``event_payload`` in the room.
 
-        Raises what ``Wallets.send_gift`` raises for a refusal.
+        The order's room is its creator's. Raises what ``Wallets.send_gift``
+        raises for a refusal.
         """
-        keys, args = self._wallets.gift_call(
-            sender, request_id, gift, count, creator=room, room=room, now_ms=now_ms
+        keys, args = self._wallets.gift_call(order)
+        marker = self._room_log.keys(order.room).event_marker(
+            gift_key(order.sender, order.request_id)
         )
-        marker = self._room_log.keys(room).event_marker(gift_key(sender, request_id))
-        reply = await guarded(self._calls.add(room, [*keys, marker], [*args, event_payload]))
-        outcome = self._wallets.gift_outcome(sender, request_id, reply[:7])
+        call = self._calls.add(order.room, [*keys, marker], [*args, event_payload])
+        reply = await guarded(call)
+        outcome = self._wallets.gift_outcome(order, reply[:7])
         return SentGift(outcome, int(reply[7]))

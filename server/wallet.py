@@ -34,6 +34,19 @@ SETTLE_BATCH_COINS = 2**52
 
 
 @dataclass(frozen=True, slots=True)
+class GiftOrder:
+    """One gift request as the gift script takes it."""
+
+    sender: str
+    request_id: str
+    gift: Gift
+    count: int
+    creator: str
+    room: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class GiftOutcome:
     gift_key: str
     balance: int
@@ -120,44 +133,32 @@ class Wallets:
     def keys(self, user: str) -> WalletKeys:
         return WalletKeys(self._settings.key_prefix, user)
 
-    async def send_gift(
-        self,
-        sender: str,
-        request_id: str,
-        gift: Gift,
-        count: int,
-        creator: str,
-        room: str,
-        now_ms: int,
-    ) -> GiftOutcome:
-        keys, args = self.gift_call(sender, request_id, gift, count, creator, room, now_ms)
+    async def send_gift(self, order: GiftOrder) -> GiftOutcome:
+        keys, args = self.gift_call(order)
         reply = await guarded(self._scripts.gift(keys=keys, args=args))
-        return self.gift_outcome(sender, request_id, reply)
+        return self.gift_outcome(order, reply)
 
-    def gift_call(
-        self,
-        sender: str,
-        request_id: str,
-        gift: Gift,
-        count: int,
-        creator: str,
-        room: str,
-        now_ms: int,
-    ) -> tuple[list[Any], list[Any]]:
+    def gift_call(self, order: GiftOrder) -> tuple[list[Any], list[Any]]:
         """``gift.lua``'s KEYS and ARGV (``room_gifts.lua`` takes the same per gift)."""
-        keys = self.keys(sender)
+        keys = self.keys(order.sender)
         s = self._settings
         return (
-            [keys.wallet, keys.ledger, keys.request(request_id), keys.outbox, keys.gift_rate],
             [
-                sender,
-                request_id,
-                gift.id,
-                str(count),
-                str(gift.coins),
-                creator,
-                room,
-                now_ms,
+                keys.wallet,
+                keys.ledger,
+                keys.request(order.request_id),
+                keys.outbox,
+                keys.gift_rate,
+            ],
+            [
+                order.sender,
+                order.request_id,
+                order.gift.id,
+                str(order.count),
+                str(order.gift.coins),
+                order.creator,
+                order.room,
+                order.now_ms,
                 s.idempotency_ttl_seconds,
                 str(s.revenue_share_percent),
                 str(s.max_gift_count),
@@ -167,7 +168,7 @@ class Wallets:
         )
 
     @staticmethod
-    def gift_outcome(sender: str, request_id: str, reply: Sequence[Any]) -> GiftOutcome:
+    def gift_outcome(order: GiftOrder, reply: Sequence[Any]) -> GiftOutcome:
         """What ``gift.lua``'s seven reply values say; a refusal as its wire error."""
         status, balance, cost, duplicate, bought, bought_count, bought_in = reply
         status = as_text(status)
@@ -176,9 +177,9 @@ class Wallets:
         if status == "rate_limited":
             raise RateLimited("too many gifts from this user; slow down")
         if status != "ok":
-            raise RuntimeError(f"gift script answered {status!r} for request {request_id!r}")
+            raise RuntimeError(f"gift script answered {status!r} for request {order.request_id!r}")
         return GiftOutcome(
-            gift_key(sender, request_id),
+            gift_key(order.sender, order.request_id),
             int(balance),
             int(cost),
             bool(duplicate),

@@ -24,7 +24,7 @@ from server.keys import RoomKeys, WalletKeys
 from server.room_log import RoomLog
 from server.scripts import Scripts
 from server.settings import Settings
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 from tests.client import Api, RoomClient, bearer
 from tests.cluster_support import (  # noqa: F401 (fixtures)
     StartClusterServer,
@@ -316,7 +316,9 @@ async def test_the_sweeper_finds_credits_on_every_primary(
     await wallets.grant_coins(orphan, 100, "sweeper-test", now_ms)
     rose = load_catalog().gift("rose")
     # gift.lua alone, as a process that died right after its commit leaves it.
-    outcome = await wallets.send_gift(orphan, "orphaned", rose, 40, CREATOR, CREATOR, now_ms)
+    outcome = await wallets.send_gift(
+        GiftOrder(orphan, "orphaned", rose, 40, CREATOR, CREATOR, now_ms)
+    )
     assert (outcome.balance, outcome.cost) == (60, 40)
     assert [c.gift_key for c in await wallets.pending_credits(orphan)] == [outcome.gift_key]
 

@@ -23,7 +23,7 @@ from server.earnings import Earnings
 from server.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS, EarningsKeys, day_of
 from server.scripts import Scripts
 from server.settings import Settings
-from server.wallet import PendingCredit, Wallets
+from server.wallet import GiftOrder, PendingCredit, Wallets
 from tests.client import Api, RoomClient, bearer
 from tests.conftest import ServerProcess
 
@@ -200,7 +200,9 @@ async def wallets(redis: Redis, key_prefix: str) -> AsyncIterator[Wallets]:
 
 
 async def pay_and_settle(wallets: Wallets, request_id: str, gift: str, at_ms: int) -> None:
-    await wallets.send_gift("ann", request_id, CATALOG.gift(gift), 1, "carol", "carol", at_ms)
+    await wallets.send_gift(
+        GiftOrder("ann", request_id, CATALOG.gift(gift), 1, "carol", "carol", at_ms)
+    )
     for credit in await wallets.pending_credits("ann"):
         await wallets.settle(credit, at_ms)
 
@@ -216,8 +218,12 @@ async def test_a_quiet_gap_starts_a_new_stream_and_a_late_gift_stays_in_its_day(
 
     later = T0 + 2 * STREAM_GAP_MS + 1
     # Paid in the first stream, but settled only after the next one began.
-    await wallets.send_gift("ann", "late", CATALOG.gift("rose"), 1, "carol", "carol", T0 + 60_000)
-    await wallets.send_gift("ann", "s3", CATALOG.gift("rocket"), 1, "carol", "carol", later)
+    await wallets.send_gift(
+        GiftOrder("ann", "late", CATALOG.gift("rose"), 1, "carol", "carol", T0 + 60_000)
+    )
+    await wallets.send_gift(
+        GiftOrder("ann", "s3", CATALOG.gift("rocket"), 1, "carol", "carol", later)
+    )
     pending = {credit.gift_key: credit for credit in await wallets.pending_credits("ann")}
     await wallets.settle(pending["ann:s3"], later)
     await wallets.settle(pending["ann:late"], later)
@@ -242,7 +248,7 @@ async def test_a_quiet_gap_starts_a_new_stream_and_a_late_gift_stays_in_its_day(
 async def test_an_outbox_entry_in_the_old_format_is_settled_and_counted(
     wallets: Wallets, redis: Redis, key_prefix: str
 ) -> None:
-    await wallets.send_gift("ann", "old", CATALOG.gift("corgi"), 3, "carol", "carol", T0)
+    await wallets.send_gift(GiftOrder("ann", "old", CATALOG.gift("corgi"), 3, "carol", "carol", T0))
     outbox = wallets.keys("ann").outbox
     raw = await redis.hget(outbox, "ann:old")
     entry = raw.decode() if isinstance(raw, bytes) else str(raw)

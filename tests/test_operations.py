@@ -15,7 +15,7 @@ from server.catalog import load_catalog
 from server.scripts import Scripts
 from server.settings import Settings
 from server.settlement import MAX_SWEEP_DELAY, SWEEP_DUTY, next_sweep_delay
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 from tests.client import Api, RoomClient
 from tests.test_gift_flow import assert_books_balance
 
@@ -86,7 +86,9 @@ async def test_sweeper_settles_credits_a_crash_left_pending(sweeping: Any, redis
     now_ms = int(time.time() * 1000)
     await wallets.grant_coins("ghost", 500, reason="test", now_ms=now_ms)
     gift = load_catalog().gift("money_gun")
-    outcome = await wallets.send_gift("ghost", "orphan-1", gift, 1, "carol", "carol", now_ms)
+    outcome = await wallets.send_gift(
+        GiftOrder("ghost", "orphan-1", gift, 1, "carol", "carol", now_ms)
+    )
     assert outcome.balance == 0
     assert len(await wallets.pending_credits("ghost")) == 1
     await assert_books_balance(redis, sweeping.key_prefix, settled=True)

@@ -19,7 +19,7 @@ from server.catalog import load_catalog
 from server.keys import WalletKeys
 from server.scripts import Scripts
 from server.settings import Settings
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 
 NOW_MS = 1_767_225_600_000
 Corruption = Callable[[Redis, str], Awaitable[None]]
@@ -33,8 +33,8 @@ async def build_economy(redis: Redis, prefix: str, settle: bool = True) -> Walle
     await wallets.recharge("ben", "pay-2", "order-2", 65, 10, NOW_MS)
     sends = [("ann", "a1", "rose", 7), ("ann", "a2", "corgi", 1), ("ben", "b1", "doughnut", 2)]
     for sender, request_id, gift, count in sends:
-        await wallets.send_gift(sender, request_id, catalog.gift(gift), count, "carol", "carol",
-                                NOW_MS)  # fmt: skip
+        order = GiftOrder(sender, request_id, catalog.gift(gift), count, "carol", "carol", NOW_MS)
+        await wallets.send_gift(order)
     if settle:
         for sender in ("ann", "ben"):
             for credit in await wallets.pending_credits(sender):

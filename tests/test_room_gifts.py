@@ -23,7 +23,7 @@ from server.room_gifts import GIFTS_PER_CALL, RoomGifts, SentGift
 from server.room_log import RoomLog, event_payload
 from server.scripts import Scripts, source
 from server.settings import Settings
-from server.wallet import Wallets
+from server.wallet import GiftOrder, Wallets
 from tests.client import Api, RoomClient
 from tests.test_room_batches import messages
 
@@ -44,7 +44,8 @@ class Parts:
         self, sender: str, request_id: str, count: int = 1, room: str = "busy"
     ) -> SentGift:
         payload = event_payload({"type": "gift", "sender": sender, "req": request_id})
-        return await self.gifts.send(sender, request_id, ROSE, count, room, NOW, payload)
+        order = GiftOrder(sender, request_id, ROSE, count, room, room, NOW)
+        return await self.gifts.send(order, payload)
 
 
 @pytest.fixture
