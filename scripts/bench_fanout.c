@@ -12,7 +12,15 @@
  * that loop alone, and stays until its standard input is closed, so that the
  * readers can finish reading before the sockets go.
  *
- *     bench_fanout <viewers> <rounds> <payload bytes>
+ * With "reach" as a fourth argument it is the floor for a big gift's reach
+ * instead: before each round it waits for a line on its standard input (the
+ * bench sends one once every viewer has read the round before), then writes
+ * one frame to every connection: a room frame of one fullscreen gift in
+ * MessagePack, as giftstream's, whose "ts" is the time of that round's first
+ * write in milliseconds, padded to <payload> bytes. The readers time each
+ * frame from that "ts" to their read.
+ *
+ *     bench_fanout <viewers> <rounds> <payload bytes> [reach]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -136,6 +144,61 @@ static int handshake(int fd) {
 
 /* ------------------------------------------------------------ main */
 
+/* ------------------------------------------------------------ reach frames */
+
+static unsigned char *put_str(unsigned char *p, const char *text) {
+    size_t n = strlen(text); /* short strings only: MessagePack fixstr */
+    *p++ = (unsigned char)(0xa0 | n);
+    memcpy(p, text, n);
+    return p + n;
+}
+
+static unsigned char *put_be(unsigned char *p, uint64_t value, int bytes) {
+    for (int i = bytes - 1; i >= 0; i--) *p++ = (unsigned char)(value >> (8 * i));
+    return p;
+}
+
+/*
+ * {"type": "events", "events": [{"seq": seq, "tier": "fullscreen", "ts": ms,
+ * "pad": "aaa..."}]} in MessagePack, in a binary frame; returns the frame's
+ * length. The padding makes the payload <payload> bytes when it can.
+ */
+static size_t reach_frame(unsigned char *frame, uint32_t seq, uint64_t ms, int payload) {
+    unsigned char body[256], *p = body;
+    *p++ = 0x82;
+    p = put_str(p, "type");
+    p = put_str(p, "events");
+    p = put_str(p, "events");
+    *p++ = 0x91;
+    *p++ = 0x84;
+    p = put_str(p, "seq");
+    *p++ = 0xce;
+    p = put_be(p, seq, 4);
+    p = put_str(p, "tier");
+    p = put_str(p, "fullscreen");
+    p = put_str(p, "ts");
+    *p++ = 0xcf;
+    p = put_be(p, ms, 8);
+    p = put_str(p, "pad");
+    int pad = payload - (int)(p - body) - 2; /* str8: a marker and a length */
+    if (pad < 0) pad = 0;
+    *p++ = 0xd9;
+    *p++ = (unsigned char)pad;
+    memset(p, 'a', (size_t)pad);
+    p += pad;
+    size_t len = (size_t)(p - body);
+    frame[0] = 0x82; /* FIN, binary */
+    frame[1] = (unsigned char)len;
+    memcpy(frame + 2, body, len);
+    return 2 + len;
+}
+
+static uint64_t now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
 static double seconds(clockid_t clock) {
     struct timespec t;
     clock_gettime(clock, &t);
@@ -143,11 +206,12 @@ static double seconds(clockid_t clock) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s <viewers> <rounds> <payload bytes>\n", argv[0]);
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "reach") == 0)) {
+        fprintf(stderr, "usage: %s <viewers> <rounds> <payload bytes> [reach]\n", argv[0]);
         return 2;
     }
     int viewers = atoi(argv[1]), rounds = atoi(argv[2]), payload = atoi(argv[3]);
+    int reach = argc == 5;
     if (viewers < 1 || rounds < 1 || payload < 1 || payload > 125) {
         fprintf(stderr, "viewers and rounds >= 1, payload 1..125\n");
         return 2;
@@ -188,7 +252,7 @@ int main(int argc, char **argv) {
     /* Let the readers take their handshake answers before the clock starts. */
     usleep(500 * 1000);
 
-    unsigned char frame[2 + 125];
+    unsigned char frame[2 + 256];
     frame[0] = 0x82; /* FIN, binary */
     frame[1] = (unsigned char)payload;
     for (int i = 0; i < payload; i++) frame[2 + i] = (unsigned char)('a' + i % 26);
@@ -196,11 +260,17 @@ int main(int argc, char **argv) {
 
     long written = 0, failed = 0;
     double wall0 = seconds(CLOCK_MONOTONIC), cpu0 = seconds(CLOCK_PROCESS_CPUTIME_ID);
-    for (int r = 0; r < rounds; r++)
+    char go[64];
+    for (int r = 0; r < rounds; r++) {
+        if (reach) {
+            if (!fgets(go, sizeof go, stdin)) break;
+            frame_len = reach_frame(frame, (uint32_t)r + 1, now_ms(), payload);
+        }
         for (int i = 0; i < viewers; i++) {
             if (write(fds[i], frame, frame_len) == (ssize_t)frame_len) written++;
             else failed++;
         }
+    }
     double wall = seconds(CLOCK_MONOTONIC) - wall0, cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     printf("{\"frames\": %ld, \"failed\": %ld, \"seconds\": %.6f, \"cpu_seconds\": %.6f}\n",
            written, failed, wall, cpu);

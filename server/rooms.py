@@ -11,6 +11,10 @@ A flush writes ``FANOUT_SLICE`` viewers per turn of the event loop, so that
 a big room's fan-out does not hold up Redis's replies and the acks between
 them. Events that arrive meanwhile wait for the flush to end; when several
 frames go out at once, each viewer is written all of them in a row.
+
+In a room that is not busy with events, a big gift does not wait for the
+tick (``EXPRESS_TIERS``): it goes out at once with whatever is pending, or
+right after a flush under way.
 """
 
 from __future__ import annotations
@@ -45,6 +49,18 @@ class Member:
 # Caps a coalesced frame (about 60 KB of typical events), so that one frame
 # stays far below a viewer's outgoing bound and its own reader's patience.
 MAX_EVENTS_PER_FRAME = 200
+
+
+# Events of these tiers skip the tick and the pause after a big room's write
+# when the room is not busy with events: a gift that takes the screen is the
+# moment the room watches for (DOMAIN.md). In a quiet room that costs nothing,
+# since the pause would have gathered no other event; in a room busy with
+# events (more than EXPRESS_MAX_PENDING waiting), cutting the pause would
+# mean a frame to every viewer more often, and there the big gift keeps the
+# room's rhythm: at 250 events a second to 10,000 viewers the process went
+# from 73% to 99% busy and a big gift's p99 reach from 0.6 to 0.8 s.
+EXPRESS_TIERS = frozenset({"large", "fullscreen"})
+EXPRESS_MAX_PENDING = 16
 
 
 def batch_wire(events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -125,6 +141,8 @@ class LocalRoom:
     # its next slice, and how long its slices took so far.
     _next_slice: asyncio.Handle | None = None
     _flush_seconds: float = 0.0
+    # A big gift is pending: the next flush starts as soon as it may.
+    _express: bool = False
 
     def __len__(self) -> int:
         settled = sum(len(members) for members in self.by_codec.values())
@@ -167,12 +185,20 @@ class LocalRoom:
         self.catching_up[member] = max([floor, *(_seq(e) for e in events)])
 
     def deliver(self, event: dict[str, Any]) -> None:
-        """Send now if the room was quiet for a tick, else at the end of this tick."""
+        """Send now if the room was quiet for a tick, else at the end of this tick;
+        a big gift now, or as soon as a flush under way ends."""
         self._pending.append(event)
         self.stats.events += 1
-        if self._timer is not None or self._next_slice is not None:
+        if event.get("tier") in EXPRESS_TIERS:
+            self._express = True
+        if self._next_slice is not None:
             return  # the flush under way takes it when it ends
-        if self.loop.time() >= self._next_due:
+        if self._timer is not None:
+            if self._goes_express():
+                self._timer.cancel()
+                self.flush()
+            return
+        if self._goes_express() or self.loop.time() >= self._next_due:
             self.flush()
         else:
             self._timer = self.loop.call_at(self._next_due, self.flush)
@@ -181,6 +207,7 @@ class LocalRoom:
         """Send what is pending: every frame to the first slice of viewers now,
         to the next slice on the next turn of the loop, and so on."""
         self._timer = None
+        self._express = False
         events, self._pending = self._pending, []
         if not events:
             return
@@ -242,10 +269,14 @@ class LocalRoom:
         pause = max(self.tick_seconds, busy) if self.tick_seconds > 0 else 0.0
         self._next_due = ended + pause
         if self._pending:
-            if pause <= 0:
+            if pause <= 0 or self._goes_express():
                 self.flush()
             else:
                 self._timer = self.loop.call_at(self._next_due, self.flush)
+
+    def _goes_express(self) -> bool:
+        """A big gift waits, and the room is not busy: send without the pause."""
+        return self._express and len(self._pending) <= EXPRESS_MAX_PENDING
 
     def _writers(self) -> dict[Codec, tuple[FrameWriter, ...]]:
         if self._fanout is None:

@@ -17,8 +17,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = {
-    "money": 4,
-    "fan-out": 9,
+    "money": 5,
+    "fan-out": 11,
     "memory": 4,
 }
 
@@ -69,6 +69,11 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     assert "the clients' own loops woke late by p99" in latency["note"], latency
     reach = next(row for row in rows if row["name"].endswith("p99, quiet room"))
     assert "over 300 deliveries" in reach["note"], reach
+    floors = [row for row in rows if row["name"].endswith("(reach floor)")]
+    assert [row["name"].split(",")[0] for row in floors] == ["C", "Python"], floors
+    assert all("over 300 deliveries" in row["note"] for row in floors), floors
+    floor = next(row for row in rows if row["name"].startswith("redis-py, gift script latency"))
+    assert "one pipeline per 5 ms" in floor["note"], floor
     assert report["machine"]["cores"] >= 1
     for row in rows:
         assert row["name"] in done.stdout  # the table on the terminal has it too

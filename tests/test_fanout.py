@@ -9,15 +9,18 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from redis.asyncio import Redis
 
 from server.keys import RoomKeys
 from server.room_log import pack_event
-from server.rooms import FANOUT_SLICE
+from server.rooms import EXPRESS_MAX_PENDING, FANOUT_SLICE
 from tests.client import Api, RoomClient
 
 
-async def publish_burst(redis: Redis, prefix: str, room: str, count: int, size: int) -> None:
+async def publish_burst(
+    redis: Redis, prefix: str, room: str, count: int, size: int, tier: str = "small"
+) -> None:
     """Put events on the room's channel as room_event.lua does, fast.
 
     The seqs are taken from the room's own counter, so that they go on from
@@ -36,7 +39,7 @@ async def publish_burst(redis: Redis, prefix: str, room: str, count: int, size: 
             "gift": "rose",
             "count": 1,
             "coins": 1,
-            "tier": "small",
+            "tier": tier,
             "ts": 0,
             "combo": None,
             "note": padding,
@@ -222,3 +225,63 @@ async def test_a_room_written_in_slices_gets_every_event_once_in_order(
     assert all(seqs == list(range(1, count + 1)) for seqs in received)
     assert [m for m in await viewers[-1].drain(0.3) if m.get("type") == "gift"] == []
     await asyncio.gather(*(viewer.close() for viewer in viewers))
+
+
+@pytest.mark.parametrize("crowd", [1, FANOUT_SLICE + 10])
+async def test_a_big_gift_does_not_wait_for_the_tick(
+    start_server: Any, redis: Redis, crowd: int
+) -> None:
+    # A tick far longer than the test waits: a small gift that comes right
+    # after another waits for it, a fullscreen one does not, and takes the
+    # waiting small one with it. With more viewers than a slice, the big
+    # gift may also come while the first frame is still being written; it
+    # then goes as soon as that write ends, without the tick after it.
+    tick_seconds = 4.0
+    slow = await start_server(coalesce_tick_ms=int(tick_seconds * 1000))
+    viewers: list[RoomClient] = []
+    for start in range(0, crowd, 100):
+        viewers += await asyncio.gather(
+            *(RoomClient.open(slow.ws, "stage") for _ in range(min(100, crowd - start)))
+        )
+    for viewer in viewers:
+        await viewer.of_type("welcome")
+    watched = viewers[-1]
+    await publish_burst(redis, slow.key_prefix, "stage", 1, size=10)
+    assert (await watched.of_type("gift"))["seq"] == 1  # a quiet room: at once
+    started = time.monotonic()
+    await publish_burst(redis, slow.key_prefix, "stage", 1, size=10)
+    await publish_burst(redis, slow.key_prefix, "stage", 1, size=10, tier="fullscreen")
+    small = await watched.of_type("gift", within=tick_seconds * 2)
+    big = await watched.of_type("gift", within=tick_seconds * 2)
+    waited = time.monotonic() - started
+    assert (small["seq"], small["tier"], big["seq"], big["tier"]) == (2, "small", 3, "fullscreen")
+    assert waited < tick_seconds / 2, waited
+    await asyncio.gather(*(viewer.drain(0.3) for viewer in viewers))
+    for viewer in viewers:
+        assert [m["seq"] for m in viewer.seen if m.get("type") == "gift"] == [1, 2, 3]
+    await asyncio.gather(*(viewer.close() for viewer in viewers))
+
+
+async def test_in_a_room_busy_with_events_a_big_gift_keeps_the_tick(
+    start_server: Any, redis: Redis
+) -> None:
+    # More events waiting than a quiet room has: the big gift goes with the
+    # tick's frame, as every other event does, not before.
+    tick_seconds = 2.0
+    slow = await start_server(coalesce_tick_ms=int(tick_seconds * 1000))
+    viewer = await RoomClient.open(slow.ws, "busy-stage")
+    await viewer.of_type("welcome")
+    await publish_burst(redis, slow.key_prefix, "busy-stage", 1, size=10)
+    await viewer.of_type("gift")
+    started = time.monotonic()
+    await publish_burst(redis, slow.key_prefix, "busy-stage", EXPRESS_MAX_PENDING + 1, size=10)
+    await publish_burst(redis, slow.key_prefix, "busy-stage", 1, size=10, tier="fullscreen")
+    gifts = [
+        await viewer.of_type("gift", within=tick_seconds * 2)
+        for _ in range(EXPRESS_MAX_PENDING + 2)
+    ]
+    waited = time.monotonic() - started
+    assert [g["seq"] for g in gifts] == list(range(2, EXPRESS_MAX_PENDING + 4))
+    assert gifts[-1]["tier"] == "fullscreen"
+    assert waited > tick_seconds / 2, waited
+    await viewer.close()

@@ -13,6 +13,17 @@ from server.scripts import Scripts
 from server.settings import Settings
 
 
+async def subscribed(redis: Redis, channel: str) -> Any:
+    """A pub/sub connection listening to ``channel`` once Redis has said so:
+    a message published before Redis takes the SUBSCRIBE would be missed."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(channel)
+    confirmed = await pubsub.get_message(timeout=5.0)
+    assert confirmed is not None
+    assert confirmed["type"] == "subscribe", confirmed
+    return pubsub
+
+
 async def messages(pubsub: Any, count: int, within: float = 5.0) -> list[dict[str, Any]]:
     got: list[dict[str, Any]] = []
     async with asyncio.timeout(within):
@@ -30,8 +41,7 @@ async def test_events_of_a_room_made_together_are_one_call_numbered_in_order_onc
     log = RoomLog(
         redis, Scripts.register(redis, pipeline), Settings(key_prefix=key_prefix), pipeline
     )
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(log.keys("busy").channel)
+    pubsub = await subscribed(redis, log.keys("busy").channel)
     keys = [f"gift-{n}" for n in range(100)] + ["gift-7"]  # the last: a retry, same key
     results = await asyncio.gather(
         *(log.publish("busy", key, {"type": "gift", "n": n}) for n, key in enumerate(keys)),
@@ -47,7 +57,7 @@ async def test_events_of_a_room_made_together_are_one_call_numbered_in_order_onc
     # The history a resuming viewer reads has each of them once too.
     view = await log.view("busy", 0)
     assert [e["seq"] for e in view.missed] == list(range(1, 101))
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()
     await pipeline.close()
 
 

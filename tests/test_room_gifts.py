@@ -25,7 +25,7 @@ from server.scripts import Scripts, source
 from server.settings import Settings
 from server.wallet import GiftOrder, Wallets
 from tests.client import Api, RoomClient
-from tests.test_room_batches import messages
+from tests.test_room_batches import messages, subscribed
 
 ROSE = Gift(id="rose", name="Rose", coins=1, tier=Tier.SMALL, streakable=True)
 NOW = 1_767_225_600_000
@@ -63,8 +63,7 @@ async def test_a_rooms_gifts_sent_together_share_calls_and_are_each_paid_and_sho
     senders = [f"s{n}" for n in range(GIFTS_PER_CALL + 8)]
     for sender in senders:
         await parts.wallets.grant_coins(sender, 10, "welcome", NOW)
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(parts.room_log.keys("busy").channel)
+    pubsub = await subscribed(redis, parts.room_log.keys("busy").channel)
     calls_before = parts.pipeline.calls
     sent = await asyncio.gather(*(parts.send(sender, "r1", count=3) for sender in senders))
     # Two calls: a full one, then the rest.
@@ -84,15 +83,14 @@ async def test_a_rooms_gifts_sent_together_share_calls_and_are_each_paid_and_sho
         assert await redis.hget(keys.outbox, f"{sender}:r1") is not None
     view = await parts.room_log.view("busy", 0)
     assert [event["seq"] for event in view.missed] == list(range(1, len(senders) + 1))
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()
 
 
 async def test_only_a_gift_paid_now_is_shown_by_the_call(redis: Redis, parts: Parts) -> None:
     await parts.wallets.grant_coins("rich", 50, "welcome", NOW)
     first = await parts.send("rich", "once")
     calls_before = parts.pipeline.calls
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(parts.room_log.keys("busy").channel)
+    pubsub = await subscribed(redis, parts.room_log.keys("busy").channel)
     # One call: a new gift, a retry, one the sender cannot pay, one the
     # rules refuse (a count over the maximum), and another new gift.
     results = await asyncio.gather(
@@ -120,7 +118,7 @@ async def test_only_a_gift_paid_now_is_shown_by_the_call(redis: Redis, parts: Pa
     assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
     assert await redis.exists(parts.wallets.keys("poor").ledger) == 0
     assert (await parts.wallets.balances("rich"))["coins"] == 46
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()
 
 
 async def test_a_call_that_fails_half_way_moves_no_money_twice_on_retry(
