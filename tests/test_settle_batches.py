@@ -10,6 +10,8 @@ and carries a malformed credit.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from redis.exceptions import ResponseError
 from server.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS
 from server.scripts import Scripts
 from server.settings import Settings
+from server.settlement import CATCH_UP_BATCH, WORKER_BATCH, Settler
 from server.wallet import (
     SETTLE_BATCH,
     SETTLE_BATCH_COINS,
@@ -171,3 +174,46 @@ async def test_a_malformed_call_is_refused_whole(
     with pytest.raises(ResponseError, match=r"settle\.lua"):
         await scripts.settle(keys=keys, args=args)
     assert [key async for key in redis.scan_iter(match=f"{key_prefix}:*")] == []
+
+
+class CountingWallets(Wallets):
+    """The real wallets, noting how many credits each settlement round takes."""
+
+    rounds: list[int]
+    expected: int
+    all_done: asyncio.Event
+
+    async def settle_many(
+        self, credits: Sequence[PendingCredit], now_ms: int
+    ) -> list[int | Exception]:
+        self.rounds.append(len(credits))
+        outcomes = await super().settle_many(credits, now_ms)
+        if sum(self.rounds) >= self.expected:
+            self.all_done.set()
+        return outcomes
+
+
+@pytest.mark.parametrize(
+    ("waiting", "expected_rounds"),
+    [
+        # Keeping up: short calls, so that gifts' calls never wait long behind one.
+        (40, [WORKER_BATCH, WORKER_BATCH, 40 - 2 * WORKER_BATCH]),
+        # Falling behind: larger calls while that many wait.
+        (CATCH_UP_BATCH + 20, [CATCH_UP_BATCH, WORKER_BATCH, 20 - WORKER_BATCH]),
+    ],
+)
+async def test_the_worker_settles_in_short_calls_unless_it_falls_behind(
+    redis: Redis, key_prefix: str, waiting: int, expected_rounds: list[int]
+) -> None:
+    wallets = CountingWallets(redis, Scripts.register(redis), Settings(key_prefix=key_prefix))
+    wallets.rounds, wallets.expected, wallets.all_done = [], waiting, asyncio.Event()
+    settler = Settler(wallets, sweep_interval=3600, sweep_min_age=60)
+    for n in range(waiting):
+        settler.submit(credit(f"w{n}", f"s{n}", 10, T0))
+    worker = asyncio.create_task(settler.run_worker())
+    try:
+        await asyncio.wait_for(wallets.all_done.wait(), 10)
+    finally:
+        worker.cancel()
+    assert wallets.rounds == expected_rounds
+    assert (await wallets.balances("carol"))["diamonds"] == 5 * waiting
