@@ -468,7 +468,12 @@ async def paced_gifts(
     plan: Plan,
     turns: list[tuple[float, float]],
 ) -> tuple[Tally, str]:
-    """The senders offer a share of the median acked rate; what they and the server timed."""
+    """The senders offer a share of the median acked rate; what they and the server timed.
+
+    First the server settles what the closed loop left in its queue: the
+    steady state at that rate is what is measured, not a storm's aftermath.
+    """
+    drained = await until_settled(port)
     await compact_aof(redis_url)
     offered = statistics.median(ours for _, ours in turns) * plan.latency_fraction
     progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
@@ -477,7 +482,22 @@ async def paced_gifts(
         await pool.start(rate=offered)
         await asyncio.sleep(plan.seconds)
         paced = await pool.stop()
-    return paced, server_ack_summary(before, ack_buckets(await metrics_text(port)))
+    summary = server_ack_summary(before, ack_buckets(await metrics_text(port)))
+    return paced, f"{summary}; settlement caught up with the closed loop in {drained:.1f} s first"
+
+
+SETTLEMENT_QUEUE = re.compile(r"^giftstream_settlement_queue (\S+)$", re.MULTILINE)
+
+
+async def until_settled(port: int, within: float = 60.0) -> float:
+    """Seconds until the server's settlement queue is empty (or ``within`` passed)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        found = SETTLEMENT_QUEUE.search(await metrics_text(port) or "")
+        if found is not None and float(found.group(1)) == 0:
+            break
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
 
 
 def check_opened(tally: Tally, wanted: int, what: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -51,15 +51,23 @@ class Metrics:
         """A counter kept elsewhere (a plain int on a hot path), read at scrape time."""
         self.registry.register(_Sampled(name, documentation, read))
 
+    def sampled_gauge(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A level kept elsewhere (a queue's length), read at scrape time."""
+        self.registry.register(_Sampled(name, documentation, read, gauge=True))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class _Sampled(Collector):
-    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+    def __init__(
+        self, name: str, documentation: str, read: Callable[[], float], gauge: bool = False
+    ) -> None:
         self._name = name
         self._documentation = documentation
         self._read = read
+        self._gauge = gauge
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(self._name, self._documentation, value=self._read())
+        family = GaugeMetricFamily if self._gauge else CounterMetricFamily
+        yield family(self._name, self._documentation, value=self._read())

@@ -98,6 +98,16 @@ def _build(settings: Settings, redis: Redis) -> Services:
     metrics.sampled_counter(
         "giftstream_room_events", "Room events received for fan-out", lambda: hub.stats.events
     )
+    metrics.sampled_counter(
+        "giftstream_credits_settled",
+        "Gift credits settled by this process",
+        lambda: settler.settled,
+    )
+    metrics.sampled_gauge(
+        "giftstream_settlement_queue",
+        "Gift credits waiting for this process's settlement worker",
+        settler.queued,
+    )
     return Services(
         settings=settings,
         redis=redis,

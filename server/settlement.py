@@ -60,6 +60,10 @@ class Settler:
         self._sweep_min_age_ms = int(sweep_min_age * 1000)
         self.settled = 0
 
+    def queued(self) -> int:
+        """Credits waiting for the worker (not those left to the sweeper)."""
+        return self._queue.qsize()
+
     def submit(self, credit: PendingCredit) -> None:
         """Settle soon; if the queue is full the sweeper will find it in Redis."""
         with contextlib.suppress(asyncio.QueueFull):

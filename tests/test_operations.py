@@ -48,6 +48,8 @@ async def test_metrics_count_gifts_connections_and_latency(server: Any, api: Api
     assert "giftstream_redis_errors_total 0.0" in text
     assert "giftstream_room_events_total" in text
     assert "giftstream_room_frames_total" in text
+    assert "giftstream_settlement_queue 0.0" in text
+    assert "giftstream_credits_settled_total" in text
     await client.close()
 
 
