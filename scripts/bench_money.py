@@ -123,13 +123,13 @@ async def grant(redis: Redis, settings: Settings, senders: int) -> None:
         )
 
 
-async def redis_py_rate(
-    url: str, prefix: str, seconds: float, senders: int, depth: int
-) -> dict[str, float]:
+async def prepared_senders(
+    url: str, prefix: str, senders: int
+) -> tuple[Redis, AsyncScript, tuple[list[Any], list[Any]]]:
+    """A client, the senders' coins granted, the gift script and a gift's call shape."""
     redis = Redis.from_url(url)
     settings = bench_settings(prefix)
     await grant(redis, settings, senders)
-    script = gift_script(redis)
     shape = await gift_call(
         redis,
         settings,
@@ -138,6 +138,13 @@ async def redis_py_rate(
         load_catalog().gift("rose"),
         int(time.time() * 1000),
     )
+    return redis, gift_script(redis), shape
+
+
+async def redis_py_rate(
+    url: str, prefix: str, seconds: float, senders: int, depth: int
+) -> dict[str, float]:
+    redis, script, shape = await prepared_senders(url, prefix, senders)
     done = 0
     started = time.perf_counter()
     deadline = started + seconds
@@ -173,18 +180,7 @@ def quantiles(samples: list[float]) -> dict[str, float]:
 async def paced_latency(
     url: str, prefix: str, seconds: float, senders: int, rate: float
 ) -> dict[str, Any]:
-    redis = Redis.from_url(url)
-    settings = bench_settings(prefix)
-    await grant(redis, settings, senders)
-    script = gift_script(redis)
-    shape = await gift_call(
-        redis,
-        settings,
-        EvalshaTemplate.SENDER_HOLE,
-        EvalshaTemplate.REQUEST_HOLE,
-        load_catalog().gift("rose"),
-        int(time.time() * 1000),
-    )
+    redis, script, shape = await prepared_senders(url, prefix, senders)
     latencies: list[float] = []
     lates: list[float] = []
     in_flight: set[asyncio.Task[None]] = set()

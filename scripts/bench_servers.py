@@ -119,7 +119,11 @@ class RawHandshake(asyncio.Protocol):
         self.on_open()
 
 
-async def raw_fanout(viewers: int, rounds: int, payload: int) -> None:
+async def raw_server(
+    viewers: int,
+) -> tuple[asyncio.Server, list[asyncio.Transport], asyncio.Event]:
+    """A listening raw server (its port printed), its transports as they open,
+    and an event set once ``viewers`` are open."""
     loop = asyncio.get_running_loop()
     transports: list[asyncio.Transport] = []
     everyone = asyncio.Event()
@@ -132,6 +136,11 @@ async def raw_fanout(viewers: int, rounds: int, payload: int) -> None:
         lambda: RawHandshake(transports, on_open), HOST, 0, backlog=4096
     )
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    return server, transports, everyone
+
+
+async def raw_fanout(viewers: int, rounds: int, payload: int) -> None:
+    server, transports, everyone = await raw_server(viewers)
     frame = binary_frame(payload_bytes(payload))
 
     def write_rounds() -> int:
@@ -155,18 +164,7 @@ def reach_frame(seq: int, payload: int) -> bytes:
 
 async def raw_reach(viewers: int, rounds: int, payload: int) -> None:
     """``raw-fanout``'s loop, one stamped round per line on standard input."""
-    loop = asyncio.get_running_loop()
-    transports: list[asyncio.Transport] = []
-    everyone = asyncio.Event()
-
-    def on_open() -> None:
-        if len(transports) >= viewers:
-            everyone.set()
-
-    server = await loop.create_server(
-        lambda: RawHandshake(transports, on_open), HOST, 0, backlog=4096
-    )
-    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    server, transports, everyone = await raw_server(viewers)
     await everyone.wait()
     wall, cpu = time.perf_counter(), time.process_time()
     written = 0
