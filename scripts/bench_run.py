@@ -5,7 +5,9 @@ the ratios hold while the absolute figures move with the neighbours' load:
 
 - money: the gift script driven by redis-py pipelining 100 calls per round
   trip (the baseline), by a raw pipelined EVALSHA client (Valkey's own
-  rate), and through giftstream over WebSockets (gifts acknowledged);
+  rate), and through giftstream over WebSockets (gifts acknowledged, and
+  their ack latency at half that rate), the senders a C program
+  (``scripts/bench_senders.c``) so that their own delays stay out of it;
 - fan-out to one room of V viewers: a bare Python server writing a pre-built
   frame to each transport (the baseline), ``websockets.broadcast()``, a C
   program doing one ``write()`` per connection, and giftstream during a
@@ -427,44 +429,80 @@ async def giftstream_gifts(
     otherwise)."""
     turns: list[tuple[float, float]] = []
     errors: dict[str, int] = {}
-    pool = client_pool()
-    try:
-        for turn in range(1, plan.pairs + 1):
-            # With no giftstream process up: one idling on the baseline's core
-            # with 500 sockets (sweeps, pings) cost the baseline about a tenth.
-            baseline_rate = await baseline()
-            prefix = "bg" + uuid.uuid4().hex[:8]
-            queries = await sender_queries(redis_url, prefix, plan.senders)
-            async with giftstream(redis_url, prefix, plan, work) as (server, port):
-                target = Target(
-                    HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True
+    binary = await compile_c(work, "bench_senders")
+    for turn in range(1, plan.pairs + 1):
+        # With no giftstream process up: one idling on the baseline's core
+        # with 500 sockets (sweeps, pings) cost the baseline about a tenth.
+        baseline_rate = await baseline()
+        prefix = "bg" + uuid.uuid4().hex[:8]
+        queries = await sender_queries(redis_url, prefix, plan.senders)
+        async with (
+            giftstream(redis_url, prefix, plan, work) as (server, port),
+            c_senders(binary, port, queries, plan, work) as (senders, opened),
+        ):
+            check_opened(opened, plan.senders, "gift senders")
+            await compact_aof(redis_url)
+            async with profiled(server, plan, "gifts"):
+                await senders.start(window=plan.window)
+                await asyncio.sleep(plan.seconds)
+                tally = await senders.stop()
+            turns.append((baseline_rate, tally.acks / tally.seconds))
+            for code, count in tally.errors.items():
+                errors[code] = errors.get(code, 0) + count
+            await asyncio.sleep(2.0)  # the gifts still in flight are answered
+            if turn == plan.pairs:
+                paced, server_acks = await paced_gifts(
+                    redis_url, server, port, senders, plan, turns
                 )
-                opened = await pool.open(target, queries, senders=True)
-                check_opened(opened, plan.senders, "gift senders")
-                await compact_aof(redis_url)
-                async with profiled(server, plan, "gifts"):
-                    await pool.start(plan.window)
-                    await asyncio.sleep(plan.seconds)
-                    tally = await pool.stop()
-                turns.append((baseline_rate, tally.acks / tally.seconds))
-                for code, count in tally.errors.items():
-                    errors[code] = errors.get(code, 0) + count
-                await asyncio.sleep(2.0)  # the gifts still in flight are answered
-                if turn == plan.pairs:
-                    paced, server_acks = await paced_gifts(
-                        redis_url, server, port, pool, plan, turns
-                    )
-                await pool.close_sockets()
-    finally:
-        await pool.close_sockets()
     return {"turns": turns, "errors": errors, "paced": paced, "server_acks": server_acks}
+
+
+class CSenders:
+    """The money section's gift senders (``scripts/bench_senders.c``), told over stdin.
+
+    In C so that the load generator's own delays stay out of the ack times
+    it takes: the Python senders used 40% of their core at half the
+    maximum rate, and their loops woke 15 to 25 ms late at p99.
+    """
+
+    def __init__(self, process: Child) -> None:
+        self.process = process
+
+    async def _command(self, line: str) -> None:
+        stdin = self.process.process.stdin
+        assert stdin is not None
+        stdin.write(line.encode() + b"\n")
+        await stdin.drain()
+
+    async def start(self, window: int = 0, rate: float = 0.0) -> None:
+        """Count from now; keep ``window`` gifts in flight per sender, or send ``rate`` a second."""
+        await self._command(f"window {window}" if window else f"rate {rate:.3f}")
+
+    async def stop(self) -> Tally:
+        await self._command("stop")
+        tally = Tally()
+        tally.merge(await self.process.json_line())
+        return tally
+
+
+@contextlib.asynccontextmanager
+async def c_senders(
+    binary: Path, port: int, queries: list[str], plan: Plan, work: Path
+) -> AsyncIterator[tuple[CSenders, Tally]]:
+    """One socket per query string to giftstream's room, open (welcome read) on entry."""
+    listed = work / "sender-queries.txt"
+    listed.write_text("".join(query + "\n" for query in queries))
+    argv = [str(binary), HOST, str(port), f"/ws/rooms/{ROOM}", SUBPROTOCOL, str(listed)]
+    async with child("C gift senders", argv, plan.client_cpu) as process:
+        counts = await process.json_line()
+        yield CSenders(process), Tally(opened=counts["opened"], failed=counts["failed"])
 
 
 async def paced_gifts(
     redis_url: str,
     server: Child,
     port: int,
-    pool: ClientPool,
+    senders: CSenders,
     plan: Plan,
     turns: list[tuple[float, float]],
 ) -> tuple[Tally, str]:
@@ -479,9 +517,9 @@ async def paced_gifts(
     progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
     before = ack_buckets(await metrics_text(port))
     async with profiled(server, plan, "gifts-paced"):
-        await pool.start(rate=offered)
+        await senders.start(rate=offered)
         await asyncio.sleep(plan.seconds)
-        paced = await pool.stop()
+        paced = await senders.stop()
     summary = server_ack_summary(before, ack_buckets(await metrics_text(port)))
     return paced, f"{summary}; settlement caught up with the closed loop in {drained:.1f} s first"
 
@@ -510,12 +548,13 @@ def check_opened(tally: Tally, wanted: int, what: str) -> None:
 # ---------------------------------------------------------------- fan-out
 
 
-async def compile_c(work: Path) -> Path:
-    binary = work / "bench_fanout"
-    source = SCRIPTS / "bench_fanout.c"
+async def compile_c(work: Path, name: str) -> Path:
+    """``scripts/<name>.c`` built into ``work``."""
+    binary = work / name
+    source = SCRIPTS / f"{name}.c"
     gcc = await asyncio.create_subprocess_exec("gcc", "-O2", "-o", str(binary), str(source))
     if await gcc.wait() != 0:
-        raise RuntimeError("gcc could not build scripts/bench_fanout.c")
+        raise RuntimeError(f"gcc could not build scripts/{name}.c")
     return binary
 
 
@@ -583,7 +622,7 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
     python = [sys.executable, str(SCRIPTS / "bench_servers.py")]
     sizes = ["--viewers", str(plan.viewers), "--rounds", str(plan.rounds)]
     sizes += ["--payload", str(FANOUT_PAYLOAD)]
-    binary = await compile_c(work)
+    binary = await compile_c(work, "bench_fanout")
     c_argv = [str(binary), str(plan.viewers), str(plan.rounds), str(FANOUT_PAYLOAD)]
     c_rate, c_cpu, c_note = await baseline_fanout("C fan-out", c_argv, plan)
     c_reach = await baseline_reach("C reach", [*c_argv, "reach"], plan)

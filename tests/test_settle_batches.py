@@ -126,6 +126,30 @@ async def test_a_batch_settles_as_its_credits_would_one_by_one(
     assert int(together[yesterday][1][b"coins"]) == 299
 
 
+async def test_a_call_from_many_senders_ranks_them_as_one_by_one_would(
+    redis: Redis, key_prefix: str
+) -> None:
+    """A call sums each supporter's gifts before it writes their ranks: the
+    ranks come out as settling one gift at a time makes them, for supporters
+    ranked already and new ones, with repeats in the call."""
+    earlier = [credit(f"e{i}", f"fan{i}", 7 + i, T0) for i in range(4)]
+    storm = [credit(f"k{i}", f"fan{i % 9}", 11 + 13 * i, T0 + 1_000 + i) for i in range(30)]
+    one_by_one = wallets_for(redis, f"{key_prefix}:one")
+    batched = wallets_for(redis, f"{key_prefix}:many")
+    for wallets in (one_by_one, batched):
+        await wallets.settle_many(earlier, NOW)
+    for each in storm:
+        await one_by_one.settle(each, NOW)
+    await batched.settle_many(storm, NOW)
+
+    alone = await books(redis, f"{key_prefix}:one")
+    together = await books(redis, f"{key_prefix}:many")
+    assert together == alone
+    ranked = dict(together[":{w:carol}:earn:all:coins"][1])
+    assert len(ranked) == 9
+    assert ranked[b"fan0"] == 7 + sum(11 + 13 * i for i in range(0, 30, 9))
+
+
 async def test_a_batch_larger_than_a_call_is_cut_and_still_counted_once(
     redis: Redis, key_prefix: str
 ) -> None:
