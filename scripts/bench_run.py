@@ -516,12 +516,73 @@ async def paced_gifts(
     offered = statistics.median(ours for _, ours in turns) * plan.latency_fraction
     progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
     before = ack_buckets(await metrics_text(port))
+    pids = {"server": server.process.pid, "senders": senders.process.process.pid}
+    costs_before = await PathCosts.now(redis_url, pids)
     async with profiled(server, plan, "gifts-paced"):
         await senders.start(rate=offered)
         await asyncio.sleep(plan.seconds)
         paced = await senders.stop()
+    costs = (await PathCosts.now(redis_url, pids)).since(costs_before, paced.acks)
     summary = server_ack_summary(before, ack_buckets(await metrics_text(port)))
-    return paced, f"{summary}; settlement caught up with the closed loop in {drained:.1f} s first"
+    drain = f"settlement caught up with the closed loop in {drained:.1f} s first"
+    return paced, f"{summary}; {costs}; {drain}"
+
+
+@dataclass(frozen=True)
+class PathCosts:
+    """CPU seconds of the processes on a gift's path, and Valkey's own accounts, at one moment.
+
+    Where a paced gift's time goes, in every run: how busy each process
+    was, and how Valkey's share splits between the scripts' own running and
+    the commands they call (``INFO commandstats`` times both; a command
+    called from a script counts under its own name too).
+    """
+
+    at: float
+    process_cpu: dict[str, float]
+    valkey_cpu: float
+    script_usec: int
+    command_usec: int
+    commands: int
+
+    @classmethod
+    async def now(cls, redis_url: str, pids: dict[str, int]) -> PathCosts:
+        redis = Redis.from_url(redis_url)
+        try:
+            stats = await redis.info("commandstats")
+            cpu = await redis.info("cpu")
+        finally:
+            await redis.aclose()
+        scripts = ("cmdstat_evalsha", "cmdstat_eval")
+        uncounted = (*scripts, "cmdstat_info", "cmdstat_bgrewriteaof")
+        return cls(
+            at=time.monotonic(),
+            process_cpu={name: cpu_seconds(pid) for name, pid in pids.items()},
+            valkey_cpu=float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
+            script_usec=sum(int(v["usec"]) for k, v in stats.items() if k in scripts),
+            command_usec=sum(int(v["usec"]) for k, v in stats.items() if k not in uncounted),
+            commands=sum(int(v["calls"]) for k, v in stats.items() if k not in uncounted),
+        )
+
+    def since(self, before: PathCosts, gifts: int) -> str:
+        """What the interval from ``before`` cost, per second and per gift."""
+        seconds, gifts = max(self.at - before.at, 1e-9), max(gifts, 1)
+
+        def share(used: float) -> str:
+            return f"{used / seconds:.0%} of a core ({used / gifts * 1e6:,.0f} us a gift)"
+
+        processes = ", ".join(
+            f"{name} {share(self.process_cpu[name] - before.process_cpu[name])}"
+            for name in self.process_cpu
+        )
+        scripts = (self.script_usec - before.script_usec) / gifts
+        commands = (self.command_usec - before.command_usec) / gifts
+        calls = (self.commands - before.commands) / gifts
+        valkey = share(self.valkey_cpu - before.valkey_cpu)
+        return (
+            f"CPU while paced: {processes}, Valkey {valkey[:-1]}: scripts {scripts:,.0f} us; "
+            f"commands, most called from scripts, {calls:.1f} a gift, {commands:,.0f} us)"
+        )
 
 
 SETTLEMENT_QUEUE = re.compile(r"^giftstream_settlement_queue (\S+)$", re.MULTILINE)

@@ -68,6 +68,9 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     latency = next(row for row in rows if row["name"].startswith("giftstream, ack latency"))
     assert "server's own timer" in latency["note"], latency
     assert "the clients' own loops woke late by p99" in latency["note"], latency
+    assert "CPU while paced: server " in latency["note"], latency
+    assert ", Valkey " in latency["note"], latency
+    assert ": scripts " in latency["note"], latency
     reach = next(row for row in rows if row["name"].endswith("p99, quiet room"))
     assert "over 300 deliveries" in reach["note"], reach
     floors = [row for row in rows if row["name"].endswith("(reach floor)")]
