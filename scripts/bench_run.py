@@ -569,18 +569,18 @@ class PathCosts:
         seconds, gifts = max(self.at - before.at, 1e-9), max(gifts, 1)
 
         def share(used: float) -> str:
-            return f"{used / seconds:.0%} of a core ({used / gifts * 1e6:,.0f} us a gift)"
+            return f"{used / seconds:.0%} of a core, {used / gifts * 1e6:,.0f} us a gift"
 
         processes = ", ".join(
-            f"{name} {share(self.process_cpu[name] - before.process_cpu[name])}"
+            f"{name} ({share(self.process_cpu[name] - before.process_cpu[name])})"
             for name in self.process_cpu
         )
+        valkey = share(self.valkey_cpu - before.valkey_cpu)
         scripts = (self.script_usec - before.script_usec) / gifts
         commands = (self.command_usec - before.command_usec) / gifts
         calls = (self.commands - before.commands) / gifts
-        valkey = share(self.valkey_cpu - before.valkey_cpu)
         return (
-            f"CPU while paced: {processes}, Valkey {valkey[:-1]}: scripts {scripts:,.0f} us; "
+            f"CPU while paced: {processes}, Valkey ({valkey}: scripts {scripts:,.0f} us; "
             f"commands, most called from scripts, {calls:.1f} a gift, {commands:,.0f} us)"
         )
 

@@ -67,6 +67,7 @@ struct sender {
 static struct sender *senders;
 static int n_senders, epfd;
 static int counting, window, opened, failed;
+static int owed_total; /* the senders' owed gifts, summed: most ticks owe none */
 static double rate;
 static int64_t started_ns, paced_sent;
 static uint64_t acks, frames;
@@ -318,7 +319,7 @@ static void on_reply(struct sender *s, const unsigned char *payload, size_t len)
     }
     if (!is_ack) {
         count_error(code ? code : "unknown", code ? code_len : 7);
-        if (temporary && window) s->owed++;
+        if (temporary && window) s->owed++, owed_total++;
         return;
     }
     if (window) send_gift(s);
@@ -464,6 +465,8 @@ static void start_counting(void) {
     memset(lag_tenths, 0, MAX_TENTHS * sizeof *lag_tenths);
     started_ns = now_ns();
     paced_sent = 0;
+    for (int i = 0; i < n_senders; i++) senders[i].owed = 0; /* the last phase's */
+    owed_total = 0;
 }
 
 /* Returns 0 at end of input. */
@@ -518,9 +521,9 @@ static void tick(int64_t due_ns, int64_t now) {
             paced_sent++;
         }
     }
-    if (window)
+    if (window && owed_total)
         for (int i = 0; i < n_senders; i++)
-            for (; senders[i].owed > 0; senders[i].owed--) send_gift(&senders[i]);
+            for (; senders[i].owed > 0; senders[i].owed--, owed_total--) send_gift(&senders[i]);
 }
 
 int main(int argc, char **argv) {

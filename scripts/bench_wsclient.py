@@ -36,8 +36,6 @@ OPEN_CONCURRENCY = 50
 OPEN_ATTEMPTS = 3
 OPEN_TIMEOUT = 60.0
 CACHE_LIMIT = 4096
-# A paced sender's gifts go out in slices this far apart.
-PACE_SECONDS = 0.005
 # Gifts that take the whole screen and must reach everyone (DOMAIN.md).
 BIG_TIERS = frozenset({"large", "fullscreen"})
 _PONG = 0x8A
@@ -63,7 +61,8 @@ class Tally:
     reach_ms: dict[int, int] = field(default_factory=dict)
     # Acks: tenths of a millisecond from a gift's send to its ack, as a histogram.
     ack_tenths_ms: dict[int, int] = field(default_factory=dict)
-    # Paced sending: how late the pacer woke from each 5 ms sleep, in tenths
+    # Paced sending (the money section's C senders, scripts/bench_senders.c):
+    # how late the pacer woke for each 5 ms slice, in tenths
     # of a millisecond. This process's own delay, which is in every ack it timed.
     pace_lag_tenths_ms: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -286,8 +285,8 @@ class Sender(Viewer):
     """A viewer who sends rose gifts, counts the acks and times each one.
 
     With a ``window`` it keeps that many in flight (each ack sends the next:
-    the most the server can take); with none it sends when told (``Worker``
-    paces the senders at a fixed rate).
+    the most the server can take); with none it sends nothing. (The money
+    section's senders, paced too, are ``scripts/bench_senders.c``.)
     """
 
     def __init__(self, shared: Shared, target: Target, request: bytes, name: str) -> None:
@@ -359,7 +358,6 @@ class Worker:
         self.shared = Shared()
         self.viewers: list[Viewer] = []
         self.senders: list[Sender] = []
-        self.pacer: asyncio.Task[None] | None = None
 
     async def open(self, target: Target, queries: list[str], senders: bool) -> dict[str, Any]:
         """One socket per query string; what this call opened (not the total)."""
@@ -411,36 +409,17 @@ class Worker:
             "errors": dict(tally.errors),
         }
 
-    def start(self, window: int, rate: float = 0.0) -> None:
-        """Count from now; senders keep ``window`` gifts in flight, or send ``rate`` a second."""
+    def start(self, window: int) -> None:
+        """Count from now; senders keep ``window`` gifts in flight."""
         self.shared.tally = Tally(deflated=self.shared.tally.deflated)
         self.shared.counting = True
         self.shared.started = time.perf_counter()
         for sender in self.senders:
             sender.go(window)
-        if rate > 0 and self.senders:
-            self.pacer = asyncio.create_task(self._pace(rate))
-
-    async def _pace(self, rate: float) -> None:
-        """``rate`` gifts a second from the senders in turn, on schedule, every 5 ms."""
-        started, sent = time.perf_counter(), 0
-        while True:
-            due = int((time.perf_counter() - started) * rate) - sent
-            for _ in range(due):
-                self.senders[sent % len(self.senders)].send_gift()
-                sent += 1
-            slept = time.perf_counter()
-            await asyncio.sleep(PACE_SECONDS)
-            late = round((time.perf_counter() - slept - PACE_SECONDS) * 10_000)
-            lags = self.shared.tally.pace_lag_tenths_ms
-            lags[max(0, late)] = lags.get(max(0, late), 0) + 1
 
     def stop(self) -> dict[str, Any]:
         shared = self.shared
         shared.counting = False
-        if self.pacer is not None:
-            self.pacer.cancel()
-            self.pacer = None
         for sender in self.senders:
             sender.sending = False
         shared.tally.seconds = time.perf_counter() - shared.started
@@ -483,7 +462,7 @@ async def _run(worker: Worker, command: str, arguments: dict[str, Any]) -> Any:
             Target(**arguments["target"]), arguments["queries"], arguments["senders"]
         )
     if command == "start":
-        worker.start(arguments.get("window", 0), arguments.get("rate", 0.0))
+        worker.start(arguments.get("window", 0))
         return None
     if command == "stop":
         return worker.stop()
@@ -537,9 +516,9 @@ class ClientPool:
                 total.error(name, count)
         return total
 
-    async def start(self, window: int = 0, rate: float = 0.0) -> None:
-        """Count from now; with ``rate``, the senders send that many gifts a second in all."""
-        share = {"window": window, "rate": rate / len(self.pipes)}
+    async def start(self, window: int = 0) -> None:
+        """Count from now; senders keep ``window`` gifts in flight each."""
+        share = {"window": window}
         await self._all("start", [share] * len(self.pipes))
 
     async def stop(self) -> Tally:
