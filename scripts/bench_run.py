@@ -7,11 +7,13 @@ the ratios hold while the absolute figures move with the neighbours' load:
   trip (the baseline), by a raw pipelined EVALSHA client (Valkey's own
   rate), and through giftstream over WebSockets (gifts acknowledged, and
   their ack latency at half that rate), the senders a C program
-  (``scripts/bench_senders.c``) so that their own delays stay out of it;
+  (``scripts/bench_clients.c``) so that their own delays stay out of it;
 - fan-out to one room of V viewers: a bare Python server writing a pre-built
   frame to each transport (the baseline), ``websockets.broadcast()``, a C
   program doing one ``write()`` per connection, and giftstream during a
-  gift storm (frames and events delivered);
+  gift storm (frames and events delivered); then a big gift's reach to
+  every viewer, from the C program, the bare Python server and giftstream,
+  read by viewers in C (``scripts/bench_clients.c``, never sleeping);
 - memory per idle connection, clients offering permessage-deflate: the bare
   ``websockets`` server with compression off (the baseline) and on,
   uvicorn's default WebSocket implementation, and giftstream.
@@ -429,7 +431,7 @@ async def giftstream_gifts(
     otherwise)."""
     turns: list[tuple[float, float]] = []
     errors: dict[str, int] = {}
-    binary = await compile_c(work, "bench_senders")
+    binary = await compile_c(work, "bench_clients")
     for turn in range(1, plan.pairs + 1):
         # With no giftstream process up: one idling on the baseline's core
         # with 500 sockets (sweeps, pings) cost the baseline about a tenth.
@@ -438,7 +440,7 @@ async def giftstream_gifts(
         queries = await sender_queries(redis_url, prefix, plan.senders)
         async with (
             giftstream(redis_url, prefix, plan, work) as (server, port),
-            c_senders(binary, port, queries, plan, work) as (senders, opened),
+            c_clients(binary, room_target(port), plan, work, queries) as (senders, opened),
         ):
             check_opened(opened, plan.senders, "gift senders")
             await compact_aof(redis_url)
@@ -457,12 +459,13 @@ async def giftstream_gifts(
     return {"turns": turns, "errors": errors, "paced": paced, "server_acks": server_acks}
 
 
-class CSenders:
-    """The money section's gift senders (``scripts/bench_senders.c``), told over stdin.
+class CClients:
+    """Sockets of ``scripts/bench_clients.c``, told over stdin: gift senders and viewers.
 
-    In C so that the load generator's own delays stay out of the ack times
-    it takes: the Python senders used 40% of their core at half the
-    maximum rate, and their loops woke 15 to 25 ms late at p99.
+    In C so that the load generator's own delays stay out of what it times:
+    the Python senders used 40% of their core at half the maximum gift
+    rate, their loops waking 15 to 25 ms late at p99; 10,000 Python viewers
+    took 140 to 170 ms to read one frame each, more than the reach target.
     """
 
     def __init__(self, process: Child) -> None:
@@ -474,35 +477,65 @@ class CSenders:
         stdin.write(line.encode() + b"\n")
         await stdin.drain()
 
-    async def start(self, window: int = 0, rate: float = 0.0) -> None:
-        """Count from now; keep ``window`` gifts in flight per sender, or send ``rate`` a second."""
-        await self._command(f"window {window}" if window else f"rate {rate:.3f}")
-
-    async def stop(self) -> Tally:
-        await self._command("stop")
+    async def _tally(self, command: str) -> Tally:
+        await self._command(command)
         tally = Tally()
         tally.merge(await self.process.json_line())
         return tally
 
+    async def start(self, window: int = 0, rate: float = 0.0) -> None:
+        """Count from now; senders keep ``window`` gifts in flight each, or send
+        ``rate`` a second in all, or (neither) nothing."""
+        if window:
+            await self._command(f"window {window}")
+        elif rate:
+            await self._command(f"rate {rate:.3f}")
+        else:
+            await self._command("start")
+
+    async def peek(self) -> Tally:
+        return await self._tally("peek")
+
+    async def stop(self) -> Tally:
+        return await self._tally("stop")
+
+
+def room_target(port: int) -> Target:
+    """giftstream's room, whose first frame to each socket is its welcome."""
+    return Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
+
 
 @contextlib.asynccontextmanager
-async def c_senders(
-    binary: Path, port: int, queries: list[str], plan: Plan, work: Path
-) -> AsyncIterator[tuple[CSenders, Tally]]:
-    """One socket per query string to giftstream's room, open (welcome read) on entry."""
-    listed = work / "sender-queries.txt"
-    listed.write_text("".join(query + "\n" for query in queries))
-    argv = [str(binary), HOST, str(port), f"/ws/rooms/{ROOM}", SUBPROTOCOL, str(listed)]
-    async with child("C gift senders", argv, plan.client_cpu) as process:
-        counts = await process.json_line()
-        yield CSenders(process), Tally(opened=counts["opened"], failed=counts["failed"])
+async def c_clients(
+    binary: Path,
+    target: Target,
+    plan: Plan,
+    work: Path,
+    queries: Sequence[str] = (),
+    viewers: int = 0,
+) -> AsyncIterator[tuple[CClients, Tally]]:
+    """A gift sender per query string and ``viewers`` more sockets, all open on entry."""
+    argv = [str(binary), "-v", str(viewers), "-b"] if viewers else [str(binary)]
+    if queries:
+        listed = work / "sender-queries.txt"
+        listed.write_text("".join(query + "\n" for query in queries))
+        argv += ["-s", str(listed)]
+    if target.subprotocol:
+        argv += ["-p", target.subprotocol]
+    if target.welcome:
+        argv.append("-w")
+    argv += [target.host, str(target.port), target.path]
+    async with child("C clients", argv, plan.client_cpu) as process:
+        # The program gives up opening after 120 s, and then says how many did.
+        counts = await process.json_line(within=CHILD_TIMEOUT + 30.0)
+        yield CClients(process), Tally(opened=counts["opened"], failed=counts["failed"])
 
 
 async def paced_gifts(
     redis_url: str,
     server: Child,
     port: int,
-    senders: CSenders,
+    senders: CClients,
     plan: Plan,
     turns: list[tuple[float, float]],
 ) -> tuple[Tally, str]:
@@ -644,29 +677,30 @@ async def baseline_fanout(name: str, argv: list[str], plan: Plan) -> tuple[float
     return rate, per_cpu, note
 
 
-async def baseline_reach(name: str, argv: list[str], plan: Plan) -> dict[str, Any]:
+async def baseline_reach(
+    name: str, argv: list[str], plan: Plan, work: Path, clients: Path
+) -> dict[str, Any]:
     """A baseline's big-gift reach: ``rounds`` stamped frames, each sent once every
-    viewer has read the one before, timed by the same readers as giftstream's."""
+    viewer has read the one before, timed by the same readers as giftstream's
+    (``scripts/bench_clients.c``)."""
     progress(f"  {name}")
-    pool = client_pool()
-    try:
-        async with child(name, argv, plan.server_cpu) as server:
-            port = int((await server.line(r"^PORT (\d+)$")).group(1))
-            target = Target(HOST, port, "/", events=True)
-            check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
-            await asyncio.sleep(0.5)  # the readers take their handshake answers
+    async with child(name, argv, plan.server_cpu) as server:
+        port = int((await server.line(r"^PORT (\d+)$")).group(1))
+        target = Target(HOST, port, "/", events=True)
+        async with c_clients(clients, target, plan, work, viewers=plan.viewers) as (
+            viewers,
+            opened,
+        ):
+            check_opened(opened, plan.viewers, "viewers")
             stdin = server.process.stdin
             assert stdin is not None
-            await pool.start()
+            await viewers.start()
             for sent in range(1, plan.rounds + 1):
                 stdin.write(b"next\n")
                 await stdin.drain()
-                await until_frames_seen(pool, plan.viewers * sent)
-            tally = await pool.stop()
+                await until_frames_seen(viewers, plan.viewers * sent)
+            tally = await viewers.stop()
             await server.json_line()
-            await pool.close_sockets()
-    finally:
-        await pool.close_sockets()
     return reach(tally)
 
 
@@ -686,8 +720,11 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
     binary = await compile_c(work, "bench_fanout")
     c_argv = [str(binary), str(plan.viewers), str(plan.rounds), str(FANOUT_PAYLOAD)]
     c_rate, c_cpu, c_note = await baseline_fanout("C fan-out", c_argv, plan)
-    c_reach = await baseline_reach("C reach", [*c_argv, "reach"], plan)
-    raw_reach = await baseline_reach("raw reach", [*python, "raw-reach", *sizes], plan)
+    clients = await compile_c(work, "bench_clients")
+    c_reach = await baseline_reach("C reach", [*c_argv, "reach"], plan, work, clients)
+    raw_reach = await baseline_reach(
+        "raw reach", [*python, "raw-reach", *sizes], plan, work, clients
+    )
     ws_rate, ws_cpu, ws_note = await baseline_fanout(
         "broadcast fan-out", [*python, "broadcast-fanout", *sizes], plan
     )
@@ -705,7 +742,7 @@ async def fanout(redis_url: str, plan: Plan, work: Path) -> list[Row]:
         "frames_per_cpu": statistics.median(result["frames_per_cpu"] for result in ours),
         "note": ours[-1]["note"],
     }
-    alone = await giftstream_fanout_alone(redis_url, plan, work)
+    alone = await giftstream_fanout_alone(redis_url, plan, work, clients)
     storm = await giftstream_storm(redis_url, plan, work)
     gs_rate, gs_cpu = storm["frames"], storm["frames_per_cpu"]
     per_frame = storm["events"] / gs_rate if gs_rate else 0.0
@@ -782,7 +819,7 @@ async def giftstream_frame_rate(redis_url: str, plan: Plan, work: Path) -> dict[
             giftstream(redis_url, prefix, plan, work, coalesce_tick_ms="0") as (server, port),
             RoomPublisher(redis_url, prefix, ROOM) as publisher,
         ):
-            target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
+            target = room_target(port)
             check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
             pid = server.process.pid
             await asyncio.sleep(2.5)  # the welcomes, and the viewer count after them
@@ -804,8 +841,11 @@ async def giftstream_frame_rate(redis_url: str, plan: Plan, work: Path) -> dict[
     }
 
 
-async def giftstream_fanout_alone(redis_url: str, plan: Plan, work: Path) -> dict[str, Any]:
-    """V anonymous viewers; events published straight to the room, no gifts.
+async def giftstream_fanout_alone(
+    redis_url: str, plan: Plan, work: Path, clients: Path
+) -> dict[str, Any]:
+    """V anonymous viewers (``scripts/bench_clients.c``); events published straight
+    to the room, no gifts.
 
     First a quiet room: ``rounds`` big gifts, each published once every
     viewer has the one before, timed to every viewer. Then a busy room:
@@ -814,39 +854,37 @@ async def giftstream_fanout_alone(redis_url: str, plan: Plan, work: Path) -> dic
     """
     progress("  giftstream: events published straight to the room")
     prefix = "bp" + uuid.uuid4().hex[:8]
-    pool = client_pool()
-    try:
-        async with (
-            giftstream(redis_url, prefix, plan, work) as (server, port),
-            RoomPublisher(redis_url, prefix, ROOM) as publisher,
-        ):
-            target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
-            check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
-            pid = server.process.pid
-            # The welcomes, and the viewer count that follows them within 2 s.
-            await asyncio.sleep(2.5)
-            async with profiled(server, plan, "fanout-quiet"):
-                await pool.start()
-                cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
-                for sent in range(1, plan.rounds + 1):
-                    await publisher.publish(1, big_every=1)
-                    await until_frames_seen(pool, plan.viewers * sent)
-                quiet_cpu, quiet_wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
-                quiet = await pool.stop()
-            await asyncio.sleep(0.5)
-            async with profiled(server, plan, "fanout-busy"):
-                await pool.start()
-                cpu0 = cpu_seconds(pid)
-                offered = await publisher.steady(
-                    BUSY_ROOM_EVENTS_PER_SECOND, plan.seconds, BUSY_BIG_EVERY
-                )
-                busy = await pool.stop()
-                busy_cpu = cpu_seconds(pid) - cpu0
-            await asyncio.sleep(1.5)  # the last events reach everyone
-            seqs = await pool.peek()
-            await pool.close_sockets()
-    finally:
-        await pool.close_sockets()
+    async with (
+        giftstream(redis_url, prefix, plan, work) as (server, port),
+        RoomPublisher(redis_url, prefix, ROOM) as publisher,
+        c_clients(clients, room_target(port), plan, work, viewers=plan.viewers) as (
+            viewers,
+            opened,
+        ),
+    ):
+        check_opened(opened, plan.viewers, "viewers")
+        pid = server.process.pid
+        # The welcomes, and the viewer count that follows them within 2 s.
+        await asyncio.sleep(2.5)
+        async with profiled(server, plan, "fanout-quiet"):
+            await viewers.start()
+            cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+            for sent in range(1, plan.rounds + 1):
+                await publisher.publish(1, big_every=1)
+                await until_frames_seen(viewers, plan.viewers * sent)
+            quiet_cpu, quiet_wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
+            quiet = await viewers.stop()
+        await asyncio.sleep(0.5)
+        async with profiled(server, plan, "fanout-busy"):
+            await viewers.start()
+            cpu0 = cpu_seconds(pid)
+            offered = await publisher.steady(
+                BUSY_ROOM_EVENTS_PER_SECOND, plan.seconds, BUSY_BIG_EVERY
+            )
+            busy = await viewers.stop()
+            busy_cpu = cpu_seconds(pid) - cpu0
+        await asyncio.sleep(1.5)  # the last events reach everyone
+        seqs = await viewers.peek()
     expected = plan.viewers * plan.rounds
     return {
         "quiet_reach": reach(quiet),
@@ -860,7 +898,7 @@ async def giftstream_fanout_alone(redis_url: str, plan: Plan, work: Path) -> dic
         "busy_note": (
             f"{offered:,} events published, {busy.frames / busy.seconds:,.0f} frames/s, "
             f"{busy.events / max(busy.frames, 1):,.0f} events per frame; server CPU "
-            f"{busy_cpu / busy.seconds:.0%}; {seqs.gaps} seq gaps over both phases; "
+            f"{busy_cpu / busy.seconds:.0%}; {seqs.gaps} seq gaps from its start to 1.5 s after; "
             "CPU ratio: events per server CPU s against the one-event-per-frame row"
         ),
     }
@@ -877,7 +915,9 @@ def reach(tally: Tally) -> dict[str, Any]:
     }
 
 
-async def until_frames_seen(pool: ClientPool, expected: int, within: float = 30.0) -> None:
+async def until_frames_seen(
+    pool: ClientPool | CClients, expected: int, within: float = 30.0
+) -> None:
     """Wait until the readers have counted ``expected`` frames, polling often."""
     deadline = time.monotonic() + within
     while (await pool.peek()).frames < expected:
@@ -897,7 +937,7 @@ async def giftstream_storm(redis_url: str, plan: Plan, work: Path) -> dict[str, 
         # the last combo_end events arrive soon after the storm.
         storm_server = giftstream(redis_url, prefix, plan, work, combo_window_ms="500")
         async with storm_server as (server, port):
-            target = Target(HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, events=True, welcome=True)
+            target = room_target(port)
             check_opened(await pool.open(target, [""] * plan.viewers), plan.viewers, "viewers")
             check_opened(
                 await pool.open(target, queries, senders=True), plan.storm_senders, "senders"

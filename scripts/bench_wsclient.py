@@ -11,7 +11,10 @@ is decoded once per process and its event count and ``seq`` range cached by
 its bytes; each viewer still checks that the seqs it gets have no gap.
 
 The connections live in worker processes (``ClientPool``), pinned to the
-clients' core, driven by the bench over a pipe.
+clients' core, driven by the bench over a pipe. Where the bench times the
+server to within milliseconds (acks, and a big gift's reach to every viewer)
+its clients are ``scripts/bench_clients.c`` instead, which keeps the same
+``Tally``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ class Tally:
     reach_ms: dict[int, int] = field(default_factory=dict)
     # Acks: tenths of a millisecond from a gift's send to its ack, as a histogram.
     ack_tenths_ms: dict[int, int] = field(default_factory=dict)
-    # Paced sending (the money section's C senders, scripts/bench_senders.c):
+    # Paced sending (the money section's C senders, scripts/bench_clients.c):
     # how late the pacer woke for each 5 ms slice, in tenths
     # of a millisecond. This process's own delay, which is in every ack it timed.
     pace_lag_tenths_ms: dict[int, int] = field(default_factory=dict)
@@ -286,7 +289,7 @@ class Sender(Viewer):
 
     With a ``window`` it keeps that many in flight (each ack sends the next:
     the most the server can take); with none it sends nothing. (The money
-    section's senders, paced too, are ``scripts/bench_senders.c``.)
+    section's senders, paced too, are ``scripts/bench_clients.c``.)
     """
 
     def __init__(self, shared: Shared, target: Target, request: bytes, name: str) -> None:

@@ -40,7 +40,7 @@ def run_script(name: str, *args: str, timeout: float) -> subprocess.CompletedPro
 @pytest.mark.timeout(240)
 @pytest.mark.skipif(
     shutil.which("gcc") is None,
-    reason="the gift senders and the fan-out floor are C programs: needs gcc",
+    reason="the bench's clients and its fan-out floor are C programs: needs gcc",
 )
 def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
