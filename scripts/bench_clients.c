@@ -22,10 +22,10 @@
  *       core, within its write(); a viewer on another machine costs it no
  *       such thing (docs/benchmarks.md has the figures)
  *
- * Every socket reads the room's frames as scripts/bench_wsclient.py's
- * viewers do: it counts frames and events, checks that seqs follow on, and
- * times each big gift (tier "large" or "fullscreen") from its "ts" to the
- * read. Once every socket is open or has failed three times it prints
+ * Every socket counts the frames it reads. A viewer reads the room's frames
+ * as scripts/bench_wsclient.py's viewers do: it counts events, checks that
+ * seqs follow on, and times each big gift (tier "large" or "fullscreen")
+ * from its "ts" to the read. A sender reads replies and skips room frames. Once every socket is open or has failed three times it prints
  * {"opened": N, "failed": M}. Then it reads commands on stdin:
  *   start      count from now
  *   window K   count from now; every sender keeps K gifts in flight
@@ -475,7 +475,7 @@ static int digest_room_frame(const unsigned char *payload, size_t len, struct di
 static const struct digest *room_frame(const unsigned char *payload, size_t len) {
     if (cached_len == len && cached_payload && memcmp(cached_payload, payload, len) == 0)
         return &cached;
-    /* A sender's acks come between room frames: they leave the cache as it is. */
+    /* Other frames (the viewer count) leave the cache as it is. */
     if (!digest_room_frame(payload, len, &scratch)) return NULL;
     struct digest swap = cached;
     cached = scratch;
@@ -565,9 +565,13 @@ static void on_frame(struct client *c, int opcode, const unsigned char *payload,
         return;
     }
     if (counting) frames++;
+    if (c->sender) {
+        /* A sender's acks are what is timed: room frames are only skipped. */
+        on_reply(c, payload, len);
+        return;
+    }
     const struct digest *room = room_frame(payload, len);
     if (room) on_room_frame(c, room);
-    else if (c->sender) on_reply(c, payload, len);
 }
 
 static void parse_frames(struct client *c) {

@@ -695,13 +695,15 @@ async def baseline_reach(
             stdin = server.process.stdin
             assert stdin is not None
             await viewers.start()
+            cpu0 = cpu_seconds(server.process.pid)
             for sent in range(1, plan.rounds + 1):
                 stdin.write(b"next\n")
                 await stdin.drain()
                 await until_frames_seen(viewers, plan.viewers * sent)
+            cpu = cpu_seconds(server.process.pid) - cpu0
             tally = await viewers.stop()
             await server.json_line()
-    return reach(tally)
+    return reach(tally, cpu)
 
 
 async def until_frames(pool: ClientPool, expected: int, within: float = 60.0) -> Tally:
@@ -791,9 +793,14 @@ def reach_row(where: str, figures: dict[str, Any], more: str = "", kind: str = "
     """
     p99 = figures["p99"]
     start = "the frame's first write" if kind == "floor" else "the event's publication"
+    # What one viewer costs the writing process: the floor's is mostly the
+    # kernel's write() on loopback, which pays for the reader's side too.
+    cost = (
+        "" if figures["cpu_us"] is None else f"; server CPU {figures['cpu_us']:.1f} us a delivery"
+    )
     note = (
         f"p50 {figures['p50']} ms, max {figures['max']} ms over {figures['samples']:,} "
-        f"deliveries; from {start} to each viewer's read{more}"
+        f"deliveries; from {start} to each viewer's read{cost}{more}"
     )
     name = (
         f"{where}: a stamped frame reaches every viewer, p99 (reach floor)"
@@ -887,7 +894,7 @@ async def giftstream_fanout_alone(
         seqs = await viewers.peek()
     expected = plan.viewers * plan.rounds
     return {
-        "quiet_reach": reach(quiet),
+        "quiet_reach": reach(quiet, quiet_cpu),
         "busy_reach": reach(busy),
         "quiet_note": (
             f"{quiet.frames:,} of {expected:,} frames read, server CPU {quiet_cpu:.2f} s "
@@ -904,14 +911,17 @@ async def giftstream_fanout_alone(
     }
 
 
-def reach(tally: Tally) -> dict[str, Any]:
-    """Big gifts' reach, from publication to each viewer's read: p50, p99, max, samples."""
+def reach(tally: Tally, server_cpu: float | None = None) -> dict[str, Any]:
+    """Big gifts' reach, from publication to each viewer's read: p50, p99, max,
+    samples; with the server's CPU seconds over those rounds, its cost a delivery."""
     histogram = tally.reach_ms
+    samples = sum(histogram.values())
     return {
         "p50": percentile(histogram, 0.50),
         "p99": percentile(histogram, 0.99),
         "max": max(histogram, default=None),
-        "samples": sum(histogram.values()),
+        "samples": samples,
+        "cpu_us": None if server_cpu is None else server_cpu / max(samples, 1) * 1e6,
     }
 
 

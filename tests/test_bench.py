@@ -76,6 +76,8 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     floors = [row for row in rows if row["name"].endswith("(reach floor)")]
     assert [row["name"].split(",")[0] for row in floors] == ["C", "Python"], floors
     assert all("over 300 deliveries" in row["note"] for row in floors), floors
+    # Each reach row says what a delivery cost the writing process.
+    assert all(" us a delivery" in row["note"] for row in [*floors, reach]), floors
     floor = next(row for row in rows if row["name"].startswith("redis-py, gift script latency"))
     assert "one pipeline per 5 ms" in floor["note"], floor
     assert report["machine"]["cores"] >= 1
