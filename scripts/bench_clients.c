@@ -25,9 +25,12 @@
  * Every socket counts the frames it reads. A viewer reads the room's frames
  * as scripts/bench_wsclient.py's viewers do: it counts events, checks that
  * seqs follow on, and times each big gift (tier "large" or "fullscreen")
- * from its "ts" to the read. A sender reads replies and skips room frames. Once every socket is open or has failed three times it prints
+ * from its "ts" to the read. A sender reads replies and skips room frames.
+ *
+ * Once every socket is open or has failed three times it prints
  * {"opened": N, "failed": M}. Then it reads commands on stdin:
- *   start      count from now
+ *   start      count from now (answered {"counting": true}, as are the
+ *              next two)
  *   window K   count from now; every sender keeps K gifts in flight
  *              (each ack sends the next)
  *   rate R     count from now; R gifts a second in all, from the senders
@@ -686,6 +689,8 @@ static void print_tally(void) {
     fflush(stdout);
 }
 
+/* Counting starts before the command's answer is printed: whatever its
+ * sender does next (a frame to the viewers) is counted. */
 static void start_counting(void) {
     counting = 1;
     acks = frames = events = gaps = 0;
@@ -698,6 +703,8 @@ static void start_counting(void) {
     paced_sent = 0;
     for (int i = 0; i < n_clients; i++) clients[i].owed = 0; /* the last phase's */
     owed_total = 0;
+    printf("{\"counting\": true}\n");
+    fflush(stdout);
 }
 
 static void on_command(char *line) {

@@ -492,6 +492,8 @@ class CClients:
             await self._command(f"rate {rate:.3f}")
         else:
             await self._command("start")
+        # Until it answers, what the server sends next might go uncounted.
+        await self.process.json_line()
 
     async def peek(self) -> Tally:
         return await self._tally("peek")
