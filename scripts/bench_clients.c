@@ -8,7 +8,8 @@
  * (a C server's one write() per viewer) came out above the reach target.
  * Here a socket costs a few system calls per frame and little else.
  *
- * Usage: bench_clients [-p SUBPROTOCOL] [-s QUERIES_FILE] [-v VIEWERS] [-w] HOST PORT PATH
+ * Usage: bench_clients [-b] [-p SUBPROTOCOL] [-s QUERIES_FILE] [-v VIEWERS] [-w]
+ *                      HOST PORT PATH
  *   -s  one gift sender per line of QUERIES_FILE: a query string
  *       ("?token=...") added to PATH
  *   -v  VIEWERS sockets more, to PATH as it is, that only read
