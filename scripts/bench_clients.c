@@ -3,9 +3,9 @@
  * The bench times giftstream's acks and a big gift's reach to every viewer,
  * so the clients' own delays must stay out of the figures. In Python the
  * senders took 40% of the load generator's core at half the maximum gift
- * rate, their loops waking 15 to 25 ms late at p99; and 10,000 Python
- * viewers took 140 to 170 ms to read one frame each, so that even the floor
- * (a C server's one write() per viewer) came out above the reach target.
+ * rate, their loops waking 15 to 25 ms late at p99; and read by 10,000
+ * Python viewers, even the reach floor (a C server's one write() per
+ * viewer) came out at 144 to 167 ms, above the target: 119 to 122 ms here.
  * Here a socket costs a few system calls per frame and little else.
  *
  * Usage: bench_clients [-b] [-p SUBPROTOCOL] [-s QUERIES_FILE] [-v VIEWERS] [-w]

@@ -464,8 +464,9 @@ class CClients:
 
     In C so that the load generator's own delays stay out of what it times:
     the Python senders used 40% of their core at half the maximum gift
-    rate, their loops waking 15 to 25 ms late at p99; 10,000 Python viewers
-    took 140 to 170 ms to read one frame each, more than the reach target.
+    rate, their loops waking 15 to 25 ms late at p99; read by 10,000 Python
+    viewers, a C server's reach floor came out at 144 to 167 ms (119 to 122
+    ms read by these).
     """
 
     def __init__(self, process: Child) -> None:
