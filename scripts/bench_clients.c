@@ -77,7 +77,7 @@ enum state { IDLE, CONNECTING, HANDSHAKE, WELCOME, OPEN, DEAD };
 struct client {
     int fd;
     enum state state;
-    int sender, attempts;
+    int attempts;
     char *request;
     size_t request_len;
     unsigned char *in;
@@ -108,6 +108,9 @@ static struct histogram ack_tenths, lag_tenths, reach_ms;
 static char codes[MAX_CODES][48];
 static uint64_t code_counts[MAX_CODES];
 static int n_codes;
+
+/* Senders come first in `clients`. */
+static int is_sender(const struct client *c) { return c - clients < n_senders; }
 
 static int64_t clock_ns(clockid_t which) {
     struct timespec t;
@@ -227,7 +230,7 @@ static void flush_out(struct client *c) {
 }
 
 static void send_gift(struct client *c) {
-    if (c->state != OPEN || !c->sender) return;
+    if (c->state != OPEN || !is_sender(c)) return;
     char id[32];
     uint64_t seq = ++c->sent;
     int id_len = snprintf(id, sizeof id, "s%d-%llu", (int)(c - clients), (unsigned long long)seq);
@@ -569,7 +572,7 @@ static void on_frame(struct client *c, int opcode, const unsigned char *payload,
         return;
     }
     if (counting) frames++;
-    if (c->sender) {
+    if (is_sender(c)) {
         /* A sender's acks are what is timed: room frames are only skipped. */
         on_reply(c, payload, len);
         return;
@@ -752,8 +755,7 @@ static int read_stdin(void) {
     return 1;
 }
 
-/* Every 5 ms: paced gifts that are due, and closed-loop gifts owed. Senders
- * come first in `clients`. */
+/* Every 5 ms: paced gifts that are due, and closed-loop gifts owed. */
 static void tick(int64_t due_ns, int64_t now) {
     if (counting) histogram_add(&lag_tenths, (now - due_ns) / 100000);
     if (rate > 0 && n_senders > 0) {
@@ -835,9 +837,7 @@ int main(int argc, char **argv) {
         char line[2048];
         while (fgets(line, sizeof line, queries)) {
             line[strcspn(line, "\r\n")] = 0;
-            struct client *c = add_client();
-            c->sender = 1;
-            set_request(c, host, port, path, line, subprotocol);
+            set_request(add_client(), host, port, path, line, subprotocol);
         }
         fclose(queries);
         n_senders = n_clients;

@@ -689,7 +689,7 @@ async def baseline_reach(
     progress(f"  {name}")
     async with child(name, argv, plan.server_cpu) as server:
         port = int((await server.line(r"^PORT (\d+)$")).group(1))
-        target = Target(HOST, port, "/", events=True)
+        target = Target(HOST, port, "/")
         async with c_clients(clients, target, plan, work, viewers=plan.viewers) as (
             viewers,
             opened,
