@@ -78,6 +78,16 @@ CHILD_TIMEOUT = 120.0
 BUSY_ROOM_EVENTS_PER_SECOND = 250
 # In the busy phase, one event in this many is a big gift, timed to every viewer.
 BUSY_BIG_EVERY = 50
+# A quiet room's big gifts come seconds apart, and each reach round (the
+# floors' and giftstream's alike) starts this long after every viewer read
+# the last. The pause must pass the readers' retransmission timeout (200 ms
+# at least on Linux): after such a pause a reader's kernel acks the next
+# segment at once instead of delaying its ACK, and on loopback that ACK is
+# sent and taken inside the writer's write(). Back to back, a floor's rounds
+# came faster than that and its writes went without (1.5 TCP segments a
+# delivery instead of 2.0, and a quarter less CPU), while giftstream's
+# rounds, slower than 200 ms, never did.
+QUIET_ROOM_PAUSE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -683,9 +693,9 @@ async def baseline_fanout(name: str, argv: list[str], plan: Plan) -> tuple[float
 async def baseline_reach(
     name: str, argv: list[str], plan: Plan, work: Path, clients: Path
 ) -> dict[str, Any]:
-    """A baseline's big-gift reach: ``rounds`` stamped frames, each sent once every
-    viewer has read the one before, timed by the same readers as giftstream's
-    (``scripts/bench_clients.c``)."""
+    """A baseline's big-gift reach: ``rounds`` stamped frames, each sent a quiet
+    room's pause after every viewer read the one before, timed by the same
+    readers as giftstream's (``scripts/bench_clients.c``)."""
     progress(f"  {name}")
     async with child(name, argv, plan.server_cpu) as server:
         port = int((await server.line(r"^PORT (\d+)$")).group(1))
@@ -698,15 +708,17 @@ async def baseline_reach(
             stdin = server.process.stdin
             assert stdin is not None
             await viewers.start()
-            cpu0 = cpu_seconds(server.process.pid)
+            cpu0, segments0 = cpu_seconds(server.process.pid), tcp_segments_sent()
             for sent in range(1, plan.rounds + 1):
+                await asyncio.sleep(QUIET_ROOM_PAUSE_SECONDS)
                 stdin.write(b"next\n")
                 await stdin.drain()
                 await until_frames_seen(viewers, plan.viewers * sent)
             cpu = cpu_seconds(server.process.pid) - cpu0
+            segments = tcp_segments_sent() - segments0
             tally = await viewers.stop()
             await server.json_line()
-    return reach(tally, cpu)
+    return reach(tally, cpu, segments)
 
 
 async def until_frames(pool: ClientPool, expected: int, within: float = 60.0) -> Tally:
@@ -801,6 +813,9 @@ def reach_row(where: str, figures: dict[str, Any], more: str = "", kind: str = "
     cost = (
         "" if figures["cpu_us"] is None else f"; server CPU {figures['cpu_us']:.1f} us a delivery"
     )
+    # 1 data segment a delivery, plus the reader's ACK when it acks at once.
+    if figures.get("segments") is not None:
+        cost += f", {figures['segments']:.2f} TCP segments"
     note = (
         f"p50 {figures['p50']} ms, max {figures['max']} ms over {figures['samples']:,} "
         f"deliveries; from {start} to each viewer's read{cost}{more}"
@@ -857,8 +872,8 @@ async def giftstream_fanout_alone(
     """V anonymous viewers (``scripts/bench_clients.c``); events published straight
     to the room, no gifts.
 
-    First a quiet room: ``rounds`` big gifts, each published once every
-    viewer has the one before, timed to every viewer. Then a busy room:
+    First a quiet room: ``rounds`` big gifts, each published a pause after
+    every viewer has the one before, timed to every viewer. Then a busy room:
     events offered far faster than one frame each could carry, so
     coalescing gathers them (its lift is per CPU second of the server).
     """
@@ -878,11 +893,13 @@ async def giftstream_fanout_alone(
         await asyncio.sleep(2.5)
         async with profiled(server, plan, "fanout-quiet"):
             await viewers.start()
-            cpu0, wall0 = cpu_seconds(pid), time.perf_counter()
+            cpu0, wall0, segments0 = cpu_seconds(pid), time.perf_counter(), tcp_segments_sent()
             for sent in range(1, plan.rounds + 1):
+                await asyncio.sleep(QUIET_ROOM_PAUSE_SECONDS)
                 await publisher.publish(1, big_every=1)
                 await until_frames_seen(viewers, plan.viewers * sent)
             quiet_cpu, quiet_wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
+            quiet_segments = tcp_segments_sent() - segments0
             quiet = await viewers.stop()
         await asyncio.sleep(0.5)
         async with profiled(server, plan, "fanout-busy"):
@@ -897,7 +914,7 @@ async def giftstream_fanout_alone(
         seqs = await viewers.peek()
     expected = plan.viewers * plan.rounds
     return {
-        "quiet_reach": reach(quiet, quiet_cpu),
+        "quiet_reach": reach(quiet, quiet_cpu, quiet_segments),
         "busy_reach": reach(busy),
         "quiet_note": (
             f"{quiet.frames:,} of {expected:,} frames read, server CPU {quiet_cpu:.2f} s "
@@ -914,18 +931,29 @@ async def giftstream_fanout_alone(
     }
 
 
-def reach(tally: Tally, server_cpu: float | None = None) -> dict[str, Any]:
+def reach(
+    tally: Tally, server_cpu: float | None = None, segments: int | None = None
+) -> dict[str, Any]:
     """Big gifts' reach, from publication to each viewer's read: p50, p99, max,
-    samples; with the server's CPU seconds over those rounds, its cost a delivery."""
+    samples; with the server's CPU seconds and the machine's TCP segments
+    over those rounds, what a delivery cost."""
     histogram = tally.reach_ms
-    samples = sum(histogram.values())
+    samples = max(sum(histogram.values()), 1)
     return {
         "p50": percentile(histogram, 0.50),
         "p99": percentile(histogram, 0.99),
         "max": max(histogram, default=None),
-        "samples": samples,
-        "cpu_us": None if server_cpu is None else server_cpu / max(samples, 1) * 1e6,
+        "samples": sum(histogram.values()),
+        "cpu_us": None if server_cpu is None else server_cpu / samples * 1e6,
+        "segments": None if segments is None else segments / samples,
     }
+
+
+def tcp_segments_sent() -> int:
+    """TCP segments this machine has sent so far (both ends' on loopback: data and ACKs)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    header, values = [fields for fields in lines if fields[0] == "Tcp:"][:2]
+    return int(values[header.index("OutSegs")])
 
 
 async def until_frames_seen(

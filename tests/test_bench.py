@@ -8,6 +8,7 @@ positive figure (and that no event went missing), never how fast anything is.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,11 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     assert all("over 300 deliveries" in row["note"] for row in floors), floors
     # Each reach row says what a delivery cost the writing process.
     assert all(" us a delivery" in row["note"] for row in [*floors, reach]), floors
+    # And what it cost the kernel: at least the data segment itself.
+    for row in [*floors, reach]:
+        found = re.search(r", ([0-9.]+) TCP segments", row["note"])
+        assert found is not None, row
+        assert float(found.group(1)) >= 1.0, row
     floor = next(row for row in rows if row["name"].startswith("redis-py, gift script latency"))
     assert "one pipeline per 5 ms" in floor["note"], floor
     assert report["machine"]["cores"] >= 1
