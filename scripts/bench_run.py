@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -708,17 +708,16 @@ async def baseline_reach(
             stdin = server.process.stdin
             assert stdin is not None
             await viewers.start()
-            cpu0, segments0 = cpu_seconds(server.process.pid), tcp_segments_sent()
+            costs = RoundCosts(server.process.pid)
             for sent in range(1, plan.rounds + 1):
                 await asyncio.sleep(QUIET_ROOM_PAUSE_SECONDS)
-                stdin.write(b"next\n")
-                await stdin.drain()
-                await until_frames_seen(viewers, plan.viewers * sent)
-            cpu = cpu_seconds(server.process.pid) - cpu0
-            segments = tcp_segments_sent() - segments0
+                with costs.round():
+                    stdin.write(b"next\n")
+                    await stdin.drain()
+                    await until_frames_seen(viewers, plan.viewers * sent)
             tally = await viewers.stop()
             await server.json_line()
-    return reach(tally, cpu, segments)
+    return reach(tally, costs)
 
 
 async def until_frames(pool: ClientPool, expected: int, within: float = 60.0) -> Tally:
@@ -893,13 +892,12 @@ async def giftstream_fanout_alone(
         await asyncio.sleep(2.5)
         async with profiled(server, plan, "fanout-quiet"):
             await viewers.start()
-            cpu0, wall0, segments0 = cpu_seconds(pid), time.perf_counter(), tcp_segments_sent()
+            costs = RoundCosts(pid)
             for sent in range(1, plan.rounds + 1):
                 await asyncio.sleep(QUIET_ROOM_PAUSE_SECONDS)
-                await publisher.publish(1, big_every=1)
-                await until_frames_seen(viewers, plan.viewers * sent)
-            quiet_cpu, quiet_wall = cpu_seconds(pid) - cpu0, time.perf_counter() - wall0
-            quiet_segments = tcp_segments_sent() - segments0
+                with costs.round():
+                    await publisher.publish(1, big_every=1)
+                    await until_frames_seen(viewers, plan.viewers * sent)
             quiet = await viewers.stop()
         await asyncio.sleep(0.5)
         async with profiled(server, plan, "fanout-busy"):
@@ -914,11 +912,11 @@ async def giftstream_fanout_alone(
         seqs = await viewers.peek()
     expected = plan.viewers * plan.rounds
     return {
-        "quiet_reach": reach(quiet, quiet_cpu, quiet_segments),
+        "quiet_reach": reach(quiet, costs),
         "busy_reach": reach(busy),
         "quiet_note": (
-            f"{quiet.frames:,} of {expected:,} frames read, server CPU {quiet_cpu:.2f} s "
-            f"in {quiet_wall:.1f} s"
+            f"{quiet.frames:,} of {expected:,} frames read, server CPU {costs.cpu:.2f} s "
+            f"in the rounds' {costs.seconds:.1f} s"
         ),
         "busy_events": busy.events / busy.seconds,
         "busy_events_per_cpu": busy.events / max(busy_cpu, 1e-6),
@@ -931,12 +929,10 @@ async def giftstream_fanout_alone(
     }
 
 
-def reach(
-    tally: Tally, server_cpu: float | None = None, segments: int | None = None
-) -> dict[str, Any]:
+def reach(tally: Tally, costs: RoundCosts | None = None) -> dict[str, Any]:
     """Big gifts' reach, from publication to each viewer's read: p50, p99, max,
-    samples; with the server's CPU seconds and the machine's TCP segments
-    over those rounds, what a delivery cost."""
+    samples; with what the rounds cost, what a delivery cost the writer's CPU
+    and the machine's TCP."""
     histogram = tally.reach_ms
     samples = max(sum(histogram.values()), 1)
     return {
@@ -944,9 +940,28 @@ def reach(
         "p99": percentile(histogram, 0.99),
         "max": max(histogram, default=None),
         "samples": sum(histogram.values()),
-        "cpu_us": None if server_cpu is None else server_cpu / samples * 1e6,
-        "segments": None if segments is None else segments / samples,
+        "cpu_us": None if costs is None else costs.cpu / samples * 1e6,
+        "segments": None if costs is None else costs.segments / samples,
     }
+
+
+@dataclass
+class RoundCosts:
+    """The writing process's CPU and the machine's TCP segments over the reach
+    rounds alone: between them a server still pings its sockets."""
+
+    pid: int
+    cpu: float = 0.0
+    segments: int = 0
+    seconds: float = 0.0
+
+    @contextlib.contextmanager
+    def round(self) -> Iterator[None]:
+        cpu, segments, wall = cpu_seconds(self.pid), tcp_segments_sent(), time.perf_counter()
+        yield
+        self.cpu += cpu_seconds(self.pid) - cpu
+        self.segments += tcp_segments_sent() - segments
+        self.seconds += time.perf_counter() - wall
 
 
 def tcp_segments_sent() -> int:
