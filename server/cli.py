@@ -324,6 +324,8 @@ async def _serve_http(
         ws=WS_PROTOCOL,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
+        ws_ping_interval=settings.ws_ping_interval_seconds or None,
+        ws_ping_timeout=settings.ws_ping_timeout_seconds,
         lifespan="on",
         # Tokens travel in WebSocket query strings: no access log, and our
         # root logger (server.logs) scrubs query strings from uvicorn's lines.

@@ -86,6 +86,10 @@ class Settings:
     # A connection's request head (a room socket's whole handshake) must
     # arrive within this, or the connection is closed (server/http_protocol.py).
     handshake_timeout_seconds: float = 10.0
+    # Each room socket is pinged this often (0: never) and closed (1011) when
+    # its pong has not come this long after (server/keepalive.py).
+    ws_ping_interval_seconds: float = 20.0
+    ws_ping_timeout_seconds: float = 20.0
     room_history_length: int = 1000
     # A process that dies stops counting in its rooms' viewer counts after this.
     presence_ttl_seconds: float = 30.0
@@ -124,6 +128,14 @@ class Settings:
                 (
                     not self.handshake_timeout_seconds > 0,
                     "handshake_timeout_seconds: more than 0",
+                ),
+                (
+                    not self.ws_ping_interval_seconds >= 0,
+                    "ws_ping_interval_seconds: 0 (no pings) or more",
+                ),
+                (
+                    not self.ws_ping_timeout_seconds > 0,
+                    "ws_ping_timeout_seconds: more than 0",
                 ),
                 (
                     not self.viewer_count_interval_seconds >= 0.05,

@@ -13,8 +13,10 @@ backlog passes the bound is dropped with close code 4001 (slow consumer).
 with two changes: it hands each connection's ``FrameWriter`` to the app in
 the ASGI scope (``scope["extensions"]["giftstream.writer"]``), and it keeps
 reading until a few messages wait for the app rather than after each one.
-Handshake, parsing, pings and closing stay uvicorn's. ``giftstream serve`` selects it
-with uvicorn's ``ws`` setting.
+It also pings its peer through the process's ``Keepalive`` (keepalive.py),
+which pings a share of all connections at a time, instead of on a timer of
+its own. Handshake, parsing and closing stay uvicorn's. ``giftstream serve``
+selects it with uvicorn's ``ws`` setting.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from server.keepalive import Keepalive, keepalive_for
 from server.transports import break_transport_cycle
 
 WRITER_EXTENSION = "giftstream.writer"
@@ -217,6 +220,41 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         # The app sets the real bound from its settings when it takes the writer.
         self.writer = FrameWriter(self, DEFAULT_LIMIT_BYTES)
+        self._keepalive: Keepalive | None = None
+
+    # Keepalive: the process's ``Keepalive`` pings, instead of uvicorn's timers.
+    def start_keepalive(self) -> None:
+        if self.ping_interval is not None and self.ping_interval > 0:
+            self._keepalive = keepalive_for(self.loop, self.ping_interval, self.ping_timeout)
+            self._keepalive.add(self)
+
+    def stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.discard(self)
+            self._keepalive = None
+        self.pending_ping_payload = None
+
+    def ping(self, frame: bytes, payload: bytes) -> bool:
+        """Write a keepalive ping, unless one is unanswered or the connection is closing."""
+        if self.pending_ping_payload is not None or self.close_sent:
+            return False
+        if self.transport.is_closing():
+            return False
+        self.pending_ping_payload = payload
+        self.ping_sent_at = self.loop.time()
+        # Straight to the transport, ahead of any backlog: a control frame may
+        # go between two frames (RFC 6455 section 5.4).
+        self.transport.write(frame)
+        return True
+
+    def handle_pong(self, event: Any) -> None:
+        if self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload:
+            self.last_ping_rtt = self.loop.time() - self.ping_sent_at
+            self.pending_ping_payload = None
+
+    def missed_pong(self, payload: bytes) -> None:
+        if self.pending_ping_payload == payload:
+            self.keepalive_timeout()  # uvicorn's: close 1011, "keepalive ping timeout"
 
     # uvicorn sets these two wherever the handshake completes or a close frame
     # goes out; each time, the writer's ``direct`` flag follows.
