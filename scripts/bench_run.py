@@ -14,7 +14,8 @@ the ratios hold while the absolute figures move with the neighbours' load:
   gift storm (frames and events delivered); then a big gift's reach to
   every viewer, from the C program, the bare Python server and giftstream,
   read by viewers in C (``scripts/bench_clients.c``, never sleeping);
-- memory per idle connection, clients offering permessage-deflate: the bare
+- memory per idle connection, clients offering permessage-deflate (and the
+  CPU each server spends on those connections while they idle): the bare
   ``websockets`` server with compression off (the baseline) and on,
   uvicorn's default WebSocket implementation, and giftstream.
 
@@ -76,6 +77,8 @@ CHILD_TIMEOUT = 120.0
 # frames grow to 180 events and the kernel copies 800 MB/s; the room fell
 # behind by seconds).
 BUSY_ROOM_EVENTS_PER_SECOND = 250
+# uvicorn's default keepalive ping interval, and giftstream's.
+PING_INTERVAL_SECONDS = 20.0
 # In the busy phase, one event in this many is a big gift, timed to every viewer.
 BUSY_BIG_EVERY = 50
 # A quiet room's big gifts come seconds apart, and each reach round (the
@@ -109,6 +112,9 @@ class Plan:
     client_cpu: int | None
     appendfsync: str
     profile_dir: Path | None
+    # How long idle connections are left before the CPU of a server that
+    # pings them is read, and the least it is read over: its ping interval.
+    idle_settle_seconds: float
 
 
 @dataclass
@@ -1119,8 +1125,10 @@ async def idle_memory(
     path: str,
     plan: Plan,
     subprotocol: str | None = None,
+    pings: bool = False,
 ) -> tuple[float, str]:
-    """RSS growth of a server per idle connection (clients offering deflate)."""
+    """RSS growth of a server per idle connection (clients offering deflate), and
+    the CPU the server spends on them while they stay idle (its pings, mostly)."""
     progress(f"  {name}")
     pool = client_pool()
     n = plan.memory_connections
@@ -1136,12 +1144,25 @@ async def idle_memory(
             check_opened(opened, n, f"{name} connections")
             await asyncio.sleep(1.0)
             after = rss_kb(pid)
+            # A server that pings: read over a whole interval, once it has begun.
+            window = max(plan.seconds, plan.idle_settle_seconds) if pings else plan.seconds
+            if pings:
+                await asyncio.sleep(plan.idle_settle_seconds)
+            cpu0, segments0 = cpu_seconds(pid), tcp_segments_sent()
+            await asyncio.sleep(window)
+            idle_cpu = (cpu_seconds(pid) - cpu0) / window
+            segments = (tcp_segments_sent() - segments0) / window
             await pool.close_sockets()
     finally:
         await pool.close_sockets()
     per = (after - before) / n
     deflate = f"deflate agreed on {opened.deflated:,}"
-    return per, f"RSS {before / 1024:,.0f} -> {after / 1024:,.0f} MB; {deflate}"
+    return per, (
+        f"RSS {before / 1024:,.0f} -> {after / 1024:,.0f} MB; {deflate}; "
+        f"idle CPU {idle_cpu:.1%} of a core over {window:g} s"
+        + (f", {plan.idle_settle_seconds:g} s after they opened" if pings else "")
+        + f" ({segments:,.0f} TCP segments/s: pings, pongs, ACKs)"
+    )
 
 
 async def memory(redis_url: str, plan: Plan, work: Path) -> list[Row]:
@@ -1161,9 +1182,12 @@ async def memory(redis_url: str, plan: Plan, work: Path) -> list[Row]:
     off, off_note = await idle_memory("websockets", baseline("idle-websockets"), "/", plan)
     deflate = baseline("idle-websockets", "--compression", "deflate")
     on, on_note = await idle_memory("websockets+deflate", deflate, "/", plan)
-    uv, uv_note = await idle_memory("uvicorn", baseline("idle-uvicorn"), "/", plan)
+    # uvicorn's default and giftstream ping each connection every 20 s; the
+    # websockets baselines run with pings off.
+    uvicorn = baseline("idle-uvicorn")
+    uv, uv_note = await idle_memory("uvicorn", uvicorn, "/", plan, pings=True)
     ours_path = f"/ws/rooms/{ROOM}"
-    gs, gs_note = await idle_memory("giftstream", ours, ours_path, plan, SUBPROTOCOL)
+    gs, gs_note = await idle_memory("giftstream", ours, ours_path, plan, SUBPROTOCOL, pings=True)
 
     def row(name: str, kb: float, note: str) -> Row:
         return Row("memory", name, kb, "KB/conn", kb / off, note)
@@ -1301,6 +1325,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         client_cpu=client_cpu,
         appendfsync=args.appendfsync,
         profile_dir=args.profile,
+        idle_settle_seconds=0.0 if quick else PING_INTERVAL_SECONDS,
     )  # fmt: skip
 
 

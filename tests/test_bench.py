@@ -84,6 +84,8 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
         found = re.search(r", ([0-9.]+) TCP segments", row["note"])
         assert found is not None, row
         assert float(found.group(1)) >= 1.0, row
+    # What each server spends on idle connections (pings) is in its memory row.
+    assert all(" idle CPU " in row["note"] for row in rows if row["section"] == "memory"), rows
     floor = next(row for row in rows if row["name"].startswith("redis-py, gift script latency"))
     assert "one pipeline per 5 ms" in floor["note"], floor
     assert report["machine"]["cores"] >= 1
