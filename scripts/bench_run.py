@@ -87,9 +87,9 @@ BUSY_BIG_EVERY = 50
 # at least on Linux): after such a pause a reader's kernel acks the next
 # segment at once instead of delaying its ACK, and on loopback that ACK is
 # sent and taken inside the writer's write(). Back to back, a floor's rounds
-# came faster than that and its writes went without (1.5 TCP segments a
-# delivery instead of 2.0, and a quarter less CPU), while giftstream's
-# rounds, slower than 200 ms, never did.
+# came faster than that and its writes went without most ACKs (1.5 packets
+# a delivery in the writer instead of 2.0, and a quarter less CPU), while
+# giftstream's rounds, slower than 200 ms, never did.
 QUIET_ROOM_PAUSE_SECONDS = 0.5
 
 
@@ -940,14 +940,15 @@ def reach(tally: Tally, costs: RoundCosts | None = None) -> dict[str, Any]:
     samples; with what the rounds cost, what a delivery cost the writer's CPU
     and the machine's TCP."""
     histogram = tally.reach_ms
-    samples = max(sum(histogram.values()), 1)
+    samples = sum(histogram.values())
+    deliveries = max(samples, 1)
     return {
         "p50": percentile(histogram, 0.50),
         "p99": percentile(histogram, 0.99),
         "max": max(histogram, default=None),
-        "samples": sum(histogram.values()),
-        "cpu_us": None if costs is None else costs.cpu / samples * 1e6,
-        "segments": None if costs is None else costs.segments / samples,
+        "samples": samples,
+        "cpu_us": None if costs is None else costs.cpu / deliveries * 1e6,
+        "segments": None if costs is None else costs.segments / deliveries,
     }
 
 

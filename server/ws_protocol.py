@@ -10,13 +10,13 @@ while the kernel buffer is full, keeps it in a bounded backlog. A viewer whose
 backlog passes the bound is dropped with close code 4001 (slow consumer).
 
 ``GiftstreamWebSocketProtocol`` is uvicorn's sans-I/O WebSocket protocol
-with two changes: it hands each connection's ``FrameWriter`` to the app in
-the ASGI scope (``scope["extensions"]["giftstream.writer"]``), and it keeps
-reading until a few messages wait for the app rather than after each one.
-It also pings its peer through the process's ``Keepalive`` (keepalive.py),
-which pings a share of all connections at a time, instead of on a timer of
-its own. Handshake, parsing and closing stay uvicorn's. ``giftstream serve``
-selects it with uvicorn's ``ws`` setting.
+with three changes: it hands each connection's ``FrameWriter`` to the app in
+the ASGI scope (``scope["extensions"]["giftstream.writer"]``), it keeps
+reading until a few messages wait for the app rather than after each one,
+and its peer is pinged by the process's ``Keepalive`` (keepalive.py), a
+share of all connections at a time, instead of on timers of its own.
+Handshake, parsing and closing stay uvicorn's. ``giftstream serve`` selects
+it with uvicorn's ``ws`` setting.
 """
 
 from __future__ import annotations
@@ -241,7 +241,6 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.transport.is_closing():
             return False
         self.pending_ping_payload = payload
-        self.ping_sent_at = self.loop.time()
         # Straight to the transport, ahead of any backlog: a control frame may
         # go between two frames (RFC 6455 section 5.4).
         self.transport.write(frame)
@@ -249,7 +248,6 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def handle_pong(self, event: Any) -> None:
         if self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload:
-            self.last_ping_rtt = self.loop.time() - self.ping_sent_at
             self.pending_ping_payload = None
 
     def missed_pong(self, payload: bytes) -> None:
