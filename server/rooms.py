@@ -219,6 +219,8 @@ class LocalRoom:
         started = self.loop.time()
         # Without coalescing, one frame per event, as they came.
         chunks = [[e] for e in events] if self.tick_seconds <= 0 else _chunks(events)
+        if self.catching_up:
+            self._settle_caught_up(events)
         # Whom this flush writes to is fixed now: a viewer who joins or is
         # caught up meanwhile gets these events as a joining or catching-up one.
         writers = self._writers()
@@ -298,6 +300,25 @@ class LocalRoom:
             if len(kept) > MAX_EVENTS_WHILE_JOINING:
                 self.joining.pop(member)
                 member.writer.drop_slow_consumer()
+
+    def _settle_caught_up(self, events: list[dict[str, Any]]) -> None:
+        """Those to whom every event of this flush is new join everyone else first.
+
+        They get the same frames as the room, so they are written in its
+        slices: after a crowd joins a quiet room, the first event would
+        otherwise go to each newcomer one by one in a single turn of the loop
+        (10,000 viewers: 0.2 to 0.6 s in which nothing else ran). Such an
+        event is also newer than their floor, so nothing older can follow.
+        """
+        seqs = [seq for seq in map(_seq, events) if seq > 0]
+        if not seqs:
+            return  # nothing here proves Redis has passed anyone's floor
+        lowest = min(seqs)
+        for member, floor in list(self.catching_up.items()):
+            if floor < lowest:
+                del self.catching_up[member]
+                self.by_codec.setdefault(member.codec, {})[member] = None
+                self._fanout = None
 
     def _send_to_catching_up(self, chunks: list[list[dict[str, Any]]], frames: _Frames) -> None:
         """A flush's frames to those caught up to a floor: only what is newer."""

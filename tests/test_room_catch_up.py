@@ -1,0 +1,84 @@
+"""A room's newcomers, between their welcome and the first event newer than it.
+
+``LocalRoom`` on its own, in a real event loop, with sockets that record
+the frames they are given: whether a crowd that just joined is written in
+the room's slices, and whether an event a newcomer's welcome already
+covered reaches it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, cast
+
+import pytest
+
+from server import rooms
+from server.auth import ANONYMOUS
+from server.protocol import Codec
+from server.rooms import LocalRoom, Member
+from server.ws_protocol import FrameWriter
+
+
+class RecordingSocket:
+    """Stands where a connection's ``FrameWriter`` does, and keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+
+    def send(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def release_with(self, first: bytes) -> None:
+        self.frames.append(first)
+
+    def messages(self) -> list[dict[str, Any]]:
+        # A JSON frame: two header bytes (payloads under 126 bytes), then the text.
+        return [json.loads(frame[2:]) for frame in self.frames]
+
+
+def gift(seq: int) -> dict[str, Any]:
+    return {"type": "gift", "seq": seq, "gift": "rose", "tier": "small"}
+
+
+def join(room: LocalRoom, floor: int) -> RecordingSocket:
+    socket = RecordingSocket()
+    member = Member(cast(FrameWriter, socket), Codec.JSON, ANONYMOUS)
+    room.add(member)
+    room.admit(member, {"type": "welcome"}, [], floor)
+    return socket
+
+
+async def turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_a_crowd_that_just_joined_is_written_in_the_rooms_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rooms, "FANOUT_SLICE", 4)
+    room = LocalRoom("stormy", 0.0, asyncio.get_running_loop())
+    crowd = [join(room, floor=5) for _ in range(10)]
+    room.deliver(gift(6))
+    # One slice now, the rest on later turns of the loop: the newcomers are
+    # written as the room is, not one by one in a single turn.
+    assert sum(len(socket.frames) - 1 for socket in crowd) == 4
+    await turns(5)
+    for socket in crowd:
+        assert [m["type"] for m in socket.messages()] == ["welcome", "gift"]
+    assert not room.catching_up
+    assert len(room) == 10
+
+
+async def test_an_event_the_welcome_covered_is_not_sent_again() -> None:
+    room = LocalRoom("stormy", 0.0, asyncio.get_running_loop())
+    early = join(room, floor=5)
+    late = join(room, floor=7)  # its welcome already counted seqs 6 and 7
+    for seq in (6, 7, 8):
+        room.deliver(gift(seq))
+        await turns(3)
+    assert [m.get("seq") for m in early.messages()] == [None, 6, 7, 8]
+    assert [m.get("seq") for m in late.messages()] == [None, 8]
+    assert not room.catching_up
