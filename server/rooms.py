@@ -305,10 +305,12 @@ class LocalRoom:
         """Those to whom every event of this flush is new join everyone else first.
 
         They get the same frames as the room, so they are written in its
-        slices: after a crowd joins a quiet room, the first event would
-        otherwise go to each newcomer one by one in a single turn of the loop
-        (10,000 viewers: 0.2 to 0.6 s in which nothing else ran). Such an
-        event is also newer than their floor, so nothing older can follow.
+        slices, at its cost a viewer: after a crowd joins a quiet room, the
+        first event would otherwise go to each newcomer one by one, with no
+        turn of the loop between. Such an event is also newer than their
+        floor, so nothing older can follow. (This loop itself still takes
+        the server far longer over 10,000 newcomers than it should:
+        docs/benchmarks.md, "The tail is the first round".)
         """
         seqs = [seq for seq in map(_seq, events) if seq > 0]
         if not seqs:
