@@ -318,9 +318,13 @@ class LocalRoom:
         lowest = min(seqs)
         for member, floor in list(self.catching_up.items()):
             if floor < lowest:
-                del self.catching_up[member]
-                self.by_codec.setdefault(member.codec, {})[member] = None
-                self._fanout = None
+                self._settle(member)
+
+    def _settle(self, member: Member) -> None:
+        """A catching-up member is caught up: from now on it gets the room's frames."""
+        del self.catching_up[member]
+        self.by_codec.setdefault(member.codec, {})[member] = None
+        self._fanout = None
 
     def _send_to_catching_up(self, chunks: list[list[dict[str, Any]]], frames: _Frames) -> None:
         """A flush's frames to those caught up to a floor: only what is newer."""
@@ -339,9 +343,7 @@ class LocalRoom:
                     member.send_message(batch_wire(fresh))
                 self.stats.frames += 1 if fresh else 0
             if top > floor:  # Redis's order: nothing older can come after this
-                del self.catching_up[member]
-                self.by_codec.setdefault(member.codec, {})[member] = None
-                self._fanout = None
+                self._settle(member)
 
     def send_to_all(self, wire: dict[str, Any]) -> None:
         """A message outside the room's sequence (the viewer count) to every welcomed socket."""
