@@ -29,7 +29,6 @@ from server import reconcile
 from server import settings as settings_module
 from server.embedded import EmbeddedValkey, EmbeddedValkeyError, running_url
 from server.embedded_cluster import EmbeddedCluster
-from server.gc_pauses import tune_for_many_sockets
 from server.logs import configure_logging, parse_level
 from server.redis_client import WrongRedisMode, check_mode, connect
 from server.settings import Settings, SettingsError
@@ -275,7 +274,6 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
-            tune_for_many_sockets()
             print(self.banner, flush=True)
 
 

@@ -14,6 +14,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server.catalog import Catalog, load_catalog
 from server.creators import Creators
+from server.gc_freezer import GcFreezer
 from server.gc_pauses import GcPauses
 from server.gifting import Gifting
 from server.keys import RoomKeys, WalletKeys
@@ -154,7 +155,11 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     services = _build(settings, redis)
     gc_pauses = GcPauses(services.metrics.registry)
     gc_pauses.start()
+    # Last, so that what the services hold for the process's life is frozen.
+    gc_freezer = GcFreezer(services.metrics.registry)
+    gc_freezer.start()
     for job in (
+        gc_freezer.run(),
         services.presence.refresh_forever(),
         services.user_sockets.refresh_forever(),
         ViewerCounts(
@@ -177,4 +182,5 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         await services.relay.close()
         await services.pipeline.close()
         await redis.aclose()
+        gc_freezer.stop()
         gc_pauses.stop()

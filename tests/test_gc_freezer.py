@@ -1,0 +1,127 @@
+"""The freezer, in this test process: what survives a collection leaves the
+collector's walks, young cycles still die, frozen ones die when the frozen
+objects double."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from server.gc_freezer import CHECK_SECONDS, GcFreezer
+
+
+class Node:
+    """One half of a reference cycle."""
+
+    def __init__(self) -> None:
+        self.other: Node | None = None
+
+
+def garbage_cycle() -> weakref.ref[Node]:
+    """A cycle of two nodes that nothing else holds; alive until a collection frees it."""
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def freezer(registry: CollectorRegistry) -> Iterator[GcFreezer]:
+    thresholds = gc.get_threshold()
+    started = GcFreezer(registry)
+    started.start()
+    yield started
+    started.stop()
+    gc.set_threshold(*thresholds)
+
+
+def full_collections(registry: CollectorRegistry) -> float:
+    value = registry.get_sample_value("giftstream_gc_full_collections_total")
+    assert value is not None
+    return value
+
+
+def test_start_collects_and_freezes_what_the_process_holds(
+    freezer: GcFreezer, registry: CollectorRegistry
+) -> None:
+    assert gc.get_freeze_count() > 0
+    assert full_collections(registry) == 1
+    frozen = registry.get_sample_value("giftstream_gc_frozen_objects")
+    assert frozen == gc.get_freeze_count()
+
+
+def test_what_survives_a_young_collection_is_frozen(freezer: GcFreezer) -> None:
+    kept = [{"n": [i]} for i in range(1000)]
+    before = gc.get_freeze_count()
+    gc.collect(0)
+    assert gc.get_freeze_count() >= before + len(kept)
+    walked = {id(o) for o in gc.get_objects()}  # every generation but the frozen one
+    assert not any(id(d) in walked for d in kept)
+
+
+def test_cycles_made_after_a_freeze_still_die_young(freezer: GcFreezer) -> None:
+    cycle = garbage_cycle()
+    gc.collect(0)
+    assert cycle() is None
+
+
+async def test_frozen_cycles_die_once_the_frozen_objects_double(
+    freezer: GcFreezer, registry: CollectorRegistry
+) -> None:
+    holder: list[Node] = [Node()]
+    holder[0].other = Node()
+    holder[0].other.other = holder[0]
+    cycle = weakref.ref(holder[0])
+    gc.collect(0)  # the cycle is alive, so it is frozen
+    holder.clear()  # ... and now garbage
+    gc.collect()
+    assert cycle() is not None, "a frozen cycle is out of ordinary collections' reach"
+
+    runner = asyncio.create_task(freezer.run())
+    try:
+        growth = [[i] for i in range(gc.get_freeze_count() + 1000)]
+        gc.collect(0)  # freezes the growth: the frozen objects have doubled
+        assert full_collections(registry) == 1
+        for _ in range(round(3 * CHECK_SECONDS / 0.05)):
+            if cycle() is None:
+                break
+            await asyncio.sleep(0.05)
+        assert cycle() is None
+        assert full_collections(registry) == 2
+        assert gc.get_freeze_count() >= len(growth)  # still alive, frozen again
+    finally:
+        runner.cancel()
+
+
+async def test_no_full_collection_while_the_frozen_objects_stay_under_double(
+    freezer: GcFreezer, registry: CollectorRegistry
+) -> None:
+    kept = [[i] for i in range(gc.get_freeze_count() // 4)]
+    gc.collect(0)
+    assert gc.get_freeze_count() >= len(kept)
+    runner = asyncio.create_task(freezer.run())
+    await asyncio.sleep(1.5 * CHECK_SECONDS)
+    runner.cancel()
+    assert full_collections(registry) == 1
+
+
+def test_stop_unfreezes_and_stops_freezing(registry: CollectorRegistry) -> None:
+    thresholds = gc.get_threshold()
+    freezer = GcFreezer(registry)
+    freezer.start()
+    freezer.stop()
+    gc.set_threshold(*thresholds)
+    assert gc.get_freeze_count() == 0
+    kept = [{"n": [i]} for i in range(100)]
+    gc.collect(0)
+    assert gc.get_freeze_count() == 0
+    assert len(kept) == 100
