@@ -75,10 +75,10 @@ class GcFreezer:
         self.collect_everything()
 
     def stop(self) -> None:
-        """Stop freezing; what is frozen goes back to the oldest generation."""
+        """Stop freezing. What is frozen stays so: unfrozen, it would be walked
+        once more by a process that is about to exit."""
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
-        gc.unfreeze()
 
     async def run(self) -> None:
         """Collect everything whenever the frozen objects have doubled."""
