@@ -308,9 +308,7 @@ class LocalRoom:
         slices, at its cost a viewer: after a crowd joins a quiet room, the
         first event would otherwise go to each newcomer one by one, with no
         turn of the loop between. Such an event is also newer than their
-        floor, so nothing older can follow. (This loop itself still takes
-        the server far longer over 10,000 newcomers than it should:
-        docs/benchmarks.md, "The tail is the first round".)
+        floor, so nothing older can follow.
         """
         seqs = [seq for seq in map(_seq, events) if seq > 0]
         if not seqs:

@@ -4,8 +4,9 @@ asyncio's selector transport keeps a bound method of itself in
 ``_read_ready_cb`` (CPython 3.11): a reference cycle, so a closed transport,
 its socket object and its buffers are freed only when the garbage collector
 next walks the generation they sit in. In a process of thousands of sockets
-that is rare by design (``gc_pauses.py``), and a flood of short connections
-would pile up in the meantime. Both protocols break the cycle when their
+that is rare by design (``gc_freezer.py``: once frozen, not before the
+frozen objects have doubled), and a flood of short connections would pile
+up in the meantime. Both protocols break the cycle when their
 connection is lost.
 """
 

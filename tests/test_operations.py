@@ -55,12 +55,19 @@ async def test_metrics_count_gifts_connections_and_latency(server: Any, api: Api
 
 async def test_metrics_time_garbage_collections_from_the_start(server: Any) -> None:
     # `giftstream serve` collects once, then freezes what it has, as it starts
-    # (server/gc_pauses.py): that full collection is already on the books.
+    # (server/gc_freezer.py): that full collection is already on the books.
     async with httpx.AsyncClient(base_url=server.http) as http:
         text = (await http.get("/metrics")).text
-    full = re.search(r'^giftstream_gc_pause_seconds_count\{generation="2"\} (\S+)$', text, re.M)
-    assert full is not None, text[-2000:]
-    assert float(full.group(1)) >= 1
+
+    def value(pattern: str) -> float:
+        found = re.search(pattern, text, re.M)
+        assert found is not None, text[-2000:]
+        return float(found.group(1))
+
+    assert value(r'^giftstream_gc_pause_seconds_count\{generation="2"\} (\S+)$') >= 1
+    assert value(r"^giftstream_gc_full_collections_total (\S+)$") >= 1
+    # The modules, the app and its services: tens of thousands of objects.
+    assert value(r"^giftstream_gc_frozen_objects (\S+)$") > 10_000
 
 
 async def test_logs_never_contain_tokens(server: Any, api: Api) -> None:
