@@ -65,7 +65,6 @@ class GcFreezer:
         self._counted = 0  # frozen objects when last counted
         self._since = 0  # an estimate, erring high, of how many more since then
         self._young = 0
-        self._count_due = False
         self._full_collections = Counter(
             "giftstream_gc_full_collections",
             "Collections over every object, the frozen ones included (at start, then on doubling)",
@@ -95,7 +94,7 @@ class GcFreezer:
         """Collect everything whenever the frozen objects have doubled."""
         while True:
             await asyncio.sleep(CHECK_SECONDS)
-            if self._count_due:
+            if self._may_have_doubled():
                 self._count()
                 if self._counted > GROWTH_BEFORE_FULL * self._baseline:
                     self.collect_everything()
@@ -107,10 +106,12 @@ class GcFreezer:
         self._baseline = self._counted
         self._full_collections.inc()
 
+    def _may_have_doubled(self) -> bool:
+        return self._counted + self._since > GROWTH_BEFORE_FULL * self._baseline
+
     def _count(self) -> None:
         self._counted = gc.get_freeze_count()
         self._since = 0
-        self._count_due = False
 
     def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -124,5 +125,3 @@ class GcFreezer:
         # What survived, less the frozen objects that died meanwhile; high
         # when more died than were made (the count stops at zero).
         self._since += max(0, self._young - info["collected"])
-        if self._counted + self._since > GROWTH_BEFORE_FULL * self._baseline:
-            self._count_due = True
