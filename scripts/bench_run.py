@@ -176,6 +176,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class CoreTime:
+    """The cores' time so far, and how much of it the host gave to others.
+
+    On a virtual machine the host runs other guests on the same cores; the
+    time a core was ready to run ours but was not let to is "steal" in
+    /proc/stat. It comes in bursts, and it is paid most by a workload that
+    sleeps and wakes often, like a gift's round trips: in one paced phase of
+    2026-12-01 the host kept 30 to 70% of the cores' time and the ack p99
+    went from about 20 to 213 ms with no change to the code. So a latency
+    figure is printed with the steal it was measured under.
+    """
+
+    steal: int
+    total: int
+
+    @classmethod
+    def now(cls) -> CoreTime:
+        # cpu  user nice system idle iowait irq softirq steal guest guest_nice;
+        # guest time is counted in user already.
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return cls(steal=fields[7] if len(fields) == 8 else 0, total=sum(fields))
+
+    def stolen_since(self, before: CoreTime) -> float:
+        """The share of the cores' time the host kept since ``before``."""
+        return (self.steal - before.steal) / max(1, self.total - before.total)
+
+    def note_since(self, before: CoreTime) -> str:
+        return f"the host kept {self.stolen_since(before):.0%} of the cores' time (steal)"
+
+
 class Child:
     """A child process whose output is read as it comes; stopped by ``stop``."""
 
@@ -382,8 +413,10 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
     progress(f"  redis-py: the gift script paced at {offered:,.0f} gifts/s, timed")
     paced_argv = [*argv, "paced", *common, "--rate", f"{offered:.0f}"]
     await compact_aof(redis_url)  # as before giftstream's paced phase
+    cores_before = CoreTime.now()
     async with child("paced redis-py driver", paced_argv, plan.server_cpu) as driver:
         floor = await driver.json_line()
+    floor["steal"] = CoreTime.now().note_since(cores_before)
     note = f"{plan.senders} senders x {plan.window} in flight"
     if len(turns) > 1:
         note += f"; medians of {len(turns)} turns, redis-py vs giftstream: " + ", ".join(
@@ -413,7 +446,7 @@ def ack_floor_row(floor: dict[str, Any], fraction: float) -> Row:
     note = (
         f"{floor['gifts_per_second']:,.0f} gifts/s, one pipeline per 5 ms; p50 "
         f"{latency['p50']:.1f} ms, p99.9 {latency['p99.9']:.1f} ms, max {latency['max']:.1f} ms; "
-        f"the driver's loop woke late by p99 {floor['late_ms']:.1f} ms"
+        f"the driver's loop woke late by p99 {floor['late_ms']:.1f} ms; {floor['steal']}"
     )
     name = f"redis-py, gift script latency p99 at {fraction:.0%} of giftstream's rate (floor)"
     return Row("money", name, latency["p99"], "ms", None, note)
@@ -591,6 +624,7 @@ class PathCosts:
     """
 
     at: float
+    cores: CoreTime
     process_cpu: dict[str, float]
     valkey_cpu: float
     script_usec: int
@@ -609,6 +643,7 @@ class PathCosts:
         uncounted = (*scripts, "cmdstat_info", "cmdstat_bgrewriteaof")
         return cls(
             at=time.monotonic(),
+            cores=CoreTime.now(),
             process_cpu={name: cpu_seconds(pid) for name, pid in pids.items()},
             valkey_cpu=float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
             script_usec=sum(int(v["usec"]) for k, v in stats.items() if k in scripts),
@@ -633,7 +668,8 @@ class PathCosts:
         calls = (self.commands - before.commands) / gifts
         return (
             f"CPU while paced: {processes}, Valkey ({valkey}: scripts {scripts:,.0f} us; "
-            f"commands, most called from scripts, {calls:.1f} a gift, {commands:,.0f} us)"
+            f"commands, most called from scripts, {calls:.1f} a gift, {commands:,.0f} us); "
+            f"{self.cores.note_since(before.cores)}"
         )
 
 
@@ -821,6 +857,8 @@ def reach_row(where: str, figures: dict[str, Any], more: str = "", kind: str = "
     # 1 data segment a delivery, plus the reader's ACK when it acks at once.
     if figures.get("segments") is not None:
         cost += f", {figures['segments']:.2f} TCP segments"
+    if figures.get("steal") is not None:
+        cost += f"; the host kept {figures['steal']:.0%} of the cores' time (steal)"
     note = (
         f"p50 {figures['p50']} ms, max {figures['max']} ms over {figures['samples']:,} "
         f"deliveries; from {start} to each viewer's read{cost}{more}"
@@ -949,26 +987,37 @@ def reach(tally: Tally, costs: RoundCosts | None = None) -> dict[str, Any]:
         "samples": samples,
         "cpu_us": None if costs is None else costs.cpu / deliveries * 1e6,
         "segments": None if costs is None else costs.segments / deliveries,
+        "steal": None if costs is None else costs.stolen_share(),
     }
 
 
 @dataclass
 class RoundCosts:
-    """The writing process's CPU and the machine's TCP segments over the reach
-    rounds alone: between them a server still pings its sockets."""
+    """The writing process's CPU, the machine's TCP segments and the host's
+    steal over the reach rounds alone: between them a server still pings its
+    sockets."""
 
     pid: int
     cpu: float = 0.0
     segments: int = 0
     seconds: float = 0.0
+    stolen: int = 0
+    core_time: int = 0
 
     @contextlib.contextmanager
     def round(self) -> Iterator[None]:
         cpu, segments, wall = cpu_seconds(self.pid), tcp_segments_sent(), time.perf_counter()
+        cores = CoreTime.now()
         yield
         self.cpu += cpu_seconds(self.pid) - cpu
         self.segments += tcp_segments_sent() - segments
         self.seconds += time.perf_counter() - wall
+        after = CoreTime.now()
+        self.stolen += after.steal - cores.steal
+        self.core_time += after.total - cores.total
+
+    def stolen_share(self) -> float:
+        return self.stolen / max(1, self.core_time)
 
 
 def tcp_segments_sent() -> int:
@@ -1363,8 +1412,10 @@ def main() -> int:
     args = parser.parse_args()
     plan = build_plan(args)
     sections = args.only or ["money", "fanout", "memory"]
+    cores_before = CoreTime.now()
     rows = asyncio.run(run(plan, sections))
     info = machine()
+    info["steal"] = CoreTime.now().stolen_since(cores_before)
     pinning = (
         f"server under test on core {plan.server_cpu}, clients on core {plan.client_cpu}, "
         "Valkey on either"
@@ -1374,7 +1425,8 @@ def main() -> int:
     print(
         f"giftstream bench, {info['date']}, {info['cores']} cores {info['machine']} "
         f"({info['cpu']}), Python {info['python']}; {pinning}; "
-        f"Valkey appendfsync {plan.appendfsync}"
+        f"Valkey appendfsync {plan.appendfsync}; over the run "
+        f"the host kept {info['steal']:.0%} of the cores' time (steal)"
     )
     print(table(rows))
     if plan.profile_dir is not None:

@@ -88,6 +88,11 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     assert all(" idle CPU " in row["note"] for row in rows if row["section"] == "memory"), rows
     floor = next(row for row in rows if row["name"].startswith("redis-py, gift script latency"))
     assert "one pipeline per 5 ms" in floor["note"], floor
+    # Every latency is printed with the share of the cores the host kept.
+    stolen = re.compile(r"the host kept \d+% of the cores' time \(steal\)")
+    for row in [latency, floor, reach, *floors]:
+        assert stolen.search(row["note"]), row
+    assert 0.0 <= report["machine"]["steal"] <= 1.0
     assert report["machine"]["cores"] >= 1
     for row in rows:
         assert row["name"] in done.stdout  # the table on the terminal has it too
@@ -113,6 +118,19 @@ def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
     assert "p50 <= 25 ms" in summary, summary
     assert "p99 <= 100 ms" in summary, summary
     assert "no reading" in server_ack_summary(before, ack_buckets(None))
+
+
+def test_steal_is_the_share_of_the_cores_time_the_host_kept_between_two_readings() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_run import CoreTime
+
+    before = CoreTime(steal=100, total=1_000)
+    after = CoreTime(steal=130, total=1_200)  # 30 of the 200 ticks since were stolen
+    assert after.stolen_since(before) == pytest.approx(0.15)
+    assert "the host kept 15% of the cores' time" in after.note_since(before)
+    now = CoreTime.now()  # this machine's own counters: steal is part of the total
+    assert 0 <= now.steal <= now.total
+    assert CoreTime.now().stolen_since(now) <= 1.0
 
 
 @pytest.mark.timeout(120)
