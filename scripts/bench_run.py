@@ -327,16 +327,29 @@ async def wait_ready(port: int) -> None:
     raise RuntimeError("giftstream never became ready")
 
 
-async def compact_aof(redis_url: str, within: float = 60.0) -> None:
-    """Rewrite Valkey's append-only file now, and wait for the rewrite to end.
+async def rewrite_aof_only_when_asked(redis_url: str) -> None:
+    """Turn off Valkey's own rewrites of its append-only file: ``compact_aof``
+    rewrites it between the timed phases instead.
 
     With ``appendfsync always`` a rewrite stalls every write for up to a
-    second or two (docs/deployment.md). Left to Valkey, one starts whenever
-    the file has doubled, which the baselines and the storm before a timed
-    phase bring about at a moment of chance; compacted first, the file does
-    not double within one phase. A rewrite's cost is measured on its own in
-    docs/benchmarks.md ("Ten-minute storm").
+    second or two (docs/deployment.md, which advises rewrites at quiet
+    hours). Left to Valkey, one starts whenever the file has doubled since
+    the last: compacting before a phase was meant to keep that out of it,
+    but a paced phase of 10 s at 1,872 gifts/s still saw two start
+    (2026-12-01; the file's base, written in Valkey's compact snapshot
+    format, is small against the commands appended after it). A rewrite's
+    cost is measured on its own in docs/benchmarks.md ("Ten-minute storm").
     """
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.config_set("auto-aof-rewrite-percentage", 0)
+    finally:
+        await redis.aclose()
+
+
+async def compact_aof(redis_url: str, within: float = 60.0) -> None:
+    """Rewrite Valkey's append-only file now, and wait for the rewrite to end,
+    so that the file each timed phase appends to starts small."""
     redis = Redis.from_url(redis_url)
     try:
         with contextlib.suppress(ResponseError):  # "already in progress"
@@ -630,6 +643,7 @@ class PathCosts:
     script_usec: int
     command_usec: int
     commands: int
+    aof_rewrites: int
 
     @classmethod
     async def now(cls, redis_url: str, pids: dict[str, int]) -> PathCosts:
@@ -637,6 +651,7 @@ class PathCosts:
         try:
             stats = await redis.info("commandstats")
             cpu = await redis.info("cpu")
+            persistence = await redis.info("persistence")
         finally:
             await redis.aclose()
         scripts = ("cmdstat_evalsha", "cmdstat_eval")
@@ -649,6 +664,9 @@ class PathCosts:
             script_usec=sum(int(v["usec"]) for k, v in stats.items() if k in scripts),
             command_usec=sum(int(v["usec"]) for k, v in stats.items() if k not in uncounted),
             commands=sum(int(v["calls"]) for k, v in stats.items() if k not in uncounted),
+            # Started so far: done, and the one under way.
+            aof_rewrites=int(persistence.get("aof_rewrites", 0))
+            + int(persistence.get("aof_rewrite_in_progress", 0)),
         )
 
     def since(self, before: PathCosts, gifts: int) -> str:
@@ -669,7 +687,8 @@ class PathCosts:
         return (
             f"CPU while paced: {processes}, Valkey ({valkey}: scripts {scripts:,.0f} us; "
             f"commands, most called from scripts, {calls:.1f} a gift, {commands:,.0f} us); "
-            f"{self.cores.note_since(before.cores)}"
+            f"{self.cores.note_since(before.cores)}; Valkey started rewriting its append-only "
+            f"file {self.aof_rewrites - before.aof_rewrites} times"
         )
 
 
@@ -1328,6 +1347,7 @@ async def run_sections(plan: Plan, sections: list[str], work: Path) -> list[Row]
     async with EmbeddedValkey(work / "valkey", appendfsync=plan.appendfsync) as valkey:
         # Valkey may take either core, except while it is the one measured.
         pin_all_threads(valkey.pid, valkey_cores(plan))
+        await rewrite_aof_only_when_asked(valkey.url)
         if "money" in sections:
             progress("money: redis-py, raw EVALSHA, giftstream")
             rows += done(await money(valkey, plan, work))
