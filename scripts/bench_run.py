@@ -184,9 +184,9 @@ class CoreTime:
     time a core was ready to run ours but was not let to is "steal" in
     /proc/stat. It comes in bursts, and it is paid most by a workload that
     sleeps and wakes often, like a gift's round trips: in one paced phase of
-    2026-12-01 the host kept 30 to 70% of the cores' time and the ack p99
-    went from about 20 to 213 ms with no change to the code. So a latency
-    figure is printed with the steal it was measured under.
+    2026-12-01 the host kept 30 to 70% of the cores' time, and the ack p99
+    was 213 ms where quieter runs of the same code gave about 20. So a
+    latency figure is printed with the steal it was measured under.
     """
 
     steal: int
