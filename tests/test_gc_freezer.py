@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from server.gc_freezer import CHECK_SECONDS, GcFreezer
+from server.gc_freezer import CHECK_SECONDS, OBJECTS_PER_SOCKET, GcFreezer
 
 
 class Node:
@@ -114,6 +114,61 @@ async def test_no_full_collection_while_the_frozen_objects_stay_under_double(
     await asyncio.sleep(1.5 * CHECK_SECONDS)
     runner.cancel()
     assert full_collections(registry) == 1
+
+
+async def test_what_new_sockets_account_for_calls_for_no_full_collection(
+    registry: CollectorRegistry,
+) -> None:
+    thresholds = gc.get_threshold()
+    open_sockets = [0]
+    freezer = GcFreezer(registry, lambda: open_sockets[0])
+    freezer.start()
+    runner = asyncio.create_task(freezer.run())
+    try:
+        # Three times as many objects again as were frozen at start, as if a
+        # crowd had joined: as many sockets as hold them at the allowance.
+        crowd = [[i] for i in range(3 * gc.get_freeze_count())]
+        open_sockets[0] = len(crowd) // OBJECTS_PER_SOCKET
+        gc.collect(0)
+        await asyncio.sleep(1.5 * CHECK_SECONDS)
+        assert full_collections(registry) == 1, "a crowd joining is not garbage piling up"
+        # The crowd leaves its rooms; its objects die a little later.
+        open_sockets[0] = 0
+        await asyncio.sleep(1.5 * CHECK_SECONDS)
+        assert full_collections(registry) == 1, "no walk of what is about to be freed"
+        assert len(crowd) > 0
+    finally:
+        runner.cancel()
+        freezer.stop()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+async def test_sockets_open_at_the_last_full_collection_earn_no_allowance(
+    registry: CollectorRegistry,
+) -> None:
+    thresholds = gc.get_threshold()
+    open_sockets = [0]
+    freezer = GcFreezer(registry, lambda: open_sockets[0])
+    freezer.start()
+    # Many sockets open at a full collection: their objects are in its count.
+    open_sockets[0] = 3 * gc.get_freeze_count() // OBJECTS_PER_SOCKET
+    freezer.collect_everything()
+    runner = asyncio.create_task(freezer.run())
+    try:
+        growth = [[i] for i in range(3 * gc.get_freeze_count())]
+        gc.collect(0)
+        for _ in range(round(3 * CHECK_SECONDS / 0.05)):
+            if full_collections(registry) == 3:
+                break
+            await asyncio.sleep(0.05)
+        assert full_collections(registry) == 3, "the same sockets, more objects: growth"
+        assert len(growth) > 0
+    finally:
+        runner.cancel()
+        freezer.stop()
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_stop_stops_freezing(registry: CollectorRegistry) -> None:
