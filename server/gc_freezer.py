@@ -22,7 +22,7 @@ runs found 10 to 252 such objects), but to keep that bounded, once the
 frozen objects are ``GROWTH_BEFORE_FULL`` times as many as after the last
 full collection, everything is unfrozen and collected once, at the next
 check. Sockets opened since then are allowed for first
-(``OBJECTS_PER_SOCKET`` each, at the most that were open at once): a crowd
+(``OBJECTS_PER_SOCKET`` each, at the most seen open at a check): a crowd
 joining is not garbage piling up, and a crowd leaving frees its objects by
 reference counting, not all in the instant it leaves its rooms.
 Without that allowance, a crowd joining a process that had just started
