@@ -5,9 +5,9 @@ asyncio's selector transport keeps a bound method of itself in
 its socket object and its buffers are freed only when the garbage collector
 next walks the generation they sit in. In a process of thousands of sockets
 that is rare by design (``gc_freezer.py``: once frozen, not before the
-frozen objects have doubled, new sockets aside), and a flood of short connections would pile
-up in the meantime. Both protocols break the cycle when their
-connection is lost.
+frozen objects have doubled, new sockets aside), and a flood of short
+connections would pile up in the meantime. Both protocols break the cycle
+when their connection is lost.
 """
 
 from __future__ import annotations
