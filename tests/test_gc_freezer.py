@@ -35,9 +35,15 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def freezer(registry: CollectorRegistry) -> Iterator[GcFreezer]:
+def open_sockets() -> list[int]:
+    """How many sockets the freezer is told are open: set ``[0]``."""
+    return [0]
+
+
+@pytest.fixture
+def freezer(registry: CollectorRegistry, open_sockets: list[int]) -> Iterator[GcFreezer]:
     thresholds = gc.get_threshold()
-    started = GcFreezer(registry)
+    started = GcFreezer(registry, lambda: open_sockets[0])
     started.start()
     yield started
     started.stop()
@@ -117,12 +123,8 @@ async def test_no_full_collection_while_the_frozen_objects_stay_under_double(
 
 
 async def test_what_new_sockets_account_for_calls_for_no_full_collection(
-    registry: CollectorRegistry,
+    freezer: GcFreezer, registry: CollectorRegistry, open_sockets: list[int]
 ) -> None:
-    thresholds = gc.get_threshold()
-    open_sockets = [0]
-    freezer = GcFreezer(registry, lambda: open_sockets[0])
-    freezer.start()
     runner = asyncio.create_task(freezer.run())
     try:
         # Three times as many objects again as were frozen at start, as if a
@@ -139,18 +141,11 @@ async def test_what_new_sockets_account_for_calls_for_no_full_collection(
         assert len(crowd) > 0
     finally:
         runner.cancel()
-        freezer.stop()
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
 
 
 async def test_sockets_open_at_the_last_full_collection_earn_no_allowance(
-    registry: CollectorRegistry,
+    freezer: GcFreezer, registry: CollectorRegistry, open_sockets: list[int]
 ) -> None:
-    thresholds = gc.get_threshold()
-    open_sockets = [0]
-    freezer = GcFreezer(registry, lambda: open_sockets[0])
-    freezer.start()
     # Many sockets open at a full collection: their objects are in its count.
     open_sockets[0] = 3 * gc.get_freeze_count() // OBJECTS_PER_SOCKET
     freezer.collect_everything()
@@ -166,9 +161,6 @@ async def test_sockets_open_at_the_last_full_collection_earn_no_allowance(
         assert len(growth) > 0
     finally:
         runner.cancel()
-        freezer.stop()
-        gc.unfreeze()
-        gc.set_threshold(*thresholds)
 
 
 def test_stop_stops_freezing(registry: CollectorRegistry) -> None:
