@@ -413,6 +413,10 @@ class Hub:
         if room is not None:
             room.deliver(event)
 
+    def sockets(self) -> int:
+        """Open room sockets in this process, whatever their stage."""
+        return sum(len(room) for room in self.rooms.values())
+
     def count_by_role(self) -> dict[Role, int]:
         counts = dict.fromkeys(Role, 0)
         for room in self.rooms.values():

@@ -156,10 +156,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
     gc_pauses = GcPauses(services.metrics.registry)
     gc_pauses.start()
     # Last, so that what the services hold for the process's life is frozen.
-    hub = services.hub
-    gc_freezer = GcFreezer(
-        services.metrics.registry, lambda: sum(len(room) for room in hub.rooms.values())
-    )
+    gc_freezer = GcFreezer(services.metrics.registry, services.hub.sockets)
     gc_freezer.start()
     for job in (
         gc_freezer.run(),

@@ -3,7 +3,8 @@
 ``LocalRoom`` on its own, in a real event loop, with sockets that record
 the frames they are given: whether a crowd that just joined is written in
 the room's slices, and whether an event a newcomer's welcome already
-covered reaches it again.
+covered reaches it again. And the hub's count of the sockets in its rooms,
+whatever their stage, which the garbage collector's freezer allows for.
 """
 
 from __future__ import annotations
@@ -82,3 +83,20 @@ async def test_an_event_the_welcome_covered_is_not_sent_again() -> None:
     assert [m.get("seq") for m in early.messages()] == [None, 6, 7, 8]
     assert [m.get("seq") for m in late.messages()] == [None, 8]
     assert not room.catching_up
+
+
+async def test_the_hub_counts_every_open_socket_whatever_its_stage() -> None:
+    async def nothing(room_id: str) -> None:
+        return None
+
+    hub = rooms.Hub(0.05, nothing, nothing)
+    members = [
+        Member(cast(FrameWriter, RecordingSocket()), Codec.JSON, ANONYMOUS) for _ in range(3)
+    ]
+    first = await hub.join("carol", members[0])  # still joining: no welcome yet
+    await hub.join("carol", members[1])
+    first.admit(members[1], {"type": "welcome"}, [], 0)  # welcomed, catching up
+    await hub.join("dave", members[2])
+    assert hub.sockets() == 3
+    await hub.leave("carol", members[0])
+    assert hub.sockets() == 2
