@@ -613,7 +613,8 @@ async def paced_gifts(
     await compact_aof(redis_url)
     offered = statistics.median(ours for _, ours in turns) * plan.latency_fraction
     progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
-    before = ack_buckets(await metrics_text(port))
+    text_before = await metrics_text(port)
+    before = ack_buckets(text_before)
     pids = {"server": server.process.pid, "senders": senders.process.process.pid}
     costs_before = await PathCosts.now(redis_url, pids)
     async with profiled(server, plan, "gifts-paced"):
@@ -621,9 +622,11 @@ async def paced_gifts(
         await asyncio.sleep(plan.seconds)
         paced = await senders.stop()
     costs = (await PathCosts.now(redis_url, pids)).since(costs_before, paced.acks)
-    summary = server_ack_summary(before, ack_buckets(await metrics_text(port)))
+    text_after = await metrics_text(port)
+    summary = server_ack_summary(before, ack_buckets(text_after))
+    sharing = script_sharing(text_before, text_after)
     drain = f"settlement caught up with the closed loop in {drained:.1f} s first"
-    return paced, f"{summary}; {costs}; {drain}"
+    return paced, f"{summary}; {sharing}; {costs}; {drain}"
 
 
 @dataclass(frozen=True)
@@ -1114,12 +1117,8 @@ async def counters(port: int, pid: int, within: float = 10.0) -> Counters | None
     if text is None:
         return None
 
-    def value(name: str) -> float:
-        found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.MULTILINE)
-        return float(found.group(1)) if found else 0.0
-
-    frames = value("giftstream_room_frames_total")
-    return Counters(frames, value("giftstream_room_events_total"), time.perf_counter())
+    frames = metric_value(text, "giftstream_room_frames_total")
+    return Counters(frames, metric_value(text, "giftstream_room_events_total"), time.perf_counter())
 
 
 ACK_BUCKET = re.compile(r'^giftstream_gift_ack_seconds_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.M)
@@ -1129,6 +1128,25 @@ def ack_buckets(text: str | None) -> dict[float, float]:
     """The server's own ack timer (a gift frame read to its ack written):
     acks counted per bucket's upper bound in seconds, cumulative."""
     return {float(le): float(count) for le, count in ACK_BUCKET.findall(text or "")}
+
+
+def metric_value(text: str | None, name: str) -> float:
+    """One unlabelled sample of a /metrics page (0 when absent)."""
+    found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text or "", re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def script_sharing(before: str | None, after: str | None) -> str:
+    """How many script calls shared each pipeline to Valkey between two readings:
+    a paced gift's fixed costs (a write, a read, an fsync) are shared by that many."""
+    batches, calls = (
+        metric_value(after, f"giftstream_script_{name}_total")
+        - metric_value(before, f"giftstream_script_{name}_total")
+        for name in ("batches", "calls")
+    )
+    if not batches:
+        return "no script pipelines"
+    return f"{batches:,.0f} script pipelines, {calls / batches:.1f} calls each"
 
 
 def server_ack_summary(before: dict[float, float], after: dict[float, float]) -> str:

@@ -72,6 +72,8 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     assert "CPU while paced: server " in latency["note"], latency
     assert ", Valkey " in latency["note"], latency
     assert ": scripts " in latency["note"], latency
+    # How many script calls shared a pipeline to Valkey while paced.
+    assert re.search(r"[0-9,]+ script pipelines, [0-9.]+ calls each", latency["note"]), latency
     # Valkey rewrites its file only between phases, when the bench asks.
     assert "Valkey started rewriting its append-only file 0 times" in latency["note"], latency
     reach = next(row for row in rows if row["name"].endswith("p99, quiet room"))
@@ -120,6 +122,22 @@ def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
     assert "p50 <= 25 ms" in summary, summary
     assert "p99 <= 100 ms" in summary, summary
     assert "no reading" in server_ack_summary(before, ack_buckets(None))
+
+
+def test_script_sharing_is_calls_over_pipelines_between_two_scrapes() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_run import script_sharing
+
+    def page(batches: int, calls: int) -> str:
+        return (
+            f"giftstream_script_batches_total {batches}.0\n"
+            f"giftstream_script_calls_total {calls}.0\n"
+        )
+
+    # 40 pipelines carried 250 calls between the scrapes.
+    assert script_sharing(page(10, 50), page(50, 300)) == "40 script pipelines, 6.2 calls each"
+    assert script_sharing(page(10, 50), page(10, 50)) == "no script pipelines"
+    assert script_sharing(None, None) == "no script pipelines"
 
 
 def test_steal_is_the_share_of_the_cores_time_the_host_kept_between_two_readings() -> None:
