@@ -347,6 +347,51 @@ async def rewrite_aof_only_when_asked(redis_url: str) -> None:
         await redis.aclose()
 
 
+# Valkey's latency monitor records, per second, its longest stall of each
+# kind past this: an fsync of the append-only file, a slow command. An ack
+# waits for the fsync that follows its script (``appendfsync always``), and
+# Valkey serves nobody while it fsyncs.
+STALL_MS = 5
+
+
+async def watch_valkey_stalls(redis_url: str) -> None:
+    """From now on, Valkey's own record of its stalls over ``STALL_MS``."""
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.config_set("latency-monitor-threshold", STALL_MS)
+        await redis.latency_reset()
+    finally:
+        await redis.aclose()
+
+
+async def valkey_stalls(redis_url: str) -> str:
+    """What Valkey recorded since ``watch_valkey_stalls``: for each kind of
+    stall, in how many seconds one came, and the longest."""
+    redis = Redis.from_url(redis_url)
+    try:
+        latest = await redis.latency_latest()
+        kinds: dict[str, list[int]] = {}
+        for entry in latest:
+            kind = entry[0].decode() if isinstance(entry[0], bytes) else str(entry[0])
+            history = await redis.latency_history(kind)
+            kinds[kind] = [int(milliseconds) for _, milliseconds in history]
+    finally:
+        await redis.aclose()
+    return stalls_note(kinds)
+
+
+def stalls_note(kinds: dict[str, list[int]]) -> str:
+    """``kinds``: each kind of stall's longest, in ms, in each second it came."""
+    if not any(kinds.values()):
+        return f"Valkey stalled over {STALL_MS} ms in no second"
+    parts = [
+        f"{kind} in {len(seconds)} s (longest {max(seconds)} ms)"
+        for kind, seconds in sorted(kinds.items(), key=lambda kv: -max(kv[1], default=0))
+        if seconds
+    ]
+    return f"Valkey stalled over {STALL_MS} ms: " + ", ".join(parts)
+
+
 async def compact_aof(redis_url: str, within: float = 60.0) -> None:
     """Rewrite Valkey's append-only file now, and wait for the rewrite to end,
     so that the file each timed phase appends to starts small."""
@@ -426,10 +471,12 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
     progress(f"  redis-py: the gift script paced at {offered:,.0f} gifts/s, timed")
     paced_argv = [*argv, "paced", *common, "--rate", f"{offered:.0f}"]
     await compact_aof(redis_url)  # as before giftstream's paced phase
+    await watch_valkey_stalls(redis_url)
     cores_before = CoreTime.now()
     async with child("paced redis-py driver", paced_argv, plan.server_cpu) as driver:
         floor = await driver.json_line()
     floor["steal"] = CoreTime.now().note_since(cores_before)
+    floor["stalls"] = await valkey_stalls(redis_url)
     note = f"{plan.senders} senders x {plan.window} in flight"
     if len(turns) > 1:
         note += f"; medians of {len(turns)} turns, redis-py vs giftstream: " + ", ".join(
@@ -459,7 +506,8 @@ def ack_floor_row(floor: dict[str, Any], fraction: float) -> Row:
     note = (
         f"{floor['gifts_per_second']:,.0f} gifts/s, one pipeline per 5 ms; p50 "
         f"{latency['p50']:.1f} ms, p99.9 {latency['p99.9']:.1f} ms, max {latency['max']:.1f} ms; "
-        f"the driver's loop woke late by p99 {floor['late_ms']:.1f} ms; {floor['steal']}"
+        f"the driver's loop woke late by p99 {floor['late_ms']:.1f} ms; {floor['steal']}; "
+        f"{floor['stalls']}"
     )
     name = f"redis-py, gift script latency p99 at {fraction:.0%} of giftstream's rate (floor)"
     return Row("money", name, latency["p99"], "ms", None, note)
@@ -617,16 +665,18 @@ async def paced_gifts(
     before = ack_buckets(text_before)
     pids = {"server": server.process.pid, "senders": senders.process.process.pid}
     costs_before = await PathCosts.now(redis_url, pids)
+    await watch_valkey_stalls(redis_url)
     async with profiled(server, plan, "gifts-paced"):
         await senders.start(rate=offered)
         await asyncio.sleep(plan.seconds)
         paced = await senders.stop()
     costs = (await PathCosts.now(redis_url, pids)).since(costs_before, paced.acks)
+    stalls = await valkey_stalls(redis_url)
     text_after = await metrics_text(port)
     summary = server_ack_summary(before, ack_buckets(text_after))
     sharing = script_sharing(text_before, text_after)
     drain = f"settlement caught up with the closed loop in {drained:.1f} s first"
-    return paced, f"{summary}; {sharing}; {costs}; {drain}"
+    return paced, f"{summary}; {sharing}; {costs}; {stalls}; {drain}"
 
 
 @dataclass(frozen=True)

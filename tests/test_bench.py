@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
+
+from server.embedded import EmbeddedValkey
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = {
@@ -97,6 +100,9 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     for row in [latency, floor, reach, *floors]:
         assert stolen.search(row["note"]), row
     assert 0.0 <= report["machine"]["steal"] <= 1.0
+    # And with what Valkey's own latency monitor saw of its stalls meanwhile.
+    for row in [latency, floor]:
+        assert "Valkey stalled over 5 ms" in row["note"], row
     assert report["machine"]["cores"] >= 1
     for row in rows:
         assert row["name"] in done.stdout  # the table on the terminal has it too
@@ -138,6 +144,33 @@ def test_script_sharing_is_calls_over_pipelines_between_two_scrapes() -> None:
     assert script_sharing(page(10, 50), page(50, 300)) == "40 script pipelines, 6.2 calls each"
     assert script_sharing(page(10, 50), page(10, 50)) == "no script pipelines"
     assert script_sharing(None, None) == "no script pipelines"
+
+
+async def test_valkey_stalls_are_read_from_its_own_latency_monitor(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_run import valkey_stalls, watch_valkey_stalls
+
+    async with EmbeddedValkey(tmp_path) as valkey:
+        await watch_valkey_stalls(valkey.url)
+        assert await valkey_stalls(valkey.url) == "Valkey stalled over 5 ms in no second"
+        redis = Redis.from_url(valkey.url)
+        try:  # a script that keeps Valkey busy for well over 5 ms
+            await redis.eval("local x = 0 for i = 1, 5e6 do x = x + i end return 1", 0)
+        finally:
+            await redis.aclose()
+        stalls = await valkey_stalls(valkey.url)
+    assert re.fullmatch(r"Valkey stalled over 5 ms: command in 1 s \(longest \d+ ms\)", stalls)
+
+
+def test_stalls_are_listed_longest_first() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_run import stalls_note
+
+    note = stalls_note({"command": [6, 7], "aof-fsync-always": [40, 9, 12], "fork": []})
+    assert note == (
+        "Valkey stalled over 5 ms: aof-fsync-always in 3 s (longest 40 ms), "
+        "command in 2 s (longest 7 ms)"
+    )
 
 
 def test_steal_is_the_share_of_the_cores_time_the_host_kept_between_two_readings() -> None:
