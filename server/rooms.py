@@ -7,10 +7,11 @@ is one write per viewer per frame, not per event. Each frame is encoded once
 per codec and the same bytes go to every viewer's ``FrameWriter``, which
 never waits: one slow viewer cannot hold up the room.
 
-A flush writes ``FANOUT_SLICE`` viewers per turn of the event loop, so that
-a big room's fan-out does not hold up Redis's replies and the acks between
-them. Events that arrive meanwhile wait for the flush to end; when several
-frames go out at once, each viewer is written all of them in a row.
+A flush writes at most ``FANOUT_SLICE`` viewers, or ``SLICE_SECONDS`` of
+writes, per turn of the event loop, so that a big room's fan-out does not
+hold up Redis's replies and the acks between them. Events that arrive
+meanwhile wait for the flush to end; when several frames go out at once,
+each viewer is written all of them in a row.
 
 In a room that is not busy with events, a big gift does not wait for the
 tick (``EXPRESS_TIERS``): it goes out at once with whatever is pending, or
@@ -101,6 +102,13 @@ def _chunks(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 # Redis's replies and sends acks, which would otherwise wait for the whole
 # room (a 500-viewer room's frame alone is 10 to 25 ms of writes here).
 FANOUT_SLICE = 250
+# ...and a turn's writes stop once they have taken this long, whatever the
+# count: in a gift storm a frame carries a hundred events or more, and 250
+# viewers of it took 4.5 to 7.5 ms, which every gift frame read and every
+# ack written in the meantime waited for (docs/benchmarks.md).
+SLICE_SECONDS = 0.002
+# Viewers written between two looks at the clock.
+SLICE_STEP = 25
 
 # One frame's bytes per codec, for each frame of a flush, in order.
 _Frames = list[dict[Codec, bytes]]
@@ -243,14 +251,16 @@ class LocalRoom:
     def _write_slices(
         self, jobs: list[tuple[tuple[FrameWriter, ...], list[bytes]]], job: int, offset: int
     ) -> None:
-        """Write ``FANOUT_SLICE`` viewers from ``jobs[job]`` at ``offset`` on; the
-        rest on the next turn of the loop."""
+        """Write from ``jobs[job]`` at ``offset`` on, ``FANOUT_SLICE`` viewers or
+        ``SLICE_SECONDS``, whichever comes first; the rest on the next turn of
+        the loop."""
         self._next_slice = None
         started = self.loop.time()
+        deadline = started + SLICE_SECONDS
         budget = FANOUT_SLICE
         while job < len(jobs) and budget > 0:
             writers, frames = jobs[job]
-            end = min(len(writers), offset + budget)
+            end = min(len(writers), offset + min(budget, SLICE_STEP))
             if len(frames) == 1:
                 frame = frames[0]
                 for writer in writers[offset:end]:  # the hot loop: once per viewer per frame
@@ -261,6 +271,8 @@ class LocalRoom:
                         writer.send(frame)
             budget -= end - offset
             job, offset = (job, end) if end < len(writers) else (job + 1, 0)
+            if self.loop.time() >= deadline:
+                break
         self._flush_seconds += self.loop.time() - started
         if job < len(jobs):
             self._next_slice = self.loop.call_soon(self._write_slices, jobs, job, offset)

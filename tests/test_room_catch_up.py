@@ -2,15 +2,17 @@
 
 ``LocalRoom`` on its own, in a real event loop, with sockets that record
 the frames they are given: whether a crowd that just joined is written in
-the room's slices, and whether an event a newcomer's welcome already
-covered reaches it again. And the hub's count of the sockets in its rooms,
-whatever their stage, which the garbage collector's freezer allows for.
+the room's slices, whether slow writes end a slice early, and whether an
+event a newcomer's welcome already covered reaches it again. And the hub's
+count of the sockets in its rooms, whatever their stage, which the garbage
+collector's freezer allows for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, cast
 
 import pytest
@@ -43,8 +45,17 @@ def gift(seq: int) -> dict[str, Any]:
     return {"type": "gift", "seq": seq, "gift": "rose", "tier": "small"}
 
 
-def join(room: LocalRoom, floor: int) -> RecordingSocket:
-    socket = RecordingSocket()
+class SlowSocket(RecordingSocket):
+    """A socket whose writes are slow: one step of a slice of them takes
+    twice as long as a slice may."""
+
+    def send(self, frame: bytes) -> None:
+        time.sleep(2 * rooms.SLICE_SECONDS / rooms.SLICE_STEP)
+        super().send(frame)
+
+
+def join(room: LocalRoom, floor: int, socket: RecordingSocket | None = None) -> RecordingSocket:
+    socket = socket or RecordingSocket()
     member = Member(cast(FrameWriter, socket), Codec.JSON, ANONYMOUS)
     room.add(member)
     room.admit(member, {"type": "welcome"}, [], floor)
@@ -71,6 +82,26 @@ async def test_a_crowd_that_just_joined_is_written_in_the_rooms_slices(
         assert [m["type"] for m in socket.messages()] == ["welcome", "gift"]
     assert not room.catching_up
     assert len(room) == 10
+
+
+async def test_slow_writes_end_a_turn_after_the_slice_time_whatever_the_count() -> None:
+    # A gift storm's frames are big and slow to write: a turn of the loop
+    # stops writing once its time is up, well before the count allows, so
+    # that the gifts and acks waiting on the loop do not wait as long.
+    room = LocalRoom("stormy", 0.0, asyncio.get_running_loop())
+    crowd = [join(room, floor=5, socket=SlowSocket()) for _ in range(2 * rooms.SLICE_STEP + 5)]
+    assert len(crowd) < rooms.FANOUT_SLICE
+
+    def written() -> int:
+        return sum(len(socket.frames) - 1 for socket in crowd)
+
+    room.deliver(gift(6))
+    assert written() == rooms.SLICE_STEP  # the first step took longer than a slice may
+    await turns(1)
+    assert written() == 2 * rooms.SLICE_STEP
+    await turns(3)
+    for socket in crowd:
+        assert [m["type"] for m in socket.messages()] == ["welcome", "gift"]
 
 
 async def test_an_event_the_welcome_covered_is_not_sent_again() -> None:
