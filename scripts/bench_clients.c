@@ -493,6 +493,16 @@ static const struct digest *room_frame(const unsigned char *payload, size_t len)
     return &cached;
 }
 
+/* A reach's histogram bucket: whole milliseconds rounded up, at least 1.
+ * Truncating would put every sub-millisecond reach (a small room on loopback)
+ * in bucket 0 and report a p99 of 0 ms, which is no measurement: rounded up,
+ * a bucket is an upper bound at the histogram's 1 ms resolution. */
+static int64_t reach_bucket(double elapsed_ms) {
+    int64_t ms = (int64_t)elapsed_ms;
+    if ((double)ms < elapsed_ms) ms++;
+    return ms < 1 ? 1 : ms;
+}
+
 static void on_room_frame(struct client *c, const struct digest *d) {
     int fresh = d->last > c->last_seq;
     if (c->last_seq && d->first != c->last_seq + 1 && d->first > c->last_seq) gaps++;
@@ -501,7 +511,7 @@ static void on_room_frame(struct client *c, const struct digest *d) {
     events += d->count;
     if (!fresh || !d->n_big) return;
     double now_ms = (double)clock_ns(CLOCK_REALTIME) / 1e6;
-    for (size_t i = 0; i < d->n_big; i++) histogram_add(&reach_ms, (int64_t)(now_ms - (double)d->big[i]));
+    for (size_t i = 0; i < d->n_big; i++) histogram_add(&reach_ms, reach_bucket(now_ms - (double)d->big[i]));
 }
 
 static void on_reply(struct client *c, const unsigned char *payload, size_t len) {

@@ -24,6 +24,7 @@ import base64
 import contextlib
 import functools
 import gc
+import math
 import multiprocessing
 import os
 import resource
@@ -86,6 +87,16 @@ class Tally:
             for value, count in theirs.items():
                 mine[int(value)] = mine.get(int(value), 0) + count
         self.seconds = max(self.seconds, other["seconds"])
+
+
+def reach_bucket(elapsed_ms: float) -> int:
+    """A reach's histogram bucket: whole milliseconds rounded up, at least 1.
+
+    Truncating would put every sub-millisecond reach (a small room on
+    loopback) in bucket 0 and report a p99 of 0 ms, which is no measurement:
+    rounded up, a bucket is an upper bound at the histogram's 1 ms resolution.
+    """
+    return max(1, math.ceil(elapsed_ms))
 
 
 def percentile(histogram: dict[int, int], fraction: float) -> float | None:
@@ -275,7 +286,7 @@ class Viewer(asyncio.Protocol):
                 now_ms = time.time() * 1000
                 reach = self.shared.tally.reach_ms
                 for ts in big:
-                    ms = int(now_ms - ts)
+                    ms = reach_bucket(now_ms - ts)
                     reach[ms] = reach.get(ms, 0) + 1
 
     def close(self) -> None:

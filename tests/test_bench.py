@@ -108,6 +108,21 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
         assert row["name"] in done.stdout  # the table on the terminal has it too
 
 
+def test_a_reach_under_a_millisecond_counts_as_one_never_as_zero() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_wsclient import percentile, reach_bucket
+
+    # A small room on loopback is reached in well under a millisecond; the
+    # histogram's buckets are upper bounds, so its p99 is 1 ms, not 0.
+    histogram: dict[int, int] = {}
+    for elapsed in (0.0, 0.02, 0.4, 0.99, -0.3):  # -0.3: the stamp's clock ran ahead
+        bucket = reach_bucket(elapsed)
+        histogram[bucket] = histogram.get(bucket, 0) + 1
+    assert histogram == {1: 5}
+    assert percentile(histogram, 0.99) == 1.0
+    assert [reach_bucket(ms) for ms in (1.0, 1.01, 149.5)] == [1, 2, 150]
+
+
 def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
     from bench_run import ack_buckets, server_ack_summary

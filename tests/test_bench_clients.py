@@ -165,6 +165,41 @@ async def test_viewers_count_events_find_the_seq_gap_and_time_the_big_gift(
     assert all(BIG_GIFT_AGE_MS <= ms < 5000 for ms in reach), reach
 
 
+async def test_a_big_gift_read_within_its_millisecond_counts_as_one_ms(
+    clients_binary: Path,
+) -> None:
+    viewers = 3
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_upgrade(reader, writer)
+        await go.wait()
+        # Stamped a little ahead of the clock: however fast the read, the
+        # elapsed time is under a millisecond (negative, even).
+        ahead_ms = int(time.time() * 1000) + 5
+        event = {"seq": 1, "tier": "fullscreen", "ts": ahead_ms}
+        writer.write(server_frame({"type": "events", "events": [event]}))
+        await writer.drain()
+        await reader.read()
+
+    go = asyncio.Event()
+    async with (
+        serving(session) as port,
+        running(clients_binary, "-v", str(viewers), HOST, str(port), "/") as clients,
+    ):
+        assert await clients.line() == {"opened": viewers, "failed": 0}
+        assert await clients.command("start") == {"counting": True}
+        go.set()
+        tally = await clients.command("peek")
+        deadline = time.monotonic() + 10
+        while tally["frames"] < viewers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            tally = await clients.command("peek")
+        tally = await clients.command("stop")
+
+    # Bucket 0 would make a p99 of 0 ms; rounded up, it is the 1 ms bucket.
+    assert {int(ms): count for ms, count in tally["reach_ms"].items()} == {1: viewers}
+
+
 async def test_senders_time_acks_and_send_again_after_a_temporary_refusal(
     clients_binary: Path, tmp_path: Path
 ) -> None:
