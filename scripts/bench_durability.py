@@ -2,7 +2,7 @@
 
 Starts one embedded Valkey per policy (appendfsync always / everysec / no),
 each in a temporary directory, and drives the real gift script
-(`server/lua/gift.lua`, through `server.wallet.Wallets`) from many
+(`server/store/lua/gift.lua`, through `server.money.wallet.Wallets`) from many
 concurrent callers for a fixed time. Prints gifts per second for each policy
 and its ratio to `no` (no fsync at all) measured in the same run, so a noisy
 machine shows up in all three figures alike.
@@ -22,11 +22,11 @@ from pathlib import Path
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from server.catalog import load_catalog
-from server.embedded import EmbeddedValkey
-from server.scripts import Scripts
+from server.core.catalog import load_catalog
+from server.money.wallet import GiftOrder, Wallets
+from server.ops.embedded import EmbeddedValkey
 from server.settings import Settings
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts
 
 POLICIES = ("no", "everysec", "always")
 

@@ -2,8 +2,8 @@
 
 Three drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_second``):
 
-    redis-py  redis-py asyncio, the same ``server/lua/gift.lua`` registered
-              as ``server.scripts.Scripts`` does, pipelines of ``--depth``
+    redis-py  redis-py asyncio, the same ``server/store/lua/gift.lua`` registered
+              as ``server.store.scripts.Scripts`` does, pipelines of ``--depth``
               calls per round trip on one connection: what a Python process
               could get with nothing in front of the script.
     raw       pre-encoded EVALSHA commands written by ``--connections``
@@ -20,7 +20,7 @@ Three drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_
 
 Both spread the gifts over ``--senders`` wallets, each granted plenty of
 coins first, with the per-user rate limit out of the way (a ceiling, not a
-policy). KEYS and ARGV are those that ``server.wallet.Wallets.send_gift``
+policy). KEYS and ARGV are those that ``server.money.wallet.Wallets.send_gift``
 itself builds: it is called once with a recorder in place of the script.
 
     python scripts/bench_money.py redis-py --url redis://127.0.0.1:6379/0 --seconds 5
@@ -41,10 +41,10 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from server.catalog import Gift, load_catalog
-from server.scripts import Scripts, source
+from server.core.catalog import Gift, load_catalog
+from server.money.wallet import GiftOrder, Wallets
 from server.settings import Settings
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts, source
 
 COINS_PER_SENDER = 10**8
 # The ceiling is the script's, not a policy's: no per-user limit in the way.

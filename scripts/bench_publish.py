@@ -15,8 +15,8 @@ from types import TracebackType
 
 from redis.asyncio import Redis
 
-from server.keys import RoomKeys
-from server.room_log import pack_event
+from server.core.keys import RoomKeys
+from server.rooms.room_log import pack_event
 
 # A busy room's events go out in slices this far apart.
 SLICE_SECONDS = 0.01

@@ -58,9 +58,9 @@ from bench_wsclient import ClientPool, Tally, Target, percentile
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.auth import Role, issue_token
 from server.cli import LISTENING
-from server.embedded import EmbeddedValkey
+from server.core.auth import Role, issue_token
+from server.ops.embedded import EmbeddedValkey
 from server.settings import Settings
 
 SCRIPTS = Path(__file__).resolve().parent

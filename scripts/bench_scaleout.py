@@ -54,10 +54,10 @@ import httpx
 from bench_env import cpu_model, server_environment
 
 from server.cli import LISTENING
-from server.embedded import EmbeddedValkey
-from server.embedded_cluster import EmbeddedCluster
 from server.loadtest.config import LoadConfig, new_user_prefix
 from server.loadtest.runner import run as loadtest
+from server.ops.embedded import EmbeddedValkey
+from server.ops.embedded_cluster import EmbeddedCluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ROOM = "carol"  # the demo creator, seeded by every server in demo mode

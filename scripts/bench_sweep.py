@@ -1,6 +1,6 @@
 """What one settlement sweep costs as the key space grows.
 
-The sweeper (``server/settlement.py``) SCANs the whole key space for
+The sweeper (``server/money/settlement.py``) SCANs the whole key space for
 outboxes, and the idempotency records keep about three keys per gift for
 the TTL (a week by default), so its cost grows with the gifts of the past
 week, not with the credits it finds. This starts an embedded Valkey, gives
@@ -25,11 +25,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server.embedded import EmbeddedValkey
-from server.scripts import Scripts
+from server.money.settlement import Settler
+from server.money.wallet import Wallets
+from server.ops.embedded import EmbeddedValkey
 from server.settings import Settings
-from server.settlement import Settler
-from server.wallet import Wallets
+from server.store.scripts import Scripts
 
 PREFIX = "gs"
 FILL_BATCH = 10_000

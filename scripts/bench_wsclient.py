@@ -40,7 +40,7 @@ OPEN_CONCURRENCY = 50
 OPEN_ATTEMPTS = 3
 OPEN_TIMEOUT = 60.0
 CACHE_LIMIT = 4096
-# Gifts that take the whole screen and must reach everyone (DOMAIN.md).
+# Gifts that take the whole screen and must reach everyone (the catalogue's tiers).
 BIG_TIERS = frozenset({"large", "fullscreen"})
 _PONG = 0x8A
 _CLOSE = 0x8

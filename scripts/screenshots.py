@@ -31,10 +31,10 @@ from pathlib import Path
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 from redis.asyncio import Redis
 
-from server.catalog import load_catalog
-from server.scripts import Scripts
+from server.core.catalog import load_catalog
+from server.money.wallet import GiftOrder, Wallets
 from server.settings import Settings
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

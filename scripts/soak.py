@@ -50,10 +50,10 @@ import msgpack
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.creators import CreatorProfile, Creators
-from server.embedded import EmbeddedValkey, free_port
+from server.money.creators import CreatorProfile, Creators
+from server.ops.embedded import EmbeddedValkey, free_port
 from server.settings import ENV_PREFIX
-from server.wallet import as_text
+from server.store.calls import as_text
 
 Message = dict[str, Any]
 

@@ -16,13 +16,14 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from server import demo, http_api
+from server import demo
+from server.api import http_api
+from server.api.ws_session import room_endpoint
 from server.errors import Unavailable
 from server.metrics import CONTENT_TYPE_LATEST
 from server.services import Services, running_services
 from server.settings import Settings
-from server.wallet import guarded
-from server.ws_session import room_endpoint
+from server.store.calls import guarded
 
 log = logging.getLogger(__name__)
 CLIENT_DEMO_DIR = Path(__file__).resolve().parent.parent / "client_demo"

@@ -25,13 +25,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
-from server import reconcile
 from server import settings as settings_module
-from server.embedded import EmbeddedValkey, EmbeddedValkeyError, running_url
-from server.embedded_cluster import EmbeddedCluster
 from server.logs import configure_logging, parse_level
-from server.redis_client import WrongRedisMode, check_mode, connect
+from server.money import reconcile
+from server.ops.embedded import EmbeddedValkey, EmbeddedValkeyError, running_url
+from server.ops.embedded_cluster import EmbeddedCluster
 from server.settings import Settings, SettingsError
+from server.store.redis_client import WrongRedisMode, check_mode, connect
 
 LISTENING = "giftstream: listening on"
 # After SIGTERM, WebSockets get this long to close before uvicorn cancels them.
@@ -49,7 +49,7 @@ CLIENT_DEMO_DIR = Path(__file__).resolve().parent.parent / "client_demo"
 
 # uvicorn's websockets-sansio protocol, plus the non-blocking frame writer the
 # room fan-out needs; given by import path, as uvicorn's --ws takes it.
-WS_PROTOCOL = "server.ws_protocol:GiftstreamWebSocketProtocol"
+WS_PROTOCOL = "server.rooms.ws_protocol:GiftstreamWebSocketProtocol"
 
 
 class ServeError(Exception):
@@ -310,14 +310,14 @@ async def _serve_http(
 ) -> None:
     # Imported here so that this module loads without the app (and its
     # import cost) for --help and for tests of the command line itself.
+    from server.api.http_protocol import with_head_timeout
     from server.app import create_app
-    from server.http_protocol import with_head_timeout
 
     sock = _bind(settings.host, settings.port)
     config = uvicorn.Config(
         create_app(settings),
         # h11 with a deadline on request heads: uvicorn alone holds a socket that
-        # never finishes its request forever (server/http_protocol.py).
+        # never finishes its request forever (server/api/http_protocol.py).
         http=with_head_timeout(settings.handshake_timeout_seconds),
         ws=WS_PROTOCOL,
         ws_max_size=settings.max_frame_bytes,

@@ -6,9 +6,9 @@ restart of the demo neither loses nor doubles them.
 
 from __future__ import annotations
 
-from server.creators import CreatorProfile
+from server.money.creators import CreatorProfile
+from server.money.settlement import now_ms
 from server.services import Services
-from server.settlement import now_ms
 
 DEMO_VIEWERS = {"alice": 5000, "bob": 500}
 # carol is live and takes gifts; dave has not switched gifting on.

@@ -12,27 +12,28 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
 
-from server.catalog import Catalog, load_catalog
-from server.creators import Creators
-from server.gc_freezer import GcFreezer
-from server.gc_pauses import GcPauses
-from server.gifting import Gifting
-from server.keys import RoomKeys, WalletKeys
+from server.core.catalog import Catalog, load_catalog
+from server.core.keys import RoomKeys, WalletKeys
 from server.metrics import Metrics
-from server.orders import Orders
-from server.overlay_keys import OverlayKeys
-from server.pipelining import AutoPipeline
-from server.redis_client import as_cluster, check_mode, connect
-from server.relay import Relay, ShardedRelay
-from server.room_gifts import RoomGifts
-from server.room_log import RoomLog
-from server.rooms import Hub
-from server.scripts import Scripts
+from server.money.creators import Creators
+from server.money.gifting import Gifting
+from server.money.orders import Orders
+from server.money.room_gifts import RoomGifts
+from server.money.settlement import Settler
+from server.money.wallet import Wallets
+from server.rooms.hub import Hub
+from server.rooms.overlay_keys import OverlayKeys
+from server.rooms.relay import Relay, ShardedRelay
+from server.rooms.room_log import RoomLog
+from server.rooms.tally import ProcessTally
+from server.rooms.viewer_counts import ViewerCounts
 from server.settings import Settings
-from server.settlement import Settler
-from server.tally import ProcessTally
-from server.viewer_counts import ViewerCounts
-from server.wallet import FailureTally, Wallets
+from server.store.calls import FailureTally
+from server.store.redis_client import as_cluster, check_mode, connect
+from server.store.scripts import Scripts
+from server.tuning.gc_freezer import GcFreezer
+from server.tuning.gc_pauses import GcPauses
+from server.tuning.pipelining import AutoPipeline
 
 log = logging.getLogger(__name__)
 

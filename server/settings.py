@@ -84,10 +84,10 @@ class Settings:
     # Room sockets one signed-in user may hold open across all processes.
     max_sockets_per_user: int = 20
     # A connection's request head (a room socket's whole handshake) must
-    # arrive within this, or the connection is closed (server/http_protocol.py).
+    # arrive within this, or the connection is closed (server/api/http_protocol.py).
     handshake_timeout_seconds: float = 10.0
     # Each room socket is pinged this often (0: never) and closed (1011) when
-    # its pong has not come this long after (server/keepalive.py).
+    # its pong has not come this long after (server/rooms/keepalive.py).
     ws_ping_interval_seconds: float = 20.0
     ws_ping_timeout_seconds: float = 20.0
     room_history_length: int = 1000

@@ -25,8 +25,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from server.embedded_cluster import EmbeddedCluster, slot_ranges
-from server.redis_client import connect
+from server.ops.embedded_cluster import EmbeddedCluster, slot_ranges
+from server.store.redis_client import connect
 from tests.conftest import ServerProcess, launch_server, stop_servers
 
 PRIMARIES = 3

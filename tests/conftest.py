@@ -36,7 +36,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server.cli import LISTENING
-from server.embedded import EmbeddedValkey
+from server.ops.embedded import EmbeddedValkey
 from server.settings import ENV_PREFIX, Settings, env_name
 from tests.client import Api
 

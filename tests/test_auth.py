@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from server.auth import (
+from server.core.auth import (
     ANONYMOUS,
     ISSUABLE_ROLES,
     Identity,

@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.auth import Role, issue_token
+from server.core.auth import Role, issue_token
 from tests.client import Api, RoomClient
 from tests.conftest import TOKEN_SECRET
 from tests.test_gift_flow import assert_books_balance

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from server.embedded import EmbeddedValkey
+from server.ops.embedded import EmbeddedValkey
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = {

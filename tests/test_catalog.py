@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from server.catalog import (
+from server.core.catalog import (
     DEFAULT_CATALOG_PATH,
     MAX_PRICE_COINS,
     Catalog,
@@ -22,7 +22,7 @@ from server.catalog import (
 )
 from server.errors import UnknownGift, UnknownPackage
 
-# DOMAIN.md, "Recharge packages": the published packs, coins -> USD price.
+# The recharge packs the platforms we serve publish, coins -> USD price.
 DOMAIN_PACKAGES = {
     65: "0.99",
     330: "4.99",

@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from server.cli import LISTENING, banner, build_parser, hide_password, main, settings_from
-from server.embedded import LOCK_NAME, DataDirInUse, EmbeddedValkey
+from server.ops.embedded import LOCK_NAME, DataDirInUse, EmbeddedValkey
 from server.settings import Settings
 from tests.conftest import (
     REPO_ROOT,

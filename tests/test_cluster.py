@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from server.catalog import load_catalog
-from server.embedded_cluster import EmbeddedCluster
-from server.keys import RoomKeys, WalletKeys
-from server.room_log import RoomLog
-from server.scripts import Scripts
+from server.core.catalog import load_catalog
+from server.core.keys import RoomKeys, WalletKeys
+from server.money.wallet import GiftOrder, Wallets
+from server.ops.embedded_cluster import EmbeddedCluster
+from server.rooms.room_log import RoomLog
 from server.settings import Settings
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts
 from tests.client import Api, RoomClient, bearer
 from tests.cluster_support import (  # noqa: F401 (fixtures)
     StartClusterServer,

@@ -17,13 +17,13 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server import reconcile
-from server.catalog import load_catalog
-from server.earnings import Earnings
-from server.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS, EarningsKeys, day_of
-from server.scripts import Scripts
+from server.core.catalog import load_catalog
+from server.core.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS, EarningsKeys, day_of
+from server.money import reconcile
+from server.money.earnings import Earnings
+from server.money.wallet import GiftOrder, PendingCredit, Wallets
 from server.settings import Settings
-from server.wallet import GiftOrder, PendingCredit, Wallets
+from server.store.scripts import Scripts
 from tests.client import Api, RoomClient, bearer
 from tests.conftest import ServerProcess
 
@@ -73,7 +73,7 @@ SENDS = [
 
 
 def expected() -> dict[str, Any]:
-    """Sums of the gifts above, computed here the way DOMAIN.md says."""
+    """Sums of the gifts above, computed here the way docs/money.md says."""
     by_gift: dict[str, dict[str, int]] = {}
     by_user: dict[str, dict[str, int]] = {}
     for sender, _, gift, count in SENDS:

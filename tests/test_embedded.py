@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from server.embedded import (
+from server.ops.embedded import (
     LOCK_NAME,
     LOG_NAME,
     DataDirInUse,

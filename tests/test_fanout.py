@@ -12,9 +12,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.keys import RoomKeys
-from server.room_log import pack_event
-from server.rooms import EXPRESS_MAX_PENDING, FANOUT_SLICE
+from server.core.keys import RoomKeys
+from server.rooms.hub import EXPRESS_MAX_PENDING, FANOUT_SLICE
+from server.rooms.room_log import pack_event
 from tests.client import Api, RoomClient
 
 

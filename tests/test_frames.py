@@ -10,8 +10,8 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol, Side
 from websockets.streams import StreamReader
 
-from server.protocol import Codec, Pong, decode, encode, to_wire
-from server.ws_protocol import frame_bytes
+from server.core.protocol import Codec, Pong, decode, encode, to_wire
+from server.rooms.ws_protocol import frame_bytes
 
 FIN = 0x80
 RSV = 0x70

@@ -40,7 +40,7 @@ from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from server.catalog import load_catalog
+from server.core.catalog import load_catalog
 from tests.client import Message, RoomClient
 from tests.conftest import StartServer
 from tests.economy_model import (
@@ -286,7 +286,7 @@ def pitfall(message: dict[Any, Any], codec: str) -> Hostile:
     return Hostile(msgpack.packb(message) if codec == MSGPACK else json.dumps(message), codec)
 
 
-# The known pitfalls (DESIGN.md), always tried before the generated messages.
+# Known pitfalls of msgpack and JSON input (a bool as a count, say), always tried before the generated messages.
 PITFALLS = [
     pitfall({"type": "gift", "id": "pit-1", "gift": "rose", "count": True}, MSGPACK),
     pitfall({"type": "gift", "id": "pit-2", "gift": "rose", "count": True}, JSON),

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from server.gc_freezer import CHECK_SECONDS, OBJECTS_PER_SOCKET, GcFreezer
+from server.tuning.gc_freezer import CHECK_SECONDS, OBJECTS_PER_SOCKET, GcFreezer
 
 
 class Node:

@@ -2,7 +2,7 @@
 
 Every test here runs a real `giftstream serve` process against the real
 Valkey (or REDIS_URL) and talks to it over real HTTP and WebSockets; each
-money test ends by checking the invariants with ``server.reconcile``.
+money test ends by checking the invariants with ``server.money.reconcile``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server import reconcile
-from server.keys import WalletKeys
+from server.core.keys import WalletKeys
+from server.money import reconcile
 from tests.client import Api, RoomClient
 
 

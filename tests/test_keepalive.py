@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from server.keepalive import Keepalive, ping_frame
+from server.rooms.keepalive import Keepalive, ping_frame
 from tests.conftest import StartServer
 from tests.test_flood import upgrade_request
 

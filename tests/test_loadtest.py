@@ -29,7 +29,7 @@ from server.loadtest.wire import RoomFrame, encode, room_frame
 from tests.client import RoomClient
 from tests.conftest import REPO_ROOT, ServerProcess, StartServer
 
-CATALOG = json.loads((REPO_ROOT / "server" / "data" / "catalog.json").read_text())
+CATALOG = json.loads((REPO_ROOT / "server" / "core" / "data" / "catalog.json").read_text())
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

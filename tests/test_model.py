@@ -41,9 +41,9 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from server import reconcile
-from server.catalog import load_catalog
-from server.keys import WalletKeys
+from server.core.catalog import load_catalog
+from server.core.keys import WalletKeys
+from server.money import reconcile
 from tests.client import Api, Message, RoomClient, bearer
 from tests.conftest import StartServer
 from tests.economy_model import (

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server.embedded import free_port
+from server.ops.embedded import free_port
 from tests.client import Api, RoomClient
 from tests.conftest import REPO_ROOT, ServerProcess, StartServer
 

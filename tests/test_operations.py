@@ -11,11 +11,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.catalog import load_catalog
-from server.scripts import Scripts
+from server.core.catalog import load_catalog
+from server.money.settlement import MAX_SWEEP_DELAY, SWEEP_DUTY, next_sweep_delay
+from server.money.wallet import GiftOrder, Wallets
 from server.settings import Settings
-from server.settlement import MAX_SWEEP_DELAY, SWEEP_DUTY, next_sweep_delay
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts
 from tests.client import Api, RoomClient
 from tests.test_gift_flow import assert_books_balance
 
@@ -55,7 +55,7 @@ async def test_metrics_count_gifts_connections_and_latency(server: Any, api: Api
 
 async def test_metrics_time_garbage_collections_from_the_start(server: Any) -> None:
     # `giftstream serve` collects once, then freezes what it has, as it starts
-    # (server/gc_freezer.py): that full collection is already on the books.
+    # (server/tuning/gc_freezer.py): that full collection is already on the books.
     async with httpx.AsyncClient(base_url=server.http) as http:
         text = (await http.get("/metrics")).text
 

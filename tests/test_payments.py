@@ -9,8 +9,7 @@ import re
 
 import pytest
 
-from server.errors import AuthError, BadField, BadRequest
-from server.payments import (
+from server.core.payments import (
     SIGNATURE_HEADER,
     PaymentConfirmation,
     confirmation_body,
@@ -18,6 +17,7 @@ from server.payments import (
     sign,
     verify,
 )
+from server.errors import AuthError, BadField, BadRequest
 
 SECRET = "whsec-test-0123456789abcdef"
 NOW = 1_767_225_600.0

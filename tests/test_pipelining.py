@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.pipelining import AutoPipeline, BatchedScript, pack_command
+from server.tuning.pipelining import AutoPipeline, BatchedScript, pack_command
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 FAIL_ON_BOOM = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return ARGV[1]"

@@ -14,16 +14,7 @@ import msgpack
 import pytest
 
 from server import errors
-from server.errors import (
-    BadCount,
-    BadField,
-    BadFrame,
-    GiftError,
-    RateLimited,
-    UnknownType,
-    all_error_classes,
-)
-from server.protocol import (
+from server.core.protocol import (
     PROTOCOL_VERSION,
     SUBPROTOCOLS,
     Ack,
@@ -46,6 +37,15 @@ from server.protocol import (
     parse_client_message,
     request_id_of,
     to_wire,
+)
+from server.errors import (
+    BadCount,
+    BadField,
+    BadFrame,
+    GiftError,
+    RateLimited,
+    UnknownType,
+    all_error_classes,
 )
 
 MAX = 99

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.ratelimit import TokenBucket
+from server.core.ratelimit import TokenBucket
 
 T0 = 1_000.0
 

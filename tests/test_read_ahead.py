@@ -1,7 +1,7 @@
 """A socket that sends many frames at once has each one handled, in order.
 
 The server keeps reading a socket until a few messages wait for the
-session (server/ws_protocol.py, READ_AHEAD) rather than stopping after each
+session (server/rooms/ws_protocol.py, READ_AHEAD) rather than stopping after each
 one, and stops reading while a socket's gifts in flight are at their bound.
 Both paths must lose nothing and answer everything.
 """

@@ -7,8 +7,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server import payments
-from server.payments import PaymentConfirmation
+from server.core import payments
+from server.core.payments import PaymentConfirmation
 from tests.client import Api, bearer
 from tests.conftest import WEBHOOK_SECRET
 from tests.test_gift_flow import assert_books_balance

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from server import reconcile
-from server.catalog import load_catalog
-from server.keys import WalletKeys
-from server.scripts import Scripts
+from server.core.catalog import load_catalog
+from server.core.keys import WalletKeys
+from server.money import reconcile
+from server.money.wallet import GiftOrder, Wallets
 from server.settings import Settings
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts
 
 NOW_MS = 1_767_225_600_000
 Corruption = Callable[[Redis, str], Awaitable[None]]

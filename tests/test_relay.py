@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.keys import RoomKeys
-from server.relay import Relay
-from server.room_log import pack_event
+from server.core.keys import RoomKeys
+from server.rooms.relay import Relay
+from server.rooms.room_log import pack_event
 
 
 class Heard:

@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from server.room_log import RoomLog
-from server.scripts import Scripts
+from server.rooms.room_log import RoomLog
 from server.settings import Settings
+from server.store.scripts import Scripts
 from tests.client import Api, Message, RoomClient
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server.pipelining import AutoPipeline
-from server.room_log import RoomLog, unpack_published
-from server.scripts import Scripts
+from server.rooms.room_log import RoomLog, unpack_published
 from server.settings import Settings
+from server.store.scripts import Scripts
+from server.tuning.pipelining import AutoPipeline
 
 
 async def subscribed(redis: Redis, channel: str) -> Any:

@@ -17,11 +17,11 @@ from typing import Any, cast
 
 import pytest
 
-from server import rooms
-from server.auth import ANONYMOUS
-from server.protocol import Codec
-from server.rooms import LocalRoom, Member
-from server.ws_protocol import FrameWriter
+from server.core.auth import ANONYMOUS
+from server.core.protocol import Codec
+from server.rooms import hub as rooms
+from server.rooms.hub import LocalRoom, Member
+from server.rooms.ws_protocol import FrameWriter
 
 
 class RecordingSocket:

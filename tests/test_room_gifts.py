@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from server.catalog import Gift, Tier
+from server.core.catalog import Gift, Tier
 from server.errors import InsufficientCoins, Unavailable
-from server.pipelining import AutoPipeline
-from server.room_gifts import GIFTS_PER_CALL, RoomGifts, SentGift
-from server.room_log import RoomLog, event_payload
-from server.scripts import Scripts, source
+from server.money.room_gifts import GIFTS_PER_CALL, RoomGifts, SentGift
+from server.money.wallet import GiftOrder, Wallets
+from server.rooms.room_log import RoomLog, event_payload
 from server.settings import Settings
-from server.wallet import GiftOrder, Wallets
+from server.store.scripts import Scripts, source
+from server.tuning.pipelining import AutoPipeline
 from tests.client import Api, RoomClient
 from tests.test_room_batches import messages, subscribed
 

@@ -18,18 +18,18 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS
-from server.scripts import Scripts
-from server.settings import Settings
-from server.settlement import CATCH_UP_BATCH, WORKER_BATCH, Settler
-from server.wallet import (
+from server.core.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS
+from server.money.settlement import CATCH_UP_BATCH, WORKER_BATCH, Settler
+from server.money.wallet import (
     SETTLE_BATCH,
     SETTLE_BATCH_COINS,
     PendingCredit,
     Wallets,
     _settle_chunks,
-    as_text,
 )
+from server.settings import Settings
+from server.store.calls import as_text
+from server.store.scripts import Scripts
 
 T0 = 1_767_225_600_000 + 10 * HOUR_MS  # 2026-01-01T10:00:00Z
 NOW = T0 + 3 * STREAM_GAP_MS

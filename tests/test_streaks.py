@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.streaks import Streak, StreakBook
+from server.core.streaks import Streak, StreakBook
 
 WINDOW = 3000
 

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import weakref
 
-from server.transports import break_transport_cycle
+from server.tuning.transports import break_transport_cycle
 
 
 class _Closer(asyncio.Protocol):

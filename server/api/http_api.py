@@ -1,0 +1,293 @@
+"""The HTTP API: catalogue, wallet, orders, payment callbacks, dev tokens, creators.
+
+Errors are ``application/problem+json`` bodies that carry the same stable
+``code`` as WebSocket error frames.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.core import payments
+from server.core.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
+from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
+from server.money.creators import CreatorProfile
+from server.money.earnings import Earnings, check_period
+from server.money.settlement import now_ms
+from server.services import Services
+
+Handler = Callable[[Request], Awaitable[Response]]
+WEBHOOK_BODY_LIMIT = 64 * 1024
+# A test alert's sender: not a user id (it has a space), so no one's gifts
+# can be mistaken for it.
+TEST_ALERT_SENDER = "Test alert"
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def problem(exc: GiftError) -> JSONResponse:
+    body = {
+        "code": exc.code,
+        "title": type(exc).__name__,
+        "status": exc.http_status,
+        "detail": exc.message,
+        "temporary": exc.temporary,
+    }
+    return JSONResponse(body, status_code=exc.http_status, media_type="application/problem+json")
+
+
+def typed_errors(handler: Handler) -> Handler:
+    """Answer a ``GiftError`` with its problem response instead of a 500."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except GiftError as exc:
+            return problem(exc)
+
+    return wrapped
+
+
+async def json_body(request: Request, limit: int = 16 * 1024) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > limit:
+        raise BadRequest(f"body over {limit} bytes")
+    try:
+        document = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("body is not JSON") from exc
+    if not isinstance(document, dict):
+        raise BadRequest("body must be a JSON object")
+    return document
+
+
+def caller(request: Request) -> Identity:
+    token = bearer_token(request.headers.get("authorization"))
+    return verify_token(services_of(request).settings.token_secret, token, time.time())
+
+
+def paying_user(request: Request) -> str:
+    identity = caller(request)
+    if identity.user is None or identity.role is Role.OVERLAY:
+        raise NotAllowed("overlay tokens cannot hold a wallet")
+    return identity.user
+
+
+@typed_errors
+async def get_catalog(request: Request) -> Response:
+    return JSONResponse(services_of(request).catalog.to_public())
+
+
+@typed_errors
+async def get_wallet(request: Request) -> Response:
+    user = paying_user(request)
+    balances = await services_of(request).wallets.balances(user)
+    return JSONResponse({"user": user} | balances)
+
+
+@typed_errors
+async def post_dev_token(request: Request) -> Response:
+    services = services_of(request)
+    if not services.settings.dev_tokens:
+        raise NotFound("dev tokens are issued in demo mode only")
+    body = await json_body(request)
+    role = body.get("role", "viewer")
+    if role not in {r.value for r in Role if r is not Role.ANONYMOUS}:
+        raise BadRequest("role must be viewer, creator or overlay")
+    s = services.settings
+    token = issue_token(
+        s.token_secret,
+        check_user_id(body.get("user")),
+        Role(role),
+        time.time(),
+        s.token_ttl_seconds,
+    )
+    return JSONResponse({"token": token, "expires_in": s.token_ttl_seconds})
+
+
+@typed_errors
+async def post_order(request: Request) -> Response:
+    user = paying_user(request)
+    body = await json_body(request)
+    order = await services_of(request).orders.create(user, body.get("package"), now_ms())
+    package = order.package
+    return JSONResponse(
+        {
+            "order_id": order.id,
+            "package": package.id,
+            "coins": package.total_coins,
+            "price": package.price,
+            "currency": package.currency,
+            "status": order.status,
+        },
+        status_code=201,
+    )
+
+
+async def confirm_payment(services: Services, body: bytes, signature: str | None) -> Response:
+    """The one path every payment callback takes, the sandbox's included."""
+    s = services.settings
+    payments.verify(s.webhook_secret, body, signature, time.time(), s.webhook_tolerance_seconds)
+    confirmation = payments.parse_confirmation(body)
+    outcome, order = await services.orders.apply(confirmation, now_ms())
+    if outcome.status == "ok":
+        services.metrics.coins_recharged.inc(order.package.total_coins)
+    return JSONResponse({"status": outcome.status, "order_id": confirmation.order_id})
+
+
+@typed_errors
+async def post_webhook(request: Request) -> Response:
+    body = await request.body()
+    if len(body) > WEBHOOK_BODY_LIMIT:
+        raise BadRequest(f"callback body over {WEBHOOK_BODY_LIMIT} bytes")
+    signature = request.headers.get(payments.SIGNATURE_HEADER)
+    return await confirm_payment(services_of(request), body, signature)
+
+
+@typed_errors
+async def post_sandbox_pay(request: Request) -> Response:
+    """Demo checkout: pays an order by signing the callback a provider would send."""
+    services = services_of(request)
+    if not services.settings.sandbox_payments:
+        raise NotFound("the sandbox payment provider runs in demo mode only")
+    user = paying_user(request)
+    order_id = request.path_params["order_id"]
+    if not payments.ORDER_ID.match(order_id):
+        raise UnknownOrder(f"no order {order_id!r}")
+    order = await services.orders.load(order_id)
+    if order.user != user:
+        raise UnknownOrder(f"no order {order_id!r} for {user}")
+    confirmation = payments.PaymentConfirmation(
+        payment_id=f"sandbox_{secrets.token_hex(12)}",
+        order_id=order.id,
+        price=order.package.price,
+        currency=order.package.currency,
+    )
+    body = payments.confirmation_body(confirmation)
+    signature = payments.sign(services.settings.webhook_secret, body, time.time())
+    return await confirm_payment(services, body, signature)
+
+
+def creator_of(request: Request) -> str:
+    identity = caller(request)
+    if identity.role is not Role.CREATOR or identity.user is None:
+        raise NotAllowed("a creator token is required")
+    return identity.user
+
+
+def overlay_answer(creator: str, key: str) -> JSONResponse:
+    return JSONResponse(
+        {"room": creator, "key": key, "url": f"/overlay.html?room={creator}&key={key}"}
+    )
+
+
+@typed_errors
+async def get_overlay_key(request: Request) -> Response:
+    creator = creator_of(request)
+    return overlay_answer(creator, await services_of(request).overlay_keys.current(creator))
+
+
+@typed_errors
+async def post_overlay_key(request: Request) -> Response:
+    """A new key: the old overlay URL stops working."""
+    creator = creator_of(request)
+    return overlay_answer(creator, await services_of(request).overlay_keys.regenerate(creator))
+
+
+@typed_errors
+async def get_earnings(request: Request) -> Response:
+    """The creator's diamonds, and earnings over a period and in the current stream."""
+    creator = creator_of(request)
+    period = check_period(request.query_params.get("period"))
+    services = services_of(request)
+    earnings = Earnings(services.redis, services.settings.key_prefix, services.catalog)
+    return JSONResponse(await earnings.report(creator, period, now_ms()))
+
+
+@typed_errors
+async def get_creator_profile(request: Request) -> Response:
+    """The creator's own view: followers, the switch, and whether they are eligible."""
+    creator = creator_of(request)
+    creators = services_of(request).creators
+    profile = await creators.load(creator) or CreatorProfile(creator, False, 0)
+    reasons = profile.eligibility_reasons(creators.min_followers)
+    return JSONResponse(
+        {
+            "user": creator,
+            "followers": profile.followers,
+            "min_followers": creators.min_followers,
+            "gifting_enabled": profile.gifts_enabled,
+            "eligible": not reasons,
+            "reasons": reasons,
+        }
+    )
+
+
+@typed_errors
+async def get_room(request: Request) -> Response:
+    """Public: whether a room takes gifts, and if not, why (for the viewer page)."""
+    try:
+        room = check_user_id(request.path_params["room"])
+    except BadField as exc:
+        # A room's id is its creator's user id: the same rule, named for what was sent.
+        raise BadField(exc.message.replace("user", "room", 1)) from exc
+    reasons = await services_of(request).creators.refusal_reasons(room)
+    return JSONResponse(
+        {"room": room, "creator": room, "accepts_gifts": not reasons, "reasons": reasons}
+    )
+
+
+def sample_gift(services: Services) -> str:
+    """What a test alert shows by default: a large gift, the kind a streamer tunes for."""
+    gifts = list(services.catalog.gifts.values())
+    large = [gift for gift in gifts if gift.tier == "large"]
+    return (large or sorted(gifts, key=lambda gift: -gift.coins))[0].id
+
+
+@typed_errors
+async def post_test_alert(request: Request) -> Response:
+    """A sample gift alert on the creator's overlay: no money, no seq, no history."""
+    creator = creator_of(request)
+    body = await json_body(request)
+    services = services_of(request)
+    gift = services.catalog.gift(body["gift"] if "gift" in body else sample_gift(services))
+    event = {
+        "type": "test_alert",
+        "room": creator,
+        "sender": TEST_ALERT_SENDER,
+        "gift": gift.id,
+        "count": 1,
+        "coins": gift.coins,
+        "tier": str(gift.tier),
+        "ts": now_ms(),
+        "combo": None,
+    }
+    await services.room_log.announce(creator, event)
+    return JSONResponse({"status": "sent", "event": event | {"seq": 0}}, status_code=202)
+
+
+routes = [
+    Route("/api/catalog", get_catalog, methods=["GET"]),
+    Route("/api/wallet", get_wallet, methods=["GET"]),
+    Route("/api/dev/token", post_dev_token, methods=["POST"]),
+    Route("/api/orders", post_order, methods=["POST"]),
+    Route("/api/payments/webhook", post_webhook, methods=["POST"]),
+    Route("/api/sandbox/pay/{order_id}", post_sandbox_pay, methods=["POST"]),
+    Route("/api/creator/overlay-key", get_overlay_key, methods=["GET"]),
+    Route("/api/creator/overlay-key", post_overlay_key, methods=["POST"]),
+    Route("/api/creator/earnings", get_earnings, methods=["GET"]),
+    Route("/api/creator/test-alert", post_test_alert, methods=["POST"]),
+    Route("/api/creator/profile", get_creator_profile, methods=["GET"]),
+    Route("/api/rooms/{room}", get_room, methods=["GET"]),
+]

@@ -1,0 +1,365 @@
+"""One viewer's WebSocket in one room, from handshake to goodbye.
+
+Before the socket opens: the room id, the Origin and the token are checked,
+and a bad one is refused with an HTTP error (the browser never gets a
+socket). After: the viewer is welcomed, joins the room's fan-out, and each
+frame it sends is decoded, rate-limited and handled. A bad frame gets a
+typed ``error`` and changes nothing; nothing a client sends ends the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.websockets import WebSocket
+
+from server.core.auth import ANONYMOUS, Identity, Role, verify_token
+from server.core.protocol import (
+    ROOM_ID,
+    SUBPROTOCOLS,
+    CloseCode,
+    Codec,
+    Ping,
+    Pong,
+    SendGift,
+    Welcome,
+    choose_codec,
+    decode,
+    error_message,
+    parse_client_message,
+    request_id_of,
+    to_wire,
+)
+from server.core.ratelimit import TokenBucket
+from server.core.streaks import StreakBook
+from server.errors import AuthError, GiftError, RateLimited
+from server.money.settlement import now_ms
+from server.rooms.hub import LocalRoom, Member
+from server.rooms.room_log import RoomView
+from server.rooms.ws_protocol import WRITER_EXTENSION, FrameWriter
+from server.services import Services
+
+log = logging.getLogger(__name__)
+# Gifts one socket may have in flight before the server stops reading it.
+MAX_IN_FLIGHT = 32
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
+    """Non-browser clients send no Origin; a page served by this server is same-origin."""
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    return host is not None and origin in (f"http://{host}", f"https://{host}")
+
+
+async def deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
+    body = {"code": code, "message": message}
+    await websocket.send_denial_response(JSONResponse(body, status_code=status))
+
+
+async def admit(websocket: WebSocket, services: Services) -> Identity | None:
+    """The caller's identity, or None after refusing the handshake."""
+    settings = services.settings
+    room = websocket.path_params["room_id"]
+    if not ROOM_ID.match(room):
+        await deny(websocket, 404, "unknown_room", "room ids are 1-64 of A-Z a-z 0-9 _ -")
+        return None
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+        await deny(websocket, 403, "forbidden_origin", "this Origin may not open room sockets")
+        return None
+    offered = list(websocket.scope.get("subprotocols", []))
+    if offered and not set(offered) & set(SUBPROTOCOLS):
+        await deny(websocket, 400, "unsupported_subprotocol", f"speak one of {list(SUBPROTOCOLS)}")
+        return None
+    overlay_key = websocket.query_params.get("key")
+    if overlay_key is not None:
+        if await services.overlay_keys.opens(room, overlay_key):
+            return Identity(user=room, role=Role.OVERLAY)
+        await deny(websocket, 401, "unauthorized", "this overlay key does not open this room")
+        return None
+    token = websocket.query_params.get("token")
+    if token is None:
+        return ANONYMOUS
+    try:
+        identity = verify_token(settings.token_secret, token, time.time())
+    except AuthError as exc:
+        await deny(websocket, 401, exc.code, exc.message)
+        return None
+    if identity.user is not None and identity.role is not Role.OVERLAY:
+        held = await services.user_sockets.count(identity.user)
+        if held >= settings.max_sockets_per_user:
+            await deny(
+                websocket,
+                429,
+                "too_many_sockets",
+                f"{held} room sockets open for this user; close one first",
+            )
+            return None
+    return identity
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequest:
+    """Where a reconnecting client left off: ``since`` and ``epoch`` in its URL."""
+
+    since: int | None = None
+    epoch: str | None = None
+
+
+def resume_request(websocket: WebSocket) -> ResumeRequest | None:
+    """The query's resume point; None when it is malformed."""
+    since = websocket.query_params.get("since")
+    epoch = websocket.query_params.get("epoch")
+    if since is None:
+        return ResumeRequest()
+    if not (since.isascii() and since.isdigit() and len(since) <= 15):
+        return None
+    if epoch is not None and not (epoch.isascii() and epoch.isdigit() and len(epoch) <= 32):
+        return None
+    return ResumeRequest(int(since), epoch)
+
+
+def resume_outcome(
+    request: ResumeRequest, view: RoomView
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The events to replay and the welcome's ``resume`` field."""
+    if request.since is None:
+        return [], None
+    if view.status == "ahead" or (request.epoch is not None and request.epoch != view.epoch):
+        return [], {"status": "resync", "reason": "epoch_changed"}
+    if view.status != "ok":
+        return [], {"status": "resync", "reason": "too_far_behind"}
+    return view.missed, {"status": "ok", "replayed": len(view.missed)}
+
+
+class RoomSession:
+    __slots__ = (
+        "_counted",
+        "_in_flight",
+        "_streak_due_ms",
+        "_streak_timer",
+        "_tasks",
+        "bucket",
+        "member",
+        "resume",
+        "room",
+        "services",
+        "streaks",
+        "websocket",
+    )
+
+    def __init__(
+        self,
+        services: Services,
+        websocket: WebSocket,
+        identity: Identity,
+        writer: FrameWriter,
+        resume: ResumeRequest,
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.resume = resume
+        self.websocket = websocket
+        self.room: str = websocket.path_params["room_id"]
+        codec = choose_codec(list(websocket.scope.get("subprotocols", [])))
+        self.member = Member(writer=writer, codec=codec, identity=identity)
+        self.bucket = TokenBucket(settings.gift_rate_per_second, settings.gift_rate_burst)
+        self.streaks = StreakBook(settings.combo_window_ms)
+        self._streak_timer: asyncio.TimerHandle | None = None
+        self._streak_due_ms = 0
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._counted = False
+
+    @property
+    def identity(self) -> Identity:
+        return self.member.identity
+
+    async def run(self) -> None:
+        offered = self.websocket.scope.get("subprotocols", [])
+        await self.websocket.accept(subprotocol=self.member.codec if offered else None)
+        metrics = self.services.metrics.connections.labels(role=str(self.identity.role))
+        metrics.inc()
+        try:
+            room = await self.services.hub.join(self.room, self.member)
+            await self._count_in(+1)
+            await self._welcome(room)
+            await self._read_loop()
+        except Exception as exc:  # the socket ends; the process does not
+            log.warning("room session ended by error", extra={"error": repr(exc)})
+            self.member.writer.close(CloseCode.INTERNAL_ERROR, "server error; reconnect")
+        finally:
+            metrics.dec()
+            await self._goodbye()
+
+    async def _count_in(self, delta: int) -> None:
+        """This socket in the room's viewer count and its user's socket count."""
+        if delta < 0 and not self._counted:
+            return
+        self._counted = delta > 0
+        await self.services.presence.change(self.room, delta)
+        user = self.identity.user
+        if user is not None and self.identity.role is not Role.OVERLAY:
+            await self.services.user_sockets.change(user, delta)
+
+    async def _welcome(self, room: LocalRoom) -> None:
+        s = self.services
+        balance = None
+        if self.identity.user is not None and self.identity.role is not Role.OVERLAY:
+            balance = (await s.wallets.balances(self.identity.user))["coins"]
+        view = await s.room_log.view(self.room, self.resume.since)
+        replay, resume = resume_outcome(self.resume, view)
+        welcome = Welcome(
+            room=self.room,
+            you={
+                "user": self.identity.user,
+                "role": str(self.identity.role),
+                "can_send": self.identity.can_send,
+            },
+            balance=balance,
+            viewers=await s.presence.count(self.room),
+            last_seq=view.last_seq,
+            epoch=view.epoch,
+            resume=resume,
+            limits={
+                "max_count": s.settings.max_gift_count,
+                "max_frame_bytes": s.settings.max_frame_bytes,
+                "gift_rate_per_second": s.settings.gift_rate_per_second,
+                "gift_rate_burst": s.settings.gift_rate_burst,
+            },
+        )
+        room.admit(self.member, to_wire(welcome), replay, view.last_seq)
+
+    async def _read_loop(self) -> None:
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            frame = message.get("bytes")
+            await self._on_frame(frame if frame is not None else message.get("text", ""))
+
+    async def _on_frame(self, frame: bytes | str) -> None:
+        decoded: dict[str, Any] = {}
+        try:
+            # Decoded first so that a refusal can quote the request id; every
+            # frame, good or bad, spends a token.
+            allowed = self.bucket.allow(time.monotonic())
+            decoded = decode(frame)
+            if not allowed:
+                raise RateLimited("too many requests on this socket; slow down")
+            request = parse_client_message(decoded, self.services.settings.max_gift_count)
+        except GiftError as exc:
+            self._reply_error(exc, request_id_of(decoded))
+            return
+        except Exception as exc:  # a bug of ours must not end the socket
+            log.exception("frame could not be handled")
+            self._reply_error(exc, None)
+            return
+        if isinstance(request, Ping):
+            self.member.send_message(to_wire(Pong(id=request.id)))
+            return
+        await self._in_flight.acquire()
+        task = asyncio.create_task(self._send_gift(request, time.perf_counter()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_gift(self, request: SendGift, received_at: float) -> None:
+        try:
+            ack = await self.services.gifting.send(self.identity, self.room, request, self.streaks)
+            self.member.send_message(to_wire(ack))
+            self.services.metrics.ack_seconds.observe(time.perf_counter() - received_at)
+            self._schedule_streak_end()
+        except Exception as exc:  # every failure becomes an error frame
+            if not isinstance(exc, GiftError):
+                log.exception("gift failed unexpectedly")
+            self._reply_error(exc, request.id)
+        finally:
+            self._in_flight.release()
+
+    def _reply_error(self, exc: Exception, request_id: str | None) -> None:
+        error = error_message(exc, request_id)
+        self.services.metrics.errors.labels(code=error.code).inc()
+        self.member.send_message(to_wire(error))
+
+    # --- streaks: tell the room when one lapses ---
+
+    def _schedule_streak_end(self) -> None:
+        deadline = self.streaks.next_deadline_ms()
+        if self._streak_timer is not None:
+            if deadline is not None and self._streak_due_ms <= deadline:
+                # Every send pushes its streak's end later: the timer already
+                # set fires first, ends what has lapsed and sets the next.
+                return
+            self._streak_timer.cancel()
+            self._streak_timer = None
+        if deadline is not None:
+            delay = max(0.0, (deadline - now_ms()) / 1000)
+            loop = asyncio.get_running_loop()
+            self._streak_timer = loop.call_later(delay, self._on_streak_timer)
+            self._streak_due_ms = deadline
+
+    def _on_streak_timer(self) -> None:
+        self._streak_timer = None
+        lapsed = self.streaks.expire(now_ms())
+        if lapsed:
+            task = asyncio.create_task(self._end_streaks(lapsed))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._schedule_streak_end()
+
+    async def _end_streaks(self, streaks: list[Any]) -> None:
+        user = self.identity.user
+        if user is None:
+            return
+        for streak in streaks:
+            try:
+                await self.services.gifting.end_streak(self.room, user, streak)
+            except GiftError:
+                log.warning("could not announce the end of a streak")
+
+    async def _goodbye(self) -> None:
+        if self.member.writer.dropped_slow:
+            self.services.metrics.slow_consumers.inc()
+        if self._streak_timer is not None:
+            self._streak_timer.cancel()
+        # Gifts in flight finish (their money has moved or not, atomically);
+        # open streaks end now rather than when the window would have lapsed.
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._end_streaks(self.streaks.close_all())
+        await self.services.hub.leave(self.room, self.member)
+        try:
+            await self._count_in(-1)
+        except GiftError:
+            log.warning("presence not updated on leave")
+
+
+async def room_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    writer = websocket.scope.get("extensions", {}).get(WRITER_EXTENSION)
+    if not isinstance(writer, FrameWriter):
+        log.error("the server must run with giftstream's WebSocket protocol (giftstream serve)")
+        await deny(websocket, 500, "misconfigured", "server misconfigured")
+        return
+    resume = resume_request(websocket)
+    if resume is None:
+        await deny(websocket, 400, "bad_field", "since must be a seq (digits), epoch digits")
+        return
+    try:
+        identity = await admit(websocket, services)
+    except GiftError as exc:  # Redis unreachable while checking the caller
+        await deny(websocket, 503, exc.code, exc.message)
+        return
+    if identity is None:
+        return
+    writer.limit_bytes = services.settings.outgoing_buffer_bytes
+    await RoomSession(services, websocket, identity, writer, resume).run()
+
+
+__all__ = ["Codec", "room_endpoint"]

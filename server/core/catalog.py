@@ -1,0 +1,165 @@
+"""The gift catalogue and the recharge packages: pure data, loaded from JSON.
+
+Prices live here, on the server, and nowhere else: a client names a gift and
+a count, never a price. An operator replaces the catalogue by pointing
+``GIFTSTREAM_CATALOG_PATH`` at a file of the same shape as
+``server/core/data/catalog.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from server.errors import UnknownGift, UnknownPackage
+
+DEFAULT_CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
+_ID = re.compile(r"^[a-z0-9_]{1,32}\Z")
+# Prices are decimal text with two places ("4.99"): never floats, never "1e3".
+_PRICE = re.compile(r"^[0-9]{1,7}\.[0-9]{2}\Z")
+# Amounts stay far below 2**53 so that Lua's doubles and JavaScript's numbers
+# hold them exactly (see DESIGN "Pitfalls").
+MAX_PRICE_COINS = 1_000_000
+
+
+class CatalogError(ValueError):
+    """The catalogue file is malformed; the server refuses to start with it."""
+
+
+class Tier(StrEnum):
+    """Decides the animation: small gifts float by, fullscreen ones take the screen."""
+
+    SMALL = "small"
+    MEDIUM = "medium"
+    LARGE = "large"
+    FULLSCREEN = "fullscreen"
+
+
+@dataclass(frozen=True, slots=True)
+class Gift:
+    id: str
+    name: str
+    coins: int
+    tier: Tier
+    streakable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    id: str
+    coins: int
+    bonus: int
+    price: str
+    currency: str
+
+    @property
+    def total_coins(self) -> int:
+        return self.coins + self.bonus
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    gifts: dict[str, Gift]
+    packages: dict[str, Package]
+
+    def gift(self, gift_id: object) -> Gift:
+        found = self.gifts.get(gift_id) if isinstance(gift_id, str) else None
+        if found is None:
+            raise UnknownGift(f"no gift {gift_id!r} in the catalogue")
+        return found
+
+    def package(self, package_id: object) -> Package:
+        found = self.packages.get(package_id) if isinstance(package_id, str) else None
+        if found is None:
+            raise UnknownPackage(f"no recharge package {package_id!r}")
+        return found
+
+    def to_public(self) -> dict[str, list[dict[str, Any]]]:
+        """The shape of ``GET /api/catalog``."""
+        return {
+            "gifts": [asdict(g) | {"tier": str(g.tier)} for g in self.gifts.values()],
+            "packages": [asdict(p) for p in self.packages.values()],
+        }
+
+
+def _require(entry: dict[str, Any], key: str, kind: type) -> Any:
+    value = entry.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CatalogError(f"{entry.get('id', '?')}: {key!r} must be {kind.__name__}")
+    return value
+
+
+def _checked_id(entry: dict[str, Any]) -> str:
+    ident = _require(entry, "id", str)
+    if not _ID.match(ident):
+        raise CatalogError(f"id {ident!r} must match {_ID.pattern}")
+    return str(ident)
+
+
+def _checked_coins(entry: dict[str, Any], key: str, minimum: int) -> int:
+    value = int(_require(entry, key, int))
+    if not minimum <= value <= MAX_PRICE_COINS:
+        raise CatalogError(f"{entry['id']}: {key} must be {minimum}..{MAX_PRICE_COINS}")
+    return value
+
+
+def _parse_gift(entry: dict[str, Any]) -> Gift:
+    try:
+        tier = Tier(_require(entry, "tier", str))
+    except ValueError as exc:
+        raise CatalogError(f"{entry.get('id')}: unknown tier") from exc
+    return Gift(
+        id=_checked_id(entry),
+        name=_require(entry, "name", str),
+        coins=_checked_coins(entry, "coins", 1),
+        tier=tier,
+        streakable=_require(entry, "streakable", bool),
+    )
+
+
+def _parse_package(entry: dict[str, Any]) -> Package:
+    price = _require(entry, "price", str)
+    if not _PRICE.match(price) or Decimal(price) <= 0:
+        raise CatalogError(f"{entry.get('id')}: price {price!r} must look like 4.99 and be > 0")
+    return Package(
+        id=_checked_id(entry),
+        coins=_checked_coins(entry, "coins", 1),
+        bonus=_checked_coins(entry, "bonus", 0) if "bonus" in entry else 0,
+        price=price,
+        currency=_require(entry, "currency", str),
+    )
+
+
+def _entries(document: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    entries = document.get(key, [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise CatalogError(f"{key!r} must be a list of objects")
+    return entries
+
+
+def parse_catalog(document: Any) -> Catalog:
+    if not isinstance(document, dict):
+        raise CatalogError("the catalogue must be a JSON object")
+    gifts = [_parse_gift(e) for e in _entries(document, "gifts")]
+    packages = [_parse_package(e) for e in _entries(document, "packages")]
+    if not gifts or not packages:
+        raise CatalogError("the catalogue needs at least one gift and one package")
+    gift_map = {g.id: g for g in gifts}
+    package_map = {p.id: p for p in packages}
+    if len(gift_map) != len(gifts) or len(package_map) != len(packages):
+        raise CatalogError("gift and package ids must be unique")
+    return Catalog(gifts=gift_map, packages=package_map)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    source = path or DEFAULT_CATALOG_PATH
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise CatalogError(f"cannot read catalogue {source}: {exc}") from exc
+    return parse_catalog(document)

@@ -1,0 +1,231 @@
+"""A creator's earnings, read from the report keys that ``settle.lua`` counts.
+
+The reports (see ``earnings_keys.py``) are written once per settled gift by
+the same script call as its credit, so they count each gift exactly once.
+This module only reads and sums them: totals, a series over time for a
+chart, earnings by gift and the top supporters, for a period and for the
+current stream. Nothing here is a balance: the diamonds balance is the
+wallet's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from server.core.catalog import Catalog
+from server.core.earnings_keys import (
+    DAY_MS,
+    HOUR_MS,
+    RETENTION_SECONDS,
+    STREAM_GAP_MS,
+    EarningsKeys,
+    ReportKeys,
+    day_of,
+)
+from server.core.keys import WalletKeys
+from server.errors import BadField
+from server.store.calls import as_text, guarded
+
+# period -> how many UTC days it spans, today included (None: all time).
+PERIODS: dict[str, int | None] = {"day": 1, "week": 7, "month": 30, "all": None}
+DEFAULT_PERIOD = "week"
+TOP_SUPPORTERS = 10
+TOTAL_FIELDS = ("sends", "count", "coins", "diamonds")
+RETAINED_DAYS = RETENTION_SECONDS // 86_400
+
+
+def check_period(value: str | None) -> str:
+    if value is None or value == "":
+        return DEFAULT_PERIOD
+    if value not in PERIODS:
+        raise BadField(f"period must be one of {', '.join(PERIODS)}")
+    return value
+
+
+# ---------------------------------------------------------------- pure shaping
+
+
+def _ints(raw: dict[Any, Any]) -> Counter[str]:
+    return Counter({as_text(k): int(v) for k, v in raw.items()})
+
+
+def totals_of(fields: Counter[str]) -> dict[str, int]:
+    return {name: fields[name] for name in TOTAL_FIELDS}
+
+
+def by_gift(fields: Counter[str], catalog: Catalog) -> list[dict[str, Any]]:
+    """``g:<gift>:<measure>`` fields as rows, the most diamonds first."""
+    rows: dict[str, dict[str, Any]] = {}
+    for name, value in fields.items():
+        kind, _, rest = name.partition(":")
+        gift, _, measure = rest.rpartition(":")
+        if kind != "g" or not gift or measure not in ("count", "coins", "diamonds"):
+            continue
+        known = catalog.gifts.get(gift)
+        row = rows.setdefault(
+            gift,
+            {
+                "gift": gift,
+                "name": known.name if known else gift,
+                "tier": str(known.tier) if known else None,
+                "count": 0,
+                "coins": 0,
+                "diamonds": 0,
+            },
+        )
+        row[measure] += value
+    return sorted(rows.values(), key=lambda r: (-r["diamonds"], -r["coins"], r["gift"]))
+
+
+def supporters(coins: dict[str, int], diamonds: dict[str, int]) -> list[dict[str, Any]]:
+    """The top supporters by coins given, with the diamonds those earned."""
+    ranked = sorted(coins.items(), key=lambda item: (-item[1], item[0]))[:TOP_SUPPORTERS]
+    return [{"user": user, "coins": c, "diamonds": diamonds.get(user, 0)} for user, c in ranked]
+
+
+def month_start(day: int) -> int:
+    """The UTC day number of the first of ``day``'s month."""
+    date = dt.date(1970, 1, 1) + dt.timedelta(days=day)
+    return (date.replace(day=1) - dt.date(1970, 1, 1)).days
+
+
+def monthly(days: list[int], values: list[Counter[str]]) -> list[dict[str, int]]:
+    """Day totals summed by calendar month, from the first month with earnings."""
+    months: dict[int, Counter[str]] = {}
+    for day, fields in zip(days, values, strict=True):
+        months.setdefault(month_start(day), Counter()).update(fields)
+    points = [
+        {"start": start * DAY_MS, "coins": f["coins"], "diamonds": f["diamonds"]}
+        for start, f in sorted(months.items())
+    ]
+    while len(points) > 1 and not points[0]["coins"]:
+        points.pop(0)
+    return points
+
+
+def hourly(day: int, fields: Counter[str]) -> list[dict[str, int]]:
+    return [
+        {
+            "start": day * DAY_MS + hour * HOUR_MS,
+            "coins": fields[f"h:{hour}:coins"],
+            "diamonds": fields[f"h:{hour}:diamonds"],
+        }
+        for hour in range(24)
+    ]
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """What one set of report keys says: totals, by gift, top supporters."""
+
+    fields: Counter[str]
+    coins_by_user: dict[str, int]
+    diamonds_by_user: dict[str, int]
+
+    def to_dict(self, catalog: Catalog) -> dict[str, Any]:
+        return {
+            "totals": totals_of(self.fields),
+            "by_gift": by_gift(self.fields, catalog),
+            "top_supporters": supporters(self.coins_by_user, self.diamonds_by_user),
+        }
+
+
+class Earnings:
+    def __init__(self, redis: Redis, key_prefix: str, catalog: Catalog) -> None:
+        self._redis = redis
+        self._prefix = key_prefix
+        self._catalog = catalog
+
+    async def report(self, creator: str, period: str, now_ms: int) -> dict[str, Any]:
+        keys = EarningsKeys(self._prefix, creator)
+        wallet = _ints(await guarded(self._redis.hgetall(WalletKeys(self._prefix, creator).wallet)))
+        chosen = await self._period(keys, period, now_ms)
+        return {
+            "creator": creator,
+            "now": now_ms,
+            "diamonds": wallet["diamonds"],
+            "diamonds_earned": wallet["diamonds_earned"],
+            "received": wallet["received"],
+            "period": chosen,
+            "stream": await self._stream(keys, now_ms),
+        }
+
+    async def _period(self, keys: EarningsKeys, period: str, now_ms: int) -> dict[str, Any]:
+        today = day_of(now_ms)
+        span = PERIODS[period]
+        if span is None:
+            section = await self._single(keys.all_time)
+            days = list(range(today - RETAINED_DAYS + 1, today + 1))
+            series = monthly(days, await self._day_totals(keys, days))
+            start, unit = series[0]["start"], "month"
+        else:
+            days = list(range(today - span + 1, today + 1))
+            section = await self._many([keys.day(day) for day in days])
+            if span == 1:
+                series, unit = hourly(today, section.fields), "hour"
+            else:
+                values = await self._day_totals(keys, days)
+                series = [
+                    {"start": day * DAY_MS, "coins": v["coins"], "diamonds": v["diamonds"]}
+                    for day, v in zip(days, values, strict=True)
+                ]
+                unit = "day"
+            start = days[0] * DAY_MS
+        return {"name": period, "from": start, "to": now_ms, "unit": unit, "series": series} | (
+            section.to_dict(self._catalog)
+        )
+
+    async def _stream(self, keys: EarningsKeys, now_ms: int) -> dict[str, Any] | None:
+        section = await self._single(keys.stream)
+        started, last = section.fields["started"], section.fields["last"]
+        if not started:
+            return None
+        return {
+            "started": started,
+            "last": last,
+            # Another gift within the gap would still count in this stream.
+            "open": now_ms <= last + STREAM_GAP_MS,
+        } | section.to_dict(self._catalog)
+
+    async def _day_totals(self, keys: EarningsKeys, days: list[int]) -> list[Counter[str]]:
+        pipe = self._redis.pipeline(transaction=False)
+        for day in days:
+            pipe.hmget(keys.day(day).totals, ["coins", "diamonds"])
+        rows: list[list[Any]] = await guarded(pipe.execute())
+        return [Counter({"coins": int(c or 0), "diamonds": int(d or 0)}) for c, d in rows]
+
+    async def _single(self, report: ReportKeys) -> Section:
+        """One set of keys: the top supporters come straight from the sorted set."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(report.totals)
+        pipe.zrevrange(report.by_coins, 0, TOP_SUPPORTERS - 1, withscores=True)
+        fields_raw, top = await guarded(pipe.execute())
+        coins = {as_text(user): int(score) for user, score in top}
+        diamonds: dict[str, int] = {}
+        if coins:
+            scores = await guarded(self._redis.zmscore(report.by_diamonds, list(coins)))
+            diamonds = {u: int(s or 0) for u, s in zip(coins, scores, strict=True)}
+        return Section(_ints(fields_raw), coins, diamonds)
+
+    async def _many(self, reports: list[ReportKeys]) -> Section:
+        """Several days summed. Reads every supporter of the period (ZUNION)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for report in reports:
+            pipe.hgetall(report.totals)
+        pipe.zunion([r.by_coins for r in reports], withscores=True)
+        pipe.zunion([r.by_diamonds for r in reports], withscores=True)
+        *hashes, coins_raw, diamonds_raw = await guarded(pipe.execute())
+        fields: Counter[str] = Counter()
+        for raw in hashes:
+            fields.update(_ints(raw))
+        coins = {as_text(user): int(score) for user, score in coins_raw}
+        diamonds = {as_text(user): int(score) for user, score in diamonds_raw}
+        return Section(fields, coins, diamonds)

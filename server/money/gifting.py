@@ -1,0 +1,202 @@
+"""Sending a gift, from a validated request to the sender's ack.
+
+1. Refuse what the rules forbid: watch-only sockets, unknown gifts, gifts to
+   oneself, rooms whose creator does not take gifts.
+2. Commit: ``gift.lua`` debits the sender and records the pending credit,
+   atomically and once per request id.
+3. Announce: ``room_event.lua`` numbers and publishes the room event, once
+   per gift, so a retried request gets the same seq and shows once.
+4. Queue the creator's credit for settlement (idempotent; see settlement.py).
+
+A crash after 2 loses nothing: the client retries the request id, step 2
+answers with the first outcome, and steps 3-4 run again harmlessly.
+
+On a single Redis node with script batching, steps 2 and 3 are one call
+(``RoomGifts``): the gift's event, combo included, is built before the
+debit, and a send that does not go through takes its combo hit back.
+"""
+
+from __future__ import annotations
+
+from server.core.auth import Identity
+from server.core.catalog import Catalog, Gift, Tier
+from server.core.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift, to_wire
+from server.core.streaks import Streak, StreakBook
+from server.errors import GiftsDisabled, NotAllowed, UnknownGift
+from server.metrics import Metrics
+from server.money.creators import Creators
+from server.money.room_gifts import RoomGifts
+from server.money.settlement import Settler, now_ms
+from server.money.wallet import GiftOrder, GiftOutcome, PendingCredit, Wallets
+from server.rooms.room_log import RoomLog, event_payload
+
+
+def gift_removed(gift_id: str) -> Gift:
+    """Stands in for a gift paid for before an operator removed it from the catalogue."""
+    return Gift(id=gift_id, name=gift_id, coins=0, tier=Tier.SMALL, streakable=False)
+
+
+class Gifting:
+    def __init__(
+        self,
+        catalog: Catalog,
+        wallets: Wallets,
+        creators: Creators,
+        room_log: RoomLog,
+        settler: Settler,
+        metrics: Metrics,
+        revenue_share_percent: int,
+        room_gifts: RoomGifts | None = None,
+    ) -> None:
+        self.catalog = catalog
+        # On a single node: the debit and the announcement in one call.
+        self._room_gifts = room_gifts
+        self._wallets = wallets
+        self._creators = creators
+        self._room_log = room_log
+        self._settler = settler
+        self._metrics = metrics
+        self._share = revenue_share_percent
+
+    async def send(
+        self, sender: Identity, room: str, request: SendGift, streaks: StreakBook
+    ) -> Ack:
+        if not sender.can_send or sender.user is None:
+            raise NotAllowed("sign in as a viewer to send gifts; this socket is watch-only")
+        user = sender.user
+        started_ms = now_ms()
+        try:
+            gift = await self._admit(user, room, request)
+        except (NotAllowed, GiftsDisabled, UnknownGift):
+            # A retry of a request that was paid must not hear "nothing moved"
+            # because a rule changed since: it gets the first outcome.
+            prior = await self._wallets.prior_outcome(user, request.id)
+            if prior is None:
+                raise
+            return await self._announce(user, request.id, prior, streaks, started_ms)
+        order = GiftOrder(user, request.id, gift, request.count, room, room, started_ms)
+        if self._room_gifts is not None:
+            return await self._send_and_announce(order, streaks)
+        outcome = await self._wallets.send_gift(order)
+        return await self._announce(user, request.id, outcome, streaks, started_ms)
+
+    async def _announce(
+        self,
+        user: str,
+        request_id: str,
+        outcome: GiftOutcome,
+        streaks: StreakBook,
+        started_ms: int,
+    ) -> Ack:
+        """Steps 3 and 4 for a gift ``gift.lua`` has answered for."""
+        combo = None
+        gift = self.catalog.gifts.get(outcome.gift) or gift_removed(outcome.gift)
+        if gift.streakable and not outcome.duplicate:
+            streak, ended = streaks.hit(gift.id, outcome.count, started_ms)
+            combo = Combo(id=streak.id, count=streak.count)
+            if ended is not None:
+                await self.end_streak(outcome.room, user, ended)
+        if not outcome.duplicate:
+            # Counted once the money moved, whether or not the announcement works.
+            self._count(gift, outcome)
+        # A retry is announced (at most once) where the gift was paid for,
+        # whichever room the retry came from.
+        room = outcome.room
+        event = self._event(user, room, gift, outcome.count, outcome.cost, started_ms, combo)
+        seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
+        if not outcome.duplicate:
+            # A duplicate's credit is settled already, or waits in the outbox
+            # with its original share for the sweeper.
+            self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
+        return self._ack(request_id, outcome, seq)
+
+    async def _send_and_announce(self, order: GiftOrder, streaks: StreakBook) -> Ack:
+        """Steps 2 and 3 in one call (``RoomGifts``), then step 4."""
+        assert self._room_gifts is not None
+        user, room, gift, count = order.sender, order.room, order.gift, order.count
+        streak = combo = ended = None
+        if gift.streakable:
+            streak, ended = streaks.hit(gift.id, count, order.now_ms)
+            combo = Combo(id=streak.id, count=streak.count)
+        event = self._event(user, room, gift, count, count * gift.coins, order.now_ms, combo)
+        try:
+            if ended is not None:
+                # Before the gift, so that the room hears the old streak end first.
+                await self.end_streak(room, user, ended)
+            sent = await self._room_gifts.send(order, event_payload(to_wire(event)))
+        except BaseException:
+            if streak is not None:
+                streaks.take_back(streak, count)
+            raise
+        outcome = sent.outcome
+        if outcome.duplicate:
+            if streak is not None:
+                streaks.take_back(streak, count)
+            # Shown (once) as what the first request bought, where it was paid.
+            return await self._announce(user, order.request_id, outcome, streaks, order.now_ms)
+        self._count(gift, outcome)
+        self._settler.submit(self._pending_credit(user, room, outcome, order.now_ms))
+        return self._ack(order.request_id, outcome, sent.seq)
+
+    @staticmethod
+    def _event(
+        user: str, room: str, gift: Gift, count: int, coins: int, ts_ms: int, combo: Combo | None
+    ) -> GiftEvent:
+        return GiftEvent(
+            room=room,
+            sender=user,
+            gift=gift.id,
+            count=count,
+            coins=coins,
+            tier=str(gift.tier),
+            ts=ts_ms,
+            combo=combo,
+        )
+
+    @staticmethod
+    def _ack(request_id: str, outcome: GiftOutcome, seq: int) -> Ack:
+        return Ack(
+            id=request_id,
+            balance=outcome.balance,
+            seq=seq,
+            coins=outcome.cost,
+            duplicate=outcome.duplicate,
+        )
+
+    async def _admit(self, user: str, room: str, request: SendGift) -> Gift:
+        """The gift asked for, if the rules allow sending it here."""
+        gift = self.catalog.gift(request.gift)
+        if user == room:
+            raise NotAllowed("creators cannot send gifts in their own room")
+        await self._creators.require_accepting(room)
+        return gift
+
+    async def end_streak(self, room: str, sender: str, streak: Streak) -> None:
+        event = ComboEnd(
+            room=room,
+            sender=sender,
+            gift=streak.gift,
+            combo=streak.id,
+            count=streak.count,
+            ts=now_ms(),
+        )
+        await self._room_log.publish(room, f"combo:{streak.id}", to_wire(event))
+
+    def _pending_credit(
+        self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int
+    ) -> PendingCredit:
+        return PendingCredit(
+            gift_key=outcome.gift_key,
+            sender=sender,
+            creator=room,
+            coins=outcome.cost,
+            share_percent=self._share,
+            ts_ms=ts_ms,
+            room=room,
+            gift=outcome.gift,
+            count=outcome.count,
+        )
+
+    def _count(self, gift: Gift, outcome: GiftOutcome) -> None:
+        self._metrics.gifts.labels(tier=str(gift.tier)).inc()
+        self._metrics.coins_spent.inc(outcome.cost)

@@ -1,0 +1,198 @@
+"""Check the books: the invariants of docs/money.md, read straight from Redis.
+
+For every wallet (found by SCAN, so this is an operator's tool, not a hot
+path) the stored balances are compared with each other and with its ledger
+replayed from the start; then the whole economy is summed: every coin spent
+is either credited to a creator (diamonds + platform share) or still waiting
+in an outbox. ``check`` returns the breaches found; an empty list is clean.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from server.store.calls import as_text
+
+WALLET_FIELDS = (
+    "coins",
+    "spent",
+    "recharged",
+    "bonus",
+    "refunded",
+    "diamonds",
+    "diamonds_earned",
+    "received",
+    "platform",
+)
+
+
+@dataclass
+class Report:
+    wallets: int = 0
+    gifts: int = 0
+    coins_spent: int = 0
+    coins_received: int = 0
+    coins_pending: int = 0
+    breaches: list[str] = field(default_factory=list)
+    # gift key -> coins, gathered across wallets to match debits with credits.
+    debits: dict[str, int] = field(default_factory=dict)
+    credits: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.breaches
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clean": self.clean,
+            "wallets": self.wallets,
+            "gifts": self.gifts,
+            "coins_spent": self.coins_spent,
+            "coins_received": self.coins_received,
+            "coins_pending": self.coins_pending,
+            "breaches": self.breaches,
+        }
+
+    def describe(self) -> str:
+        lines = [
+            f"wallets checked: {self.wallets}",
+            f"gifts in ledgers: {self.gifts}",
+            f"coins spent on gifts: {self.coins_spent}",
+            f"  credited to creators: {self.coins_received}",
+            f"  waiting for settlement: {self.coins_pending}",
+        ]
+        if self.clean:
+            return "\n".join([*lines, "books balance: no breach"])
+        return "\n".join(
+            [*lines, f"BREACHES ({len(self.breaches)}):", *(f"  - {b}" for b in self.breaches)]
+        )
+
+
+def _fields(raw: dict[Any, Any]) -> dict[str, int]:
+    values = {as_text(k): int(v) for k, v in raw.items()}
+    return {name: values.get(name, 0) for name in WALLET_FIELDS}
+
+
+def _check_balances(user: str, w: dict[str, int], report: Report) -> None:
+    for name, value in w.items():
+        if value < 0:
+            report.breaches.append(f"{user}: {name} is negative ({value})")
+    credited = w["recharged"] + w["bonus"]
+    held = w["coins"] + w["spent"] + w["refunded"]
+    if credited != held:
+        report.breaches.append(
+            f"{user}: coins credited {credited} != held + spent + refunded {held}"
+        )
+    if w["received"] != w["diamonds_earned"] + w["platform"]:
+        report.breaches.append(
+            f"{user}: coins received {w['received']} != diamonds earned "
+            f"{w['diamonds_earned']} + platform {w['platform']}"
+        )
+
+
+def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) -> None:
+    sums: Counter[str] = Counter()
+    requests: Counter[str] = Counter()
+    credited_gifts: Counter[str] = Counter()
+    for _, raw in entries:
+        e = {as_text(k): as_text(v) for k, v in raw.items()}
+        kind = e.get("kind")
+        if kind == "recharge":
+            sums["credited"] += int(e["amount"])
+        elif kind == "gift":
+            sums["spent"] -= int(e["amount"])
+            requests[e["req"]] += 1
+            report.debits[f"{user}:{e['req']}"] = -int(e["amount"])
+        elif kind == "credit":
+            coins, diamonds, platform = int(e["coins"]), int(e["diamonds"]), int(e["platform"])
+            if coins != diamonds + platform:
+                report.breaches.append(f"{user}: credit {e['gift_key']} does not balance")
+            sums["received"] += coins
+            sums["diamonds"] += diamonds
+            credited_gifts[e["gift_key"]] += 1
+            report.credits[e["gift_key"]] = coins
+    report.gifts += sum(requests.values())
+    for request_id, times in requests.items():
+        if times > 1:
+            report.breaches.append(f"{user}: request {request_id} debited {times} times")
+    for gift, times in credited_gifts.items():
+        if times > 1:
+            report.breaches.append(f"{user}: gift {gift} credited {times} times")
+    expected = {
+        "credited": w["recharged"] + w["bonus"],
+        "spent": w["spent"],
+        "received": w["received"],
+        "diamonds": w["diamonds_earned"],
+    }
+    for name, stored in expected.items():
+        if sums[name] != stored:
+            report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
+
+
+async def _pending(redis: Redis, outbox_key: str) -> dict[str, int]:
+    entries = await redis.hgetall(outbox_key)
+    return {as_text(k): int(as_text(v).split("|")[1]) for k, v in entries.items()}
+
+
+def _match_debits_with_credits(report: Report) -> None:
+    """Every gift paid is credited once or still pending, for the coins paid."""
+    for key, coins in report.debits.items():
+        if key in report.credits and key in report.pending:
+            report.breaches.append(f"gift {key}: credited and still pending")
+        owed = report.credits.get(key, report.pending.get(key))
+        if owed is None:
+            report.breaches.append(f"gift {key}: paid {coins} coins, never credited")
+        elif owed != coins:
+            report.breaches.append(f"gift {key}: paid {coins} coins, credited {owed}")
+    for key in (report.credits.keys() | report.pending.keys()) - report.debits.keys():
+        report.breaches.append(f"gift {key}: credited or pending with no debit")
+
+
+async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) -> Report:
+    report = Report()
+    start = len(key_prefix) + len(":{w:")
+    async for key in redis.scan_iter(match=f"{key_prefix}:{{w:*}}:wallet", count=1000):
+        text = as_text(key)
+        user = text[start : text.index("}", start)]
+        base = text[: -len(":wallet")]
+        w = _fields(await redis.hgetall(key))
+        report.wallets += 1
+        report.coins_spent += w["spent"]
+        report.coins_received += w["received"]
+        _check_balances(user, w, report)
+        _check_ledger(user, w, await _whole_stream(redis, f"{base}:ledger"), report)
+        pending = await _pending(redis, f"{base}:outbox")
+        report.pending.update(pending)
+        report.coins_pending += sum(pending.values())
+    _match_debits_with_credits(report)
+    if report.coins_spent != report.coins_received + report.coins_pending:
+        report.breaches.append(
+            f"economy: coins spent {report.coins_spent} != received {report.coins_received}"
+            f" + pending {report.coins_pending}"
+        )
+    if expect_settled and report.coins_pending:
+        report.breaches.append(f"economy: {report.coins_pending} coins still pending")
+    return report
+
+
+LEDGER_PAGE = 1000
+
+
+async def _whole_stream(redis: Redis, key: str) -> list[Any]:
+    """Every entry of a stream, read a page at a time: one XRANGE of a big
+    ledger can outlast the client's timeout on a busy server."""
+    entries: list[Any] = []
+    start = "-"
+    while True:
+        page: list[Any] = await redis.xrange(key, min=start, count=LEDGER_PAGE) or []
+        entries.extend(page)
+        if len(page) < LEDGER_PAGE:
+            return entries
+        last = page[-1][0]
+        last_id = last.decode() if isinstance(last, bytes) else str(last)
+        start = "(" + last_id  # exclusive: after the last one read

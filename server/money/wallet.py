@@ -1,0 +1,325 @@
+"""Money: the Python face of the Lua scripts that move coins and diamonds.
+
+Nothing here reads a balance and then writes it: every movement is one
+script call that checks and writes atomically on one wallet's shard
+(``server/store/lua/``). A gift commits on the sender's shard, leaving a pending
+credit in the sender's outbox; ``settle`` moves it to the creator's shard,
+idempotently, so a crash between the two loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from server.core.catalog import Gift
+from server.core.earnings_keys import RETENTION_SECONDS, STREAM_GAP_MS, EarningsKeys
+from server.core.keys import WalletKeys, gift_key, outbox_pattern
+from server.errors import InsufficientCoins, RateLimited
+from server.settings import Settings
+from server.store.calls import as_text, guarded
+from server.store.scripts import Scripts
+from server.tuning.pipelining import AutoPipeline
+
+# Credits per settle.lua call: enough to make a storm's settlement cheap,
+# few enough that one call holds Redis for a millisecond or two.
+SETTLE_BATCH = 64
+# Lua adds in doubles: a call's coins must sum below 2^53 to stay exact.
+SETTLE_BATCH_COINS = 2**52
+
+
+@dataclass(frozen=True, slots=True)
+class GiftOrder:
+    """One gift request as the gift script takes it."""
+
+    sender: str
+    request_id: str
+    gift: Gift
+    count: int
+    creator: str
+    room: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GiftOutcome:
+    gift_key: str
+    balance: int
+    cost: int
+    duplicate: bool
+    # What was bought, where: for a duplicate, the first request's, not the retry's.
+    gift: str
+    count: int
+    room: str
+
+
+@dataclass(frozen=True, slots=True)
+class RechargeOutcome:
+    status: str  # "ok", "duplicate" or "order_paid"
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCredit:
+    """An outbox entry: coins a sender paid that the creator is yet to get."""
+
+    gift_key: str
+    sender: str
+    creator: str
+    coins: int
+    share_percent: int
+    ts_ms: int
+    room: str
+    # For the creator's earnings reports; "" and 0 for an entry written
+    # before outbox entries carried them.
+    gift: str = ""
+    count: int = 0
+
+    @classmethod
+    def parse(cls, sender: str, key: str, value: str) -> PendingCredit:
+        """``creator|coins|share|ts_ms|room|gift|count``, or the older form
+        without ``|gift|count`` (a sweeper may meet entries written by an
+        earlier version). No field holds a ``|``."""
+        fields = value.split("|")
+        if len(fields) == 5:
+            fields += ["", "0"]
+        if len(fields) != 7:
+            raise ValueError(f"outbox entry with {len(fields)} fields")
+        creator, coins, share, ts_ms, room, gift, count = fields
+        return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room, gift, int(count))
+
+
+def _int_fields(raw: dict[Any, Any]) -> dict[str, int]:
+    return {as_text(k): int(v) for k, v in raw.items()}
+
+
+class Wallets:
+    def __init__(
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        settings: Settings,
+        pipeline: AutoPipeline | None = None,
+    ) -> None:
+        self._redis = redis
+        self._scripts = scripts
+        self._settings = settings
+        self._pipeline = pipeline
+
+    def keys(self, user: str) -> WalletKeys:
+        return WalletKeys(self._settings.key_prefix, user)
+
+    async def send_gift(self, order: GiftOrder) -> GiftOutcome:
+        keys, args = self.gift_call(order)
+        reply = await guarded(self._scripts.gift(keys=keys, args=args))
+        return self.gift_outcome(order, reply)
+
+    def gift_call(self, order: GiftOrder) -> tuple[list[Any], list[Any]]:
+        """``gift.lua``'s KEYS and ARGV (``room_gifts.lua`` takes the same per gift)."""
+        keys = self.keys(order.sender)
+        s = self._settings
+        return (
+            [
+                keys.wallet,
+                keys.ledger,
+                keys.request(order.request_id),
+                keys.outbox,
+                keys.gift_rate,
+            ],
+            [
+                order.sender,
+                order.request_id,
+                order.gift.id,
+                str(order.count),
+                str(order.gift.coins),
+                order.creator,
+                order.room,
+                order.now_ms,
+                s.idempotency_ttl_seconds,
+                str(s.revenue_share_percent),
+                str(s.max_gift_count),
+                repr(float(s.user_gift_rate_per_second)),
+                str(s.user_gift_rate_burst),
+            ],
+        )
+
+    @staticmethod
+    def gift_outcome(order: GiftOrder, reply: Sequence[Any]) -> GiftOutcome:
+        """What ``gift.lua``'s seven reply values say; a refusal as its wire error."""
+        status, balance, cost, duplicate, bought, bought_count, bought_in = reply
+        status = as_text(status)
+        if status == "insufficient":
+            raise InsufficientCoins(f"{cost} coins needed, {balance} held")
+        if status == "rate_limited":
+            raise RateLimited("too many gifts from this user; slow down")
+        if status != "ok":
+            raise RuntimeError(f"gift script answered {status!r} for request {order.request_id!r}")
+        return GiftOutcome(
+            gift_key(order.sender, order.request_id),
+            int(balance),
+            int(cost),
+            bool(duplicate),
+            as_text(bought),
+            int(bought_count),
+            as_text(bought_in),
+        )
+
+    async def prior_outcome(self, sender: str, request_id: str) -> GiftOutcome | None:
+        """The recorded outcome of a gift request that already moved money, if any."""
+        record = await guarded(self._redis.get(self.keys(sender).request(request_id)))
+        if record is None:
+            return None
+        balance, cost, key, gift, count, room = as_text(record).split("|")
+        return GiftOutcome(key, int(balance), int(cost), True, gift, int(count), room)
+
+    async def settle(self, credit: PendingCredit, now_ms: int) -> int:
+        """Credit the creator (once) and clear the outbox entry. Returns diamonds."""
+        (outcome,) = await self.settle_many([credit], now_ms)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def settle_many(
+        self, credits: Sequence[PendingCredit], now_ms: int
+    ) -> list[int | Exception]:
+        """Settle credits, each once: per credit, the diamonds it got, or why not.
+
+        Credits to one creator share ``settle.lua`` calls (it sums the
+        reports over a call); an ``Unavailable`` for a call is the outcome of
+        each of its credits, which stay in their outboxes for the sweeper.
+        """
+        by_creator: dict[str, list[int]] = {}
+        for index, credit in enumerate(credits):
+            by_creator.setdefault(credit.creator, []).append(index)
+        calls = [
+            chunk for indexes in by_creator.values() for chunk in _settle_chunks(indexes, credits)
+        ]
+        results = await asyncio.gather(
+            *(self._settle_call([credits[i] for i in call], now_ms) for call in calls),
+            return_exceptions=True,
+        )
+        outcomes: list[int | Exception] = [0] * len(credits)
+        for call, result in zip(calls, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            for position, index in enumerate(call):
+                outcomes[index] = result if isinstance(result, Exception) else result[position]
+        return outcomes
+
+    async def _settle_call(
+        self, credits: list[PendingCredit], now_ms: int
+    ) -> list[int | Exception]:
+        """One ``settle.lua`` call for credits to one creator, then their outbox entries."""
+        creator = credits[0].creator
+        keys = self.keys(creator)
+        report_keys, days = EarningsKeys(self._settings.key_prefix, creator).for_settlement(
+            [credit.ts_ms for credit in credits]
+        )
+        args: list[Any] = [
+            now_ms,
+            self._settings.idempotency_ttl_seconds,
+            str(RETENTION_SECONDS),
+            str(STREAM_GAP_MS),
+            str(max(days)),  # the places run 1..D, D the distinct days
+        ]
+        for credit, day in zip(credits, days, strict=True):
+            args += [
+                credit.gift_key,
+                str(credit.coins),
+                str(credit.share_percent),
+                credit.sender,
+                credit.gift,
+                str(credit.count),
+                str(credit.ts_ms),
+                str(day),
+            ]
+        flat = await guarded(
+            self._scripts.settle(
+                keys=[
+                    keys.wallet,
+                    keys.ledger,
+                    *report_keys,
+                    *(keys.settled(credit.gift_key) for credit in credits),
+                ],
+                args=args,
+            )
+        )
+        outcomes: list[int | Exception] = []
+        done: dict[str, list[str]] = {}
+        for credit, status, diamonds in zip(credits, flat[::3], flat[1::3], strict=True):
+            if as_text(status) != "ok":
+                outcomes.append(RuntimeError(f"settle script refused a credit: {as_text(status)}"))
+                continue
+            outcomes.append(int(diamonds))
+            done.setdefault(self.keys(credit.sender).outbox, []).append(credit.gift_key)
+        # Only after the credits are durable: a crash before this leaves the
+        # entries for the sweeper, whose settle call is then a no-op.
+        await asyncio.gather(*(self._clear_outbox(outbox, keys) for outbox, keys in done.items()))
+        return outcomes
+
+    async def _clear_outbox(self, outbox: str, gift_keys: list[str]) -> None:
+        if self._pipeline is None:
+            await guarded(self._redis.hdel(outbox, *gift_keys))
+        else:  # one of many at once in a storm: share the round trip
+            await guarded(self._pipeline.command("HDEL", outbox, *gift_keys))
+
+    async def recharge(
+        self, user: str, payment_id: str, order_id: str, coins: int, bonus: int, now_ms: int
+    ) -> RechargeOutcome:
+        keys = self.keys(user)
+        status, balance = await guarded(
+            self._scripts.recharge(
+                keys=[
+                    keys.wallet,
+                    keys.ledger,
+                    keys.payment(payment_id),
+                    keys.paid_order(order_id),
+                ],
+                args=[payment_id, order_id, str(coins), str(bonus), now_ms],
+            )
+        )
+        if as_text(status) == "bad_argument":
+            raise RuntimeError("recharge script refused its arguments")
+        return RechargeOutcome(as_text(status), int(balance))
+
+    async def balances(self, user: str) -> dict[str, int]:
+        raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
+        fields = _int_fields(raw)
+        return {"coins": fields.get("coins", 0), "diamonds": fields.get("diamonds", 0)} | fields
+
+    async def pending_credits(self, sender: str) -> list[PendingCredit]:
+        raw = await guarded(self._redis.hgetall(self.keys(sender).outbox))
+        return [PendingCredit.parse(sender, as_text(k), as_text(v)) for k, v in raw.items()]
+
+    async def senders_with_pending_credits(self) -> AsyncIterator[str]:
+        """Every wallet whose outbox holds entries (SCAN: for the sweeper, not hot paths)."""
+        pattern = outbox_pattern(self._settings.key_prefix)
+        start = len(self._settings.key_prefix) + len(":{w:")
+        async for key in self._redis.scan_iter(match=pattern, count=1000, _type="hash"):
+            text = as_text(key)
+            yield text[start : text.index("}", start)]
+
+    async def grant_coins(self, user: str, coins: int, reason: str, now_ms: int) -> int:
+        """Promotional coins (demo seeding): a recharge keyed by ``reason``."""
+        outcome = await self.recharge(user, f"grant:{reason}", f"grant:{reason}", 0, coins, now_ms)
+        return outcome.balance
+
+
+def _settle_chunks(indexes: list[int], credits: Sequence[PendingCredit]) -> Iterator[list[int]]:
+    """Credits to one creator, cut into calls of at most ``SETTLE_BATCH`` credits
+    whose coins sum below ``SETTLE_BATCH_COINS``."""
+    chunk: list[int] = []
+    coins = 0
+    for index in indexes:
+        credit_coins = credits[index].coins
+        if chunk and (len(chunk) == SETTLE_BATCH or coins + credit_coins >= SETTLE_BATCH_COINS):
+            yield chunk
+            chunk, coins = [], 0
+        chunk.append(index)
+        coins += credit_coins
+    if chunk:
+        yield chunk

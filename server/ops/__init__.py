@@ -1,0 +1,1 @@
+"""Running it: the embedded Valkey server and the local Valkey Cluster."""

@@ -1,0 +1,69 @@
+"""The Lua scripts of ``server/store/lua/``, registered once and run by SHA.
+
+redis-py's ``AsyncScript`` sends EVALSHA and reloads the script on
+NOSCRIPT (after a Redis restart, say), so callers never resend the source.
+On a Redis Cluster, EVALSHA goes to the primary that owns the slot of the
+script's keys (one hash tag per script), and the reload (SCRIPT LOAD) goes
+to every primary: a primary that restarted or a replica just promoted
+answers NOSCRIPT once, then runs the script by SHA like the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+
+from server.tuning.pipelining import AutoPipeline, BatchedScript
+
+LUA_DIR = Path(__file__).with_name("lua")
+
+
+# Redis gives a script no way to load another: the functions a script shares
+# with others (``lib_*.lua``) are put in front of its own text.
+LIBRARIES: dict[str, tuple[str, ...]] = {
+    "gift": ("lib_gift",),
+    "room_event": ("lib_announce",),
+    "room_gifts": ("lib_gift", "lib_announce"),
+}
+
+
+def source(name: str) -> str:
+    """The text Redis runs for script ``name``: its libraries, then its own file."""
+    parts = [*LIBRARIES.get(name, ()), name]
+    return "\n".join((LUA_DIR / f"{part}.lua").read_text(encoding="utf-8") for part in parts)
+
+
+class ScriptCall(Protocol):
+    def __call__(self, keys: Sequence[Any] = ..., args: Sequence[Any] = ...) -> Awaitable[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    gift: ScriptCall
+    settle: ScriptCall
+    recharge: ScriptCall
+    room_event: ScriptCall
+    room_replay: ScriptCall
+    # A single node only: gift.lua and room_event.lua in one call.
+    room_gifts: ScriptCall
+
+    @classmethod
+    def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
+        """The scripts, each call sent alone, or batched through ``pipeline``."""
+
+        def load(name: str) -> ScriptCall:
+            script = redis.register_script(source(name))
+            return script if pipeline is None else BatchedScript(script, pipeline)
+
+        return cls(
+            gift=load("gift"),
+            settle=load("settle"),
+            recharge=load("recharge"),
+            room_event=load("room_event"),
+            room_replay=load("room_replay"),
+            room_gifts=load("room_gifts"),
+        )
