@@ -15,6 +15,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from server.core.wording import plural
 from server.store.calls import as_text
 
 WALLET_FIELDS = (
@@ -146,9 +147,9 @@ def _match_debits_with_credits(report: Report) -> None:
             report.breaches.append(f"gift {key}: credited and still pending")
         owed = report.credits.get(key, report.pending.get(key))
         if owed is None:
-            report.breaches.append(f"gift {key}: paid {coins} coins, never credited")
+            report.breaches.append(f"gift {key}: paid {plural(coins, 'coin')}, never credited")
         elif owed != coins:
-            report.breaches.append(f"gift {key}: paid {coins} coins, credited {owed}")
+            report.breaches.append(f"gift {key}: paid {plural(coins, 'coin')}, credited {owed:,}")
     for key in (report.credits.keys() | report.pending.keys()) - report.debits.keys():
         report.breaches.append(f"gift {key}: credited or pending with no debit")
 

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from server.core.catalog import Gift
 from server.core.earnings_keys import RETENTION_SECONDS, STREAM_GAP_MS, EarningsKeys
 from server.core.keys import WalletKeys, gift_key, outbox_pattern
+from server.core.wording import plural
 from server.errors import InsufficientCoins, RateLimited
 from server.settings import Settings
 from server.store.calls import as_text, guarded
@@ -153,7 +154,7 @@ class Wallets:
         status, balance, cost, duplicate, bought, bought_count, bought_in = reply
         status = as_text(status)
         if status == "insufficient":
-            raise InsufficientCoins(f"{cost} coins needed, {balance} held")
+            raise InsufficientCoins(f"{plural(int(cost), 'coin')} needed, {int(balance):,} held")
         if status == "rate_limited":
             raise RateLimited("too many gifts from this user; slow down")
         if status != "ok":
