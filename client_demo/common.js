@@ -29,9 +29,15 @@ export function formatCoins(amount) {
   return text.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
-/** "1 coin", "3 coins". */
-export function plural(count, word) {
-  return `${formatCoins(count)} ${word}${count === 1 ? "" : "s"}`;
+/**
+ * A count and its noun, the one way the pages put them together:
+ * plural(1, "coin") is "1 coin", plural(1200, "coin") "1,200 coins",
+ * plural(2, "person", "people") "2 people". The noun agrees with the number
+ * as shown (1.4 shows as "1", so "1 coin").
+ */
+export function plural(count, singular, pluralForm = `${singular}s`) {
+  const shown = formatCoins(count);
+  return `${shown} ${shown === "1" ? singular : pluralForm}`;
 }
 
 /** Creates an element: el("li", {class: "x", dataset: {seq: 3}}, "text", child). */
@@ -383,4 +389,22 @@ export function userColour(name) {
   let hash = 0;
   for (const char of String(name)) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
   return `hsl(${hash % 360} 80% 72%)`;
+}
+
+// ------------------------------------------------------------------ test alerts
+
+/**
+ * The BroadcastChannel on which an overlay tells a creator page open in the
+ * same browser how its test alerts are doing: `{type: "test_alert", key,
+ * state: "queued" | "showing" | "shown", ahead}`; `{type: "ask"}` makes the
+ * overlays there say it again for every test alert they remember.
+ */
+export function overlayChannel(room) {
+  if (!("BroadcastChannel" in globalThis)) return null;
+  return new BroadcastChannel(`giftstream:overlay:${room}`);
+}
+
+/** Names one test alert the same way on both pages (it has no seq). */
+export function testAlertKey(event) {
+  return `${event.ts}:${event.gift}`;
 }

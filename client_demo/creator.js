@@ -2,13 +2,28 @@
 //
 // URL parameters: user (demo mode: a creator token is issued for them;
 // default carol) or token (a platform's creator token).
-// Shows the diamonds balance and the earnings of GET /api/creator/earnings:
+// Shows whether gifting is on and why (GET /api/creator/profile), the
+// diamonds balance and the earnings of GET /api/creator/earnings:
 // a chart over the chosen period, by gift and by top supporter, for the
 // period and for the current stream; the overlay URL with copy, regenerate
 // (GET/POST /api/creator/overlay-key) and a test alert
-// (POST /api/creator/test-alert); and the gifts arriving in the room, live.
+// (POST /api/creator/test-alert), with where it stands on an overlay open in
+// this browser (queued, showing, shown); and the gifts arriving in the room,
+// live.
 
-import { RoomSocket, TokenSource, api, describeState, el, formatCoins, param, plural, userColour } from "./common.js";
+import {
+  RoomSocket,
+  TokenSource,
+  api,
+  describeState,
+  el,
+  formatCoins,
+  overlayChannel,
+  param,
+  plural,
+  testAlertKey,
+  userColour,
+} from "./common.js";
 import { Feed } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
 
@@ -23,12 +38,21 @@ const EARNINGS_AFTER_GIFT_MS = [700, 2500];
 const PERIOD_TITLES = { day: "Today", week: "Last 7 days", month: "Last 30 days", all: "All time" };
 const UNIT_WORDS = { hour: "hour", day: "day", month: "month" };
 const SVG = "http://www.w3.org/2000/svg";
+// Why gifting is off, from GET /api/creator/profile `reasons`.
+const PROFILE_REASONS = {
+  followers_below_minimum: (profile) =>
+    `${formatCoins(profile.followers)} of the ${plural(profile.min_followers, "follower")} needed`,
+  not_a_creator: () => "no creator profile yet",
+};
 
 const $ = (selector) => document.querySelector(selector);
 let catalog = new Catalog();
 let feed = null;
 let socket = null;
 let refreshTimers = [];
+let channel = null;
+// The test alert last sent from this page, and its gift's name.
+let testSent = null;
 // Answers may cross: only the latest request's answer is drawn.
 let requestNumber = 0;
 
@@ -50,6 +74,9 @@ async function start() {
     input.addEventListener("change", () => loadEarnings());
   }
 
+  channel = overlayChannel(room);
+  if (channel) channel.onmessage = ({ data }) => testAlertNews(data);
+
   catalog = await api("/api/catalog").then((doc) => new Catalog(doc), () => new Catalog());
   feed = new Feed($("#live"), catalog, { limit: 100, showCoins: true });
   socket = new RoomSocket({
@@ -61,8 +88,11 @@ async function start() {
     onEvent: roomEvent,
   });
   socket.start();
-  await Promise.all([loadEarnings(), loadOverlayKey()]);
-  setInterval(() => loadEarnings(), EARNINGS_POLL_MS);
+  await Promise.all([loadProfile(), loadEarnings(), loadOverlayKey()]);
+  setInterval(() => {
+    loadEarnings();
+    loadProfile();
+  }, EARNINGS_POLL_MS);
 }
 
 function roomFromToken(token) {
@@ -81,6 +111,37 @@ function problem(text) {
 
 function period() {
   return document.querySelector('input[name="period"]:checked').value;
+}
+
+// ------------------------------------------------------------------ gifting on or off
+
+async function loadProfile() {
+  try {
+    showProfile(await api("/api/creator/profile", { token: await tokens.get() }));
+  } catch (error) {
+    const card = $("#gifting");
+    if (card.dataset.state !== "unknown") return; // keep what was last known
+    $("#gifting-state").textContent = "–";
+    $("#gifting-why").replaceChildren(el("li", {}, `Cannot tell whether gifts are on: ${error.message}`));
+  }
+}
+
+function showProfile(profile) {
+  const on = Boolean(profile.gifting_enabled && profile.eligible);
+  const reasons = [];
+  if (!profile.gifting_enabled) reasons.push(["gifting_off", "switched off"]);
+  for (const code of profile.reasons || []) {
+    const words = PROFILE_REASONS[code];
+    reasons.push([code, words ? words(profile) : code.replace(/_/g, " ")]);
+  }
+  const card = $("#gifting");
+  card.dataset.state = on ? "on" : "off";
+  card.dataset.reasons = reasons.map(([code]) => code).join(" ");
+  $("#gifting-state").textContent = on ? "On" : "Off";
+  const lines = on
+    ? ["viewers can send you gifts", plural(profile.followers, "follower")]
+    : reasons.map(([, words]) => words);
+  $("#gifting-why").replaceChildren(...lines.map((line) => el("li", {}, line)));
 }
 
 // ------------------------------------------------------------------ earnings
@@ -109,16 +170,22 @@ function setFigure(selector, value) {
   $(selector).dataset.value = String(value);
 }
 
+/** "1 coin", "350 coins": the count and its noun, the count in data-value. */
+function setCount(selector, value, noun) {
+  $(selector).textContent = plural(value, noun);
+  $(selector).dataset.value = String(value);
+}
+
 function showEarnings(report) {
   setFigure("#diamonds", report.diamonds);
-  setFigure("#earned", report.diamonds_earned);
-  setFigure("#received", report.received);
+  setCount("#earned", report.diamonds_earned, "diamond");
+  setCount("#received", report.received, "coin");
 
   const chosen = report.period;
   $("#period-title").textContent = PERIOD_TITLES[chosen.name] || chosen.name;
   setFigure("#period-diamonds", chosen.totals.diamonds);
-  $("#period-gifts").textContent = plural(chosen.totals.count, "gift");
-  $("#period-coins").textContent = plural(chosen.totals.coins, "coin");
+  setCount("#period-gifts", chosen.totals.count, "gift");
+  setCount("#period-coins", chosen.totals.coins, "coin");
   $("#chart-unit").textContent = UNIT_WORDS[chosen.unit] || chosen.unit;
   drawChart($("#chart"), chosen.series, chosen.unit);
   giftRows($("#by-gift tbody"), chosen.by_gift, true);
@@ -237,7 +304,7 @@ function drawChart(chart, series, unit) {
       "data-start": point.start,
       "data-diamonds": point.diamonds,
     });
-    bar.append(svg("title", {}, `${label(point.start, unit)}: ${formatCoins(point.diamonds)} diamonds`));
+    bar.append(svg("title", {}, `${label(point.start, unit)}: ${plural(point.diamonds, "diamond")}`));
     nodes.push(bar);
     if (point.diamonds === highest && point.diamonds > 0) {
       nodes.push(svg("text", { class: "bar-label", x: x + barWidth / 2, y: top + plot - barHeight - 4, "text-anchor": "middle" }, formatCoins(point.diamonds)));
@@ -302,14 +369,42 @@ async function testAlert() {
   button.disabled = true;
   try {
     const answer = await api("/api/creator/test-alert", { method: "POST", token: await tokens.get() });
-    const name = catalog.name(answer.event.gift);
-    $("#overlay-status").textContent = `Test alert sent: your overlay shows a ${name} now.`;
+    testSent = { key: testAlertKey(answer.event), name: catalog.name(answer.event.gift) };
+    // Sent is all this page knows, unless an overlay open in this browser
+    // says more: it may be showing other alerts, and this one waits its turn.
+    showTestAlert("sent", 0);
+    if (channel) channel.postMessage({ type: "ask" });
   } catch (error) {
-    $("#overlay-status").textContent = `Could not send a test alert: ${error.message}`;
+    testSent = null;
+    showTestAlertText("failed", `Could not send a test alert: ${error.message}`);
   } finally {
     // A short pause, so that a double click is one alert.
     setTimeout(() => (button.disabled = false), 1000);
   }
+}
+
+/** What an overlay in this browser says of a test alert. */
+function testAlertNews(data) {
+  if (!data || data.type !== "test_alert" || !testSent || data.key !== testSent.key) return;
+  showTestAlert(data.state, Number(data.ahead) || 0);
+}
+
+function showTestAlert(state, ahead) {
+  const name = testSent.name;
+  const words = {
+    sent: `Test alert sent (${name}). Your overlay shows it once the alerts ahead of it, if any, have played.`,
+    queued: `Test alert (${name}) queued on your overlay: ${plural(ahead, "alert")} ahead of it.`,
+    showing: `Your overlay is showing the test alert (${name}) now.`,
+    shown: `Your overlay has shown the test alert (${name}).`,
+  };
+  if (words[state]) showTestAlertText(state, words[state]);
+}
+
+function showTestAlertText(state, text) {
+  const status = $("#test-alert-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = false;
 }
 
 // ------------------------------------------------------------------ live gifts

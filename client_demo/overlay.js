@@ -14,8 +14,21 @@
 // reconnect, or OBS reloading the source (hiding and showing it), it resumes
 // from there, so what was missed meanwhile plays and what was shown does not.
 // A creator's test alert (seq 0) plays like a gift, whatever `min` says.
+// While one waits behind other alerts the overlay says so ("Test alert
+// queued: 2 alerts ahead"), and it tells a creator page open in the same
+// browser whether the test alert is queued, showing or shown.
 
-import { RoomSocket, api, el, numberParam, param, plural, sleep } from "./common.js";
+import {
+  RoomSocket,
+  api,
+  el,
+  numberParam,
+  overlayChannel,
+  param,
+  plural,
+  sleep,
+  testAlertKey,
+} from "./common.js";
 import { ShowQueue } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
 
@@ -30,17 +43,23 @@ const ALERT_MS = { small: 3000, medium: 5000, large: 7000, fullscreen: 10000 };
 const STREAK_IDLE_MS = 15000;
 const MAX_STREAKS = 5;
 const POSITION_STORE = `giftstream:overlay:${room}:position`;
+const TESTS_REMEMBERED = 10;
 
 const $ = (selector) => document.querySelector(selector);
 let catalog = new Catalog();
 const streaks = new Map();
 const sounds = withSound ? loadSounds() : {};
 let shown = 0;
+// Test alerts by key: {key, state: "queued" | "showing" | "shown", ahead}.
+const testAlerts = new Map();
+const changedTests = new Set();
+const channel = room && key ? overlayChannel(room) : null;
 
 const alerts = new ShowQueue({
   play: playAlert,
   // Bigger gifts first; equal ones by value, then in room order.
   compare: (a, b) => RANK[b.tier] - RANK[a.tier] || b.coins - a.coins || a.seq - b.seq,
+  onChange: followTests,
 });
 
 const socket = new RoomSocket({
@@ -50,7 +69,7 @@ const socket = new RoomSocket({
   onState: showState,
   onWelcome: () => {},
   onEvent: roomEvent,
-  onTestAlert: (event) => alerts.push({ ...event, test: true }),
+  onTestAlert: (event) => alerts.push({ ...event, test: true, testKey: testAlertKey(event) }),
   onPosition: savePosition,
 });
 
@@ -178,7 +197,51 @@ async function playAlert(event) {
   await sleep(450);
   alert.hidden = true;
   delete alert.dataset.seq;
+  if (event.test) setTest(event.testKey, "shown", 0);
   await sleep(250);
+}
+
+// ------------------------------------------------------------------ test alerts
+
+/** After any change to the queue: where each test alert stands in it. */
+function followTests(queue) {
+  if (queue.current && queue.current.test) setTest(queue.current.testKey, "showing", 0);
+  const playing = queue.current ? 1 : 0;
+  queue.waiting.forEach((item, index) => {
+    if (item.test) setTest(item.testKey, "queued", playing + index);
+  });
+}
+
+function setTest(testKey, state, ahead) {
+  const known = testAlerts.get(testKey);
+  if (known && known.state === state && known.ahead === ahead) return;
+  testAlerts.delete(testKey);
+  testAlerts.set(testKey, { key: testKey, state, ahead });
+  while (testAlerts.size > TESTS_REMEMBERED) testAlerts.delete(testAlerts.keys().next().value);
+  // Said once the queue has settled: a test alert that goes straight on
+  // stage passes through "queued" within the same step.
+  if (!changedTests.size) queueMicrotask(reportTests);
+  changedTests.add(testKey);
+}
+
+function reportTests() {
+  const waiting = [...testAlerts.values()].find((test) => test.state === "queued");
+  const note = $("#test-status");
+  note.hidden = !waiting;
+  note.textContent = waiting ? `Test alert queued: ${plural(waiting.ahead, "alert")} ahead` : "";
+  note.dataset.ahead = waiting ? String(waiting.ahead) : "";
+  for (const testKey of changedTests) {
+    const test = testAlerts.get(testKey);
+    if (test && channel) channel.postMessage({ type: "test_alert", ...test });
+  }
+  changedTests.clear();
+}
+
+if (channel) {
+  channel.onmessage = ({ data }) => {
+    if (!data || data.type !== "ask") return;
+    for (const test of testAlerts.values()) channel.postMessage({ type: "test_alert", ...test });
+  };
 }
 
 function countShown() {

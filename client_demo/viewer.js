@@ -3,6 +3,11 @@
 // URL parameters: room (default carol); user (demo mode: a token is issued
 // for them; absent: watch-only); token (a platform's token, instead of
 // user); confirm (coins above which a send asks first, default 1000).
+//
+// Whether the room's creator takes gifts comes from GET /api/rooms/{room}
+// (on load, after each reconnect, and after a gift refused with
+// `gifts_disabled`); while they do not, the gift buttons are off and the
+// panel says why.
 
 import {
   ApiError,
@@ -28,15 +33,27 @@ const confirmAbove = numberParam("confirm", 1000);
 const BIG_TIERS = new Set(["large", "fullscreen"]);
 const SHOW_MS = { large: 3500, fullscreen: 5000 };
 const MAX_RETRIES = 4;
+// While gifts are off, how often the page asks whether they are back on.
+const ROOM_RECHECK_MS = 20000;
+// The words of a refusal, by error code: the page's own, never the server's
+// `message` as well (one refusal, one message). `gifts_disabled` and
+// `insufficient_coins` are explained by the panel and the top-up sheet.
 const ERROR_WORDS = {
   insufficient_coins: "not enough coins",
   not_allowed: "you cannot send gifts here",
-  gifts_disabled: "this creator does not take gifts",
+  gifts_disabled: "this creator isn't taking gifts",
   unknown_gift: "that gift is no longer offered",
   bad_count: "that many cannot be sent at once",
   rate_limited: "too many taps; slow down",
   unavailable: "the server is busy; try again",
   internal: "the server had a problem; try again",
+};
+// Why a creator isn't taking gifts (GET /api/rooms/{room} `reasons`), as the
+// end of a sentence that starts with their name.
+const REASON_WORDS = {
+  gifting_off: "has switched gifts off",
+  followers_below_minimum: "needs more followers before they can receive gifts",
+  not_a_creator: "hasn't set up gifts as a creator",
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -48,6 +65,9 @@ let balance = null;
 // gift sent before that carries an older balance and must not overwrite it.
 let balanceEpoch = 0;
 let canSend = false;
+// True while the room's creator is known not to take gifts.
+let giftsOff = false;
+let roomRecheck = null;
 // Gifts sent and not yet answered, by request id: resent with the same id
 // after a reconnect (a retry of a paid gift is answered `duplicate`).
 const inflight = new Map();
@@ -78,6 +98,7 @@ async function start() {
     showNotice("Room and user names are 1-64 letters, digits, _ or -: check the address.", true);
     return;
   }
+  checkRoom();
   catalog = await loadCatalog();
   feed = new Feed($("#feed"), catalog, { me: tokens.user });
   renderGifts();
@@ -108,6 +129,7 @@ function showState(state, detail) {
 
 function showViewers(count) {
   $("#viewers").textContent = `${formatCoins(count)} watching`;
+  $("#viewers").title = `${plural(count, "person", "people")} watching now`;
   $("#viewers").dataset.count = String(count);
 }
 
@@ -116,9 +138,13 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
   canSend = Boolean(welcome.you && welcome.you.can_send);
   $("#who").textContent = welcome.you.user ? welcome.you.user : "watching";
   $("#watch-only").hidden = Boolean(welcome.you.user);
-  $("#gifts").classList.toggle("disabled", !canSend);
+  updateGiftButtons();
   if (welcome.balance !== null && welcome.balance !== undefined) freshBalance(welcome.balance);
-  if (reconnect) showNotice(backOnline(resume, missed, replayed));
+  if (reconnect) {
+    showNotice(backOnline(resume, missed, replayed));
+    // Gifting may have been switched on or off meanwhile.
+    checkRoom();
+  }
   // The feed has a hole where events were not replayed: say so in it.
   if (reconnect && resume !== "ok" && missed > 0) feed.note("missed some gifts while offline");
   // Answers lost with the old socket: the same ids again, so nothing is paid
@@ -152,6 +178,7 @@ function setBalance(coins) {
   const shown = $("#balance");
   shown.textContent = formatCoins(coins);
   shown.dataset.value = String(coins);
+  shown.closest(".coin-badge").title = `you have ${plural(coins, "coin")}`;
 }
 
 function freshBalance(coins) {
@@ -166,6 +193,76 @@ async function refreshBalance() {
   freshBalance(wallet.coins);
 }
 
+// ------------------------------------------------------------------ does the room take gifts?
+
+/** Asks GET /api/rooms/{room}; an unanswered question changes nothing. */
+async function checkRoom() {
+  let answer;
+  try {
+    answer = await api(`/api/rooms/${encodeURIComponent(room)}`);
+  } catch {
+    return null;
+  }
+  const off = answer.accepts_gifts === false;
+  if (off) showGiftsOff(answer.creator || room, answer.reasons || []);
+  else if (giftsOff) {
+    showGiftsOn();
+    showNotice(`${answer.creator || room} is taking gifts again.`);
+  } else showGiftsOn();
+  return answer;
+}
+
+/**
+ * A gift was refused with `gifts_disabled`: the creator switched gifts off
+ * while this page was open. The panel closes at once and then learns why.
+ */
+async function refusedByRoom() {
+  showGiftsOff(room, []);
+  let answer = null;
+  try {
+    answer = await api(`/api/rooms/${encodeURIComponent(room)}`);
+  } catch {
+    // The panel stays closed without a reason; the next look may give one.
+  }
+  if (answer && answer.accepts_gifts === false) showGiftsOff(answer.creator || room, answer.reasons || []);
+}
+
+function showGiftsOff(name, reasons) {
+  giftsOff = true;
+  document.body.dataset.gifts = "off";
+  const known = reasons.filter((reason) => REASON_WORDS[reason]);
+  const box = $("#gifts-off");
+  box.querySelector(".gifts-off-title").textContent = `${name} isn't taking gifts right now`;
+  box.querySelector(".gifts-off-why").textContent = known.length
+    ? `${name} ${known.map((reason) => REASON_WORDS[reason]).join(" and ")}.`
+    : `Gifts can't reach ${name} at the moment.`;
+  box.dataset.reasons = reasons.join(" ");
+  box.hidden = false;
+  updateGiftButtons();
+  clearTimeout(roomRecheck);
+  roomRecheck = setTimeout(recheckRoom, ROOM_RECHECK_MS);
+}
+
+function showGiftsOn() {
+  giftsOff = false;
+  document.body.dataset.gifts = "on";
+  clearTimeout(roomRecheck);
+  $("#gifts-off").hidden = true;
+  updateGiftButtons();
+}
+
+async function recheckRoom() {
+  await checkRoom();
+  if (giftsOff) roomRecheck = setTimeout(recheckRoom, ROOM_RECHECK_MS);
+}
+
+/** Gifts are tappable when signed in (once welcomed) and the creator takes them. */
+function updateGiftButtons() {
+  const grid = $("#gifts");
+  grid.classList.toggle("disabled", giftsOff || (socket.everWelcomed && !canSend));
+  for (const button of grid.querySelectorAll("button")) button.disabled = giftsOff;
+}
+
 // ------------------------------------------------------------------ gift panel
 
 function renderGifts() {
@@ -178,7 +275,8 @@ function renderGifts() {
           class: `gift-button tier-${gift.tier}`,
           type: "button",
           dataset: { gift: gift.id, tier: gift.tier },
-          title: `${gift.name}: ${formatCoins(gift.coins)} coins (${gift.tier})`,
+          title: `${gift.name}: ${plural(gift.coins, "coin")} (${gift.tier})`,
+          "aria-label": `${gift.name}, ${plural(gift.coins, "coin")}`,
           onclick: () => tapGift(gift),
         },
         giftPicture(gift.id, gift.tier, gift.name),
@@ -189,6 +287,7 @@ function renderGifts() {
     ),
   );
   grid.setAttribute("aria-busy", "false");
+  updateGiftButtons();
 }
 
 function batchSize() {
@@ -196,6 +295,7 @@ function batchSize() {
 }
 
 async function tapGift(gift) {
+  if (giftsOff) return;
   if (!tokens.signedIn) {
     showNotice("Sign in to send gifts: add &user=yourname to the address.");
     return;
@@ -203,7 +303,7 @@ async function tapGift(gift) {
   const count = batchSize();
   const cost = gift.coins * count;
   if (cost > confirmAbove) {
-    const question = `Send ${gift.name} x${count} for ${formatCoins(cost)} coins?`;
+    const question = `Send ${gift.name} x${count} for ${plural(cost, "coin")}?`;
     if (!(await confirmSend(question))) return;
   }
   sendGift(gift, count);
@@ -221,7 +321,7 @@ function sendGift(gift, count) {
   );
   $("#sends").prepend(row);
   while ($("#sends").children.length > 6) $("#sends").lastElementChild.remove();
-  inflight.set(id, { message, row, epoch: balanceEpoch, tries: 0 });
+  inflight.set(id, { message, row, gift, count, epoch: balanceEpoch, tries: 0 });
   if (!socket.send(message)) setSendState(row, "pending", "waiting for the connection…");
 }
 
@@ -273,10 +373,26 @@ function refused(pending, error) {
     return;
   }
   inflight.delete(error.id);
-  const words = ERROR_WORDS[error.code] || "not sent";
-  setSendState(pending.row, "failed", `not sent: ${words} (${error.message})`);
   pending.row.dataset.code = error.code;
-  if (error.code === "insufficient_coins") openRecharge(`Not enough coins: ${error.message}.`);
+  // One refusal, one message, in one place. Where another part of the page
+  // explains it (the top-up sheet, the panel's "not taking gifts" box), the
+  // row only says that this gift was not sent.
+  if (error.code === "insufficient_coins" && openRecharge(notEnoughCoins(pending))) {
+    setSendState(pending.row, "failed", "not sent");
+  } else if (error.code === "gifts_disabled") {
+    setSendState(pending.row, "failed", "not sent");
+    refusedByRoom();
+  } else {
+    // An unknown code has no words of the page's own: the server's are the message.
+    const words = ERROR_WORDS[error.code] || error.message || "refused";
+    setSendState(pending.row, "failed", `not sent: ${words}`);
+  }
+}
+
+function notEnoughCoins({ gift, count }) {
+  const cost = plural(gift.coins * count, "coin");
+  const held = balance === null ? "" : ` and you have ${formatCoins(balance)}`;
+  return `Not enough coins for ${gift.name} x${count}: it costs ${cost}${held}.`;
 }
 
 // ------------------------------------------------------------------ room events
@@ -306,7 +422,7 @@ async function playBigGift(event) {
 function showQueueLength(queue) {
   const note = document.querySelector(".bigshow-queue");
   note.hidden = queue.length === 0;
-  note.textContent = `+${queue.length} more`;
+  note.textContent = `+${plural(queue.length, "more big gift")}`;
 }
 
 // ------------------------------------------------------------------ recharge
@@ -320,19 +436,22 @@ function renderPackages() {
           class: "package",
           type: "button",
           dataset: { package: pack.id },
+          "aria-label": `${plural(pack.coins + pack.bonus, "coin")} for ${pack.price} ${pack.currency}`,
           onclick: () => buy(pack),
         },
         el("span", { class: "package-coins" }, el("span", { class: "coin" }), formatCoins(pack.coins + pack.bonus)),
-        pack.bonus ? el("span", { class: "package-bonus" }, `incl. ${formatCoins(pack.bonus)} bonus`) : null,
+        pack.bonus ? el("span", { class: "package-bonus" }, `incl. ${plural(pack.bonus, "bonus coin")}`) : null,
         el("span", { class: "package-price" }, `${pack.price} ${pack.currency}`),
       ),
     ),
   );
 }
 
+/** Opens the top-up sheet, saying `why` (if anything); false if it cannot open. */
 function openRecharge(why) {
-  if (!tokens.signedIn) return;
+  if (!tokens.signedIn) return false;
   $("#recharge-why").textContent = why;
+  $("#recharge-why").hidden = !why;
   $("#recharge-status").textContent = "";
   const dialog = $("#recharge");
   if (!dialog.open) {
@@ -340,6 +459,7 @@ function openRecharge(why) {
     if ($("#confirm").open) $("#confirm").close("cancel");
     dialog.showModal();
   }
+  return true;
 }
 
 async function buy(pack) {
@@ -357,7 +477,7 @@ async function buy(pack) {
     }
     await refreshBalance();
     $("#recharge").close("paid");
-    showNotice(`+${formatCoins(order.coins)} coins. Balance: ${formatCoins(balance)}.`);
+    showNotice(`+${plural(order.coins, "coin")}. Balance: ${plural(balance, "coin")}.`);
   } catch (error) {
     status.textContent =
       error.code === "not_found"

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize
@@ -37,6 +38,8 @@ DESKTOP = ViewportSize(width=1280, height=800)
 PHONE = ViewportSize(width=390, height=844)
 OBS = ViewportSize(width=1920, height=1080)
 
+Motion = Literal["reduce", "no-preference"]
+
 
 def require_chromium(chromium: Path = CHROMIUM, environ: Mapping[str, str] = os.environ) -> None:
     """Skip the calling test without Chromium; under CI (``CI=true``), fail it."""
@@ -58,10 +61,28 @@ class Pages:
     errors: list[str] = field(default_factory=list, repr=False)
     console: list[str] = field(default_factory=list, repr=False)
 
-    async def open(self, name: str, url: str, viewport: ViewportSize = DESKTOP) -> Page:
-        context = await self.browser.new_context(viewport=viewport)
-        self.contexts.append(context)
-        page = await context.new_page()
+    async def open(
+        self,
+        name: str,
+        url: str,
+        viewport: ViewportSize = DESKTOP,
+        *,
+        reduced_motion: Motion | None = None,
+        beside: str | None = None,
+    ) -> Page:
+        """``url`` in a context of its own, or in that of the page named ``beside``
+        (one browser profile: same storage, same BroadcastChannels)."""
+        if beside is None:
+            context = await self.browser.new_context(
+                viewport=viewport, reduced_motion=reduced_motion
+            )
+            self.contexts.append(context)
+            page = await context.new_page()
+        else:
+            page = await self.pages[beside].context.new_page()
+            await page.set_viewport_size(viewport)
+            if reduced_motion is not None:
+                await page.emulate_media(reduced_motion=reduced_motion)
         page.on("pageerror", lambda error: self.errors.append(f"{name}: {error}"))
         page.on(
             "console", lambda message: self.console.append(f"{name}: {secretless(message.text)}")

@@ -286,7 +286,8 @@ def pitfall(message: dict[Any, Any], codec: str) -> Hostile:
     return Hostile(msgpack.packb(message) if codec == MSGPACK else json.dumps(message), codec)
 
 
-# Known pitfalls of msgpack and JSON input (a bool as a count, say), always tried before the generated messages.
+# Known pitfalls of msgpack and JSON input (a bool as a count, say), always
+# tried before the generated messages.
 PITFALLS = [
     pitfall({"type": "gift", "id": "pit-1", "gift": "rose", "count": True}, MSGPACK),
     pitfall({"type": "gift", "id": "pit-2", "gift": "rose", "count": True}, JSON),

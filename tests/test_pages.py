@@ -9,7 +9,9 @@ CI): see ``tests/browser.py``.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +19,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
+from redis.asyncio import Redis
 
+from server.money.creators import CACHE_SECONDS, CreatorProfile, Creators
+from server.money.wallet import Wallets
+from server.settings import Settings
+from server.store.scripts import Scripts
 from tests.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -25,6 +32,7 @@ from tests.browser import (
     MISSING,
     OBS,
     PHONE,
+    Motion,
     Pages,
     decode_png,
     require_chromium,
@@ -52,6 +60,66 @@ RECORD_ALERTS = """() => {
 RECORD_ALERTS_AT_LOAD = f"""addEventListener("DOMContentLoaded", () => {{
   if (document.querySelector("#alert")) ({RECORD_ALERTS})();
 }});"""
+# Everything in a page that moves, or would move once shown: each element's
+# (and ::before's, ::after's) animations whose keyframes change anything but
+# opacity or that never end, and its transitions of position or size.
+# Fades are not movement; a page honouring reduced motion lists nothing.
+MOVING = """() => {
+  const animated = new Map();
+  const collect = (rules) => {
+    for (const rule of rules) {
+      if (rule instanceof CSSKeyframesRule) {
+        const properties = new Set();
+        for (const frame of rule.cssRules) {
+          for (let i = 0; i < frame.style.length; i += 1) properties.add(frame.style[i]);
+        }
+        animated.set(rule.name, [...properties]);
+      } else if (rule.cssRules) {
+        collect(rule.cssRules);
+      }
+    }
+  };
+  for (const sheet of document.styleSheets) collect(sheet.cssRules);
+  const moves =
+    /^(all|transform|translate|rotate|scale|inset|top|left|right|bottom|width|height|margin.*)$/;
+  const found = [];
+  for (const element of document.querySelectorAll("*")) {
+    const what = element.tagName.toLowerCase() + (element.id ? "#" + element.id : "") +
+      [...element.classList].map((name) => "." + name).join("");
+    for (const pseudo of [null, "::before", "::after"]) {
+      const style = getComputedStyle(element, pseudo);
+      const names = style.animationName.split(", ");
+      const counts = style.animationIterationCount.split(", ");
+      names.forEach((name, i) => {
+        if (name === "none") return;
+        const properties = animated.get(name) || ["(no keyframes)"];
+        const endless = counts[i % counts.length] === "infinite";
+        if (endless || properties.some((property) => property !== "opacity")) {
+          found.push(`${what}${pseudo || ""}: ${name}`);
+        }
+      });
+      const durations = style.transitionDuration.split(", ");
+      style.transitionProperty.split(", ").forEach((property, i) => {
+        if (moves.test(property) && parseFloat(durations[i % durations.length]) > 0) {
+          found.push(`${what}${pseudo || ""}: transition of ${property}`);
+        }
+      });
+    }
+  }
+  return found;
+}"""
+# A count that meets its noun in the plural when it is one.
+ONE_PLURAL = re.compile(
+    r"(?<![\d.,])1 (?:[a-z]+ ){0,2}(coins|diamonds|gifts|followers|alerts|viewers|people|events)\b"
+)
+# Every word a page shows or says: its text, and its titles and labels.
+WORDS = """() => [
+  document.body.innerText,
+  ...[...document.querySelectorAll("[title], [aria-label]")].flatMap(
+    (element) => [element.getAttribute("title"), element.getAttribute("aria-label")]
+  ),
+  ...[...document.querySelectorAll("svg title")].map((title) => title.textContent),
+].filter(Boolean).join("\\n")"""
 
 
 # ---------------------------------------------------------------- fixtures
@@ -86,12 +154,29 @@ async def pages(
 
 
 async def open_viewer(
-    pages: Pages, server: ServerProcess, user: str | None, *, phone: bool = False
+    pages: Pages,
+    server: ServerProcess,
+    user: str | None,
+    *,
+    phone: bool = False,
+    room: str = "carol",
+    options: str = "",
+    reduced_motion: Motion | None = None,
 ) -> Page:
-    query = "room=carol" + (f"&user={user}" if user else "")
+    query = f"room={room}" + (f"&user={user}" if user else "") + options
+    name = f"{user or 'anonymous'}@{room}"
     page = await pages.open(
-        user or "anonymous", f"{server.http}/viewer.html?{query}", PHONE if phone else DESKTOP
+        name,
+        f"{server.http}/viewer.html?{query}",
+        PHONE if phone else DESKTOP,
+        reduced_motion=reduced_motion,
     )
+    await expect(page.locator("#state")).to_have_attribute("data-state", "live")
+    return page
+
+
+async def open_creator(pages: Pages, server: ServerProcess, user: str) -> Page:
+    page = await pages.open(f"creator {user}", f"{server.http}/creator.html?user={user}")
     await expect(page.locator("#state")).to_have_attribute("data-state", "live")
     return page
 
@@ -107,9 +192,17 @@ async def overlay_url(server: ServerProcess) -> str:
         await api.aclose()
 
 
-async def open_overlay(pages: Pages, server: ServerProcess, options: str = "") -> Page:
+async def open_overlay(
+    pages: Pages,
+    server: ServerProcess,
+    options: str = "",
+    *,
+    reduced_motion: Motion | None = None,
+    beside: str | None = None,
+) -> Page:
     name = f"overlay{len(pages.pages)}"
-    page = await pages.open(name, await overlay_url(server) + options, OBS)
+    url = await overlay_url(server) + options
+    page = await pages.open(name, url, OBS, reduced_motion=reduced_motion, beside=beside)
     await expect(page.locator("body")).to_have_attribute("data-state", "live")
     await page.evaluate(RECORD_ALERTS)
     return page
@@ -127,6 +220,31 @@ async def wallet_coins(server: ServerProcess, user: str) -> int:
         return coins
     finally:
         await api.aclose()
+
+
+async def moving(page: Page) -> list[str]:
+    found: list[str] = await page.evaluate(MOVING)
+    return found
+
+
+async def words(page: Page) -> str:
+    text: str = await page.evaluate(WORDS)
+    return text
+
+
+async def save_creator(
+    redis: Redis, server: ServerProcess, creator: str, *, gifting: bool, followers: int
+) -> None:
+    """Changes a creator's profile, and waits until the server's cache of it has expired."""
+    assert server.key_prefix is not None
+    await Creators(redis, server.key_prefix, 1000).save(CreatorProfile(creator, gifting, followers))
+    await asyncio.sleep(CACHE_SECONDS + 0.3)
+
+
+async def grant(redis: Redis, server: ServerProcess, user: str, coins: int) -> None:
+    assert server.key_prefix is not None
+    wallets = Wallets(redis, Scripts.register(redis), Settings(key_prefix=server.key_prefix))
+    await wallets.grant_coins(user, coins, reason="page-test", now_ms=int(time.time() * 1000))
 
 
 async def protocol_client(server: ServerProcess, user: str) -> RoomClient:
@@ -228,9 +346,11 @@ async def test_too_few_coins_offers_a_recharge_that_restores_the_balance(
 
     refused = zoe.locator("#sends .send").first
     await expect(refused).to_have_attribute("data-state", "failed")
-    await expect(refused).to_contain_text("not enough coins")
+    await expect(refused).to_have_attribute("data-code", "insufficient_coins")
     await expect(zoe.locator("#recharge")).to_be_visible()
-    await expect(zoe.locator("#recharge-why")).to_contain_text("Not enough coins")
+    await expect(zoe.locator("#recharge-why")).to_have_text(
+        "Not enough coins for Rose x1: it costs 1 coin and you have 0."
+    )
     await expect(zoe.locator("#packages button")).to_have_count(6)
 
     await zoe.click("#packages button[data-package=coins_65]")
@@ -322,7 +442,8 @@ async def test_the_creator_page_shows_earnings_and_regenerates_the_overlay_key(
     # Half of each gift's coins, rounded down per gift, once settled:
     # 299 -> 149, 5 -> 2, 60 -> 30, 3 -> 1.
     await expect(creator.locator("#diamonds")).to_have_text("182")
-    await expect(creator.locator("#received")).to_have_text("367")
+    await expect(creator.locator("#received")).to_have_text("367 coins")
+    await expect(creator.locator("#earned")).to_have_text("182 diamonds")
     await expect(creator.locator("#period-diamonds")).to_have_text("182")
     await expect(creator.locator("#stream-diamonds")).to_have_text("182")
     gifts = creator.locator("#by-gift tbody tr")
@@ -372,8 +493,13 @@ async def test_the_test_alert_button_plays_on_the_overlay_and_not_in_the_room(
     await expect(alert).to_have_attribute("data-test", "true")
     await expect(alert).to_have_attribute("data-seq", "0")
     await expect(alert).to_contain_text("Test alert sent Money Gun")
-    await expect(creator.locator("#overlay-status")).to_contain_text("Test alert sent")
+    # The overlay is in another browser (as in OBS): the page says it was sent,
+    # and nothing it cannot know (that it shows now, or waits).
+    status = creator.locator("#test-alert-status")
+    await expect(status).to_have_attribute("data-state", "sent")
+    await expect(status).to_contain_text("Test alert sent (Money Gun)")
     await expect(alert).to_be_hidden()
+    await expect(status).to_have_attribute("data-state", "sent")
     # The viewers' room shows nothing of it.
     await expect(alice.locator("#feed .feed-item")).to_have_count(0)
     await expect(alice.locator("#bigshow")).to_be_hidden()
@@ -507,3 +633,236 @@ async def test_the_overlay_shown_again_plays_what_it_missed_and_nothing_twice(
         assert await alerts_started(overlay) == [rocket["seq"]]
     finally:
         await alice.close()
+
+
+# ---------------------------------------------------------------- a newcomer's first hour
+
+
+async def test_a_room_whose_creator_takes_no_gifts_says_why_and_disables_them(
+    server: ServerProcess, pages: Pages
+) -> None:
+    # dave has switched gifting off and has 350 followers of the 1,000 needed.
+    dave = await open_viewer(pages, server, "alice", room="dave")
+    await expect(dave.locator("body")).to_have_attribute("data-gifts", "off")
+    off = dave.locator("#gifts-off")
+    await expect(off).to_be_visible()
+    await expect(off.locator(".gifts-off-title")).to_have_text("dave isn't taking gifts right now")
+    await expect(off.locator(".gifts-off-why")).to_have_text(
+        "dave has switched gifts off and needs more followers before they can receive gifts."
+    )
+    await expect(off).to_have_attribute("data-reasons", "gifting_off followers_below_minimum")
+    await expect(dave.locator("#gifts button")).to_have_count(10)
+    await expect(dave.locator("#gifts button:enabled")).to_have_count(0)
+    await dave.locator("#gifts button[data-gift=rose]").click(force=True)
+    await expect(dave.locator("#sends .send")).to_have_count(0)
+
+    # A room with no creator behind it says so in its own words.
+    nobody = await open_viewer(pages, server, "bob", room="zed")
+    await expect(nobody.locator("#gifts-off .gifts-off-why")).to_have_text(
+        "zed hasn't set up gifts as a creator."
+    )
+
+    # carol takes gifts: nothing is said and every gift can be sent.
+    carol = await open_viewer(pages, server, "alice")
+    await expect(carol.locator("body")).to_have_attribute("data-gifts", "on")
+    await expect(carol.locator("#gifts-off")).to_be_hidden()
+    await expect(carol.locator("#gifts button:enabled")).to_have_count(10)
+    assert await wallet_coins(server, "alice") == 5000
+
+
+async def test_gifts_switched_off_mid_stream_close_the_panel_with_one_message(
+    server: ServerProcess, pages: Pages, redis: Redis
+) -> None:
+    alice = await open_viewer(pages, server, "alice")
+    await expect(alice.locator("body")).to_have_attribute("data-gifts", "on")
+    await save_creator(redis, server, "carol", gifting=False, followers=12_400)
+
+    await alice.click("#gifts button[data-gift=rose]")
+
+    refused = alice.locator("#sends .send").first
+    await expect(refused).to_have_attribute("data-state", "failed")
+    await expect(refused).to_have_attribute("data-code", "gifts_disabled")
+    # The panel explains; the row only says that this gift was not sent.
+    await expect(refused.locator(".send-status")).to_have_text("not sent")
+    off = alice.locator("#gifts-off")
+    await expect(off.locator(".gifts-off-title")).to_have_text("carol isn't taking gifts right now")
+    await expect(off.locator(".gifts-off-why")).to_have_text("carol has switched gifts off.")
+    await expect(alice.locator("#gifts button:enabled")).to_have_count(0)
+    text = await alice.evaluate("document.body.innerText")
+    assert text.count("taking gifts") == 1, text
+    assert "does not accept" not in text, "the server's words are shown as well as the page's"
+    await expect(alice.locator("#balance")).to_have_text("5,000")
+
+
+async def test_too_few_coins_is_said_once(server: ServerProcess, pages: Pages) -> None:
+    bob = await open_viewer(pages, server, "bob", options="&confirm=100000")
+    await expect(bob.locator("#balance")).to_have_text("500")
+
+    await bob.click("#gifts button[data-gift=rocket]")
+
+    refused = bob.locator("#sends .send").first
+    await expect(refused).to_have_attribute("data-state", "failed")
+    await expect(refused.locator(".send-status")).to_have_text("not sent")
+    await expect(bob.locator("#recharge")).to_be_visible()
+    await expect(bob.locator("#recharge-why")).to_have_text(
+        "Not enough coins for Rocket x1: it costs 1,999 coins and you have 500."
+    )
+    text = (await bob.evaluate("document.body.innerText")).lower()
+    assert text.count("not enough coins") == 1, text
+    assert "held" not in text, "the server's words are shown as well as the page's"
+
+    # Closed without buying: still one account of it, and nothing was paid.
+    await bob.click("#recharge button[value=close]")
+    await expect(bob.locator("#recharge")).to_be_hidden()
+    await expect(refused.locator(".send-status")).to_have_text("not sent")
+    assert await wallet_coins(server, "bob") == 500
+
+
+async def test_the_creator_page_says_whether_gifting_is_on_and_why(
+    server: ServerProcess, pages: Pages, redis: Redis
+) -> None:
+    dave = await open_creator(pages, server, "dave")
+    card = dave.locator("#gifting")
+    await expect(card).to_have_attribute("data-state", "off")
+    await expect(dave.locator("#gifting-state")).to_have_text("Off")
+    await expect(dave.locator("#gifting-why li")).to_have_text(
+        ["switched off", "350 of the 1,000 followers needed"]
+    )
+    await expect(card).to_have_attribute("data-reasons", "gifting_off followers_below_minimum")
+
+    carol = await open_creator(pages, server, "carol")
+    await expect(carol.locator("#gifting")).to_have_attribute("data-state", "on")
+    await expect(carol.locator("#gifting-state")).to_have_text("On")
+    await expect(carol.locator("#gifting-why li")).to_have_text(
+        ["viewers can send you gifts", "12,400 followers"]
+    )
+
+    # Switched on, but too few followers: still off, for that reason alone.
+    await save_creator(redis, server, "dave", gifting=True, followers=999)
+    await dave.reload()
+    await expect(dave.locator("#gifting-why li")).to_have_text(
+        ["999 of the 1,000 followers needed"]
+    )
+    await expect(card).to_have_attribute("data-state", "off")
+
+
+async def test_one_coin_is_one_coin_everywhere(
+    server: ServerProcess, pages: Pages, redis: Redis
+) -> None:
+    await grant(redis, server, "penny", 2)
+    creator = await open_creator(pages, server, "carol")
+    penny = await open_viewer(pages, server, "penny", options="&confirm=0")
+
+    helper = await penny.evaluate("""async () => {
+      const { plural } = await import("/common.js");
+      return [plural(1, "coin"), plural(0, "coin"), plural(2, "gift"), plural(1000, "diamond"),
+              plural(1, "person", "people"), plural(3, "person", "people")];
+    }""")
+    assert helper == ["1 coin", "0 coins", "2 gifts", "1,000 diamonds", "1 person", "3 people"]
+
+    rose = penny.locator("#gifts button[data-gift=rose]")
+    await expect(rose).to_have_attribute("title", "Rose: 1 coin (small)")
+    await expect(penny.locator(".coin-badge")).to_have_attribute("title", "you have 2 coins")
+    await rose.click()
+    await expect(penny.locator("#confirm-text")).to_have_text("Send Rose x1 for 1 coin?")
+    await penny.click("#confirm-send")
+    await expect(penny.locator("#sends .send .send-status").first).to_have_text("sent · 1 coin")
+    await expect(penny.locator(".coin-badge")).to_have_attribute("title", "you have 1 coin")
+    await expect(penny.locator("#viewers")).to_have_attribute(
+        "title", re.compile(r"^2 people watching")
+    )
+
+    await expect(creator.locator("#live .feed-item .coins")).to_have_text("1 coin")
+    await expect(creator.locator("#period-gifts")).to_have_text("1 gift")
+    await expect(creator.locator("#period-coins")).to_have_text("1 coin")
+    await expect(creator.locator("#received")).to_have_text("1 coin")
+    await expect(creator.locator("#stream-note")).to_contain_text("1 gift · 1 coin")
+
+    await penny.click("#recharge-open")
+    await expect(penny.locator("#packages button")).to_have_count(6)
+    await expect(penny.locator("#packages button[data-package=coins_65]")).to_have_attribute(
+        "aria-label", "65 coins for 0.99 USD"
+    )
+    for page in (penny, creator):
+        said = await words(page)
+        assert "1 coin" in said
+        assert not ONE_PLURAL.findall(said), ONE_PLURAL.findall(said)
+
+
+async def test_a_test_alert_waiting_behind_a_gift_says_queued_until_it_plays(
+    server: ServerProcess, pages: Pages
+) -> None:
+    creator = await open_creator(pages, server, "carol")
+    # In the creator's browser, as when opened from the page's "Open" button.
+    overlay = await open_overlay(pages, server, "&hold=0.5", beside="creator carol")
+    alert = overlay.locator("#alert")
+    alice = await protocol_client(server, "alice")
+    try:
+        jet = await alice.gift("q-jet", "jet")
+    finally:
+        await alice.close()
+    await expect(alert).to_have_attribute("data-seq", str(jet["seq"]))
+
+    await creator.click("#test-alert")
+
+    note = overlay.locator("#test-status")
+    status = creator.locator("#test-alert-status")
+    await expect(note).to_have_text("Test alert queued: 1 alert ahead")
+    await expect(status).to_have_attribute("data-state", "queued")
+    await expect(status).to_have_text(
+        "Test alert (Money Gun) queued on your overlay: 1 alert ahead of it."
+    )
+    # True while said: the jet is still on stage.
+    assert await alert.get_attribute("data-seq") == str(jet["seq"])
+    assert await alert.get_attribute("data-test") == "false"
+
+    await expect(alert).to_have_attribute("data-test", "true", timeout=10_000)
+    await expect(status).to_have_attribute("data-state", "showing")
+    await expect(status).to_contain_text("showing the test alert (Money Gun) now")
+    await expect(note).to_be_hidden()
+    await expect(status).to_have_attribute("data-state", "shown", timeout=10_000)
+    assert await alerts_started(overlay) == [jet["seq"], 0]
+
+
+async def test_reduced_motion_shows_every_gift_still_and_whole(
+    server: ServerProcess, pages: Pages
+) -> None:
+    still = await open_overlay(pages, server, "&hold=0.5", reduced_motion="reduce")
+    lively = await open_overlay(pages, server, "&hold=0.5")
+    alice = await open_viewer(
+        pages, server, "alice", options="&confirm=100000", reduced_motion="reduce"
+    )
+    bob = await open_viewer(pages, server, "bob", phone=True)
+    for _ in range(2):
+        await alice.click("#gifts button[data-gift=rose]")
+    await expect(alice.locator("#feed .feed-item[data-gift=rose]")).to_have_attribute(
+        "data-count", "2"
+    )
+
+    await alice.click("#gifts button[data-gift=jet]")
+
+    # The viewer's big show: the same picture and words, standing still.
+    show = alice.locator("#bigshow")
+    await expect(show).to_be_visible()
+    await expect(show.locator(".bigshow-line")).to_have_text("alice sent Private Jet")
+    await expect(show.locator(".bigshow-coins")).to_have_text("4,888 coins")
+    picture = show.locator(".gift-picture")
+    assert await picture.evaluate("(svg) => getComputedStyle(svg).animationName") == "none"
+    box = await picture.bounding_box()
+    assert box is not None
+    assert box["width"] >= 200
+    assert await moving(alice) == []
+    # Where motion is welcome, the same page does move (the check can tell).
+    await expect(bob.locator("#bigshow")).to_be_visible()
+    assert any("big-enter" in found for found in await moving(bob)), await moving(bob)
+
+    # The overlay: the full alert, its rays and its streak, none of them moving.
+    for overlay in (still, lively):
+        await expect(overlay.locator("#alert")).to_contain_text("alice sent Private Jet")
+        await expect(overlay.locator("#alert .alert-detail")).to_have_text("4,888 coins")
+        await expect(overlay.locator("#alert .alert-burst")).to_be_visible()
+        await expect(overlay.locator("#streaks .streak")).to_have_attribute("data-count", "2")
+    assert await moving(still) == []
+    lively_moves = await moving(lively)
+    assert any("fly-in" in found for found in lively_moves), lively_moves
+    assert any("spin" in found for found in lively_moves), lively_moves
