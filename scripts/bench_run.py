@@ -58,7 +58,7 @@ from bench_wsclient import ClientPool, Tally, Target, percentile
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.cli import LISTENING
+from server.commands.banner import LISTENING
 from server.core.auth import Role, issue_token
 from server.ops.embedded import EmbeddedValkey
 from server.settings import Settings

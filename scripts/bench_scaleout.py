@@ -53,7 +53,7 @@ from typing import Any
 import httpx
 from bench_env import cpu_model, server_environment
 
-from server.cli import LISTENING
+from server.commands.banner import LISTENING
 from server.loadtest.config import LoadConfig, new_user_prefix
 from server.loadtest.runner import run as loadtest
 from server.ops.embedded import EmbeddedValkey

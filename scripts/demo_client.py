@@ -1,125 +1,355 @@
 """Try a giftstream demo server from a terminal: watch a room, buy coins, send gifts.
 
-    python scripts/demo_client.py watch carol              # the room's live feed
-    python scripts/demo_client.py buy alice coins_330      # sandbox checkout
-    python scripts/demo_client.py send alice carol rose 5 --times 3
-    python scripts/demo_client.py wallet carol --role creator
+    .venv/bin/python scripts/demo_client.py watch carol            # the room's live feed
+    .venv/bin/python scripts/demo_client.py buy alice coins_330    # sandbox checkout
+    .venv/bin/python scripts/demo_client.py send alice carol rose 5 --times 3
+    .venv/bin/python scripts/demo_client.py wallet carol --role creator
 
-Tokens come from the demo server's dev token endpoint, so this works only
-against `giftstream serve --demo`. It speaks the JSON subprotocol of
-docs/protocol.md.
+Each event is one line for people ("#42 alice -> carol  rose x15  (combo +5,
+5 coins)"); --json prints what the server sent instead, one JSON object a
+line. Tokens come from the demo server's dev token endpoint, so this works
+only against `giftstream serve --demo` (scripts/serve). It speaks the JSON
+subprotocol of docs/protocol.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import sys
+import urllib.error
+import urllib.request
 from typing import Any
+from urllib.parse import quote
 
-import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from server.commands.help_format import CommandParser, DefaultsHelpFormatter
+from server.core.wording import plural
 
 SUBPROTOCOL = "giftstream.v1.json"
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+BIG_TIERS = ("large", "fullscreen")
+START_HINT = "is the server running? scripts/serve starts one"
+HTTP_TIMEOUT = 10.0
+
+Message = dict[str, Any]
 
 
-async def token(http: httpx.AsyncClient, user: str, role: str) -> str:
-    response = await http.post("/api/dev/token", json={"user": user, "role": role})
-    response.raise_for_status()
-    return str(response.json()["token"])
+class ClientError(Exception):
+    """Something the user can act on: printed as one line, exit status 1."""
 
 
-def show(message: dict[str, Any]) -> None:
-    print(json.dumps(message, separators=(", ", ": ")), flush=True)
+# ---------------------------------------------------------------- lines for people
+
+
+def coins(amount: int) -> str:
+    return plural(amount, "coin")
+
+
+def describe(message: Message) -> str:
+    """One line for people about one message from the server (an ``events`` frame's
+    elements each get their own); JSON for a type this client does not know."""
+    kind = message.get("type")
+    if kind in ("gift", "test_alert"):
+        return _gift_line(message)
+    if kind == "combo_end":
+        return (
+            f"#{message['seq']} {message['sender']} -> {message['room']}  "
+            f"{message['gift']} x{message['count']}  (combo ended)"
+        )
+    if kind == "viewers":
+        return f"{plural(message['count'], 'viewer')} in the room"
+    if kind == "welcome":
+        return _welcome_line(message)
+    if kind == "ack":
+        again = "; a retry: nothing debited again" if message.get("duplicate") else ""
+        return (
+            f"ack {message['id']}: {coins(message['coins'])}, event #{message['seq']}, "
+            f"balance {coins(message['balance'])}{again}"
+        )
+    if kind == "error":
+        return _error_line(message)
+    if kind == "pong":
+        return f"pong {message.get('id')}"
+    return json.dumps(message, ensure_ascii=False)
+
+
+def _gift_line(event: Message) -> str:
+    combo = event.get("combo")
+    if combo:
+        # A streak shows its running total, as the pages do.
+        shown, detail = combo["count"], f"combo +{event['count']}, {coins(event['coins'])}"
+    else:
+        shown, detail = event["count"], coins(event["coins"])
+    who = "test alert" if event["type"] == "test_alert" else f"#{event['seq']} {event['sender']}"
+    line = f"{who} -> {event['room']}  {event['gift']} x{shown}  ({detail})"
+    if event.get("tier") in BIG_TIERS:
+        line += f"  ** big gift: {event['tier']} **"
+    return line
+
+
+def _welcome_line(welcome: Message) -> str:
+    you = welcome.get("you") or {}
+    who = you.get("user") or "anonymous"
+    if welcome.get("balance") is not None:
+        who += f" ({you.get('role')}, {coins(welcome['balance'])})"
+    return (
+        f"joined room {welcome['room']} as {who}: {plural(welcome['viewers'], 'viewer')}, "
+        f"last event #{welcome['last_seq']}"
+    )
+
+
+def _error_line(error: Message) -> str:
+    retry = "; temporary, try again later" if error.get("temporary") else ""
+    return f"error {error['code']}: {error['message']}{retry}"
+
+
+def wallet_line(wallet: Message) -> str:
+    line = f"{wallet['user']}: {coins(wallet.get('coins', 0))}"
+    if wallet.get("diamonds") or wallet.get("received"):
+        line += f", {plural(wallet.get('diamonds', 0), 'diamond')}"
+    if wallet.get("received"):
+        line += (
+            f"; gifts received: {coins(wallet['received'])} "
+            f"({plural(wallet.get('diamonds_earned', 0), 'diamond')} earned, "
+            f"{coins(wallet.get('platform', 0))} to the platform)"
+        )
+    return line
+
+
+def show(message: Message, raw: bool) -> None:
+    print(json.dumps(message, ensure_ascii=False) if raw else describe(message), flush=True)
+
+
+# ---------------------------------------------------------------- the HTTP API
+
+
+def _problem(status: int, reason: str, body: bytes | bytearray) -> str:
+    """The server's error document as ``status code: detail``."""
+    try:
+        document = json.loads(body or b"{}")
+    except ValueError:
+        document = {}
+    if not isinstance(document, dict):
+        document = {}
+    code = document.get("code", reason)
+    detail = document.get("detail") or document.get("message") or ""
+    return f"{status} {code}" + (f": {detail}" if detail else "")
+
+
+class Api:
+    """The demo server's HTTP API, through the standard library: `scripts/serve`
+    installs only what serving needs, and this client must run with just that."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+
+    def call(
+        self, method: str, path: str, body: Message | None = None, access: str | None = None
+    ) -> Message:
+        """The JSON answer to one call; a ClientError for an error answer or no answer."""
+        headers = {"content-type": "application/json"} if body is not None else {}
+        if access is not None:
+            headers["authorization"] = f"Bearer {access}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.server + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+                answer: Message = json.loads(response.read())
+                return answer
+        except urllib.error.HTTPError as exc:
+            hint = ""
+            if exc.code == 404 and path.startswith(("/api/dev/", "/api/sandbox/")):
+                hint = " (is the server in demo mode? scripts/serve starts one)"
+            problem = _problem(exc.code, str(exc.reason), exc.read())
+            raise ClientError(f"{method} {path}: {problem}{hint}") from None
+        except urllib.error.URLError as exc:
+            raise ClientError(f"cannot reach {self.server}: {exc.reason} ({START_HINT})") from None
+        except (OSError, ValueError) as exc:
+            raise ClientError(f"{method} {path}: no usable answer: {exc}") from None
+
+    def token(self, user: str, role: str) -> str:
+        return str(self.call("POST", "/api/dev/token", {"user": user, "role": role})["token"])
+
+
+# ---------------------------------------------------------------- the room socket
 
 
 def ws_url(server: str, room: str, access: str | None) -> str:
-    base = "ws" + server.removeprefix("http") + f"/ws/rooms/{room}"
-    return base + (f"?token={access}" if access else "")
+    # Quoted, so that a mistyped room id gets the server's answer about it.
+    base = "ws" + server.removeprefix("http") + f"/ws/rooms/{quote(room, safe='')}"
+    return base + (f"?token={quote(access, safe='')}" if access else "")
 
 
-async def watch(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
-    access = await token(http, args.user, args.role) if args.user else None
-    async with connect(ws_url(args.server, args.room, access), subprotocols=[SUBPROTOCOL]) as ws:  # type: ignore[list-item]
-        async for frame in ws:
-            message = json.loads(frame)
-            for event in message["events"] if message["type"] == "events" else [message]:
-                show(event)
+async def open_room(server: str, room: str, access: str | None) -> ClientConnection:
+    url = ws_url(server, room, access)
+    try:
+        return await connect(url, subprotocols=[SUBPROTOCOL], open_timeout=HTTP_TIMEOUT)  # type: ignore[list-item]
+    except InvalidStatus as exc:
+        response = exc.response
+        problem = _problem(response.status_code, response.reason_phrase, response.body or b"")
+        raise ClientError(f"the server refused the room socket: {problem}") from None
+    except (OSError, TimeoutError) as exc:
+        raise ClientError(f"cannot reach {server}: {exc} ({START_HINT})") from None
 
 
-async def reply_to(ws: ClientConnection, request_id: str) -> dict[str, Any]:
+async def watch_room(server: str, room: str, access: str | None, raw: bool) -> None:
+    async with await open_room(server, room, access) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            async for frame in ws:
+                message: Message = json.loads(frame)
+                if raw:
+                    show(message, raw=True)
+                    continue
+                for event in message["events"] if message.get("type") == "events" else [message]:
+                    show(event, raw=False)
+    # Only the server ends a watch (a restart, say): worth a line, and a failure.
+    raise ClientError(f"the server closed the room socket ({_closed(ws)})")
+
+
+def _closed(ws: ClientConnection) -> str:
+    if ws.close_code is None:
+        return "the connection dropped"
+    return f"code {ws.close_code}" + (f": {ws.close_reason}" if ws.close_reason else "")
+
+
+async def reply_to(ws: ClientConnection, request_id: str) -> Message:
     while True:
-        message: dict[str, Any] = json.loads(await ws.recv())
+        message: Message = json.loads(await ws.recv())
         if message.get("id") == request_id and message["type"] in ("ack", "error"):
             return message
 
 
-async def send(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
-    access = await token(http, args.user, "viewer")
-    async with connect(ws_url(args.server, args.room, access), subprotocols=[SUBPROTOCOL]) as ws:  # type: ignore[list-item]
-        show(json.loads(await ws.recv()))  # welcome
+async def send_gifts(args: argparse.Namespace, access: str) -> int:
+    refused = 0
+    async with await open_room(args.server, args.room, access) as ws:
+        show(json.loads(await ws.recv()), args.json)  # welcome
         for _ in range(args.times):
             request_id = secrets.token_hex(8)
             gift = {"type": "gift", "id": request_id, "gift": args.gift, "count": args.count}
             await ws.send(json.dumps(gift))
-            show(await reply_to(ws, request_id))
+            answer = await reply_to(ws, request_id)
+            refused += answer["type"] == "error"
+            if args.json or answer["type"] == "error":
+                show(answer, args.json)
+            else:
+                print(
+                    f"sent {args.gift} x{args.count} to {args.room}: {coins(answer['coins'])}, "
+                    f"event #{answer['seq']}, balance {coins(answer['balance'])}",
+                    flush=True,
+                )
+    return 1 if refused else 0
 
 
-async def buy(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
-    headers = {"authorization": f"Bearer {await token(http, args.user, 'viewer')}"}
-    order = await http.post("/api/orders", json={"package": args.package}, headers=headers)
-    order.raise_for_status()
-    paid = await http.post(f"/api/sandbox/pay/{order.json()['order_id']}", headers=headers)
-    show(paid.json())
-    show((await http.get("/api/wallet", headers=headers)).json())
+# ---------------------------------------------------------------- commands
 
 
-async def wallet(args: argparse.Namespace, http: httpx.AsyncClient) -> None:
-    headers = {"authorization": f"Bearer {await token(http, args.user, args.role)}"}
-    show((await http.get("/api/wallet", headers=headers)).json())
+def watch(args: argparse.Namespace, api: Api) -> int:
+    access = api.token(args.user, args.role) if args.user else None
+    asyncio.run(watch_room(args.server, args.room, access, args.json))
+    return 0
+
+
+def send(args: argparse.Namespace, api: Api) -> int:
+    return asyncio.run(send_gifts(args, api.token(args.user, "viewer")))
+
+
+def buy(args: argparse.Namespace, api: Api) -> int:
+    access = api.token(args.user, "viewer")
+    order = api.call("POST", "/api/orders", {"package": args.package}, access)
+    paid = api.call("POST", f"/api/sandbox/pay/{order['order_id']}", access=access)
+    wallet = api.call("GET", "/api/wallet", access=access)
+    if args.json:
+        show(paid, raw=True)
+        show(wallet, raw=True)
+    else:
+        print(f"{args.user} paid for {args.package} (sandbox): {paid['status']}", flush=True)
+        print(wallet_line(wallet), flush=True)
+    return 0
+
+
+def wallet(args: argparse.Namespace, api: Api) -> int:
+    answer = api.call("GET", "/api/wallet", access=api.token(args.user, args.role))
+    print(json.dumps(answer, ensure_ascii=False) if args.json else wallet_line(answer), flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------- command line
+
+
+def server_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {text!r}")
+    return text.rstrip("/")
+
+
+def positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {number}")
+    return number
+
+
+class _Help(argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter):
+    """The module's examples as written, and every option's default."""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--server", default="http://127.0.0.1:8000", help="the server's base URL")
-    commands = p.add_subparsers(dest="command", required=True)
-    w = commands.add_parser("watch", help="print a room's events as they come")
-    w.add_argument("room")
+    p = CommandParser(description=__doc__, formatter_class=_Help)
+    p.add_argument(
+        "--server", type=server_url, default=DEFAULT_SERVER, help="the demo server's base URL"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print what the server sent, one JSON object a line"
+    )
+    commands = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    w = commands.add_parser("watch", help="print a room's events as they come, until Ctrl-C")
+    w.add_argument("room", help="the room: its creator's user id (the demo's is carol)")
     w.add_argument("--user", help="watch as this user (default: anonymous)")
-    w.add_argument("--role", default="viewer", choices=["viewer", "creator", "overlay"])
+    w.add_argument(
+        "--role", default="viewer", choices=["viewer", "creator", "overlay"], help="--user's role"
+    )
     s = commands.add_parser("send", help="send gifts to a room")
-    s.add_argument("user")
-    s.add_argument("room")
-    s.add_argument("gift")
-    s.add_argument("count", type=int, nargs="?", default=1)
-    s.add_argument("--times", type=int, default=1)
+    s.add_argument("user", help="the sender, e.g. alice")
+    s.add_argument("room", help="the room, e.g. carol")
+    s.add_argument("gift", help="a gift id from GET /api/catalog, e.g. rose")
+    s.add_argument("count", type=positive, nargs="?", default=1, help="gifts in one request")
+    s.add_argument("--times", type=positive, default=1, help="requests, one after another")
     b = commands.add_parser("buy", help="buy a coin package through the sandbox")
-    b.add_argument("user")
-    b.add_argument("package")
+    b.add_argument("user", help="the buyer, e.g. bob")
+    b.add_argument("package", help="a package id from GET /api/catalog, e.g. coins_330")
     v = commands.add_parser("wallet", help="show a wallet")
-    v.add_argument("user")
-    v.add_argument("--role", default="viewer", choices=["viewer", "creator"])
+    v.add_argument("user", help="whose wallet")
+    v.add_argument(
+        "--role", default="viewer", choices=["viewer", "creator"], help="the role that asks"
+    )
     return p
 
 
-async def run(args: argparse.Namespace) -> None:
-    handlers = {"watch": watch, "send": send, "buy": buy, "wallet": wallet}
-    async with httpx.AsyncClient(base_url=args.server, timeout=10) as http:
-        await handlers[args.command](args, http)
+COMMANDS = {"watch": watch, "send": send, "buy": buy, "wallet": wallet}
 
 
-def main() -> int:
-    args = parser().parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        asyncio.run(run(args))
+        return COMMANDS[args.command](args, Api(args.server))
     except KeyboardInterrupt:
         return 0
-    except (httpx.HTTPError, OSError) as exc:
+    except ClientError as exc:
         print(f"demo_client: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    except ConnectionClosed as exc:
+        print(f"demo_client: the server closed the room socket ({exc})", file=sys.stderr)
+    except (WebSocketException, OSError) as exc:
+        print(f"demo_client: {exc or type(exc).__name__}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""Structured logs: one JSON object a line, with query strings scrubbed.
+"""Logs for people or for machines, with query strings scrubbed from both.
 
-Each line has ``ts``, ``level``, ``logger``, ``msg``, then whatever the call
-passed in ``extra=``, then ``exc`` for a traceback. Browsers cannot set
-headers on a WebSocket, so tokens travel in query strings, and uvicorn logs
-the path of every WebSocket it accepts: every query string is cut from every
-line before it is written.
+Two formats of the same records. JSON lines, for a log collector: each line
+has ``ts``, ``level``, ``logger``, ``msg``, then whatever the call passed in
+``extra=``, then ``exc`` for a traceback. Human lines, for a terminal: local
+time, level, message, then the extras as ``key=value``. ``auto`` picks human
+when the stream is a terminal.
+
+Browsers cannot set headers on a WebSocket, so tokens travel in query
+strings, and uvicorn logs the path of every WebSocket it accepts: every
+query string is cut from every line, in either format, before it is written.
 """
 
 from __future__ import annotations
@@ -26,6 +30,23 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
 # A path followed by a query: "/ws/room?token=..." keeps "/ws/room".
 _QUERY = re.compile(r"(?P<path>/[^\s?\"'#]*)\?[^\s\"'#]*")
 REDACTED_QUERY = "?[redacted]"
+# A value that must be quoted to stay one token of a human line.
+_NEEDS_QUOTES = re.compile(r"[\s\"'=]|^$")
+
+# The lines uvicorn (and websockets, through uvicorn's logger) writes for each
+# connection, told apart by their format strings: the access log of sockets.
+_CONNECTION_LOGGERS = frozenset({"uvicorn.error"})
+_CONNECTION_MESSAGES = frozenset(
+    {
+        '%s - "WebSocket %s" [accepted]',
+        '%s - "WebSocket %s" 403',
+        '%s - "WebSocket %s" %d',
+        "connection open",
+        "connection closed",
+        "connection rejected (%d %s)",
+        "HTTP response sent (%d %s)",
+    }
+)
 
 
 def redact(text: str) -> str:
@@ -42,6 +63,21 @@ def _clean(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """What the call passed in ``extra=``, query strings cut."""
+    return {
+        name: _clean(value)
+        for name, value in vars(record).items()
+        if name not in _RECORD_ATTRIBUTES
+    }
+
+
+def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    if record.exc_info:
+        return redact(formatter.formatException(record.exc_info))
+    return redact(record.exc_text) if record.exc_text else None
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as one line of JSON."""
 
@@ -52,17 +88,45 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact(record.getMessage()),
         }
-        for name, value in vars(record).items():
-            if name not in _RECORD_ATTRIBUTES:
-                line.setdefault(name, _clean(value))
-        if record.exc_info:
-            line["exc"] = redact(self.formatException(record.exc_info))
-        elif record.exc_text:
-            line["exc"] = redact(record.exc_text)
+        for name, value in _extras(record).items():
+            line.setdefault(name, value)
+        traceback = _traceback(self, record)
+        if traceback is not None:
+            line["exc"] = traceback
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
-class _JsonHandler(logging.StreamHandler[TextIO]):
+def _human_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return json.dumps(text, ensure_ascii=False) if _NEEDS_QUOTES.search(text) else text
+
+
+class HumanFormatter(logging.Formatter):
+    """Formats a record as ``HH:MM:SS LEVEL message key=value ...``.
+
+    Local time to the second is enough on a terminal, where the lines are
+    read as they come; a traceback follows on lines of its own.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        parts = [moment, f"{record.levelname:<7}", record.getMessage()]
+        parts += [f"{name}={_human_value(value)}" for name, value in _extras(record).items()]
+        # Cut as a whole: the message, and the extras that are lists or maps,
+        # written out as JSON with their strings uncut.
+        line = redact(" ".join(parts))
+        traceback = _traceback(self, record)
+        return line if traceback is None else f"{line}\n{traceback}"
+
+
+class _WithoutConnectionLines(logging.Filter):
+    """Drops uvicorn's line per accepted, refused, opened or closed WebSocket."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name in _CONNECTION_LOGGERS and record.msg in _CONNECTION_MESSAGES)
+
+
+class _OurHandler(logging.StreamHandler[TextIO]):
     """Marks the handler this module installs, so a second call replaces it."""
 
 
@@ -73,14 +137,38 @@ def parse_level(level: str) -> int:
     return number
 
 
-def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
-    """Send every log record, at ``level`` and above, to stderr as JSON lines."""
+def is_human(log_format: str, stream: TextIO) -> bool:
+    """Whether ``log_format`` ("auto", "human" or "json") means human lines on ``stream``."""
+    if log_format == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return bool(isatty is not None and isatty())
+    if log_format in ("human", "json"):
+        return log_format == "human"
+    raise ValueError(f"unknown log format {log_format!r}: use auto, human or json")
+
+
+def configure_logging(
+    level: str,
+    *,
+    log_format: str = "auto",
+    access_log: bool = False,
+    stream: TextIO | None = None,
+) -> None:
+    """Send every log record, at ``level`` and above, to stderr (or ``stream``).
+
+    Without ``access_log``, human lines leave out each accepted WebSocket;
+    JSON lines keep them, as they always have for log collectors.
+    """
+    out = sys.stderr if stream is None else stream
+    human = is_human(log_format, out)
     root = logging.getLogger()
     root.setLevel(parse_level(level))
     # Handlers others installed (pytest's capture, say) stay.
-    for old in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
+    for old in [h for h in root.handlers if isinstance(h, _OurHandler)]:
         root.removeHandler(old)
         old.close()
-    handler = _JsonHandler(sys.stderr if stream is None else stream)
-    handler.setFormatter(JsonFormatter())
+    handler = _OurHandler(out)
+    handler.setFormatter(HumanFormatter() if human else JsonFormatter())
+    if human and not access_log:
+        handler.addFilter(_WithoutConnectionLines())
     root.addHandler(handler)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "GIFTSTREAM_"
+LOG_FORMATS = ("auto", "human", "json")
 
 
 class SettingsError(ValueError):
@@ -101,6 +102,13 @@ class Settings:
 
     # --- logging ---
     log_level: str = "INFO"
+    # "auto": short lines for people when stderr is a terminal, JSON lines
+    # otherwise (a log collector's input); "human" or "json" force one.
+    log_format: str = "auto"
+    # Each HTTP request and each accepted WebSocket, as a log line. Off, a
+    # terminal's human logs leave out accepted sockets too, so that a demo
+    # page's reconnects do not push the start-up banner off the screen.
+    access_log: bool = False
 
     @property
     def embedded_redis(self) -> bool:
@@ -145,6 +153,7 @@ class Settings:
                     self.embedded_appendfsync not in ("always", "everysec", "no"),
                     "embedded_appendfsync: always, everysec or no",
                 ),
+                (self.log_format not in LOG_FORMATS, "log_format: auto, human or json"),
             )
             if broken
         ]

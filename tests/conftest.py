@@ -35,7 +35,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from server.cli import LISTENING
+from server.commands.banner import LISTENING
 from server.ops.embedded import EmbeddedValkey
 from server.settings import ENV_PREFIX, Settings, env_name
 from tests.client import Api

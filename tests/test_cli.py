@@ -3,14 +3,17 @@ whose embedded Valkey stops with it."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +21,11 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from server.cli import LISTENING, banner, build_parser, hide_password, main, settings_from
+from server.cli import build_parser, main, settings_from
+from server.commands.banner import LISTENING, banner, hide_password
+from server.commands.help_format import shown_default
 from server.ops.embedded import LOCK_NAME, DataDirInUse, EmbeddedValkey
-from server.settings import Settings
+from server.settings import Settings, env_name
 from tests.conftest import (
     REPO_ROOT,
     SERVER_START_TIMEOUT,
@@ -74,6 +79,45 @@ def test_invalid_settings_are_a_usage_error(
     assert "revenue_share_percent" in capsys.readouterr().err
 
 
+def test_log_format_and_access_log_flags(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIFTSTREAM_LOG_FORMAT", "json")
+    monkeypatch.delenv("GIFTSTREAM_ACCESS_LOG", raising=False)
+    from_env = settings_from(build_parser().parse_args(["serve"]))
+    assert (from_env.log_format, from_env.access_log) == ("json", False)
+    flags = build_parser().parse_args(["serve", "--log-format", "human", "--access-log"])
+    assert (settings_from(flags).log_format, settings_from(flags).access_log) == ("human", True)
+
+
+def test_an_unknown_log_format_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--log-format", "pretty"])
+    assert exited.value.code == 2
+    assert "pretty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("environ", [{}, {"GIFTSTREAM_DEMO": "1"}], ids=["plain", "demo-env"])
+def test_reset_without_the_demo_flag_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], environ: dict[str, str]
+) -> None:
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    assert main(["serve", "--reset", "--redis-url", "redis://127.0.0.1:1/0"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "giftstream: error: --reset deletes data, so it is refused without --demo "
+        "(a demo's data only)"
+    ]
+
+
+def test_reconcile_on_an_unreachable_redis_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["reconcile", "--redis-url", "redis://127.0.0.1:1/0"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("giftstream: error: cannot read Redis at redis://127.0.0.1:1/0: ")
+
+
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "serve" in capsys.readouterr().out
@@ -99,6 +143,98 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path) -> None:
     assert last == f"giftstream: error: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
+# ---------------------------------------------------------------- help
+
+# Options whose help states their default in words rather than as the value.
+WORDED_DEFAULTS = {("giftstream loadtest", "--signed-viewers"): "watchers are anonymous"}
+
+
+def every_parser(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                yield from every_parser(command)
+
+
+def help_entries(text: str) -> dict[str, str]:
+    """Each option's entry in a --help text, by its first name, blanks collapsed."""
+    entries: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if re.match(r"  \S", line):
+            current = entries.setdefault(line.split()[0].rstrip(","), [])
+            current.append(line.strip())
+        elif line.startswith("   ") and current is not None:
+            current.append(line.strip())
+        else:
+            current = None
+    return {name: " ".join(" ".join(lines).split()) for name, lines in entries.items()}
+
+
+def name_in_help(action: argparse.Action) -> str:
+    if action.option_strings:
+        return action.option_strings[0]
+    return str(action.metavar or action.dest)
+
+
+def defaults_missing_from_help(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option with a default whose --help entry does not give it."""
+    missing = []
+    for each in every_parser(parser):
+        entries = help_entries(each.format_help())
+        for action in each._actions:
+            if action.default is None or action.default == argparse.SUPPRESS:
+                continue
+            name = name_in_help(action)
+            entry = entries.get(name, "")
+            worded = WORDED_DEFAULTS.get((each.prog, name))
+            expected = (
+                f"default: {worded}"
+                if worded
+                else f"default:? {re.escape(shown_default(action.default))}(?!\\w)"
+            )
+            if not re.search(expected, entry):
+                missing.append(f"{each.prog} {name}: {entry!r}")
+    return missing
+
+
+def test_every_default_is_in_the_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside a value
+    assert defaults_missing_from_help(build_parser()) == []
+
+
+def test_the_check_sees_a_missing_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")
+    parser = argparse.ArgumentParser(prog="plain")
+    parser.add_argument("--rate", type=float, default=50.0, help="gifts per second")
+    assert defaults_missing_from_help(parser) == ["plain --rate: '--rate RATE gifts per second'"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "field"),
+    [
+        ("--host", "host"),
+        ("--port", "port"),
+        ("--data-dir", "data_dir"),
+        ("--key-prefix", "key_prefix"),
+        ("--log-level", "log_level"),
+        ("--log-format", "log_format"),
+        ("--redis-cluster", "redis_cluster"),
+        ("--demo", "demo"),
+        ("--access-log", "access_log"),
+    ],
+)
+def test_serve_flags_give_their_settings_default_and_variable(
+    monkeypatch: pytest.MonkeyPatch, flag: str, field: str
+) -> None:
+    monkeypatch.setenv("COLUMNS", "1000")
+    [serve] = [p for p in every_parser(build_parser()) if p.prog == "giftstream serve"]
+    entry = help_entries(serve.format_help())[flag]
+    default = shown_default(getattr(Settings(), field))
+    assert f"(default: {default}; {env_name(field)})" in entry
+
+
 # ---------------------------------------------------------------- banner
 
 
@@ -107,9 +243,23 @@ def test_banner_lists_demo_pages_and_hides_redis_password() -> None:
     text = banner(settings, 8123, embedded=None)
     assert "hunter2" not in text
     assert "redis://:***@db.internal:6379/0" in text
-    # The pages ship with the browser-client work; until then, the terminal client.
     assert "scripts/demo_client.py --server http://127.0.0.1:8123 watch carol" in text
+    assert "demo viewers alice (5,000 coins) and bob (500 coins)" in text
+    assert "http://127.0.0.1:8123/creator.html?user=carol" in text
+    assert "http://127.0.0.1:8123/metrics" in text
+    # No key, no overlay URL (the server reads it from Redis before printing).
+    assert "overlay.html" not in text
     assert text.splitlines()[-1] == f"{LISTENING} http://127.0.0.1:8123"
+
+
+def test_banner_gives_the_overlay_with_its_key() -> None:
+    text = banner(Settings(demo=True, redis_url="redis://r:1/0"), 8123, None, overlay_key="K-1")
+    assert "http://127.0.0.1:8123/overlay.html?room=carol&key=K-1" in text
+
+
+def test_banner_on_the_demo_clients_own_default_leaves_out_server() -> None:
+    text = banner(Settings(demo=True, redis_url="redis://r:1/0"), 8000, embedded=None)
+    assert ".venv/bin/python scripts/demo_client.py watch carol" in text
 
 
 def test_banner_gives_a_browsable_address_for_a_wildcard_host() -> None:

@@ -24,7 +24,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"services", "demo"}),
     frozenset({"api"}),
     frozenset({"app"}),
-    frozenset({"cli", "__main__", "loadtest"}),
+    frozenset({"cli", "commands", "__main__", "loadtest"}),
 )
 # The pure core runs in any process, even one with no event loop or Redis.
 IMPURE_FOR_CORE = {"asyncio", "redis", "starlette", "uvicorn", "websockets"}

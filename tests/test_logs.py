@@ -1,16 +1,28 @@
-"""JSON-lines logging, and the scrubbing of query strings (tokens) from it."""
+"""Logging as JSON lines or human lines, and the scrubbing of query strings (tokens) from both."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import os
+import pty
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from server.logs import JsonFormatter, configure_logging, parse_level, redact
+from server.logs import (
+    HumanFormatter,
+    JsonFormatter,
+    configure_logging,
+    is_human,
+    parse_level,
+    redact,
+)
+
+HUMAN_LINE = re.compile(r"\d\d:\d\d:\d\d (?P<level>[A-Z]+) +(?P<rest>.*)")
 
 
 @pytest.fixture
@@ -108,3 +120,151 @@ def test_formatter_serialises_odd_extras() -> None:
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError, match="LOUD"):
         parse_level("LOUD")
+
+
+# ---------------------------------------------------------------- human lines
+
+
+def uvicorn_accepts_a_websocket() -> None:
+    """The very call uvicorn makes when it accepts a WebSocket."""
+    logging.getLogger("uvicorn.error").info(
+        '%s - "WebSocket %s" [accepted]',
+        "127.0.0.1:5000",
+        "/ws/rooms/carol?token=SECRET.TOKEN",
+        extra={"url": "http://x/y?token=SECRET.TOKEN"},
+    )
+
+
+def test_a_human_line_has_time_level_message_and_extras(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="human", stream=stream)
+    logging.getLogger("giftstream.test").warning(
+        "sent %d %s", 3, "roses", extra={"room": "carol", "count": 3, "note": "two words"}
+    )
+    [line] = stream.getvalue().splitlines()
+    found = HUMAN_LINE.fullmatch(line)
+    assert found is not None, line
+    assert found["level"] == "WARNING"
+    assert found["rest"] == 'sent 3 roses room=carol count=3 note="two words"'
+
+
+def test_human_lines_lose_tokens_too(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="human", access_log=True, stream=stream)
+    uvicorn_accepts_a_websocket()
+    logging.getLogger("giftstream.test").info("nested", extra={"seen": ["/a?token=SECRET.TOKEN"]})
+    text = stream.getvalue()
+    assert "SECRET" not in text
+    assert '"WebSocket /ws/rooms/carol?[redacted]" [accepted]' in text
+    assert "url=http://x/y?[redacted]" in text
+
+
+def test_a_human_traceback_follows_its_line_scrubbed(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="human", stream=stream)
+    try:
+        raise ValueError("bad path /ws/rooms/carol?token=SECRET.TOKEN")
+    except ValueError:
+        logging.getLogger("giftstream.test").exception("failed")
+    first, *rest = stream.getvalue().splitlines()
+    assert HUMAN_LINE.fullmatch(first) is not None
+    assert rest[0] == "Traceback (most recent call last):"
+    assert rest[-1] == "ValueError: bad path /ws/rooms/carol?[redacted]"
+    assert "SECRET" not in stream.getvalue()
+
+
+def test_human_formatter_quotes_what_would_break_a_line() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "m", "levelname": "INFO", "name": "n", "empty": "", "eq": "a=b", "none": None}
+    )
+    assert HumanFormatter().format(record).endswith(' m empty="" eq="a=b" none=null')
+
+
+# ---------------------------------------------------------------- which format
+
+
+class TerminalLike(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_is_json_off_a_terminal(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="auto", stream=stream)
+    logging.getLogger("giftstream.test").info("hello")
+    assert lines_of(stream)[0]["msg"] == "hello"
+
+
+def test_auto_is_human_on_a_terminal(root_logger: logging.Logger) -> None:
+    stream = TerminalLike()
+    configure_logging("INFO", log_format="auto", stream=stream)
+    logging.getLogger("giftstream.test").info("hello")
+    found = HUMAN_LINE.fullmatch(stream.getvalue().strip())
+    assert found is not None
+    assert found["rest"] == "hello"
+
+
+def test_a_real_terminal_counts_as_one() -> None:
+    main, side = pty.openpty()
+    try:
+        with open(side, "w", closefd=False) as terminal:
+            assert is_human("auto", terminal)
+            assert not is_human("json", terminal)
+        with io.StringIO() as pipe_like:
+            assert not is_human("auto", pipe_like)
+            assert is_human("human", pipe_like)
+    finally:
+        os.close(main)
+        os.close(side)
+
+
+def test_json_on_a_terminal_when_asked(root_logger: logging.Logger) -> None:
+    stream = TerminalLike()
+    configure_logging("INFO", log_format="json", stream=stream)
+    logging.getLogger("giftstream.test").info("hello")
+    assert lines_of(stream)[0]["msg"] == "hello"
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="pretty"):
+        is_human("pretty", io.StringIO())
+
+
+# ---------------------------------------------------------------- a line per connection
+
+
+def connection_lines() -> None:
+    """A socket accepted and opened, one refused, then a line about the server."""
+    uvicorn = logging.getLogger("uvicorn.error")
+    uvicorn_accepts_a_websocket()
+    uvicorn.info("connection open")
+    uvicorn.info('%s - "WebSocket %s" %d', "127.0.0.1:5001", "/ws/rooms/x%20y", 404)
+    uvicorn.info("connection rejected (%d %s)", 404, "Not Found")
+    uvicorn.info("Application startup complete.")
+
+
+def test_human_logs_leave_out_a_line_per_websocket(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="human", stream=stream)
+    connection_lines()
+    [line] = stream.getvalue().splitlines()
+    assert line.endswith("Application startup complete.")
+
+
+def test_access_log_puts_them_back(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="human", access_log=True, stream=stream)
+    connection_lines()
+    assert len(stream.getvalue().splitlines()) == 5
+
+
+def test_json_logs_keep_them(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", log_format="json", stream=stream)
+    connection_lines()
+    assert [line["msg"] for line in lines_of(stream)][1:] == [
+        "connection open",
+        '127.0.0.1:5001 - "WebSocket /ws/rooms/x%20y" 404',
+        "connection rejected (404 Not Found)",
+        "Application startup complete.",
+    ]

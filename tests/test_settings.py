@@ -37,6 +37,8 @@ def test_defaults_run_a_laptop_demo() -> None:
     assert settings.data_dir == Path(".giftstream")
     assert settings.catalog_path is None
     assert settings.log_level == "INFO"
+    assert settings.log_format == "auto"
+    assert settings.access_log is False
 
 
 def test_default_safety_switches_are_off() -> None:
@@ -211,6 +213,19 @@ def test_secrets_and_text() -> None:
     assert (settings.key_prefix, settings.log_level) == ("prod", "DEBUG")
 
 
+@pytest.mark.parametrize("text", ["auto", "human", "json"])
+def test_log_format(text: str) -> None:
+    settings = from_environment({"GIFTSTREAM_LOG_FORMAT": text})
+    assert settings.log_format == text
+    settings.validate()
+
+
+def test_access_log_is_a_boolean() -> None:
+    assert from_environment({"GIFTSTREAM_ACCESS_LOG": "on"}).access_log is True
+    with pytest.raises(SettingsError, match="GIFTSTREAM_ACCESS_LOG"):
+        from_environment({"GIFTSTREAM_ACCESS_LOG": "loud"})
+
+
 def test_economy_from_the_environment() -> None:
     settings = from_environment(
         {
@@ -310,6 +325,8 @@ def test_every_setting_is_in_the_settings_doc(name: str) -> None:
         {"gift_rate_burst": 0},
         {"redis_pool_size": 1},
         {"embedded_appendfsync": "sometimes"},
+        {"log_format": "pretty"},
+        {"log_format": "JSON"},
     ],
 )
 def test_validate_refuses_values_that_would_misbehave(changes: dict[str, object]) -> None:
