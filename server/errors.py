@@ -14,7 +14,8 @@ unknown and the client should retry with the same request id.
     │   ├── UnknownGift       no gift with that id in the catalogue
     │   ├── UnknownPackage    no recharge package with that id
     │   ├── UnknownOrder      no such order (or not the caller's)
-    │   └── NotFound          no such endpoint here (demo-only ones outside demo mode)
+    │   ├── NotFound          no such endpoint here (demo-only ones outside demo mode)
+    │   └── BodyTooLarge      a request body over its route's cap (413)
     ├── Refused               well-formed, but the rules say no
     │   ├── NotAllowed        the caller's role cannot do this (watch-only)
     │   ├── GiftsDisabled     the room's creator does not accept gifts
@@ -76,6 +77,11 @@ class UnknownOrder(BadRequest):
 class NotFound(BadRequest):
     code = "not_found"
     http_status = 404
+
+
+class BodyTooLarge(BadRequest):
+    code = "body_too_large"
+    http_status = 413
 
 
 class Refused(GiftError):

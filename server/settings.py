@@ -72,6 +72,12 @@ class Settings:
     min_creator_followers: int = 1000
     idempotency_ttl_seconds: int = 7 * 24 * 3600
 
+    # --- HTTP API ---
+    # Request bodies past these are refused with 413 before they are read
+    # whole (server/api/bodies.py): JSON requests, and payment callbacks.
+    max_body_bytes: int = 16 * 1024
+    max_webhook_body_bytes: int = 64 * 1024
+
     # --- real-time path ---
     max_frame_bytes: int = 4096
     outgoing_buffer_bytes: int = 1024 * 1024
@@ -123,6 +129,14 @@ class Settings:
                 (not 1 <= self.max_gift_count <= 100_000, "max_gift_count: 1..100000"),
                 (not 0 <= self.port <= 65535, "port: 0..65535"),
                 (self.max_frame_bytes < 256, "max_frame_bytes: at least 256"),
+                (
+                    not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024,
+                    "max_body_bytes: 1024..16777216",
+                ),
+                (
+                    not 1024 <= self.max_webhook_body_bytes <= 16 * 1024 * 1024,
+                    "max_webhook_body_bytes: 1024..16777216",
+                ),
                 (self.outgoing_buffer_bytes < 64 * 1024, "outgoing_buffer_bytes: at least 65536"),
                 (self.coalesce_tick_ms < 0, "coalesce_tick_ms: 0 or more"),
                 (not self.gift_rate_per_second > 0, "gift_rate_per_second: more than 0"),

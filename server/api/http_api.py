@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api.bodies import parse_json, read_body
 from server.core import payments
 from server.core.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
@@ -25,7 +26,6 @@ from server.money.settlement import now_ms
 from server.services import Services
 
 Handler = Callable[[Request], Awaitable[Response]]
-WEBHOOK_BODY_LIMIT = 64 * 1024
 # A test alert's sender: not a user id (it has a space), so no one's gifts
 # can be mistaken for it.
 TEST_ALERT_SENDER = "Test alert"
@@ -59,14 +59,10 @@ def typed_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-async def json_body(request: Request, limit: int = 16 * 1024) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise BadRequest(f"body over {limit} bytes")
-    try:
-        document = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest("body is not JSON") from exc
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object, read against the API's body cap."""
+    raw = await read_body(request, services_of(request).settings.max_body_bytes)
+    document = parse_json(raw or b"{}")
     if not isinstance(document, dict):
         raise BadRequest("body must be a JSON object")
     return document
@@ -148,9 +144,7 @@ async def confirm_payment(services: Services, body: bytes, signature: str | None
 
 @typed_errors
 async def post_webhook(request: Request) -> Response:
-    body = await request.body()
-    if len(body) > WEBHOOK_BODY_LIMIT:
-        raise BadRequest(f"callback body over {WEBHOOK_BODY_LIMIT} bytes")
+    body = await read_body(request, services_of(request).settings.max_webhook_body_bytes)
     signature = request.headers.get(payments.SIGNATURE_HEADER)
     return await confirm_payment(services_of(request), body, signature)
 
