@@ -1,7 +1,7 @@
 -- lib_announce.lua: numbering and publishing one room event, once per event
 -- key, for the scripts that announce (room_event.lua, room_gifts.lua). Not a
 -- script of its own: the server puts it in front of a script's text
--- (server/scripts.py).
+-- (server/store/scripts.py), after lib_numbers.lua.
 --
 -- room_of(seq, history, channel, history_length, marker_ttl, publish): the
 -- room's keys and settings, as room_event.lua's KEYS[1..2] and ARGV[1..4].
@@ -25,6 +25,6 @@ local function announce(room, marker, payload)
   local seq = redis.call("INCR", room.seq)
   redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*", "s", seq, "d", payload)
   redis.call("SET", marker, seq, "EX", room.ttl)
-  redis.call(room.publish, room.channel, seq .. ":" .. payload)
+  redis.call(room.publish, room.channel, digits(seq) .. ":" .. payload)
   return seq, 1
 end

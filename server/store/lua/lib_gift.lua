@@ -1,6 +1,7 @@
 -- lib_gift.lua: the body of gift.lua as a function, for the scripts that
 -- commit gifts (gift.lua, room_gifts.lua). Not a script of its own: the
--- server puts it in front of a script's text (server/scripts.py).
+-- server puts it in front of a script's text (server/store/scripts.py), after
+-- lib_numbers.lua.
 --
 -- commit_gift(K, A): K and A are gift.lua's KEYS and ARGV, in the same
 -- order, and it returns what gift.lua returns. See gift.lua.
@@ -64,13 +65,14 @@ local function commit_gift(K, A)
     "kind", "gift", "req", A[2], "amount", -cost, "balance", balance,
     "gift", A[3], "count", count, "to", A[6], "room", A[7], "ts", A[8])
   redis.call("SET", K[3],
-    balance .. "|" .. cost .. "|" .. gift_key .. "|" .. A[3] .. "|" .. count .. "|" .. A[7],
+    digits(balance) .. "|" .. digits(cost) .. "|" .. gift_key .. "|" .. A[3]
+    .. "|" .. digits(count) .. "|" .. A[7],
     "EX", A[9])
   -- The creator's credit, settled on the creator's shard by settle.lua. The
   -- share is fixed now so that a late settlement credits what was promised;
   -- the gift and count ride along for the creator's earnings reports.
   redis.call("HSET", K[4], gift_key,
-    A[6] .. "|" .. cost .. "|" .. share .. "|" .. A[8] .. "|" .. A[7]
-    .. "|" .. A[3] .. "|" .. count)
+    A[6] .. "|" .. digits(cost) .. "|" .. digits(share) .. "|" .. A[8] .. "|" .. A[7]
+    .. "|" .. A[3] .. "|" .. digits(count))
   return {"ok", balance, cost, 0, A[3], count, A[7]}
 end
