@@ -32,6 +32,17 @@ from server.tuning.transports import break_transport_cycle
 
 logger = logging.getLogger(__name__)
 
+# The largest request head (request line and headers) the server reads. h11
+# bounds only a head still incomplete in its buffer, so a larger head that
+# arrives in one piece would pass it; here every head is counted as it comes.
+MAX_HEAD_BYTES = 16 * 1024
+_END_OF_HEAD = b"\r\n\r\n"
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s"
+)
+
 
 class HeadDeadlineProtocol(H11Protocol):
     """Closes a connection whose request head is not complete in time."""
@@ -43,14 +54,44 @@ class HeadDeadlineProtocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._upgraded = False
+        # Bytes of the current request head so far, and the last three of
+        # them, where an end-of-head marker split across reads may begin.
+        self._head_seen = 0
+        self._head_tail = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._watch_head()
 
     def data_received(self, data: bytes) -> None:
+        if self._head_open() and not self._head_fits(data):
+            self._refuse_large_head()
+            return
         super().data_received(data)
         self._watch_head()
+
+    def _head_open(self) -> bool:
+        """Whether bytes now are (the start of) a request head."""
+        return not self._upgraded and self.conn.their_state is h11.IDLE
+
+    def _head_fits(self, data: bytes) -> bool:
+        """Counts ``data`` into the head; False once the head passes the limit."""
+        joined = self._head_tail + data
+        end = joined.find(_END_OF_HEAD)
+        if end < 0:
+            self._head_seen += len(data)
+            self._head_tail = joined[-3:]
+            return self._head_seen <= MAX_HEAD_BYTES
+        head = self._head_seen + end + len(_END_OF_HEAD) - len(self._head_tail)
+        self._head_seen, self._head_tail = 0, b""
+        return head <= MAX_HEAD_BYTES
+
+    def _refuse_large_head(self) -> None:
+        # h11 sends no response to a request it has not parsed: written by hand.
+        self._stop_head_timer()
+        message = f"request head over {MAX_HEAD_BYTES} bytes".encode()
+        self.transport.write(_HEAD_TOO_LARGE % (len(message), message))
+        self.transport.close()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         # The WebSocket protocol owns the transport from here on.
@@ -66,11 +107,7 @@ class HeadDeadlineProtocol(H11Protocol):
 
     def _watch_head(self) -> None:
         # h11 is IDLE on the client's side until a whole request head is parsed.
-        waiting = (
-            not self._upgraded
-            and self.conn.their_state is h11.IDLE
-            and not self.transport.is_closing()
-        )
+        waiting = self._head_open() and not self.transport.is_closing()
         if waiting and self._head_timer is None:
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
         elif not waiting:
