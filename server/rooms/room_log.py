@@ -119,7 +119,11 @@ class RoomLog:
         last, epoch, status, flat = await guarded(
             self._scripts.room_replay(
                 keys=[keys.seq, keys.history, keys.epoch],
-                args=["" if since is None else since, self._settings.room_history_length],
+                args=[
+                    "" if since is None else since,
+                    self._settings.room_history_length,
+                    self._settings.idempotency_ttl_seconds,
+                ],
             )
         )
         pairs = zip(flat[::2], flat[1::2], strict=True)

@@ -6,6 +6,7 @@
 -- KEYS[3] epoch    STRING {r:room}:epoch    names this run of the sequence
 -- ARGV[1] since    the last seq the viewer saw (digits), or "" for none
 -- ARGV[2] most events to replay (digits)
+-- ARGV[3] the epoch's time to live, seconds (digits): every look renews it
 --
 -- Returns {last seq, epoch, status, entries}. status is one of
 --   "none"            no since was given; entries is empty
@@ -25,7 +26,12 @@ if not epoch then
   -- seqs of an earlier run are told to resync rather than resumed.
   local now = redis.call("TIME")
   epoch = now[1] .. string.format("%06d", tonumber(now[2]))
-  redis.call("SET", KEYS[3], epoch)
+  redis.call("SET", KEYS[3], epoch, "EX", ARGV[3])
+else
+  -- Anyone may look at any room id, so the epoch is written with a time to
+  -- live and kept while viewers come: a room no one opens for that long
+  -- starts a new epoch, and its returning viewers resync.
+  redis.call("EXPIRE", KEYS[3], ARGV[3])
 end
 if ARGV[1] == "" then
   return {last, epoch, "none", {}}
