@@ -121,7 +121,11 @@ def _build(settings: Settings, redis: Redis) -> Services:
         overlay_keys=OverlayKeys(redis, settings.key_prefix),
         presence=ProcessTally(redis, lambda room: RoomKeys(prefix, room).presence, process_id, ttl),
         user_sockets=ProcessTally(
-            redis, lambda user: WalletKeys(prefix, user).sockets, process_id, ttl
+            redis,
+            lambda user: WalletKeys(prefix, user).sockets,
+            process_id,
+            ttl,
+            admit_script=scripts.tally_admit,
         ),
         settler=settler,
         gifting=Gifting(

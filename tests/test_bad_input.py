@@ -186,7 +186,7 @@ async def test_http_errors_are_problem_documents(server: Any) -> None:
         missing = await http.post("/api/sandbox/pay/" + "0" * 32, headers=headers)
         assert (missing.status_code, missing.json()["code"]) == (404, "unknown_order")
         huge = await http.post("/api/payments/webhook", content=b"x" * 70_000)
-        assert (huge.status_code, huge.json()["code"]) == (400, "bad_request")
+        assert (huge.status_code, huge.json()["code"]) == (413, "body_too_large")
 
 
 async def test_demo_endpoints_are_closed_outside_demo_mode(start_server: Any) -> None:

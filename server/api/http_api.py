@@ -6,7 +6,6 @@ Errors are ``application/problem+json`` bodies that carry the same stable
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable

@@ -92,9 +92,11 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
     except AuthError as exc:
         await deny(websocket, 401, exc.code, exc.message)
         return None
-    if identity.user is not None and identity.role is not Role.OVERLAY:
-        held = await services.user_sockets.count(identity.user)
-        if held >= settings.max_sockets_per_user:
+    user = counted_user(identity)
+    if user is not None:
+        # Counted here, atomically with the check: released when the socket ends.
+        held = await services.user_sockets.admit(user, settings.max_sockets_per_user)
+        if held is not None:
             await deny(
                 websocket,
                 429,
@@ -103,6 +105,13 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
             )
             return None
     return identity
+
+
+def counted_user(identity: Identity) -> str | None:
+    """The user whose room sockets this one counts against, if any."""
+    if identity.user is None or identity.role is Role.OVERLAY:
+        return None
+    return identity.user
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,14 +209,11 @@ class RoomSession:
             await self._goodbye()
 
     async def _count_in(self, delta: int) -> None:
-        """This socket in the room's viewer count and its user's socket count."""
+        """This socket in the room's viewer count (its user's count is the endpoint's)."""
         if delta < 0 and not self._counted:
             return
         self._counted = delta > 0
         await self.services.presence.change(self.room, delta)
-        user = self.identity.user
-        if user is not None and self.identity.role is not Role.OVERLAY:
-            await self.services.user_sockets.change(user, delta)
 
     async def _welcome(self, room: LocalRoom) -> None:
         s = self.services
@@ -359,7 +365,22 @@ async def room_endpoint(websocket: WebSocket) -> None:
     if identity is None:
         return
     writer.limit_bytes = services.settings.outgoing_buffer_bytes
-    await RoomSession(services, websocket, identity, writer, resume).run()
+    try:
+        await RoomSession(services, websocket, identity, writer, resume).run()
+    finally:
+        await release_user_socket(services, identity)
+
+
+async def release_user_socket(services: Services, identity: Identity) -> None:
+    """The socket ``admit`` counted for its user is closed: uncount it."""
+    user = counted_user(identity)
+    if user is None:
+        return
+    try:
+        await services.user_sockets.change(user, -1)
+    except GiftError:
+        # The refresh writes the count again once Redis is back.
+        log.warning("a user's socket count not updated on leave")
 
 
 __all__ = ["Codec", "room_endpoint"]

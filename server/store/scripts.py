@@ -50,6 +50,8 @@ class Scripts:
     room_replay: ScriptCall
     # A single node only: gift.lua and room_event.lua in one call.
     room_gifts: ScriptCall
+    # A user's room sockets, admitted against their cap in one step.
+    tally_admit: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -66,4 +68,5 @@ class Scripts:
             room_event=load("room_event"),
             room_replay=load("room_replay"),
             room_gifts=load("room_gifts"),
+            tally_admit=load("tally_admit"),
         )
