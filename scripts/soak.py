@@ -129,6 +129,9 @@ class SoakConfig:
             GIFTSTREAM_USER_GIFT_RATE_PER_SECOND="1000",
             GIFTSTREAM_USER_GIFT_RATE_BURST="1000",
             GIFTSTREAM_MAX_SOCKETS_PER_USER="1000",
+            # The soak's users buy again and again, and pay some orders late.
+            GIFTSTREAM_ORDERS_PER_MINUTE="100000",
+            GIFTSTREAM_MAX_OPEN_ORDERS="100000",
             GIFTSTREAM_LOG_LEVEL="WARNING",
         )
         return env

@@ -20,7 +20,8 @@ unknown and the client should retry with the same request id.
     │   ├── NotAllowed        the caller's role cannot do this (watch-only)
     │   ├── GiftsDisabled     the room's creator does not accept gifts
     │   ├── InsufficientCoins the sender holds fewer coins than the gift costs
-    │   └── RateLimited       too many requests; temporary
+    │   ├── RateLimited       too many requests; temporary
+    │   └── TooManyOrders     too many unpaid recharge orders; temporary
     ├── AuthError             missing, malformed, forged or expired credentials
     └── Unavailable           Redis could not be reached; temporary, outcome unknown
 """
@@ -105,6 +106,12 @@ class InsufficientCoins(Refused):
 
 class RateLimited(Refused):
     code = "rate_limited"
+    http_status = 429
+    temporary = True
+
+
+class TooManyOrders(Refused):
+    code = "too_many_orders"
     http_status = 429
     temporary = True
 

@@ -17,7 +17,7 @@ from server.core.keys import RoomKeys, WalletKeys
 from server.metrics import Metrics
 from server.money.creators import Creators
 from server.money.gifting import Gifting
-from server.money.orders import Orders
+from server.money.orders import OrderLimits, Orders
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler
 from server.money.wallet import Wallets
@@ -117,7 +117,19 @@ def _build(settings: Settings, redis: Redis) -> Services:
         wallets=wallets,
         creators=creators,
         room_log=room_log,
-        orders=Orders(redis, settings.key_prefix, catalog, wallets),
+        orders=Orders(
+            redis,
+            settings.key_prefix,
+            catalog,
+            wallets,
+            scripts,
+            OrderLimits(
+                ttl_seconds=settings.order_ttl_seconds,
+                max_open=settings.max_open_orders,
+                per_minute=settings.orders_per_minute,
+                per_minute_per_address=settings.orders_per_minute_per_ip,
+            ),
+        ),
         overlay_keys=OverlayKeys(redis, settings.key_prefix),
         presence=ProcessTally(redis, lambda room: RoomKeys(prefix, room).presence, process_id, ttl),
         user_sockets=ProcessTally(

@@ -71,6 +71,15 @@ class Settings:
     max_gift_count: int = 9999
     min_creator_followers: int = 1000
     idempotency_ttl_seconds: int = 7 * 24 * 3600
+    # An unpaid recharge order lives this long: past a payment provider's
+    # redelivery of a late callback (about 3 days), which needs the order.
+    order_ttl_seconds: int = 3 * 24 * 3600
+    # Unpaid orders one user may hold; then 429 too_many_orders.
+    max_open_orders: int = 10
+    # New orders a minute, per user and per client address (token buckets
+    # holding as many as a minute allows).
+    orders_per_minute: int = 10
+    orders_per_minute_per_ip: int = 60
 
     # --- HTTP API ---
     # Request bodies past these are refused with 413 before they are read
@@ -142,6 +151,10 @@ class Settings:
                 (not self.gift_rate_per_second > 0, "gift_rate_per_second: more than 0"),
                 (self.gift_rate_burst < 1, "gift_rate_burst: at least 1"),
                 (self.max_sockets_per_user < 1, "max_sockets_per_user: at least 1"),
+                (self.order_ttl_seconds < 60, "order_ttl_seconds: at least 60"),
+                (self.max_open_orders < 1, "max_open_orders: at least 1"),
+                (self.orders_per_minute < 1, "orders_per_minute: at least 1"),
+                (self.orders_per_minute_per_ip < 1, "orders_per_minute_per_ip: at least 1"),
                 (not self.user_gift_rate_per_second > 0, "user_gift_rate_per_second: more than 0"),
                 (self.user_gift_rate_burst < 1, "user_gift_rate_burst: at least 1"),
                 (self.redis_pool_size < 2, "redis_pool_size: at least 2"),

@@ -435,7 +435,13 @@ class EconomyMachine(RuleBasedStateMachine):
 async def test_economy_matches_the_model(
     start_server: StartServer, redis: Redis, key_prefix: str
 ) -> None:
-    server = await start_server(gift_rate_per_second=100_000, gift_rate_burst=100_000)
+    server = await start_server(
+        gift_rate_per_second=100_000,
+        gift_rate_burst=100_000,
+        # The model's users buy as often as the examples say.
+        orders_per_minute=100_000,
+        max_open_orders=100_000,
+    )
     api = FreshApi(server.http)
     catalog = (await api.http.get("/api/catalog")).json()
     env = Env(

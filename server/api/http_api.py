@@ -115,7 +115,8 @@ async def post_dev_token(request: Request) -> Response:
 async def post_order(request: Request) -> Response:
     user = paying_user(request)
     body = await json_body(request)
-    order = await services_of(request).orders.create(user, body.get("package"), now_ms())
+    address = request.client.host if request.client is not None else None
+    order = await services_of(request).orders.create(user, body.get("package"), now_ms(), address)
     package = order.package
     return JSONResponse(
         {

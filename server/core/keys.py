@@ -42,6 +42,16 @@ class WalletKeys:
         return f"{self._base}:sockets"
 
     @property
+    def open_orders(self) -> str:
+        """The user's unpaid recharge orders, by when each expires (order_open.lua)."""
+        return f"{self._base}:open_orders"
+
+    @property
+    def order_rate(self) -> str:
+        """The user's token bucket for new orders (rate_take.lua)."""
+        return f"{self._base}:order_rate"
+
+    @property
     def creator(self) -> str:
         """The creator profile: gifts_enabled, followers."""
         return f"{self._base}:creator"
@@ -94,6 +104,11 @@ class RoomKeys:
 
 def order_key(prefix: str, order_id: str) -> str:
     return f"{prefix}:{{o:{order_id}}}:order"
+
+
+def address_order_rate_key(prefix: str, address: str) -> str:
+    """A client address's token bucket for new orders (rate_take.lua)."""
+    return f"{prefix}:{{ip:{address}}}:order_rate"
 
 
 def outbox_pattern(prefix: str) -> str:

@@ -25,9 +25,10 @@ LUA_DIR = Path(__file__).with_name("lua")
 # Redis gives a script no way to load another: the functions a script shares
 # with others (``lib_*.lua``) are put in front of its own text.
 LIBRARIES: dict[str, tuple[str, ...]] = {
-    "gift": ("lib_numbers", "lib_gift"),
+    "gift": ("lib_numbers", "lib_bucket", "lib_gift"),
     "room_event": ("lib_numbers", "lib_announce"),
-    "room_gifts": ("lib_numbers", "lib_gift", "lib_announce"),
+    "room_gifts": ("lib_numbers", "lib_bucket", "lib_gift", "lib_announce"),
+    "rate_take": ("lib_bucket",),
 }
 
 
@@ -52,6 +53,10 @@ class Scripts:
     room_gifts: ScriptCall
     # A user's room sockets, admitted against their cap in one step.
     tally_admit: ScriptCall
+    # A token bucket's one token (orders per user, per address).
+    rate_take: ScriptCall
+    # A new recharge order among its user's open ones, against their cap.
+    order_open: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -69,4 +74,6 @@ class Scripts:
             room_replay=load("room_replay"),
             room_gifts=load("room_gifts"),
             tally_admit=load("tally_admit"),
+            rate_take=load("rate_take"),
+            order_open=load("order_open"),
         )

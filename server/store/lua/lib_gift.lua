@@ -1,7 +1,7 @@
 -- lib_gift.lua: the body of gift.lua as a function, for the scripts that
 -- commit gifts (gift.lua, room_gifts.lua). Not a script of its own: the
 -- server puts it in front of a script's text (server/store/scripts.py), after
--- lib_numbers.lua.
+-- lib_numbers.lua and lib_bucket.lua.
 --
 -- commit_gift(K, A): K and A are gift.lua's KEYS and ARGV, in the same
 -- order, and it returns what gift.lua returns. See gift.lua.
@@ -43,10 +43,7 @@ local function commit_gift(K, A)
   if not (rate and burst and rate > 0 and burst >= 1) then
     return {"bad_argument", 0, 0, 0, "", 0, ""}
   end
-  local bucket = redis.call("HMGET", K[5], "tokens", "ms")
-  local tokens = tonumber(bucket[1]) or burst
-  local last_ms = tonumber(bucket[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - last_ms) * rate / 1000)
+  local tokens = bucket_tokens(K[5], rate, burst, now)
   if tokens < 1 then
     return {"rate_limited", coins, 0, 0, "", 0, ""}
   end
@@ -55,9 +52,7 @@ local function commit_gift(K, A)
   end
 
   -- Writes only from here on.
-  redis.call("HSET", K[5], "tokens", tokens - 1, "ms", now)
-  -- A bucket left alone refills completely; let it go then.
-  redis.call("PEXPIRE", K[5], math.ceil(burst / rate * 1000) + 1000)
+  bucket_spend(K[5], tokens, rate, burst, now)
   local balance = redis.call("HINCRBY", K[1], "coins", -cost)
   redis.call("HINCRBY", K[1], "spent", cost)
   local gift_key = A[1] .. ":" .. A[2]
