@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket
 
 from server import demo
 from server.api import http_api
+from server.api.hosts import ANY_HOST_PATHS, host_allowed, host_name, refuse_host, request_host
 from server.api.ws_session import room_endpoint
 from server.errors import Unavailable
 from server.metrics import CONTENT_TYPE_LATEST
@@ -81,10 +82,20 @@ class RoomSocketsFirst:
     route table names, and sees the same scope.
     """
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, allowed_hosts: tuple[str, ...]) -> None:
         self.app = app
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Here rather than in a middleware of its own, which would stay on
+        # every room socket's stack as the dispatch below does not.
+        if (
+            scope["type"] in ("http", "websocket")
+            and scope["path"] not in ANY_HOST_PATHS
+            and not host_allowed(host_name(request_host(scope)), self.allowed_hosts)
+        ):
+            await refuse_host(scope, receive, send)
+            return
         if scope["type"] == "websocket":
             match = ROOM_PATH.fullmatch(scope["path"])
             if match is not None:
@@ -117,5 +128,6 @@ def create_app(settings: Settings) -> RoomSocketsFirst:
     if CLIENT_DEMO_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=CLIENT_DEMO_DIR, html=True)))
     return RoomSocketsFirst(
-        Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error})
+        Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error}),
+        settings.allowed_hosts,
     )

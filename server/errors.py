@@ -15,6 +15,7 @@ unknown and the client should retry with the same request id.
     │   ├── UnknownPackage    no recharge package with that id
     │   ├── UnknownOrder      no such order (or not the caller's)
     │   ├── NotFound          no such endpoint here (demo-only ones outside demo mode)
+    │   ├── BadHost           a Host header this server does not answer for
     │   └── BodyTooLarge      a request body over its route's cap (413)
     ├── Refused               well-formed, but the rules say no
     │   ├── NotAllowed        the caller's role cannot do this (watch-only)
@@ -78,6 +79,10 @@ class UnknownOrder(BadRequest):
 class NotFound(BadRequest):
     code = "not_found"
     http_status = 404
+
+
+class BadHost(BadRequest):
+    code = "bad_host"
 
 
 class BodyTooLarge(BadRequest):

@@ -33,8 +33,12 @@ class Settings:
     # --- network ---
     host: str = "127.0.0.1"
     port: int = 8000
-    # Origins, besides this server's own (same host and port as the page's
-    # request), allowed to open a room WebSocket from a browser.
+    # The names this server answers for, in the Host header (exact,
+    # "*.example.com", or "*"): any other gets 400 bad_host. A page may open
+    # a room socket when its origin's host is one of them.
+    allowed_hosts: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+    # Whole origins (scheme://host[:port]) allowed to open a room WebSocket
+    # from a browser besides those: pages served from another site.
     allowed_origins: tuple[str, ...] = ()
 
     # --- Redis ---

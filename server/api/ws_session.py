@@ -18,6 +18,7 @@ from typing import Any
 from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
+from server.api.hosts import origin_allowed
 from server.core.auth import ANONYMOUS, Identity, Role, verify_token
 from server.core.protocol import (
     ROOM_ID,
@@ -49,15 +50,6 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 32
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: tuple[str, ...]) -> bool:
-    """Non-browser clients send no Origin; a page served by this server is same-origin."""
-    if origin is None:
-        return True
-    if origin in allowed:
-        return True
-    return host is not None and origin in (f"http://{host}", f"https://{host}")
-
-
 async def deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
     body = {"code": code, "message": message}
     await websocket.send_denial_response(JSONResponse(body, status_code=status))
@@ -71,7 +63,7 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
         await deny(websocket, 404, "unknown_room", "room ids are 1-64 of A-Z a-z 0-9 _ -")
         return None
     origin = websocket.headers.get("origin")
-    if not origin_allowed(origin, websocket.headers.get("host"), settings.allowed_origins):
+    if not origin_allowed(origin, settings.allowed_hosts, settings.allowed_origins):
         await deny(websocket, 403, "forbidden_origin", "this Origin may not open room sockets")
         return None
     offered = list(websocket.scope.get("subprotocols", []))

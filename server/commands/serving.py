@@ -30,6 +30,9 @@ from server.store.redis_client import connect
 
 log = logging.getLogger(__name__)
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+DEFAULT_ALLOWED_HOSTS = Settings().allowed_hosts
+
 # After SIGTERM, WebSockets get this long to close before uvicorn cancels them.
 GRACEFUL_SHUTDOWN_SECONDS = 10
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -108,6 +111,7 @@ async def serve(settings: Settings, *, reset: bool = False) -> int:
     )
     if reset and not settings.demo:
         raise ServeError("--reset deletes data, so it is refused outside demo mode")
+    warn_if_unreachable_by_name(settings)
     stopper = _Stopper()
     # Bound first: a taken port stops the start before any data is touched.
     sock = _bind(settings.host, settings.port)
@@ -220,3 +224,16 @@ def _bind(host: str, port: int) -> socket.socket:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.set_inheritable(True)
     return sock
+
+
+def warn_if_unreachable_by_name(settings: Settings) -> None:
+    """Listening beyond this machine while answering only for its own names
+    turns every outside request into 400 bad_host: say so at start."""
+    if settings.host in LOOPBACK_HOSTS or settings.allowed_hosts != DEFAULT_ALLOWED_HOSTS:
+        return
+    log.warning(
+        "listening on %s but answering only for Host %s: list the public names "
+        "in GIFTSTREAM_ALLOWED_HOSTS",
+        settings.host,
+        ", ".join(settings.allowed_hosts),
+    )
