@@ -1,4 +1,4 @@
-"""Logs for people or for machines, with query strings scrubbed from both.
+"""Logs for people or for machines, with secrets redacted from both.
 
 Two formats of the same records. JSON lines, for a log collector: each line
 has ``ts``, ``level``, ``logger``, ``msg``, then whatever the call passed in
@@ -7,8 +7,9 @@ time, level, message, then the extras as ``key=value``. ``auto`` picks human
 when the stream is a terminal.
 
 Browsers cannot set headers on a WebSocket, so tokens travel in query
-strings, and uvicorn logs the path of every WebSocket it accepts: every
-query string is cut from every line, in either format, before it is written.
+strings, and uvicorn logs the path of every WebSocket it accepts: a
+record's fields and message arguments are redacted by name
+(``server/redaction.py``) before either format writes them.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from server.redaction import redact_field, redact_text, redact_value
 
 # Attributes every LogRecord has; anything else on a record came from extra=.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
@@ -27,9 +31,6 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
     # uvicorn repeats its message with ANSI colours for its own formatter.
     "color_message",
 }
-# A path followed by a query: "/ws/room?token=..." keeps "/ws/room".
-_QUERY = re.compile(r"(?P<path>/[^\s?\"'#]*)\?[^\s\"'#]*")
-REDACTED_QUERY = "?[redacted]"
 # A value that must be quoted to stay one token of a human line.
 _NEEDS_QUOTES = re.compile(r"[\s\"'=]|^$")
 
@@ -49,33 +50,44 @@ _CONNECTION_MESSAGES = frozenset(
 )
 
 
-def redact(text: str) -> str:
-    """``text`` with the query string of every path in it replaced."""
-    return _QUERY.sub(lambda match: match["path"] + REDACTED_QUERY, text)
-
-
 def _timestamp(created: float) -> str:
     moment = datetime.fromtimestamp(created, UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _clean(value: Any) -> Any:
-    return redact(value) if isinstance(value, str) else value
-
-
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    """What the call passed in ``extra=``, query strings cut."""
+    """What the call passed in ``extra=``, its secrets redacted by name."""
     return {
-        name: _clean(value)
+        name: redact_field(name, value)
         for name, value in vars(record).items()
         if name not in _RECORD_ATTRIBUTES
     }
 
 
+def _message(record: logging.LogRecord) -> str:
+    """The record's message, its arguments redacted before they are put in.
+
+    A secret is redacted where it is still a value of its own (uvicorn's
+    path argument, say); the whole message is then looked over once more
+    for one written straight into the text.
+    """
+    args = record.args
+    if not args:
+        return redact_text(str(record.msg))
+    if isinstance(args, Mapping):
+        clean: Any = {key: redact_field(str(key), value) for key, value in args.items()}
+    else:
+        clean = tuple(redact_value(value) for value in args)
+    try:
+        return redact_text(str(record.msg) % clean)
+    except (TypeError, ValueError):
+        return redact_text(record.getMessage())
+
+
 def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
     if record.exc_info:
-        return redact(formatter.formatException(record.exc_info))
-    return redact(record.exc_text) if record.exc_text else None
+        return redact_text(formatter.formatException(record.exc_info))
+    return redact_text(record.exc_text) if record.exc_text else None
 
 
 class JsonFormatter(logging.Formatter):
@@ -86,7 +98,7 @@ class JsonFormatter(logging.Formatter):
             "ts": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": _message(record),
         }
         for name, value in _extras(record).items():
             line.setdefault(name, value)
@@ -110,11 +122,9 @@ class HumanFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        parts = [moment, f"{record.levelname:<7}", record.getMessage()]
+        parts = [moment, f"{record.levelname:<7}", _message(record)]
         parts += [f"{name}={_human_value(value)}" for name, value in _extras(record).items()]
-        # Cut as a whole: the message, and the extras that are lists or maps,
-        # written out as JSON with their strings uncut.
-        line = redact(" ".join(parts))
+        line = " ".join(parts)
         traceback = _traceback(self, record)
         return line if traceback is None else f"{line}\n{traceback}"
 

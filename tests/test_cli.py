@@ -364,4 +364,4 @@ async def test_server_logs_json_lines_without_tokens(start_server: StartServer) 
     for line in log_lines:
         assert isinstance(json.loads(line), dict), line
     assert "NOT.A.REAL.TOKEN" not in server.output()
-    assert "/ws/rooms/carol?[redacted]" in server.output()
+    assert "/ws/rooms/carol?token=[redacted]" in server.output()

@@ -15,7 +15,7 @@ SERVER = Path(__file__).resolve().parent.parent / "server"
 # Lowest first. A module's layer is its subpackage's, or its own name's at
 # the top of the package.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"settings", "errors", "logs", "metrics"}),
+    frozenset({"settings", "errors", "logs", "metrics", "redaction"}),
     frozenset({"core"}),
     frozenset({"tuning", "ops"}),
     frozenset({"store"}),

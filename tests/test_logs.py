@@ -19,8 +19,8 @@ from server.logs import (
     configure_logging,
     is_human,
     parse_level,
-    redact,
 )
+from server.redaction import redact_text
 
 HUMAN_LINE = re.compile(r"\d\d:\d\d:\d\d (?P<level>[A-Z]+) +(?P<rest>.*)")
 
@@ -96,20 +96,57 @@ def test_uvicorns_websocket_line_loses_its_token(root_logger: logging.Logger) ->
     text = stream.getvalue()
     assert "SECRET" not in text
     [line] = lines_of(stream)
-    assert line["msg"] == '127.0.0.1:5000 - "WebSocket /ws/rooms/carol?[redacted]" [accepted]'
+    assert line["msg"] == '127.0.0.1:5000 - "WebSocket /ws/rooms/carol?token=[redacted]" [accepted]'
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("GET /api/wallet?token=abc HTTP/1.1", "GET /api/wallet?[redacted] HTTP/1.1"),
-        ("ws://h:1/ws/rooms/r?a=1&token=t", "ws://h:1/ws/rooms/r?[redacted]"),
+        ("GET /api/wallet?token=abc HTTP/1.1", "GET /api/wallet?token=[redacted] HTTP/1.1"),
+        ("ws://h:1/ws/rooms/r?a=1&token=t", "ws://h:1/ws/rooms/r?a=1&token=[redacted]"),
         ("is the room live? yes", "is the room live? yes"),
         ("no query in /ws/rooms/carol", "no query in /ws/rooms/carol"),
+        # Where the old cut stopped: quotes, fragments, no path before the query.
+        ("'/ws/r?token=SECRET'", "'/ws/r?token=[redacted]'"),
+        ('"/ws/r?x=\'&token=SECRET"', '"/ws/r?x=\'&token=[redacted]"'),
+        ('token="SECRET" room=carol', 'token="[redacted]" room=carol'),
+        ("/ws/r#frag?token=SECRET", "/ws/r#frag?token=[redacted]"),
+        ("?token=SECRET", "?token=[redacted]"),
+        ("overlay.html?room=carol&key=SECRET", "overlay.html?room=carol&key=[redacted]"),
+        ('{"token": "SECRET", "room": "carol"}', '{"token": "[redacted]", "room": "carol"}'),
+        ('{"access_token":"SE\\"CRET"}', '{"access_token":"[redacted]"}'),
+        ("authorization: Bearer SECRET.TOKEN", "authorization: Bearer [redacted]"),
+        ("X-Signature=t=1,v1=SECRET", "X-Signature=[redacted]"),
+        ("access_tokens=SECRET&password2=SECRET", "access_tokens=[redacted]&password2=[redacted]"),
+        # Not secrets: a request's gift key, a word that merely ends in "key".
+        ("monkey=1&gift_key=alice:r1", "monkey=1&gift_key=alice:r1"),
     ],
 )
-def test_redact(text: str, expected: str) -> None:
-    assert redact(text) == expected
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+def test_fields_named_like_secrets_are_redacted_whole_and_maps_are_walked(
+    root_logger: logging.Logger,
+) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    logging.getLogger("giftstream.test").info(
+        "callback for %(order)s",
+        {"order": "o1", "signature": "SECRET"},
+        extra={
+            "password": "SECRET",
+            "headers": {"Cookie": "SECRET", "accept": "json"},
+            "urls": ["/a?token=SECRET", "/b?since=4"],
+        },
+    )
+    text = stream.getvalue()
+    assert "SECRET" not in text
+    [line] = lines_of(stream)
+    assert line["password"] == "[redacted]"
+    assert line["headers"] == {"Cookie": "[redacted]", "accept": "json"}
+    assert line["urls"] == ["/a?token=[redacted]", "/b?since=4"]
+    assert line["msg"] == "callback for o1"
 
 
 def test_formatter_serialises_odd_extras() -> None:
@@ -155,8 +192,8 @@ def test_human_lines_lose_tokens_too(root_logger: logging.Logger) -> None:
     logging.getLogger("giftstream.test").info("nested", extra={"seen": ["/a?token=SECRET.TOKEN"]})
     text = stream.getvalue()
     assert "SECRET" not in text
-    assert '"WebSocket /ws/rooms/carol?[redacted]" [accepted]' in text
-    assert "url=http://x/y?[redacted]" in text
+    assert '"WebSocket /ws/rooms/carol?token=[redacted]" [accepted]' in text
+    assert 'url="http://x/y?token=[redacted]"' in text
 
 
 def test_a_human_traceback_follows_its_line_scrubbed(root_logger: logging.Logger) -> None:
@@ -169,7 +206,7 @@ def test_a_human_traceback_follows_its_line_scrubbed(root_logger: logging.Logger
     first, *rest = stream.getvalue().splitlines()
     assert HUMAN_LINE.fullmatch(first) is not None
     assert rest[0] == "Traceback (most recent call last):"
-    assert rest[-1] == "ValueError: bad path /ws/rooms/carol?[redacted]"
+    assert rest[-1] == "ValueError: bad path /ws/rooms/carol?token=[redacted]"
     assert "SECRET" not in stream.getvalue()
 
 

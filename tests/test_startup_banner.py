@@ -153,7 +153,7 @@ async def test_access_log_shows_each_socket_after_the_banner(tmp_path: Path) -> 
         text = await terminal.wait_for(lambda t: "[accepted]" in after_banner(t), 5.0)
         accepted = [line for line in after_banner(text).splitlines() if "[accepted]" in line]
         assert accepted
-        assert accepted[0].endswith('"WebSocket /ws/rooms/carol?[redacted]" [accepted]')
+        assert accepted[0].endswith('"WebSocket /ws/rooms/carol?token=[redacted]" [accepted]')
         assert re.search(r'"GET /viewer.html HTTP/1.1" 200', after_banner(text))
         assert await terminal.stop() == 0
 
