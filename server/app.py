@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,14 +37,24 @@ def _services(request: Request) -> Services:
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
-    """Whatever escaped a handler: logged, answered as a problem document."""
-    log.exception("unhandled error", exc_info=exc)
+    """Whatever escaped a handler: logged once, answered as a problem document.
+
+    The answer and the log line share a request id, so that a user's report
+    finds its traceback; the log has the method and path, never the body.
+    """
+    request_id = secrets.token_hex(8)
+    log.error(
+        "unhandled error",
+        exc_info=exc,
+        extra={"request_id": request_id, "method": request.method, "path": request.url.path},
+    )
     body = {
         "code": "internal",
         "title": "Internal error",
         "status": 500,
-        "detail": "internal error",
+        "detail": f"internal error (request {request_id})",
         "temporary": True,
+        "request_id": request_id,
     }
     return JSONResponse(body, status_code=500, media_type="application/problem+json")
 
