@@ -21,6 +21,7 @@ from server.money.orders import OrderLimits, Orders
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler
 from server.money.wallet import Wallets
+from server.ops.socket_faults import SocketFaults
 from server.rooms.hub import Hub
 from server.rooms.overlay_keys import OverlayKeys
 from server.rooms.relay import Relay, ShardedRelay
@@ -87,6 +88,11 @@ def _build(settings: Settings, redis: Redis) -> Services:
     relay.on_event = hub.deliver
     metrics.sampled_counter(
         "giftstream_redis_errors", "Redis calls that failed", lambda: FailureTally.count
+    )
+    metrics.sampled_counter(
+        "giftstream_accept_errors",
+        "Connections the process could not accept (out of file descriptors)",
+        lambda: SocketFaults.accept_errors,
     )
     metrics.sampled_counter(
         "giftstream_script_batches", "Pipelines of script calls sent", lambda: pipeline.batches

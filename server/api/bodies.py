@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from server.errors import BadRequest, BodyTooLarge
 
@@ -36,11 +36,16 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge(f"body of {int(declared):,} bytes is over the {limit:,}-byte cap")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body is over the {limit:,}-byte cap")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"body is over the {limit:,}-byte cap")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        # Gone mid-body (or cut off by the request's deadline): nobody reads
+        # the answer, and it is no fault of ours to log with a traceback.
+        raise BadRequest("the client went away before its body was complete") from exc
     return b"".join(chunks)
 
 

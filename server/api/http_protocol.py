@@ -1,19 +1,18 @@
-"""uvicorn's h11 HTTP protocol with a deadline for each request head.
+"""uvicorn's h11 HTTP protocol with a deadline for each request, and a head limit.
 
 uvicorn (0.54, with h11 or httptools alike) arms no timer on a connection
 until it has answered a first request: its ``timeout_keep_alive`` starts only
 after a response. A client that connects and sends nothing, or half a
-request head, or one byte now and then, holds a socket, a file descriptor
-and a protocol object for as long as it likes, and thousands of them cost
-the process its memory and its file descriptors. Here each request head
-(the request line and headers, which carry a room socket's whole WebSocket
-handshake) must be complete within ``head_timeout`` seconds of the
-connection being accepted, or of the first byte of a later request on a
-kept-alive connection; otherwise the connection is closed without an answer.
-Bytes trickled in do not extend the deadline. Once the head has arrived,
-the deadline is off: bodies, responses and WebSocket sessions keep their
-own limits (request body caps, uvicorn's keep-alive timeout, WebSocket
-pings).
+request, or one byte now and then, holds a socket, a file descriptor and a
+protocol object for as long as it likes, and thousands of them cost the
+process its memory and its file descriptors. Here each request, head and
+body (the head carries a room socket's whole WebSocket handshake), must be
+complete within ``head_timeout`` seconds of the connection being accepted,
+or of the first byte of a later request on a kept-alive connection;
+otherwise the connection is closed without an answer. Bytes trickled in do
+not extend the deadline. Once the request has arrived, the deadline is off:
+responses and WebSocket sessions keep their own limits (uvicorn's keep-alive
+timeout, WebSocket pings). A head over ``MAX_HEAD_BYTES`` is answered 431.
 
 ``giftstream serve`` passes ``with_head_timeout(settings.handshake_timeout_seconds)``
 as uvicorn's ``http`` protocol class.
@@ -74,6 +73,10 @@ class HeadDeadlineProtocol(H11Protocol):
         """Whether bytes now are (the start of) a request head."""
         return not self._upgraded and self.conn.their_state is h11.IDLE
 
+    def _request_open(self) -> bool:
+        """Whether a request is still arriving: its head, or then its body."""
+        return not self._upgraded and self.conn.their_state in (h11.IDLE, h11.SEND_BODY)
+
     def _head_fits(self, data: bytes) -> bool:
         """Counts ``data`` into the head; False once the head passes the limit."""
         joined = self._head_tail + data
@@ -106,8 +109,9 @@ class HeadDeadlineProtocol(H11Protocol):
         break_transport_cycle(transport)
 
     def _watch_head(self) -> None:
-        # h11 is IDLE on the client's side until a whole request head is parsed.
-        waiting = self._head_open() and not self.transport.is_closing()
+        # h11 is IDLE on the client's side until a whole request head is
+        # parsed, then SEND_BODY until the body is whole too.
+        waiting = self._request_open() and not self.transport.is_closing()
         if waiting and self._head_timer is None:
             self._head_timer = self.loop.call_later(self.head_timeout, self._head_too_slow)
         elif not waiting:
@@ -121,7 +125,7 @@ class HeadDeadlineProtocol(H11Protocol):
     def _head_too_slow(self) -> None:
         self._head_timer = None
         if not self.transport.is_closing():
-            logger.debug("request head not complete in %g s: closing", self.head_timeout)
+            logger.debug("request not complete in %g s: closing", self.head_timeout)
             self.transport.close()
 
 

@@ -24,6 +24,7 @@ from server.errors import Unavailable
 from server.logs import configure_logging
 from server.ops.embedded import EmbeddedValkey
 from server.ops.embedded_cluster import EmbeddedCluster
+from server.ops.socket_faults import handle_loop_exception, raise_file_limit
 from server.rooms.overlay_keys import OverlayKeys
 from server.settings import Settings
 from server.store.redis_client import connect
@@ -112,6 +113,9 @@ async def serve(settings: Settings, *, reset: bool = False) -> int:
     if reset and not settings.demo:
         raise ServeError("--reset deletes data, so it is refused outside demo mode")
     warn_if_unreachable_by_name(settings)
+    # Each socket is a file: as many as the system allows, and said.
+    log.info("open file limit", extra={"files": raise_file_limit()})
+    asyncio.get_running_loop().set_exception_handler(handle_loop_exception)
     stopper = _Stopper()
     # Bound first: a taken port stops the start before any data is touched.
     sock = _bind(settings.host, settings.port)
