@@ -22,7 +22,7 @@ unknown and the client should retry with the same request id.
     │   ├── GiftsDisabled     the room's creator does not accept gifts
     │   ├── InsufficientCoins the sender holds fewer coins than the gift costs
     │   ├── RateLimited       too many requests; temporary
-    │   └── TooManyOrders     too many unpaid recharge orders; temporary
+    │   └── TooManyOrders     too many unpaid recharge orders
     ├── AuthError             missing, malformed, forged or expired credentials
     └── Unavailable           Redis could not be reached; temporary, outcome unknown
 """
@@ -116,9 +116,10 @@ class RateLimited(Refused):
 
 
 class TooManyOrders(Refused):
+    # Not temporary: the same request succeeds only once the user pays an
+    # order, or one expires days later.
     code = "too_many_orders"
     http_status = 429
-    temporary = True
 
 
 class AuthError(GiftError):
