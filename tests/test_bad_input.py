@@ -68,6 +68,9 @@ async def test_bad_messages_get_typed_errors_and_move_nothing(
         "[]",
         "null",
         "[" * 4000,  # deep nesting, within the frame limit
+        # Parses, but nests past the frame's depth bound (8), in both encodings.
+        '{"type": "ping", "id": "d", "x": ' + "[" * 20 + "]" * 20 + "}",
+        msgpack.packb({"type": "ping", "id": "d", "x": [[[[[[[[[[1]]]]]]]]]]}),
         '{"type": "gift", "id": "n", "gift": "rose", "count": NaN}',
         '{"type": "gift", "id": "n", "gift": "rose", "count": 1e400}',
         '{"type": "gift", "id": "n", "gift": "rose", "count": 123456789012345678901234567890}',

@@ -607,3 +607,16 @@ def test_every_wire_code_is_in_the_protocol_doc(code: str) -> None:
     assert PROTOCOL_DOC.is_file(), f"{PROTOCOL_DOC} is missing"
     text = PROTOCOL_DOC.read_text(encoding="utf-8")
     assert re.search(rf"(?<![a-z_]){re.escape(code)}(?![a-z_])", text), code
+
+
+def test_a_frame_nested_past_the_bound_is_a_bad_frame() -> None:
+    from server.core.protocol import MAX_FRAME_DEPTH, decode
+
+    deep: object = 1
+    for _ in range(MAX_FRAME_DEPTH - 1):  # the frame's own map is a level too
+        deep = [deep]
+    assert decode(msgpack.packb({"type": "ping", "x": deep}))["type"] == "ping"
+    with pytest.raises(BadFrame, match="nest"):
+        decode(msgpack.packb({"type": "ping", "x": [deep]}))
+    with pytest.raises(BadFrame, match="nest"):
+        decode(json.dumps({"type": "ping", "x": [deep]}))

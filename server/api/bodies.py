@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from server.core.nesting import depth
 from server.errors import BadRequest, BodyTooLarge
 
 # No request body of the API nests deeper than 2; 32 leaves room for a
@@ -60,18 +61,3 @@ def parse_json(raw: bytes) -> Any:
     if depth(document) > MAX_JSON_DEPTH:
         raise BadRequest(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     return document
-
-
-def depth(document: Any) -> int:
-    """How deep lists and objects nest in a parsed document (a scalar is 0)."""
-    deepest = 0
-    # An explicit stack: a walk that recursed would fail where the parser did.
-    stack: list[tuple[Any, int]] = [(document, 0)]
-    while stack:
-        value, level = stack.pop()
-        if isinstance(value, dict):
-            value = list(value.values())
-        if isinstance(value, list):
-            deepest = max(deepest, level + 1)
-            stack += [(item, level + 1) for item in value]
-    return deepest

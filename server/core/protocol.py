@@ -19,6 +19,7 @@ from typing import Any
 
 import msgpack
 
+from server.core.nesting import depth
 from server.errors import BadCount, BadField, BadFrame, GiftError, UnknownType
 
 PROTOCOL_VERSION = 1
@@ -54,6 +55,10 @@ def choose_codec(offered: list[str]) -> Codec:
 
 # ---------------------------------------------------------------- decoding
 
+# Client messages are flat maps; a few levels leave room to grow, and the
+# frame size cap (max_frame_bytes) bounds everything else.
+MAX_FRAME_DEPTH = 8
+
 
 def decode(frame: bytes | str) -> dict[str, Any]:
     """A frame's map. Raises ``BadFrame`` for anything else."""
@@ -66,6 +71,8 @@ def decode(frame: bytes | str) -> dict[str, Any]:
         raise BadFrame(f"frame could not be decoded: {type(exc).__name__}") from exc
     if not isinstance(value, dict):
         raise BadFrame("a frame must be a map")
+    if depth(value) > MAX_FRAME_DEPTH:
+        raise BadFrame(f"a frame may nest at most {MAX_FRAME_DEPTH} levels")
     return value
 
 
