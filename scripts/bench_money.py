@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -258,8 +259,12 @@ class EvalshaTemplate:
 class Pipeliner(asyncio.Protocol):
     """Keeps ``depth`` commands in flight; counts the gift script's 7-element replies."""
 
-    def __init__(self, make_batch: Any, depth: int, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self, make_batch: Any, depth: int, done: asyncio.Future[None], auth: bytes = b""
+    ) -> None:
         self.make_batch = make_batch
+        # AUTH first, when the server asks for a password: its +OK is no *7.
+        self.auth = auth
         self.depth = depth
         self.done = done
         self.transport: asyncio.Transport | None = None
@@ -272,6 +277,8 @@ class Pipeliner(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        if self.auth:
+            transport.write(self.auth)
         self.send_batch()
 
     def send_batch(self) -> None:
@@ -326,13 +333,19 @@ async def raw_rate(
         )
 
     loop = asyncio.get_running_loop()
-    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    where = urlsplit(url)
+    host, port = where.hostname or "127.0.0.1", where.port or 6379
+    auth = resp(["AUTH", where.password]) if where.password else b""
     drivers: list[Pipeliner] = []
     started = time.perf_counter()
     for _ in range(connections):
         done: asyncio.Future[None] = loop.create_future()
-        driver = Pipeliner(make_batch, depth, done)
-        await loop.create_connection(lambda d=driver: d, host, int(port))  # type: ignore[misc]
+        driver = Pipeliner(make_batch, depth, done, auth)
+        await loop.create_connection(
+            lambda d=driver: d,  # type: ignore[misc]
+            host,
+            port,
+        )
         drivers.append(driver)
     await asyncio.sleep(seconds)
     replies = sum(d.replies for d in drivers)

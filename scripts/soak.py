@@ -174,21 +174,25 @@ class Store:
         self.data_dir = data_dir
         self.port = port
         self.valkey: EmbeddedValkey | None = None
+        # One password for every start: the servers keep the URL across crashes.
+        self.password = secrets.token_urlsafe(16)
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        return f"redis://:{self.password}@{HOST}:{self.port}/0"
 
     @property
     def running(self) -> bool:
         return self.valkey is not None and self.valkey.running
 
     def client(self) -> Redis:
-        return Redis(host=HOST, port=self.port, socket_timeout=10.0)
+        return Redis(host=HOST, port=self.port, password=self.password, socket_timeout=10.0)
 
     async def start(self) -> None:
         for attempt in range(5):
-            valkey = EmbeddedValkey(self.data_dir, port=self.port, appendfsync="always")
+            valkey = EmbeddedValkey(
+                self.data_dir, port=self.port, appendfsync="always", password=self.password
+            )
             try:
                 await valkey.start()
             except Exception:

@@ -23,6 +23,7 @@ from server.api.hosts import ANY_HOST_PATHS, host_allowed, host_name, refuse_hos
 from server.api.ws_session import room_endpoint
 from server.errors import Unavailable
 from server.metrics import CONTENT_TYPE_LATEST
+from server.ops.embedded import EmbeddedState
 from server.services import Services, running_services
 from server.settings import Settings
 from server.store.calls import guarded
@@ -67,7 +68,10 @@ async def readyz(request: Request) -> Response:
     try:
         await guarded(_services(request).redis.ping())
     except Unavailable as exc:
-        return JSONResponse({"status": "unavailable", "detail": exc.message}, status_code=503)
+        body = {"status": "unavailable", "detail": exc.message}
+        if EmbeddedState.up is False:
+            body["embedded_valkey"] = "restarting"
+        return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ok"})
 
 

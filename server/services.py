@@ -21,6 +21,7 @@ from server.money.orders import OrderLimits, Orders
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler
 from server.money.wallet import Wallets
+from server.ops.embedded import EmbeddedState
 from server.ops.socket_faults import SocketFaults
 from server.rooms.hub import Hub
 from server.rooms.overlay_keys import OverlayKeys
@@ -89,6 +90,17 @@ def _build(settings: Settings, redis: Redis) -> Services:
     metrics.sampled_counter(
         "giftstream_redis_errors", "Redis calls that failed", lambda: FailureTally.count
     )
+    if EmbeddedState.up is not None:
+        metrics.sampled_gauge(
+            "giftstream_embedded_valkey_up",
+            "1 while the embedded Valkey runs, 0 while it is being started again",
+            lambda: float(bool(EmbeddedState.up)),
+        )
+        metrics.sampled_counter(
+            "giftstream_embedded_valkey_restarts",
+            "Times the embedded Valkey exited and was started again",
+            lambda: EmbeddedState.restarts,
+        )
     metrics.sampled_counter(
         "giftstream_accept_errors",
         "Connections the process could not accept (out of file descriptors)",

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
@@ -316,7 +317,12 @@ async def test_serve_starts_and_stops_its_embedded_valkey(tmp_path: Path, sig: i
         await server.wait_listening()
         await server.wait_ready()
         assert "embedded Valkey" in server.output()
-        assert "REDIS_URL=redis://127.0.0.1:" in server.output()
+        assert "REDIS_URL=$(head -1 " in server.output()
+        # Its password is in the lock file, never on the screen.
+        lock = (tmp_path / "valkey" / LOCK_NAME).read_text().split("\n")[0]
+        password = urlsplit(lock).password
+        assert password
+        assert password not in server.output()
     finally:
         code = await server.stop(signal.Signals(sig))
     assert code == 0, server.output()

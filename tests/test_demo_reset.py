@@ -97,7 +97,7 @@ async def test_reset_leaves_a_running_valkeys_data_alone(tmp_path: Path) -> None
         last = stderr_lines(second)[-1]
         assert last.startswith(
             f"giftstream: error: --reset: {tmp_path / 'valkey'} is in use by a running Valkey "
-            "at redis://127.0.0.1:"
+            "at redis://:***@127.0.0.1:"
         ), second.output()
         assert "Traceback" not in second.output()
         assert await alice_coins(running) == ALICE_SEED - 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError
 
 from server.ops.embedded import (
     LOCK_NAME,
@@ -24,7 +26,7 @@ from tests.conftest import REPO_ROOT
 
 
 def client_of(valkey: EmbeddedValkey) -> Redis:
-    return Redis(host="127.0.0.1", port=valkey.port)
+    return Redis(host="127.0.0.1", port=valkey.port, password=valkey.password)
 
 
 def process_exists(pid: int) -> bool:
@@ -49,7 +51,23 @@ async def test_answers_ping_on_loopback(valkey: EmbeddedValkey) -> None:
         assert await client.config_get("protected-mode") == {"protected-mode": "yes"}
     finally:
         await client.aclose()
-    assert valkey.url == f"redis://127.0.0.1:{valkey.port}/0"
+    assert valkey.url == f"redis://:{valkey.password}@127.0.0.1:{valkey.port}/0"
+
+
+async def test_it_asks_for_a_password_that_no_command_line_shows(
+    valkey: EmbeddedValkey,
+) -> None:
+    stranger = Redis(host="127.0.0.1", port=valkey.port)
+    try:
+        with pytest.raises(AuthenticationError):
+            await stranger.ping()
+    finally:
+        await stranger.aclose()
+    command_line = await asyncio.to_thread(Path(f"/proc/{valkey.pid}/cmdline").read_bytes)
+    assert valkey.password.encode() not in command_line
+    # The lock file holds the URL, password and all: its owner's alone.
+    mode = (await asyncio.to_thread((valkey.data_dir / LOCK_NAME).stat)).st_mode
+    assert mode & 0o077 == 0
 
 
 async def test_url_works_with_redis_from_url(valkey: EmbeddedValkey) -> None:
@@ -154,7 +172,7 @@ async def test_a_given_port_is_used(tmp_path: Path) -> None:
     port = free_port()
     async with EmbeddedValkey(tmp_path, port=port) as valkey:
         assert valkey.port == port
-        assert valkey.url == f"redis://127.0.0.1:{port}/0"
+        assert valkey.url == f"redis://:{valkey.password}@127.0.0.1:{port}/0"
 
 
 async def test_a_taken_port_fails_with_the_log_tail(tmp_path: Path) -> None:

@@ -162,7 +162,8 @@ async def test_the_banner_waits_for_redis(tmp_path: Path) -> None:
     redis_port, http_port = free_port(), free_port()
     env = server_environment(tmp_path, {"demo": False})
     arguments = [
-        "serve", "--port", str(http_port), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
+        "serve", "--port", str(http_port),
+        "--redis-url", f"redis://:known-in-advance@127.0.0.1:{redis_port}/0",
     ]  # fmt: skip
     server = await spawn_server(arguments, env)
     try:
@@ -179,7 +180,8 @@ async def test_the_banner_waits_for_redis(tmp_path: Path) -> None:
             await asyncio.sleep(1.0)
             assert LISTENING not in server.output()
             assert "Redis does not answer yet" in server.output()
-            async with EmbeddedValkey(tmp_path / "valkey", port=redis_port):
+            valkey_dir = tmp_path / "valkey"
+            async with EmbeddedValkey(valkey_dir, port=redis_port, password="known-in-advance"):
                 await server.wait_listening()
                 assert server.http == base
                 assert (await http.get("/readyz")).status_code == 200

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from server.core.wording import plural
-from server.ops.embedded import EmbeddedValkey
+from server.ops.embedded import LOCK_NAME, EmbeddedValkey
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,10 +100,13 @@ def _redis_lines(settings: Settings, embedded: EmbeddedValkey | None) -> list[st
     url = hide_password(settings.redis_url or "")
     if embedded is None:
         return [f"  redis:   {url}"]
+    # Its URL carries a password: the second server reads it from the lock
+    # file (its owner's alone) rather than from the screen.
+    lock = embedded.data_dir / LOCK_NAME
     return [
         f"  redis:   {url} (embedded Valkey, data in {embedded.data_dir})",
         "           a second server can share it (give both the same GIFTSTREAM_TOKEN_SECRET):",
-        f"           REDIS_URL={url} giftstream serve --port <another port>",
+        f"           REDIS_URL=$(head -1 {lock}) giftstream serve --port <another port>",
     ]
 
 

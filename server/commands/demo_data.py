@@ -41,7 +41,8 @@ def wipe_embedded_data(valkey_dir: Path) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             url = running_url(valkey_dir)
-            holder = f"a running Valkey at {url}" if url else "a Valkey that is starting"
+            where = hide_password(url) if url else ""
+            holder = f"a running Valkey at {where}" if url else "a Valkey that is starting"
             raise ServeError(
                 f"--reset: {valkey_dir} is in use by {holder}; "
                 "stop the server that runs it, then start again with --reset"

@@ -131,10 +131,15 @@ async def serve(settings: Settings, *, reset: bool = False) -> int:
         valkey_dir = settings.data_dir / "valkey"
         if reset and wipe_embedded_data(valkey_dir):
             log.info("--reset: deleted the demo's data", extra={"data_dir": str(valkey_dir)})
-        async with EmbeddedValkey(valkey_dir, appendfsync=settings.embedded_appendfsync) as valkey:
+        valkey = EmbeddedValkey(valkey_dir, appendfsync=settings.embedded_appendfsync)
+        # Supervised: a Valkey that dies is started again on the same URL.
+        await valkey.start(supervise=True)
+        try:
             if not stopper.requested:
                 with_redis = settings.with_overrides(redis_url=valkey.url)
                 await _serve_http(with_redis, stopper, sock, embedded=valkey)
+        finally:
+            await valkey.stop()
     return 0
 
 

@@ -11,6 +11,13 @@ while that Valkey runs, even if the process that started it was killed.
 
 Before each start a torn transaction is cut off the end of the AOF
 (``repair_torn_aof``): see there why Valkey's own loader is not enough.
+
+Started with ``supervise=True`` (as ``giftstream serve`` does), a Valkey
+that exits is started again on the same port and data, after a pause that
+doubles up to ``RESTART_MAX_DELAY``; the server's Redis clients reconnect
+to the same URL by themselves. It asks for a random password, and the
+lock file, which holds its URL and so the password, is readable by its
+owner alone.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import signal
 import socket
 import tempfile
@@ -47,6 +55,18 @@ AOF_CHECK_TIMEOUT = 300.0
 # binds it; a few fresh tries make that race harmless.
 PORT_TRIES = 3
 LOG_TAIL_LINES = 20
+RESTART_FIRST_DELAY = 0.1
+RESTART_MAX_DELAY = 5.0
+
+
+class EmbeddedState:
+    """This process's supervised Valkey, for ``/readyz`` and ``/metrics``.
+
+    ``up`` is None when the process runs none.
+    """
+
+    up: bool | None = None
+    restarts = 0
 
 
 class EmbeddedValkeyError(RuntimeError):
@@ -104,7 +124,10 @@ class _DataDirLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        # It will hold the URL with the password: its owner's alone, even
+        # when an older version made it readable by all.
+        os.fchmod(fd, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -209,6 +232,7 @@ class EmbeddedValkey:
         appendfsync: str = "always",
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        password: str | None = None,
     ) -> None:
         if appendfsync not in FSYNC_POLICIES:
             raise ValueError(f"appendfsync must be one of {', '.join(FSYNC_POLICIES)}")
@@ -221,6 +245,10 @@ class EmbeddedValkey:
         self._port: int | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._lock = _DataDirLock(self.data_dir)
+        # Random unless given (a test that must know the URL in advance).
+        self.password = password or secrets.token_urlsafe(24)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # ------------------------------------------------------------ properties
 
@@ -236,7 +264,8 @@ class EmbeddedValkey:
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{HOST}:{self.port}/0"
 
     @property
     def pid(self) -> int:
@@ -246,9 +275,11 @@ class EmbeddedValkey:
 
     # ------------------------------------------------------------ lifecycle
 
-    async def start(self) -> None:
+    async def start(self, *, supervise: bool = False) -> None:
+        """Start it; with ``supervise``, keep starting it again whenever it exits."""
         if self.running:
             raise EmbeddedValkeyError("this embedded Valkey is already running")
+        self._stopping = False
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock.acquire()
         try:
@@ -263,9 +294,17 @@ class EmbeddedValkey:
             "embedded Valkey started",
             extra={"pid": self.pid, "port": self.port, "data_dir": str(self.data_dir)},
         )
+        if supervise:
+            EmbeddedState.up = True
+            self._supervisor = asyncio.create_task(self._supervise())
 
     async def stop(self) -> None:
         """SIGTERM (Valkey fsyncs its AOF and exits), SIGKILL after stop_timeout."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
         try:
             await self._terminate()
         finally:
@@ -283,6 +322,36 @@ class EmbeddedValkey:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    # ------------------------------------------------------------ supervising
+
+    async def _supervise(self) -> None:
+        """Start valkey-server again, on the same port and data, each time it exits."""
+        delay = RESTART_FIRST_DELAY
+        while not self._stopping:
+            process = self._process
+            if process is not None and process.returncode is None:
+                await process.wait()
+                if self._stopping:
+                    return
+                EmbeddedState.up = False
+                logger.warning(
+                    "embedded Valkey exited; starting it again",
+                    extra={"code": process.returncode, "after_seconds": delay},
+                )
+            await asyncio.sleep(delay)
+            try:
+                await repair_torn_aof(self.data_dir)
+                await self._spawn_and_wait()
+            except (ValkeyStartError, OSError) as exc:
+                delay = min(2 * delay, RESTART_MAX_DELAY)
+                logger.error("embedded Valkey did not start again", extra={"error": str(exc)})
+                continue
+            delay = RESTART_FIRST_DELAY
+            self._lock.record(self.url, self.pid)
+            EmbeddedState.up = True
+            EmbeddedState.restarts += 1
+            logger.warning("embedded Valkey started again", extra={"pid": self.pid})
 
     # ------------------------------------------------------------ starting
 
@@ -305,7 +374,7 @@ class EmbeddedValkey:
             self._process = await asyncio.create_subprocess_exec(
                 str(valkey_executable()),
                 *self._arguments(),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,
                 stdout=log,
                 stderr=log,
                 # Its own session: Ctrl-C in a terminal reaches the whole
@@ -313,6 +382,15 @@ class EmbeddedValkey:
                 start_new_session=True,
                 pass_fds=(self._lock_fd(),),
             )
+        # The password goes in on stdin ("-" reads a config from there), not
+        # on the command line, where every local user could read it.
+        stdin = self._process.stdin
+        if stdin is not None:
+            with contextlib.suppress(ConnectionError):
+                if self.password:
+                    stdin.write(f"requirepass {self.password}\n".encode())
+                await stdin.drain()
+            stdin.close()
         try:
             await self._wait_until_ready()
         except BaseException:
@@ -326,6 +404,7 @@ class EmbeddedValkey:
 
     def _arguments(self) -> list[str]:
         return [
+            "-",  # the rest of the config (its password) from stdin
             "--bind", HOST,
             "--port", str(self.port),
             "--dir", str(self.data_dir),
@@ -344,6 +423,7 @@ class EmbeddedValkey:
         client = Redis(
             host=HOST,
             port=self.port,
+            password=self.password or None,
             socket_connect_timeout=1.0,
             socket_timeout=1.0,
             retry=Retry(NoBackoff(), 0),

@@ -53,6 +53,9 @@ class _ClusterNode(EmbeddedValkey):
         self, data_dir: Path, ports: tuple[int, int], appendfsync: str, node_timeout_ms: int
     ) -> None:
         super().__init__(data_dir, port=ports[0], appendfsync=appendfsync)
+        # No password: every node, the cluster bus and a cluster client would
+        # all need it. This cluster is a local trial of scale-out, on loopback.
+        self.password = ""
         # The cluster bus port is given, not left at port + 10000: a free port
         # above 55535 would put it out of range.
         self.bus_port = ports[1]
