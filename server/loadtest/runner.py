@@ -9,8 +9,6 @@ merges the results.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import resource
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,21 +23,13 @@ from server.loadtest.progress import Progress
 from server.loadtest.serverproc import find_server_pid
 from server.loadtest.stats import Stats
 from server.loadtest.worker import InProcess, run_share
-
-
-def raise_open_files_limit() -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit: each socket is a file. The new limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+from server.ops.socket_faults import raise_file_limit
 
 
 async def run(config: LoadConfig, say: Callable[[str], None]) -> dict[str, Any]:
     """Run the load test that ``config`` describes; the report (see ``report.build``)."""
-    limit = raise_open_files_limit()
+    # Each socket is a file.
+    limit = raise_file_limit()
     population = await prepare(config, say)
     sockets = len(population.sockets)
     if sockets + 64 > limit:
