@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -58,6 +59,26 @@ async def internal_error(request: Request, exc: Exception) -> Response:
         "request_id": request_id,
     }
     return JSONResponse(body, status_code=500, media_type="application/problem+json")
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the route does not
+    take) as problem documents, like every other error of the API."""
+    assert isinstance(exc, HTTPException)
+    code = "not_found" if exc.status_code == 404 else "bad_request"
+    body = {
+        "code": code,
+        "title": "NotFound" if code == "not_found" else "BadRequest",
+        "status": exc.status_code,
+        "detail": exc.detail,
+        "temporary": False,
+    }
+    return JSONResponse(
+        body,
+        status_code=exc.status_code,
+        headers=exc.headers,
+        media_type="application/problem+json",
+    )
 
 
 async def livez(request: Request) -> Response:
@@ -143,6 +164,10 @@ def create_app(settings: Settings) -> RoomSocketsFirst:
     if CLIENT_DEMO_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=CLIENT_DEMO_DIR, html=True)))
     return RoomSocketsFirst(
-        Starlette(routes=routes, lifespan=lifespan, exception_handlers={Exception: internal_error}),
+        Starlette(
+            routes=routes,
+            lifespan=lifespan,
+            exception_handlers={HTTPException: http_error, Exception: internal_error},
+        ),
         settings.allowed_hosts,
     )
