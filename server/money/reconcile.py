@@ -177,7 +177,7 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
             f" + pending {report.coins_pending}"
         )
     if expect_settled and report.coins_pending:
-        report.breaches.append(f"economy: {report.coins_pending} coins still pending")
+        report.breaches.append(f"economy: {plural(report.coins_pending, 'coin')} still pending")
     return report
 
 
