@@ -122,6 +122,22 @@ async def running(binary: Path, *args: str) -> AsyncIterator[Clients]:
         await asyncio.wait_for(process.wait(), 10)
 
 
+async def count_frames(
+    clients: Clients, viewers: int, go: asyncio.Event, frames: int
+) -> dict[str, Any]:
+    """Once every viewer is open: count from here, let the server go, and
+    return the tally when ``frames`` frames are read (or after 10 s)."""
+    assert await clients.line() == {"opened": viewers, "failed": 0}
+    assert await clients.command("start") == {"counting": True}
+    go.set()
+    tally = await clients.command("peek")
+    deadline = time.monotonic() + 10
+    while tally["frames"] < frames and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        tally = await clients.command("peek")
+    return await clients.command("stop")
+
+
 async def test_viewers_count_events_find_the_seq_gap_and_time_the_big_gift(
     clients_binary: Path,
 ) -> None:
@@ -147,15 +163,7 @@ async def test_viewers_count_events_find_the_seq_gap_and_time_the_big_gift(
         serving(session) as port,
         running(clients_binary, "-v", str(viewers), HOST, str(port), "/") as clients,
     ):
-        assert await clients.line() == {"opened": viewers, "failed": 0}
-        assert await clients.command("start") == {"counting": True}
-        go.set()
-        tally = await clients.command("peek")
-        deadline = time.monotonic() + 10
-        while tally["frames"] < 4 * viewers and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            tally = await clients.command("peek")
-        tally = await clients.command("stop")
+        tally = await count_frames(clients, viewers, go, frames=4 * viewers)
 
     assert tally["frames"] == 4 * viewers
     assert tally["events"] == 4 * viewers
@@ -186,15 +194,7 @@ async def test_a_big_gift_read_within_its_millisecond_counts_as_one_ms(
         serving(session) as port,
         running(clients_binary, "-v", str(viewers), HOST, str(port), "/") as clients,
     ):
-        assert await clients.line() == {"opened": viewers, "failed": 0}
-        assert await clients.command("start") == {"counting": True}
-        go.set()
-        tally = await clients.command("peek")
-        deadline = time.monotonic() + 10
-        while tally["frames"] < viewers and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            tally = await clients.command("peek")
-        tally = await clients.command("stop")
+        tally = await count_frames(clients, viewers, go, frames=viewers)
 
     # Bucket 0 would make a p99 of 0 ms; rounded up, it is the 1 ms bucket.
     assert {int(ms): count for ms, count in tally["reach_ms"].items()} == {1: viewers}
