@@ -32,7 +32,7 @@ from server.store.redis_client import connect
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-DEFAULT_ALLOWED_HOSTS = Settings().allowed_hosts
+DEFAULT_ALLOWED_HOSTS = Settings.__dataclass_fields__["allowed_hosts"].default
 
 # After SIGTERM, WebSockets get this long to close before uvicorn cancels them.
 GRACEFUL_SHUTDOWN_SECONDS = 10
