@@ -209,6 +209,31 @@ async def socket_race(target: Target, http: httpx.AsyncClient, out: Outcome) -> 
     return "200 handshakes of one user at once"
 
 
+async def connection_flood(target: Target, http: httpx.AsyncClient, out: Outcome) -> str:
+    # From 127.0.0.2: 127.0.0.1 is exempt from the cap (a local proxy stands there).
+    async def hold() -> tuple[str, asyncio.StreamWriter | None]:
+        try:
+            reader, writer = await asyncio.open_connection(
+                target.host, target.port, local_addr=("127.0.0.2", 0)
+            )
+        except OSError:
+            return "not connected", None
+        try:
+            line = await asyncio.wait_for(reader.readline(), 1.0)
+        except TimeoutError:
+            return "held", writer
+        except ConnectionError:
+            return "closed", writer
+        return (line.decode(errors="replace").split(" ")[1] if line else "closed"), writer
+
+    held = await asyncio.gather(*(hold() for _ in range(600)))
+    for answer, writer in held:
+        out.saw(answer)
+        if writer is not None:
+            writer.close()
+    return "600 idle connections from one address at once"
+
+
 async def order_flood(target: Target, http: httpx.AsyncClient, out: Outcome) -> str:
     headers = {"authorization": f"Bearer {await token(http, 'buyer' + secrets.token_hex(3))}"}
     for _ in range(300):
@@ -231,6 +256,7 @@ ATTACKS: dict[str, Callable[[Target, httpx.AsyncClient, Outcome], Awaitable[str]
     "slow_bodies": slow_bodies,
     "random_rooms": random_rooms,
     "socket_race": socket_race,
+    "connection_flood": connection_flood,
     "order_flood": order_flood,
     "rebinding": rebinding,
 }
@@ -318,8 +344,8 @@ def line(row: dict[str, Any]) -> str:
     )
     held = "gift acked after" if row["gift_after"] else "NO GIFT AFTER"
     return (
-        f"{row['attack']:<13} {row['tried']}\n"
-        f"{'':<13} answers: {answers}; RSS {rss}; keys {keys} ({immortal} without TTL); "
+        f"{row['attack']:<17} {row['tried']}\n"
+        f"{'':<17} answers: {answers}; RSS {rss}; keys {keys} ({immortal} without TTL); "
         f"{row['seconds']:.1f} s; {held}"
     )
 

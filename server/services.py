@@ -107,6 +107,21 @@ def _build(settings: Settings, redis: Redis) -> Services:
         lambda: SocketFaults.accept_errors,
     )
     metrics.sampled_counter(
+        "giftstream_connections_over_address_cap",
+        "Connections answered 429 because their client address held too many",
+        lambda: SocketFaults.over_address_cap,
+    )
+    metrics.sampled_counter(
+        "giftstream_requests_past_deadline",
+        "Connections closed because their request (head and body) was not whole in time",
+        lambda: SocketFaults.past_deadline,
+    )
+    metrics.sampled_counter(
+        "giftstream_clients_gone_mid_body",
+        "Requests whose client went away before its body was complete",
+        lambda: SocketFaults.gone_mid_body,
+    )
+    metrics.sampled_counter(
         "giftstream_script_batches", "Pipelines of script calls sent", lambda: pipeline.batches
     )
     metrics.sampled_counter(

@@ -103,6 +103,13 @@ class Settings:
     user_gift_rate_burst: int = 100
     # Room sockets one signed-in user may hold open across all processes.
     max_sockets_per_user: int = 20
+    # Connections (HTTP and room sockets) one client address may hold open in
+    # one process; more are answered 429 and closed (server/ops/connection_caps.py).
+    # Generous: many phones share one address behind a carrier's NAT.
+    max_connections_per_ip: int = 256
+    # Addresses not capped: a reverse proxy on this machine, which speaks for
+    # all its clients, and this machine's own tools.
+    connection_cap_exempt: tuple[str, ...] = ("127.0.0.1", "::1")
     # A connection's request head (a room socket's whole handshake) must
     # arrive within this, or the connection is closed (server/api/http_protocol.py).
     handshake_timeout_seconds: float = 10.0
@@ -155,6 +162,7 @@ class Settings:
                 (not self.gift_rate_per_second > 0, "gift_rate_per_second: more than 0"),
                 (self.gift_rate_burst < 1, "gift_rate_burst: at least 1"),
                 (self.max_sockets_per_user < 1, "max_sockets_per_user: at least 1"),
+                (self.max_connections_per_ip < 1, "max_connections_per_ip: at least 1"),
                 (self.order_ttl_seconds < 60, "order_ttl_seconds: at least 60"),
                 (self.max_open_orders < 1, "max_open_orders: at least 1"),
                 (self.orders_per_minute < 1, "orders_per_minute: at least 1"),

@@ -16,7 +16,15 @@ from pathlib import Path
 
 from tests.conftest import REPO_ROOT, ServerProcess
 
-QUICK = ["big_bodies", "deep_json", "big_heads", "random_rooms", "socket_race", "rebinding"]
+QUICK = [
+    "big_bodies",
+    "deep_json",
+    "big_heads",
+    "random_rooms",
+    "socket_race",
+    "connection_flood",
+    "rebinding",
+]
 
 
 async def test_the_quick_attacks_leave_the_server_serving(
@@ -40,11 +48,13 @@ async def test_the_quick_attacks_leave_the_server_serving(
         assert row["keys_without_ttl_growth"] == 0, row
         assert not any(answer.startswith("5") for answer in row["answers"]), row
         assert row["rss_growth_mb"] < 50, row
-        assert f"{name:<13}" in stdout
+        assert f"{name:<17}" in stdout
     assert rows["big_bodies"]["answers"] == {"413": 9}
     assert rows["big_heads"]["answers"] == {"431": 2}
     assert rows["rebinding"]["answers"] == {"400": 2}
     assert rows["socket_race"]["answers"] == {"429": 180, "open": 20}
+    # The default cap (256) from one address; the rest answered at once.
+    assert rows["connection_flood"]["answers"] == {"held": 256, "429": 344}
     assert "Traceback" not in server.output()
 
 

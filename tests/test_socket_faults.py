@@ -70,6 +70,7 @@ async def test_a_body_trickled_past_the_deadline_is_cut_off_without_a_traceback(
     server = await start_server(handshake_timeout_seconds=1)
     api = Api(server.http)
     token = await api.token("alice")
+    before = await fault_counts(api)
     address = urlsplit(server.http)
     reader, writer = await asyncio.open_connection(address.hostname, address.port)
     writer.write(
@@ -98,6 +99,28 @@ async def test_a_body_trickled_past_the_deadline_is_cut_off_without_a_traceback(
     await asyncio.sleep(0.3)
     assert "Traceback" not in server.output()
     assert "unhandled error" not in server.output()
+    # Counted, and said in one line each.
+    after = await fault_counts(api)
+    assert (
+        after["giftstream_requests_past_deadline"]
+        == before["giftstream_requests_past_deadline"] + 1
+    )
+    assert (
+        after["giftstream_clients_gone_mid_body"] == before["giftstream_clients_gone_mid_body"] + 1
+    )
+    assert "requests not complete in time" in server.output()
+    assert "clients gone before their body was complete" in server.output()
     # And the server still takes orders.
     assert (await api.http.get("/api/catalog")).status_code == 200
     await api.aclose()
+
+
+async def fault_counts(api: Api) -> dict[str, float]:
+    text = (await api.http.get("/metrics")).text
+    names = ("giftstream_requests_past_deadline", "giftstream_clients_gone_mid_body")
+    counts = {}
+    for name in names:
+        match = re.search(rf"^{name}(?:_total)? (\S+)$", text, re.MULTILINE)
+        assert match is not None, f"{name} not in /metrics"
+        counts[name] = float(match.group(1))
+    return counts

@@ -15,12 +15,16 @@ typed ``bad_request`` here.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
 from server.core.nesting import depth
 from server.errors import BadRequest, BodyTooLarge
+from server.ops.socket_faults import OncePerSecond, SocketFaults
+
+_gone = OncePerSecond(logging.getLogger(__name__), "clients gone before their body was complete")
 
 # No request body of the API nests deeper than 2; 32 leaves room for a
 # provider's callback and stays far from the parser's recursion limit.
@@ -46,6 +50,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect as exc:
         # Gone mid-body (or cut off by the request's deadline): nobody reads
         # the answer, and it is no fault of ours to log with a traceback.
+        SocketFaults.gone_mid_body += 1
+        _gone()
         raise BadRequest("the client went away before its body was complete") from exc
     return b"".join(chunks)
 

@@ -14,8 +14,14 @@ not extend the deadline. Once the request has arrived, the deadline is off:
 responses and WebSocket sessions keep their own limits (uvicorn's keep-alive
 timeout, WebSocket pings). A head over ``MAX_HEAD_BYTES`` is answered 431.
 
-``giftstream serve`` passes ``with_head_timeout(settings.handshake_timeout_seconds)``
-as uvicorn's ``http`` protocol class.
+Each connection also takes a place in its client address's count
+(server/ops/connection_caps.py) as it is accepted; over the cap it is
+answered 429 and closed before anything is read. On a WebSocket upgrade the
+place passes to the WebSocket protocol, which gives it back when the room
+socket ends.
+
+``giftstream serve`` passes ``configured(...)`` as uvicorn's ``http``
+protocol class.
 """
 
 from __future__ import annotations
@@ -27,9 +33,14 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from server.ops.connection_caps import ConnectionCaps, Lease, refusal
+from server.ops.socket_faults import OncePerSecond, SocketFaults
+from server.rooms.ws_protocol import GiftstreamWebSocketProtocol
 from server.tuning.transports import break_transport_cycle
 
 logger = logging.getLogger(__name__)
+# A flood of slow clients is one line a second, with how many, not one each.
+_cut_off = OncePerSecond(logger, "requests not complete in time: connections closed")
 
 # The largest request head (request line and headers) the server reads. h11
 # bounds only a head still incomplete in its buffer, so a larger head that
@@ -46,8 +57,9 @@ _HEAD_TOO_LARGE = (
 class HeadDeadlineProtocol(H11Protocol):
     """Closes a connection whose request head is not complete in time."""
 
-    # Overridden per server by ``with_head_timeout``.
+    # Overridden per server by ``configured``.
     head_timeout: float = 10.0
+    connection_caps: ConnectionCaps | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -57,9 +69,17 @@ class HeadDeadlineProtocol(H11Protocol):
         # them, where an end-of-head marker split across reads may begin.
         self._head_seen = 0
         self._head_tail = b""
+        self._lease: Lease | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        caps = self.connection_caps
+        if caps is not None:
+            self._lease = caps.take(self.client[0] if self.client else None)
+            if self._lease is None:
+                transport.write(refusal(caps.limit))
+                transport.close()
+                return
         self._watch_head()
 
     def data_received(self, data: bytes) -> None:
@@ -101,9 +121,16 @@ class HeadDeadlineProtocol(H11Protocol):
         self._upgraded = True
         self._stop_head_timer()
         super().handle_websocket_upgrade(event)
+        # The connection's place in its address's count goes with it.
+        websocket = self.transport.get_protocol()
+        if isinstance(websocket, GiftstreamWebSocketProtocol):
+            websocket.address_lease, self._lease = self._lease, None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_timer()
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         transport = self.transport
         super().connection_lost(exc)
         break_transport_cycle(transport)
@@ -125,10 +152,14 @@ class HeadDeadlineProtocol(H11Protocol):
     def _head_too_slow(self) -> None:
         self._head_timer = None
         if not self.transport.is_closing():
-            logger.debug("request not complete in %g s: closing", self.head_timeout)
+            SocketFaults.past_deadline += 1
+            _cut_off(deadline_seconds=self.head_timeout)
             self.transport.close()
 
 
-def with_head_timeout(seconds: float) -> type[HeadDeadlineProtocol]:
-    """The protocol class for uvicorn's ``http`` setting, with this deadline."""
-    return type("HeadDeadlineProtocol", (HeadDeadlineProtocol,), {"head_timeout": seconds})
+def configured(
+    head_timeout: float, connection_caps: ConnectionCaps | None
+) -> type[HeadDeadlineProtocol]:
+    """The protocol class for uvicorn's ``http`` setting, with this deadline and cap."""
+    attributes = {"head_timeout": head_timeout, "connection_caps": connection_caps}
+    return type("HeadDeadlineProtocol", (HeadDeadlineProtocol,), attributes)

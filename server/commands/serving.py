@@ -163,14 +163,20 @@ async def _serve_http(
 ) -> None:
     # Imported here so that this module loads without the app (and its
     # import cost) for --help and for tests of the command line itself.
-    from server.api.http_protocol import with_head_timeout
+    from server.api.http_protocol import configured
     from server.app import create_app
+    from server.ops.connection_caps import ConnectionCaps
+
+    connection_caps = ConnectionCaps(
+        settings.max_connections_per_ip, settings.connection_cap_exempt
+    )
 
     config = uvicorn.Config(
         create_app(settings),
-        # h11 with a deadline on request heads: uvicorn alone holds a socket that
-        # never finishes its request forever (server/api/http_protocol.py).
-        http=with_head_timeout(settings.handshake_timeout_seconds),
+        # h11 with a deadline on request heads (uvicorn alone holds a socket
+        # that never finishes its request forever) and a cap on connections
+        # per client address (server/api/http_protocol.py).
+        http=configured(settings.handshake_timeout_seconds, connection_caps),
         ws=WS_PROTOCOL,
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,

@@ -27,6 +27,12 @@ class SocketFaults:
     """Counts of this process's socket faults, read by ``/metrics``."""
 
     accept_errors = 0
+    # Connections answered 429 because their address held too many (connection_caps.py).
+    over_address_cap = 0
+    # Connections closed because their request was not whole in time (api/http_protocol.py).
+    past_deadline = 0
+    # Requests whose client went away in the middle of the body (api/bodies.py).
+    gone_mid_body = 0
 
 
 class OncePerSecond:

@@ -29,6 +29,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from server.ops.connection_caps import Lease
 from server.rooms.keepalive import Keepalive, keepalive_for
 from server.tuning.transports import break_transport_cycle
 
@@ -221,6 +222,9 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
         # The app sets the real bound from its settings when it takes the writer.
         self.writer = FrameWriter(self, DEFAULT_LIMIT_BYTES)
         self._keepalive: Keepalive | None = None
+        # The connection's place in its client address's count, handed over
+        # by the HTTP protocol on upgrade (server/api/http_protocol.py).
+        self.address_lease: Lease | None = None
 
     # Keepalive: the process's ``Keepalive`` pings, instead of uvicorn's timers.
     def start_keepalive(self) -> None:
@@ -316,6 +320,9 @@ class GiftstreamWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.writer.discard()
+        if self.address_lease is not None:
+            self.address_lease.release()
+            self.address_lease = None
         transport = self.transport
         super().connection_lost(exc)
         break_transport_cycle(transport)
