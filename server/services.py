@@ -18,6 +18,7 @@ from server.metrics import Metrics
 from server.money.creators import Creators
 from server.money.gifting import Gifting
 from server.money.orders import OrderLimits, Orders
+from server.money.reports import Reports
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler
 from server.money.wallet import Wallets
@@ -53,6 +54,7 @@ class Services:
     presence: ProcessTally
     user_sockets: ProcessTally
     settler: Settler
+    reports: Reports
     gifting: Gifting
     relay: Relay | ShardedRelay
     hub: Hub
@@ -173,6 +175,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
             admit_script=scripts.tally_admit,
         ),
         settler=settler,
+        reports=Reports(redis, scripts, prefix),
         gifting=Gifting(
             catalog,
             wallets,
@@ -218,6 +221,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         services.relay.run(),
         services.settler.run_worker(),
         services.settler.run_sweeper(),
+        services.reports.run_worker(),
     ):
         services.tasks.append(asyncio.create_task(job))
     try:

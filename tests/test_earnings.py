@@ -21,6 +21,7 @@ from server.core.catalog import load_catalog
 from server.core.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS, EarningsKeys, day_of
 from server.money import reconcile
 from server.money.earnings import Earnings
+from server.money.reports import Reports
 from server.money.wallet import GiftOrder, PendingCredit, Wallets
 from server.settings import Settings
 from server.store.scripts import Scripts
@@ -271,6 +272,7 @@ async def test_day_reports_expire_after_the_retention(
     wallets: Wallets, redis: Redis, key_prefix: str
 ) -> None:
     await pay_and_settle(wallets, "r1", "rose", T0)
+    await Reports(redis, Scripts.register(redis), key_prefix).catch_up("carol")
     day = EarningsKeys(key_prefix, "carol").day(day_of(T0))
     for key in day.all():
         expires = await redis.pexpiretime(key)

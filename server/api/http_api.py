@@ -205,7 +205,9 @@ async def get_earnings(request: Request) -> Response:
     creator = creator_of(request)
     period = check_period(request.query_params.get("period"))
     services = services_of(request)
-    earnings = Earnings(services.redis, services.settings.key_prefix, services.catalog)
+    earnings = Earnings(
+        services.redis, services.settings.key_prefix, services.catalog, services.reports
+    )
     return JSONResponse(await earnings.report(creator, period, now_ms()))
 
 

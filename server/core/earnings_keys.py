@@ -1,10 +1,11 @@
 """Where a creator's earnings reports live in Redis, and for how long. Pure.
 
-``settle.lua`` counts every settled gift into three sets of report keys,
-all under the creator's wallet tag ``{w:<creator>}`` so that they are written
-by the same script call as the credit, on the same shard: the gift's UTC day,
-all time, and the current stream. Each set is a hash of totals and two sorted
-sets of supporters (by coins and by diamonds). These are reports: no balance
+Every credit in a creator's ledger is counted (``report.lua``, after
+``settle.lua`` wrote it) into three sets of report keys, all under the
+creator's wallet tag ``{w:<creator>}``, on the ledger's shard: the gift's
+UTC day, all time, and the current stream. Each set is a hash of totals and
+two sorted sets of supporters (by coins and by diamonds). A cursor says how
+far into the ledger the reports have counted. These are reports: no balance
 is ever read from them.
 """
 
@@ -68,13 +69,20 @@ class EarningsKeys:
     def stream(self) -> ReportKeys:
         return ReportKeys(f"{self._base}:stream")
 
-    def for_settlement(self, paid_at_ms: Sequence[int]) -> tuple[list[str], list[int]]:
-        """The report keys of a ``settle.lua`` call (KEYS[3..8+3D]) for gifts paid
-        at these times: all time, the stream, then each of their D days once;
-        and each gift's day's place among those days (1-based)."""
-        days: dict[int, int] = {}
-        places = [days.setdefault(day_of(ts), len(days) + 1) for ts in paid_at_ms]
-        keys = [*self.all_time.all(), *self.stream.all()]
+    @property
+    def cursor(self) -> str:
+        """The id of the last ledger entry the reports have counted."""
+        return f"{self._base}:cursor"
+
+    def for_report(self, days: Sequence[int]) -> list[str]:
+        """The keys of a ``report.lua`` call: the cursor, all time, the stream,
+        then each of ``days``."""
+        keys = [self.cursor, *self.all_time.all(), *self.stream.all()]
         for day in days:
             keys += self.day(day).all()
-        return keys, places
+        return keys
+
+
+def reports_pending_key(prefix: str) -> str:
+    """The creators whose ledgers hold credits the reports may not have counted yet."""
+    return f"{prefix}:reports:pending"

@@ -1,8 +1,9 @@
-"""A creator's earnings, read from the report keys that ``settle.lua`` counts.
+"""A creator's earnings, read from the report keys that ``report.lua`` counts.
 
-The reports (see ``earnings_keys.py``) are written once per settled gift by
-the same script call as its credit, so they count each gift exactly once.
-This module only reads and sums them: totals, a series over time for a
+The reports (see ``earnings_keys.py``) count each credit in the creator's
+ledger exactly once (``reports.py``), a run of credits at a time; a read
+first counts what is left, so the reports are never behind the wallet.
+This module reads and sums them: totals, a series over time for a
 chart, earnings by gift and the top supporters, for a period and for the
 current stream. Nothing here is a balance: the diamonds balance is the
 wallet's.
@@ -29,7 +30,9 @@ from server.core.earnings_keys import (
 )
 from server.core.keys import WalletKeys
 from server.errors import BadField
+from server.money.reports import Reports
 from server.store.calls import as_text, guarded
+from server.store.scripts import Scripts
 
 # period -> how many UTC days it spans, today included (None: all time).
 PERIODS: dict[str, int | None] = {"day": 1, "week": 7, "month": 30, "all": None}
@@ -139,12 +142,16 @@ class Section:
 
 
 class Earnings:
-    def __init__(self, redis: Redis, key_prefix: str, catalog: Catalog) -> None:
+    def __init__(
+        self, redis: Redis, key_prefix: str, catalog: Catalog, reports: Reports | None = None
+    ) -> None:
         self._redis = redis
         self._prefix = key_prefix
         self._catalog = catalog
+        self._reports = reports or Reports(redis, Scripts.register(redis), key_prefix)
 
     async def report(self, creator: str, period: str, now_ms: int) -> dict[str, Any]:
+        await self._reports.catch_up(creator)
         keys = EarningsKeys(self._prefix, creator)
         wallet = _ints(await guarded(self._redis.hgetall(WalletKeys(self._prefix, creator).wallet)))
         chosen = await self._period(keys, period, now_ms)

@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from server.core.catalog import Gift
-from server.core.earnings_keys import RETENTION_SECONDS, STREAM_GAP_MS, EarningsKeys
+from server.core.earnings_keys import reports_pending_key
 from server.core.keys import WalletKeys, gift_key, outbox_pattern
 from server.core.wording import plural
 from server.errors import InsufficientCoins, RateLimited
@@ -217,17 +217,8 @@ class Wallets:
         """One ``settle.lua`` call for credits to one creator, then their outbox entries."""
         creator = credits[0].creator
         keys = self.keys(creator)
-        report_keys, days = EarningsKeys(self._settings.key_prefix, creator).for_settlement(
-            [credit.ts_ms for credit in credits]
-        )
-        args: list[Any] = [
-            now_ms,
-            self._settings.idempotency_ttl_seconds,
-            str(RETENTION_SECONDS),
-            str(STREAM_GAP_MS),
-            str(max(days)),  # the places run 1..D, D the distinct days
-        ]
-        for credit, day in zip(credits, days, strict=True):
+        args: list[Any] = [now_ms, self._settings.idempotency_ttl_seconds]
+        for credit in credits:
             args += [
                 credit.gift_key,
                 str(credit.coins),
@@ -236,14 +227,12 @@ class Wallets:
                 credit.gift,
                 str(credit.count),
                 str(credit.ts_ms),
-                str(day),
             ]
         flat = await guarded(
             self._scripts.settle(
                 keys=[
                     keys.wallet,
                     keys.ledger,
-                    *report_keys,
                     *(keys.settled(credit.gift_key) for credit in credits),
                 ],
                 args=args,
@@ -259,7 +248,10 @@ class Wallets:
             done.setdefault(self.keys(credit.sender).outbox, []).append(credit.gift_key)
         # Only after the credits are durable: a crash before this leaves the
         # entries for the sweeper, whose settle call is then a no-op.
-        await asyncio.gather(*(self._clear_outbox(outbox, keys) for outbox, keys in done.items()))
+        await asyncio.gather(
+            *(self._clear_outbox(outbox, keys) for outbox, keys in done.items()),
+            *([self._mark_for_reports(creator)] if done else []),
+        )
         return outcomes
 
     async def _clear_outbox(self, outbox: str, gift_keys: list[str]) -> None:
@@ -267,6 +259,14 @@ class Wallets:
             await guarded(self._redis.hdel(outbox, *gift_keys))
         else:  # one of many at once in a storm: share the round trip
             await guarded(self._pipeline.command("HDEL", outbox, *gift_keys))
+
+    async def _mark_for_reports(self, creator: str) -> None:
+        """The creator's new credits are yet to be counted in their reports (reports.py)."""
+        pending = reports_pending_key(self._settings.key_prefix)
+        if self._pipeline is None:
+            await guarded(self._redis.sadd(pending, creator))
+        else:
+            await guarded(self._pipeline.command("SADD", pending, creator))
 
     async def recharge(
         self, user: str, payment_id: str, order_id: str, coins: int, bonus: int, now_ms: int

@@ -46,6 +46,8 @@ class ScriptCall(Protocol):
 class Scripts:
     gift: ScriptCall
     settle: ScriptCall
+    # A run of a creator's credits added to their earnings reports, once.
+    report: ScriptCall
     recharge: ScriptCall
     room_event: ScriptCall
     room_replay: ScriptCall
@@ -69,6 +71,7 @@ class Scripts:
         return cls(
             gift=load("gift"),
             settle=load("settle"),
+            report=load("report"),
             recharge=load("recharge"),
             room_event=load("room_event"),
             room_replay=load("room_replay"),

@@ -1,0 +1,102 @@
+"""Earnings reports are counted from the creator's ledger, each credit once.
+
+On the real scripts and the real Valkey: processes racing to count the same
+run, the marks that say which creators have credits to count, and a run
+longer than one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from server.core.earnings_keys import HOUR_MS, EarningsKeys, reports_pending_key
+from server.money import reports as reports_module
+from server.money.reports import Reports
+from server.money.wallet import PendingCredit, Wallets
+from server.settings import Settings
+from server.store.calls import as_text
+from server.store.scripts import Scripts
+
+T0 = 1_767_225_600_000 + 10 * HOUR_MS  # 2026-01-01T10:00:00Z
+
+
+def credits(n: int, creator: str = "carol") -> list[PendingCredit]:
+    return [
+        PendingCredit(
+            gift_key=f"fan{i % 5}:r{i}",
+            sender=f"fan{i % 5}",
+            creator=creator,
+            coins=10 + i,
+            share_percent=50,
+            ts_ms=T0 + i,
+            room=creator,
+            gift="rose",
+            count=1,
+        )
+        for i in range(n)
+    ]
+
+
+async def totals(redis: Redis, prefix: str, creator: str = "carol") -> dict[str, int]:
+    raw = await redis.hgetall(EarningsKeys(prefix, creator).all_time.totals)
+    return {as_text(k): int(v) for k, v in raw.items()}
+
+
+def reports_for(redis: Redis, prefix: str) -> Reports:
+    return Reports(redis, Scripts.register(redis), prefix)
+
+
+async def test_processes_counting_at_once_count_each_credit_once(
+    redis: Redis, key_prefix: str
+) -> None:
+    wallets = Wallets(redis, Scripts.register(redis), Settings(key_prefix=key_prefix))
+    paid = credits(40)
+    await wallets.settle_many(paid, T0)
+    racers = [reports_for(redis, key_prefix) for _ in range(4)]
+    counted = await asyncio.gather(*(r.catch_up("carol") for r in racers))
+    assert sum(counted) == 40  # whoever counted which run, each credit once
+    assert (await totals(redis, key_prefix))["coins"] == sum(c.coins for c in paid)
+    assert (await totals(redis, key_prefix))["sends"] == 40
+    supporters: list[Any] = await redis.zrange(
+        EarningsKeys(key_prefix, "carol").all_time.by_coins, 0, -1, withscores=True
+    )
+    assert sorted(as_text(s) for s, _ in supporters) == [f"fan{i}" for i in range(5)]
+
+
+async def test_settling_marks_the_creator_and_one_process_takes_the_mark(
+    redis: Redis, key_prefix: str
+) -> None:
+    wallets = Wallets(redis, Scripts.register(redis), Settings(key_prefix=key_prefix))
+    await wallets.settle_many(credits(3) + credits(2, creator="dave"), T0)
+    pending = reports_pending_key(key_prefix)
+    assert await redis.smembers(pending) == {b"carol", b"dave"}
+
+    first, second = reports_for(redis, key_prefix), reports_for(redis, key_prefix)
+    assert await first.catch_up_marked() == 5
+    assert await second.catch_up_marked() == 0
+    assert await redis.smembers(pending) == set()
+    assert (await totals(redis, key_prefix, "dave"))["sends"] == 2
+    # A creator marked again with nothing new to count costs a look, no write.
+    await redis.sadd(pending, "carol")
+    assert await second.catch_up_marked() == 0
+
+
+async def test_a_backlog_longer_than_a_run_is_counted_in_runs(
+    redis: Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reports_module, "RUN_ENTRIES", 7)
+    wallets = Wallets(redis, Scripts.register(redis), Settings(key_prefix=key_prefix))
+    paid = credits(30)
+    await wallets.settle_many(paid, T0)
+    reports = reports_for(redis, key_prefix)
+    assert await reports.catch_up("carol") == 30
+    assert (await totals(redis, key_prefix))["coins"] == sum(c.coins for c in paid)
+    # The cursor stands at the ledger's last entry: nothing is counted twice.
+    last = await redis.xrevrange(f"{key_prefix}:{{w:carol}}:ledger", count=1)
+    assert last
+    assert await redis.get(EarningsKeys(key_prefix, "carol").cursor) == last[0][0]
+    assert await reports.catch_up("carol") == 0
