@@ -93,7 +93,7 @@ class _Recorder:
     def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Awaitable[Any]:
         self.keys, self.args = list(keys), list(args)
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        reply.set_result([b"ok", 0, 1, 0, b"rose", 1, b"carol"])
+        reply.set_result([b"ok", 0, 1, 0, b"rose", 1, b"carol", 0])
         return reply
 
 
@@ -363,14 +363,18 @@ class EvalshaTemplate:
         return self.template % {b"s": sender.encode(), b"r": b"%012d" % request}
 
 
+# gift.lua answers an array of eight values (see its header).
+GIFT_REPLY_HEAD = b"*8\r\n"
+
+
 class Pipeliner(asyncio.Protocol):
-    """Keeps ``depth`` commands in flight; counts the gift script's 7-element replies."""
+    """Keeps ``depth`` commands in flight; counts the gift script's replies."""
 
     def __init__(
         self, make_batch: Any, depth: int, done: asyncio.Future[None], auth: bytes = b""
     ) -> None:
         self.make_batch = make_batch
-        # AUTH first, when the server asks for a password: its +OK is no *7.
+        # AUTH first, when the server asks for a password: its +OK is no reply of gift.lua.
         self.auth = auth
         self.depth = depth
         self.done = done
@@ -394,9 +398,9 @@ class Pipeliner(asyncio.Protocol):
         self.waiting = self.depth
 
     def data_received(self, data: bytes) -> None:
-        # Every reply of gift.lua is an array of 7; an error reply starts "-".
+        # Every reply of gift.lua is an array of 8; an error reply starts "-".
         text = self.tail + data
-        found = text.count(b"*7\r\n")
+        found = text.count(GIFT_REPLY_HEAD)
         self.errors += text.count(b"\r\n-") + text.startswith(b"-")
         self.tail = text[-3:]
         self.replies += found

@@ -107,8 +107,10 @@ async def test_only_a_gift_paid_now_is_shown_by_the_call(redis: Redis, parts: Pa
     assert isinstance(retry, SentGift)
     assert isinstance(new_2, SentGift)
     assert (new_1.seq, new_1.outcome.balance) == (2, 48)
-    # The retry is answered with the first outcome and not shown again here.
-    assert (retry.seq, retry.outcome.duplicate, retry.outcome.balance) == (0, True, 49)
+    # The retry is answered with the first outcome, its seq included (kept in
+    # the request's record), and not shown again.
+    assert (retry.seq, retry.published, retry.outcome.duplicate) == (1, False, True)
+    assert retry.outcome.balance == 49
     assert first.seq == 1
     assert isinstance(poor, InsufficientCoins)
     assert isinstance(too_many, RuntimeError)
@@ -135,12 +137,12 @@ async def test_a_call_that_fails_half_way_moves_no_money_twice_on_retry(
     assert [type(result) for result in results] == [Unavailable] * 3
     await redis.delete(seq_key)
     retried = [await parts.send(sender, "r", room="broken") for sender in ("a", "b", "c")]
-    # "a" was paid for before the script stopped: its retry moves nothing
-    # (and is left for the caller to announce); the others are paid now.
+    # The script stopped at "a"'s announcement, before "a" paid anything:
+    # nothing moved for any of them, and each is paid and shown once now.
     assert [(gift.outcome.duplicate, gift.seq) for gift in retried] == [
-        (True, 0),
         (False, 1),
         (False, 2),
+        (False, 3),
     ]
     for sender in ("a", "b", "c"):
         assert (await parts.wallets.balances(sender))["coins"] == 9

@@ -32,11 +32,6 @@ class WalletKeys:
         return f"{self._base}:outbox"
 
     @property
-    def gift_rate(self) -> str:
-        """The user's gift token bucket (gift.lua)."""
-        return f"{self._base}:gift_rate"
-
-    @property
     def sockets(self) -> str:
         """Open room sockets of this user, per server process (tally.py)."""
         return f"{self._base}:sockets"

@@ -13,7 +13,9 @@ answers with the first outcome, and steps 3-4 run again harmlessly.
 
 On a single Redis node with script batching, steps 2 and 3 are one call
 (``RoomGifts``): the gift's event, combo included, is built before the
-debit, and a send that does not go through takes its combo hit back.
+debit, and a send that does not go through takes its combo hit back. The
+event's seq is then kept in the request's record, so a retry is acked
+with it and shown nowhere again.
 """
 
 from __future__ import annotations
@@ -89,6 +91,10 @@ class Gifting:
         started_ms: int,
     ) -> Ack:
         """Steps 3 and 4 for a gift ``gift.lua`` has answered for."""
+        if outcome.duplicate and outcome.seq:
+            # Numbered and shown with its debit (room_gifts.lua); its credit is
+            # settled or waits in the outbox for the sweeper.
+            return self._ack(request_id, outcome, outcome.seq)
         combo = None
         gift = self.catalog.gifts.get(outcome.gift) or gift_removed(outcome.gift)
         if gift.streakable and not outcome.duplicate:
@@ -136,7 +142,7 @@ class Gifting:
             return await self._announce(user, order.request_id, outcome, streaks, order.now_ms)
         self._count(gift, outcome)
         self._settler.submit(self._pending_credit(user, room, outcome, order.now_ms))
-        return self._ack(order.request_id, outcome, sent.seq)
+        return self._ack(order.request_id, outcome, outcome.seq)
 
     @staticmethod
     def _event(

@@ -31,6 +31,9 @@ from server.tuning.pipelining import AutoPipeline
 SETTLE_BATCH = 64
 # Lua adds in doubles: a call's coins must sum below 2^53 to stay exact.
 SETTLE_BATCH_COINS = 2**52
+# The wallet's fields that hold the user's gift token bucket (lib_gift.lua),
+# not money.
+GIFT_BUCKET_FIELDS = ("gift_mtokens", "gift_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,10 @@ class GiftOutcome:
     gift: str
     count: int
     room: str
+    # The seq of the gift's room event when it was numbered with the debit
+    # (room_gifts.lua): kept in the request's record, so a duplicate knows it.
+    # 0 when not known (a gift paid through gift.lua, announced separately).
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +136,6 @@ class Wallets:
                 keys.ledger,
                 keys.request(order.request_id),
                 keys.outbox,
-                keys.gift_rate,
             ],
             [
                 order.sender,
@@ -150,8 +156,8 @@ class Wallets:
 
     @staticmethod
     def gift_outcome(order: GiftOrder, reply: Sequence[Any]) -> GiftOutcome:
-        """What ``gift.lua``'s seven reply values say; a refusal as its wire error."""
-        status, balance, cost, duplicate, bought, bought_count, bought_in = reply
+        """What ``gift.lua``'s eight reply values say; a refusal as its wire error."""
+        status, balance, cost, duplicate, bought, bought_count, bought_in, seq = reply
         status = as_text(status)
         if status == "insufficient":
             raise InsufficientCoins(f"{plural(int(cost), 'coin')} needed, {int(balance):,} held")
@@ -167,6 +173,7 @@ class Wallets:
             as_text(bought),
             int(bought_count),
             as_text(bought_in),
+            int(seq),
         )
 
     async def prior_outcome(self, sender: str, request_id: str) -> GiftOutcome | None:
@@ -174,8 +181,11 @@ class Wallets:
         record = await guarded(self._redis.get(self.keys(sender).request(request_id)))
         if record is None:
             return None
-        balance, cost, key, gift, count, room = as_text(record).split("|")
-        return GiftOutcome(key, int(balance), int(cost), True, gift, int(count), room)
+        # balance|cost|gift key|gift|count|room, and |seq when numbered with the debit.
+        balance, cost, key, gift, count, room, *seq = as_text(record).split("|")
+        return GiftOutcome(
+            key, int(balance), int(cost), True, gift, int(count), room, int(seq[0]) if seq else 0
+        )
 
     async def settle(self, credit: PendingCredit, now_ms: int) -> int:
         """Credit the creator (once) and clear the outbox entry. Returns diamonds."""
@@ -289,7 +299,7 @@ class Wallets:
 
     async def balances(self, user: str) -> dict[str, int]:
         raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
-        fields = _int_fields(raw)
+        fields = {k: v for k, v in _int_fields(raw).items() if k not in GIFT_BUCKET_FIELDS}
         return {"coins": fields.get("coins", 0), "diamonds": fields.get("diamonds", 0)} | fields
 
     async def pending_credits(self, sender: str) -> list[PendingCredit]:

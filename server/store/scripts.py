@@ -25,9 +25,9 @@ LUA_DIR = Path(__file__).with_name("lua")
 # Redis gives a script no way to load another: the functions a script shares
 # with others (``lib_*.lua``) are put in front of its own text.
 LIBRARIES: dict[str, tuple[str, ...]] = {
-    "gift": ("lib_numbers", "lib_bucket", "lib_gift"),
+    "gift": ("lib_numbers", "lib_gift"),
     "room_event": ("lib_numbers", "lib_announce"),
-    "room_gifts": ("lib_numbers", "lib_bucket", "lib_gift", "lib_announce"),
+    "room_gifts": ("lib_numbers", "lib_gift", "lib_announce"),
     "rate_take": ("lib_bucket",),
 }
 

@@ -1,11 +1,11 @@
 -- gift.lua: a viewer spends coins on a gift, on the sender's wallet shard.
 --
--- KEYS[1] wallet   HASH   {w:sender}:wallet  (coins, spent, ...)
+-- KEYS[1] wallet   HASH   {w:sender}:wallet  (coins, spent, the gift token
+--                  bucket: gift_mtokens, gift_ms; ...)
 -- KEYS[2] ledger   STREAM {w:sender}:ledger
 -- KEYS[3] request  STRING {w:sender}:req:<request id>   idempotency record
 -- KEYS[4] outbox   HASH   {w:sender}:outbox  gift key -> pending creator credit,
 --                  creator|coins|share|ts_ms|room|gift|count
--- KEYS[5] rate     HASH   {w:sender}:gift_rate  token bucket: tokens, ms
 -- ARGV[1] sender user id       ARGV[2] request id     ARGV[3] gift id
 -- ARGV[4] count (digits)       ARGV[5] unit price in coins (digits)
 -- ARGV[6] creator user id      ARGV[7] room id        ARGV[8] now, ms
@@ -13,16 +13,17 @@
 -- ARGV[11] max count          ARGV[12] gifts per second per user (decimal)
 -- ARGV[13] burst (digits)
 --
--- Returns {status, balance, cost, duplicate, gift, count, room}:
---   {"ok", balance after, cost, 0, gift, count, room}   coins debited now
---   {"ok", balance after, cost, 1, gift, count, room}   this request id was
+-- Returns {status, balance, cost, duplicate, gift, count, room, seq}:
+--   {"ok", balance after, cost, 0, gift, count, room, 0}   coins debited now
+--   {"ok", balance after, cost, 1, gift, count, room, seq} this request id was
 --                       already debited: its first outcome (and the first
 --                       request's gift, count and room, whatever a retry
---                       says); nothing moved
---   {"insufficient", balance, cost, 0, "", 0, ""}       nothing moved
---   {"rate_limited", balance, 0, 0, "", 0, ""}          nothing moved: the user
+--                       says); nothing moved. seq is its room event's when
+--                       room_gifts.lua numbered it with the debit, else 0.
+--   {"insufficient", balance, cost, 0, "", 0, "", 0}       nothing moved
+--   {"rate_limited", balance, 0, 0, "", 0, "", 0}          nothing moved: the user
 --                       sent more gifts than the per-user rate allows
---   {"bad_argument", 0, 0, 0, "", 0, ""}                nothing moved (a server bug)
+--   {"bad_argument", 0, 0, 0, "", 0, "", 0}                nothing moved (a server bug)
 --
 -- Every check comes before the first write: Redis does not roll a script
 -- back, so a failure half way would leave half a gift.
