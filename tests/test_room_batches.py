@@ -7,7 +7,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server.rooms.room_log import RoomLog, unpack_published
+from server.rooms.room_log import RoomLog, unpack_published_all
 from server.settings import Settings
 from server.store.scripts import Scripts
 from server.tuning.pipelining import AutoPipeline
@@ -25,12 +25,13 @@ async def subscribed(redis: Redis, channel: str) -> Any:
 
 
 async def messages(pubsub: Any, count: int, within: float = 5.0) -> list[dict[str, Any]]:
+    """The next ``count`` events on the channel (a message may hold several)."""
     got: list[dict[str, Any]] = []
     async with asyncio.timeout(within):
         while len(got) < count:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None:
-                got.append(unpack_published(message["data"]))
+                got.extend(unpack_published_all(message["data"]))
     return got
 
 

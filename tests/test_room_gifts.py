@@ -1,11 +1,11 @@
-"""On one node a gift's debit and its announcement are one call (room_gifts.lua).
+"""On one node a gift's debit, credit and announcement are one call (room_gifts.lua).
 
-These hold ``RoomGifts`` to what ``gift.lua`` then ``room_event.lua`` did, on
-the real scripts and the real Valkey: each gift debited once, shown once,
-in order; a refused gift or a retry shown not at all by the call; a call
-that fails half way moves no money twice when its gifts are retried. The
-last test is the viewer's side: a combo counts only the gifts that went
-through.
+These hold ``RoomGifts`` to what ``gift.lua``, ``room_event.lua`` and
+``settle.lua`` did, on the real scripts and the real Valkey: each gift
+debited and credited once, shown once, in order; a refused gift or a
+retry shown not at all by the call; a call that fails half way moves no
+money twice when its gifts are retried. The last test is the viewer's
+side: a combo counts only the gifts that went through.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from server.money.room_gifts import GIFTS_PER_CALL, RoomGifts, SentGift
 from server.money.wallet import GiftOrder, Wallets
 from server.rooms.room_log import RoomLog, event_payload
 from server.settings import Settings
+from server.store.calls import as_text
 from server.store.scripts import Scripts, source
 from server.tuning.pipelining import AutoPipeline
 from tests.client import Api, RoomClient
@@ -76,11 +77,18 @@ async def test_a_rooms_gifts_sent_together_share_calls_and_are_each_paid_and_sho
     assert [(event["seq"], event["sender"]) for event in heard] == [
         (n + 1, sender) for n, sender in enumerate(senders)
     ]
-    # Paid for, as gift.lua pays: the ledger entry and the creator's pending credit.
+    # Paid for as gift.lua pays (the ledger entry), and credited to the room's
+    # creator in the same call: nothing waits in an outbox.
     for sender in senders:
         keys = parts.wallets.keys(sender)
         assert await redis.xlen(keys.ledger) == 2  # the grant, the gift
-        assert await redis.hget(keys.outbox, f"{sender}:r1") is not None
+        assert await redis.hget(keys.outbox, f"{sender}:r1") is None
+    creator = await parts.wallets.balances("busy")
+    assert (creator["received"], creator["diamonds"]) == (3 * len(senders), len(senders))
+    credits: list[Any] = await redis.xrange(parts.wallets.keys("busy").ledger) or []
+    assert [as_text(fields[b"gift_key"]) for _, fields in credits] == [
+        f"{sender}:r1" for sender in senders
+    ]
     view = await parts.room_log.view("busy", 0)
     assert [event["seq"] for event in view.missed] == list(range(1, len(senders) + 1))
     await pubsub.aclose()

@@ -11,10 +11,11 @@
 A crash after 2 loses nothing: the client retries the request id, step 2
 answers with the first outcome, and steps 3-4 run again harmlessly.
 
-On a single Redis node with script batching, steps 2 and 3 are one call
-(``RoomGifts``): the gift's event, combo included, is built before the
-debit, and a send that does not go through takes its combo hit back. The
-event's seq is then kept in the request's record, so a retry is acked
+On a single Redis node with script batching, steps 2 to 4 are one call
+(``RoomGifts``): the creator is credited in the same call as the debit, so
+there is nothing to settle. The gift's event, combo included, is built
+before the debit, and a send that does not go through takes its combo hit
+back. The event's seq is kept in the request's record, so a retry is acked
 with it and shown nowhere again.
 """
 
@@ -140,8 +141,8 @@ class Gifting:
                 streaks.take_back(streak, count)
             # Shown (once) as what the first request bought, where it was paid.
             return await self._announce(user, order.request_id, outcome, streaks, order.now_ms)
+        # Credited to the creator by the same call: nothing to settle.
         self._count(gift, outcome)
-        self._settler.submit(self._pending_credit(user, room, outcome, order.now_ms))
         return self._ack(order.request_id, outcome, outcome.seq)
 
     @staticmethod

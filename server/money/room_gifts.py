@@ -18,7 +18,9 @@ shown, by the caller, through ``room_event.lua`` (``Gifting``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from server.core.earnings_keys import reports_pending_key
 from server.money.wallet import GiftOrder, GiftOutcome, Wallets
 from server.rooms.room_log import RoomLog
 from server.store.calls import guarded
@@ -32,6 +34,8 @@ from server.tuning.script_groups import ScriptGroups
 GIFTS_PER_CALL = 8
 # gift.lua's eight values (the last the seq), then published.
 REPLY_WIDTH = 9
+# Per gift: gift.lua's wallet, ledger and request record.
+GIFT_KEYS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +58,27 @@ class RoomGifts:
         assert isinstance(call, BatchedScript), "scripts registered without the pipeline"
         self._wallets = wallets
         self._room_log = room_log
-        self._calls = ScriptGroups(
-            pipeline, call.script, room_log.call_head, REPLY_WIDTH, GIFTS_PER_CALL
-        )
+        self._pending = reports_pending_key(wallets.key_prefix)
+        self._calls = ScriptGroups(pipeline, call.script, self._head, REPLY_WIDTH, GIFTS_PER_CALL)
+
+    def _head(self, room: str) -> tuple[list[Any], list[Any]]:
+        """The keys and args of a room's call before its gifts'. A room's creator is the room."""
+        keys, args = self._room_log.call_head(room)
+        creator = self._wallets.keys(room)
+        return [*keys, creator.wallet, creator.ledger, self._pending], [*args, room]
 
     async def send(self, order: GiftOrder, event_payload: bytes) -> SentGift:
-        """Debit the sender and, if paid now, publish ``event_payload`` in the room.
+        """Debit the sender, credit the creator and, if paid now, publish
+        ``event_payload`` in the room.
 
         The order's room is its creator's. Raises what ``Wallets.send_gift``
         raises for a refusal.
         """
+        if order.creator != order.room:
+            raise ValueError("a room's gifts go to the room's creator")
         keys, args = self._wallets.gift_call(order)
-        call = self._calls.add(order.room, keys, [*args, event_payload])
+        # gift.lua's outbox key is not needed: the creator is credited in the call.
+        call = self._calls.add(order.room, keys[:GIFT_KEYS], [*args, event_payload])
         reply = await guarded(call)
         outcome = self._wallets.gift_outcome(order, reply[:8])
         return SentGift(outcome, bool(int(reply[8])))

@@ -118,6 +118,10 @@ class Wallets:
         self._settings = settings
         self._pipeline = pipeline
 
+    @property
+    def key_prefix(self) -> str:
+        return self._settings.key_prefix
+
     def keys(self, user: str) -> WalletKeys:
         return WalletKeys(self._settings.key_prefix, user)
 

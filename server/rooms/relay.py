@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import hiredis
+import msgpack
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -34,7 +35,7 @@ from redis.exceptions import InvalidResponse, RedisClusterException, RedisError,
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from server.core.keys import RoomKeys
-from server.rooms.room_log import unpack_published
+from server.rooms.room_log import unpack_published_all
 from server.store.calls import FailureTally
 from server.tuning.pipelining import pack_command
 from server.tuning.taken_connection import NOT_ENOUGH_DATA, TakenConnection, take_connection
@@ -219,14 +220,15 @@ def _deliver(
     if room is None:
         return
     try:
-        event = unpack_published(data)
-    except (ValueError, TypeError):
+        events = unpack_published_all(data)
+    except (ValueError, TypeError, msgpack.UnpackException):
         log.error("undecodable room event", extra={"room": room})
         return
-    try:
-        on_event(room, event)
-    except Exception:  # a bug of ours: this event is lost, not the connection
-        log.exception("room event not delivered", extra={"room": room})
+    for event in events:
+        try:
+            on_event(room, event)
+        except Exception:  # a bug of ours: this event is lost, not the connection
+            log.exception("room event not delivered", extra={"room": room})
 
 
 class _ShardPubSub(PubSub):

@@ -37,11 +37,33 @@ def event_payload(event: dict[str, Any]) -> bytes:
 
 
 def unpack_published(message: bytes) -> dict[str, Any]:
-    """The event dict of a published message, with its ``seq`` filled in."""
+    """The event dict of a message holding one event, with its ``seq`` filled in."""
     seq, _, payload = message.partition(b":")
     event: dict[str, Any] = msgpack.unpackb(payload, raw=False)
     event["seq"] = int(seq)
     return event
+
+
+def unpack_published_all(message: bytes) -> list[dict[str, Any]]:
+    """The events of a published message, each with its ``seq`` filled in.
+
+    A message is ``<first seq>:`` and one or more events, each one MessagePack
+    map, one after the other (``room_gifts.lua`` publishes a call's gifts in
+    one message), with consecutive seqs.
+    """
+    seq, _, payload = message.partition(b":")
+    first = int(seq)
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(payload)
+    events: list[dict[str, Any]] = []
+    for offset, event in enumerate(unpacker):
+        if not isinstance(event, dict):
+            raise ValueError("a room event that is not a map")
+        event["seq"] = first + offset
+        events.append(event)
+    if not events:
+        raise ValueError("a room message without events")
+    return events
 
 
 ResumeStatus = Literal["none", "ok", "too_far_behind", "ahead"]

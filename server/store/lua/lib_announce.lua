@@ -9,9 +9,6 @@
 -- announce(room, marker, payload) returns seq, published: the event's new
 -- seq and 1, or, when the marker says the event key was seen before, its
 -- first seq and 0 with nothing written.
--- number_and_publish(room, payload) returns the new seq: announce without a
--- marker, for an event whose once-only record is kept elsewhere (a gift's
--- request record, room_gifts.lua).
 
 local function room_of(seq, history, channel, history_length, marker_ttl, publish)
   return {
@@ -20,19 +17,14 @@ local function room_of(seq, history, channel, history_length, marker_ttl, publis
   }
 end
 
-local function number_and_publish(room, payload)
-  local seq = redis.call("INCR", room.seq)
-  redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*", "s", seq, "d", payload)
-  redis.call(room.publish, room.channel, digits(seq) .. ":" .. payload)
-  return seq
-end
-
 local function announce(room, marker, payload)
   local previous = redis.call("GET", marker)
   if previous then
     return tonumber(previous), 0
   end
-  local seq = number_and_publish(room, payload)
+  local seq = redis.call("INCR", room.seq)
+  redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*", "s", seq, "d", payload)
   redis.call("SET", marker, seq, "EX", room.ttl)
+  redis.call(room.publish, room.channel, digits(seq) .. ":" .. payload)
   return seq, 1
 end

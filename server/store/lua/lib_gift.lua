@@ -3,12 +3,15 @@
 -- server puts it in front of a script's text (server/store/scripts.py),
 -- after lib_numbers.lua.
 --
--- commit_gift(K, A, announce): K and A are gift.lua's KEYS and ARGV, in the
--- same order, and it returns what gift.lua returns. `announce`, when given,
--- is called once every check has passed, before the first write, and returns
--- the seq of the gift's room event, which the request's record keeps: a
--- retry of the request is then answered with that seq and shown nowhere
--- again. See gift.lua.
+-- commit_gift(K, A, announce, credit): K and A are gift.lua's KEYS and ARGV,
+-- in the same order, and it returns what gift.lua returns. See gift.lua.
+-- `announce`, when given, is called once every check has passed, before the
+-- first write, and returns the seq of the gift's room event, which the
+-- request's record keeps: a retry of the request is then answered with that
+-- seq and shown nowhere again.
+-- `credit`, when given, is called with (cost, share, gift key) in place of
+-- writing the creator's pending credit to the outbox (K[4], then unused):
+-- the caller credits the creator in the same call.
 --
 -- The user's gift token bucket lives in the wallet hash (`gift_mtokens`,
 -- thousandths of a token, and `gift_ms`), so that one HMGET reads and one
@@ -29,7 +32,7 @@ local function recorded(previous)
   return {"ok", tonumber(balance), tonumber(cost), 1, gift, tonumber(count), room, tonumber(seq) or 0}
 end
 
-local function commit_gift(K, A, announce)
+local function commit_gift(K, A, announce, credit)
   local previous = redis.call("GET", K[3])
   if previous then
     return recorded(previous)
@@ -92,11 +95,15 @@ local function commit_gift(K, A, announce)
     record = record .. "|" .. digits(seq)
   end
   redis.call("SET", K[3], record, "EX", A[9])
-  -- The creator's credit, settled on the creator's shard by settle.lua. The
-  -- share is fixed now so that a late settlement credits what was promised;
-  -- the gift and count ride along for the creator's earnings reports.
-  redis.call("HSET", K[4], gift_key,
-    A[6] .. "|" .. digits(cost) .. "|" .. digits(share) .. "|" .. A[8] .. "|" .. A[7]
-    .. "|" .. A[3] .. "|" .. digits(count))
+  if credit then
+    credit(cost, share, gift_key)
+  else
+    -- The creator's credit, settled on the creator's shard by settle.lua. The
+    -- share is fixed now so that a late settlement credits what was promised;
+    -- the gift and count ride along for the creator's earnings reports.
+    redis.call("HSET", K[4], gift_key,
+      A[6] .. "|" .. digits(cost) .. "|" .. digits(share) .. "|" .. A[8] .. "|" .. A[7]
+      .. "|" .. A[3] .. "|" .. digits(count))
+  end
   return {"ok", balance, cost, 0, A[3], count, A[7], seq}
 end

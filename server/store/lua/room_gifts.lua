@@ -1,45 +1,99 @@
--- room_gifts.lua: gifts sent in one room, each committed and, if it went
--- through, announced, in one call. On a single Redis node only: it touches
--- the senders' wallets and the room's log, which a Redis Cluster keeps on
--- different slots (there, gift.lua and room_event.lua run one after the
--- other). One round trip per gift instead of two; and a gift is never paid
--- for without being shown, even if the server dies right after.
+-- room_gifts.lua: gifts sent in one room, each paid for, credited to the
+-- room's creator and shown, in one call. On a single Redis node only: it
+-- touches the senders' wallets, the creator's and the room's log, which a
+-- Redis Cluster keeps on different slots (there, gift.lua, room_event.lua and
+-- settle.lua run one after the other). One round trip per call of up to a
+-- few gifts; no pending credit to settle; and a gift is never paid for
+-- without being credited and shown, even if the server dies right after.
 --
 -- KEYS[1]          seq      STRING {r:room}:seq
 -- KEYS[2]          history  STREAM {r:room}:history
--- KEYS[3+4(i-1)..] gift i: gift.lua's four KEYS
+-- KEYS[3]          creator wallet  HASH   {w:creator}:wallet (the room's creator)
+-- KEYS[4]          creator ledger  STREAM {w:creator}:ledger
+-- KEYS[5]          reports pending SET    creators with credits to count (reports.py)
+-- KEYS[6+3(i-1)..] gift i: gift.lua's first three KEYS (wallet, ledger, request)
 -- ARGV[1..4]       room_event.lua's: channel, history length, marker ttl,
 --                  PUBLISH or SPUBLISH
--- ARGV[5+14(i-1)..] gift i: gift.lua's thirteen ARGV (its room is this
---                  room), then its event's payload (encoded, without seq)
+-- ARGV[5]          the creator's user id
+-- ARGV[6+14(i-1)..] gift i: gift.lua's thirteen ARGV (its creator and room
+--                  are this call's), then its event's payload (encoded,
+--                  without seq)
 --
--- Gifts run in order, each as gift.lua would run it, with its event
--- numbered and published as soon as it is paid. The event's seq goes into
--- the request's record instead of an event marker: a retry of the request
--- is answered with that seq (as a duplicate) and shown nowhere again.
+-- Gifts run in order, each checked as gift.lua checks it. A gift paid for
+-- now gets the room's next seq, which its request record keeps (a retry is
+-- answered with it and shown nowhere again), its event is kept in the
+-- history, and the creator is credited as settle.lua would credit it: a
+-- `credit` entry in the creator's ledger. Summed over the call: the
+-- creator's wallet fields, once; the seq, once; one PUBLISH of every event
+-- paid now, "<first seq>:" and their payloads one after the other (each is
+-- one MessagePack value, so a reader takes them apart in order).
+--
 -- Returns nine values per gift: gift.lua's eight (seq is the event's, new
 -- or recorded; 0 for a refusal, or for a duplicate paid through gift.lua,
 -- whose caller announces it with room_event.lua), then published (1 when
--- announced by this call).
+-- paid and shown by this call).
 
-local GIFT_KEYS, GIFT_ARGS = 4, 13
-local gifts = (#KEYS - 2) / GIFT_KEYS
-if gifts < 1 or gifts ~= math.floor(gifts) or #ARGV - 4 ~= gifts * (GIFT_ARGS + 1) then
-  return redis.error_reply("room_gifts.lua: four keys and fourteen arguments per gift")
+local GIFT_KEYS, GIFT_ARGS, HEAD_KEYS, HEAD_ARGS = 3, 13, 5, 5
+local gifts = (#KEYS - HEAD_KEYS) / GIFT_KEYS
+if gifts < 1 or gifts ~= math.floor(gifts) or #ARGV - HEAD_ARGS ~= gifts * (GIFT_ARGS + 1) then
+  return redis.error_reply("room_gifts.lua: three keys and fourteen arguments per gift")
 end
 local room = room_of(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local stored_seq = redis.call("GET", room.seq)
+local last_seq = tonumber(stored_seq or "0")
+if not last_seq then
+  -- Checked before any gift: a damaged seq must not stop the call half way.
+  return redis.error_reply("room_gifts.lua: the room's seq is not a number")
+end
+local creator = ARGV[5]
+local payloads = {}
+local first_seq = last_seq + 1
+local credited = {coins = 0, diamonds = 0, platform = 0}
+
 local out = {}
 for i = 0, gifts - 1 do
-  local key_base, arg_base = 2 + i * GIFT_KEYS, 4 + i * (GIFT_ARGS + 1)
+  local key_base, arg_base = HEAD_KEYS + i * GIFT_KEYS, HEAD_ARGS + i * (GIFT_ARGS + 1)
   local keys, args = {}, {}
   for k = 1, GIFT_KEYS do keys[k] = KEYS[key_base + k] end
   for a = 1, GIFT_ARGS do args[a] = ARGV[arg_base + a] end
+  if args[6] ~= creator then
+    return redis.error_reply("room_gifts.lua: a gift to another creator than the call's")
+  end
+  local payload = ARGV[arg_base + GIFT_ARGS + 1]
   local published = 0
-  local outcome = commit_gift(keys, args, function()
+  local function announce()
     published = 1
-    return number_and_publish(room, ARGV[arg_base + GIFT_ARGS + 1])
-  end)
+    last_seq = last_seq + 1
+    redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*",
+      "s", digits(last_seq), "d", payload)
+    payloads[#payloads + 1] = payload
+    return last_seq
+  end
+  local function credit(cost, share, gift_key)
+    local diamonds = math.floor(cost * share / 100)
+    local platform = cost - diamonds
+    credited.coins = credited.coins + cost
+    credited.diamonds = credited.diamonds + diamonds
+    credited.platform = credited.platform + platform
+    redis.call("XADD", KEYS[4], "*",
+      "kind", "credit", "gift_key", gift_key, "coins", digits(cost),
+      "diamonds", digits(diamonds), "platform", digits(platform), "ts", args[8],
+      "sender", args[1], "gift", args[3], "count", args[4], "paid", args[8])
+  end
+  local outcome = commit_gift(keys, args, announce, credit)
   for v = 1, 8 do out[#out + 1] = outcome[v] end
   out[#out + 1] = published
+end
+
+if #payloads > 0 then
+  redis.call("SET", room.seq, digits(last_seq))
+  redis.call(room.publish, room.channel, digits(first_seq) .. ":" .. table.concat(payloads))
+  local wallet = redis.call("HMGET", KEYS[3], "diamonds", "diamonds_earned", "received", "platform")
+  redis.call("HSET", KEYS[3],
+    "diamonds", digits(tonumber(wallet[1] or "0") + credited.diamonds),
+    "diamonds_earned", digits(tonumber(wallet[2] or "0") + credited.diamonds),
+    "received", digits(tonumber(wallet[3] or "0") + credited.coins),
+    "platform", digits(tonumber(wallet[4] or "0") + credited.platform))
+  redis.call("SADD", KEYS[5], creator)
 end
 return out
