@@ -123,6 +123,10 @@ class Plan:
     # How long idle connections are left before the CPU of a server that
     # pings them is read, and the least it is read over: its ping interval.
     idle_settle_seconds: float
+    # The checkout whose server package giftstream runs from: this one, or
+    # another (an earlier commit) to compare with, drivers and baselines
+    # staying this one's.
+    server_root: Path = REPO_ROOT
 
 
 @dataclass
@@ -232,7 +236,12 @@ class Child:
 
     @classmethod
     async def start(
-        cls, name: str, argv: Sequence[str], cpu: int | None, env: dict[str, str] | None = None
+        cls,
+        name: str,
+        argv: Sequence[str],
+        cpu: int | None,
+        env: dict[str, str] | None = None,
+        cwd: Path = REPO_ROOT,
     ) -> Child:
         def prepare() -> None:
             raise_fd_limit()
@@ -241,7 +250,7 @@ class Child:
 
         process = await asyncio.create_subprocess_exec(
             *argv,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -305,9 +314,13 @@ class Child:
 
 @contextlib.asynccontextmanager
 async def child(
-    name: str, argv: Sequence[str], cpu: int | None, env: dict[str, str] | None = None
+    name: str,
+    argv: Sequence[str],
+    cpu: int | None,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO_ROOT,
 ) -> AsyncIterator[Child]:
-    started = await Child.start(name, argv, cpu, env)
+    started = await Child.start(name, argv, cpu, env, cwd)
     try:
         yield started
     finally:
@@ -325,7 +338,10 @@ async def giftstream(
     argv = [sys.executable, "-m", "server", "serve", "--port", "0"]
     argv += ["--redis-url", redis_url, "--key-prefix", prefix]
     env = server_environment(TOKEN_SECRET, work / f"data-{prefix}", **settings)
-    async with child("giftstream", argv, plan.server_cpu, env) as server:
+    if plan.server_root != REPO_ROOT:
+        # ``-m server`` then finds that checkout's package before this one's.
+        env["PYTHONPATH"] = str(plan.server_root)
+    async with child("giftstream", argv, plan.server_cpu, env, plan.server_root) as server:
         found = await server.line(re.escape(LISTENING) + r" http://[^:]+:(\d+)")
         port = int(found.group(1))
         await wait_ready(port)
@@ -1483,6 +1499,22 @@ def machine() -> dict[str, Any]:
     }
 
 
+def checkout_commit(root: Path) -> str:
+    """The commit a checkout is at (with "+changes" when its files differ), or "?"."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return commit + ("+changes" if dirty else "")
+
+
 def profile_summary(path: Path, top: int = 12) -> str:
     """Where the server's time went, from py-spy's collapsed stacks: own time
     per function, and time inside each of giftstream's own functions."""
@@ -1596,6 +1628,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         appendfsync=args.appendfsync,
         profile_dir=args.profile,
         idle_settle_seconds=0.0 if quick else PING_INTERVAL_SECONDS,
+        server_root=(args.server_root or REPO_ROOT).resolve(),
     )  # fmt: skip
 
 
@@ -1641,6 +1674,13 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--profile", type=Path, help="py-spy the giftstream server into this dir")
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        help="run the giftstream server from this checkout (say, a worktree of an earlier "
+        "commit) to compare it in the same conditions; the drivers and baselines stay this "
+        "checkout's",
+    )
     args = parser.parse_args()
     plan = build_plan(args)
     sections = args.only or ["money", "fanout", "memory"]
@@ -1654,11 +1694,12 @@ def main() -> int:
         if plan.server_cpu is not None
         else "no pinning"
     )
+    info["server"] = checkout_commit(plan.server_root)
     print(
         f"giftstream bench, {info['date']}, {info['cores']} cores {info['machine']} "
         f"({info['cpu']}), Python {info['python']}; {pinning}; "
-        f"Valkey appendfsync {plan.appendfsync}; over the run "
-        f"the host kept {info['steal']:.0%} of the cores' time (steal)"
+        f"Valkey appendfsync {plan.appendfsync}; giftstream server at {info['server']}; "
+        f"over the run the host kept {info['steal']:.0%} of the cores' time (steal)"
     )
     print(table(rows))
     if plan.profile_dir is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgpack
+import pytest
 from redis.asyncio import Redis
 
-from server.rooms.room_log import RoomLog, unpack_published_all
+from server.rooms.room_log import RoomLog, event_payload, unpack_published_all
 from server.settings import Settings
-from server.store.scripts import Scripts
+from server.store.scripts import Scripts, source
 from server.tuning.pipelining import AutoPipeline
 
 
@@ -42,6 +44,8 @@ async def test_events_of_a_room_made_together_are_one_call_numbered_in_order_onc
     log = RoomLog(
         redis, Scripts.register(redis, pipeline), Settings(key_prefix=key_prefix), pipeline
     )
+    # Loaded already, so that no call is counted twice for a NOSCRIPT retry.
+    await redis.script_load(source("room_event"))
     pubsub = await subscribed(redis, log.keys("busy").channel)
     keys = [f"gift-{n}" for n in range(100)] + ["gift-7"]  # the last: a retry, same key
     results = await asyncio.gather(
@@ -74,3 +78,20 @@ async def test_a_failed_call_fails_every_event_of_its_batch(redis: Redis, key_pr
     )
     assert [type(r).__name__ for r in results] == ["Unavailable"] * 3
     await pipeline.close()
+
+
+def test_a_message_of_several_events_numbers_them_from_its_first_seq() -> None:
+    first = event_payload({"type": "gift", "seq": 99, "sender": "a"})
+    second = event_payload({"type": "gift", "sender": "b"})
+    events = unpack_published_all(b"41:" + first + second)
+    assert [(event["seq"], event["sender"]) for event in events] == [(41, "a"), (42, "b")]
+    # One event is the same format room_event.lua publishes.
+    assert unpack_published_all(b"7:" + second) == [{"type": "gift", "sender": "b", "seq": 7}]
+
+
+@pytest.mark.parametrize(
+    "message", [b"3:", b"3:" + msgpack.packb([1, 2]), b"x:" + msgpack.packb({})]
+)
+def test_a_message_that_is_not_events_is_refused(message: bytes) -> None:
+    with pytest.raises(ValueError, match=r"event|invalid literal"):
+        unpack_published_all(message)
