@@ -184,6 +184,10 @@ async def test_http_errors_are_problem_documents(server: Any) -> None:
         assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_package")
         bad_user = await http.post("/api/dev/token", json={"user": "no spaces"})
         assert bad_user.json()["code"] == "bad_field"
+        roles: list[object] = [[], {"a": 1}, 7, "admin"]
+        for role in roles:  # a list once raised TypeError: a 500
+            bad_role = await http.post("/api/dev/token", json={"user": "alice", "role": role})
+            assert (bad_role.status_code, bad_role.json()["code"]) == (400, "bad_request"), role
         bad_json = await http.post("/api/orders", content=b"{", headers=headers)
         assert bad_json.json()["code"] == "bad_request"
         missing = await http.post("/api/sandbox/pay/" + "0" * 32, headers=headers)

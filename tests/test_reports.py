@@ -8,6 +8,8 @@ longer than one call.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -100,3 +102,50 @@ async def test_a_backlog_longer_than_a_run_is_counted_in_runs(
     assert last
     assert await redis.get(EarningsKeys(key_prefix, "carol").cursor) == last[0][0]
     assert await reports.catch_up("carol") == 0
+
+
+async def test_a_run_left_half_written_is_finished_by_the_next_process_exactly(
+    redis: Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's sums go out in chunks; a process that dies between two leaves
+    the run's progress, and whoever counts next goes on from the chunk it
+    names, with the same sums: the reports end as if counted in one go."""
+    monkeypatch.setattr(reports_module, "CHUNK_OPS", 5)
+    paid = credits(12)
+    for prefix in (f"{key_prefix}:whole", f"{key_prefix}:cut"):
+        wallets = Wallets(redis, Scripts.register(redis), Settings(key_prefix=prefix))
+        await wallets.settle_many(paid, T0)
+
+    await reports_for(redis, f"{key_prefix}:whole").catch_up("carol")
+
+    scripts = Scripts.register(redis)
+    calls: list[int] = []
+
+    def dies_after_two_chunks(keys: Sequence[Any] = (), args: Sequence[Any] = ()) -> Any:
+        calls.append(int(args[3]))  # the run's number of chunks
+        if len(calls) > 2:
+            raise ConnectionError("the process died")
+        return scripts.report(keys=keys, args=args)
+
+    cut = Reports(redis, replace(scripts, report=dies_after_two_chunks), f"{key_prefix}:cut")
+    with pytest.raises(ConnectionError):
+        await cut.catch_up("carol")
+    assert calls[0] > 2  # more chunks than were written
+    keys = EarningsKeys(f"{key_prefix}:cut", "carol")
+    assert await redis.get(keys.cursor) is None  # the run is not counted yet...
+    assert as_text(await redis.get(keys.run)).split("|")[1] == "2"  # ...two chunks of it are
+
+    assert await reports_for(redis, f"{key_prefix}:cut").catch_up("carol") == 12
+    assert await redis.exists(keys.run) == 0
+    for report in ("all", "stream"):
+        whole = EarningsKeys(f"{key_prefix}:whole", "carol")
+        for name in ("", ":coins", ":diamonds"):
+            a = getattr(whole, "all_time" if report == "all" else "stream").totals + name
+            b = getattr(keys, "all_time" if report == "all" else "stream").totals + name
+            kind = as_text(await redis.type(a))
+            if kind == "hash":
+                assert await redis.hgetall(a) == await redis.hgetall(b), a
+            else:
+                assert await redis.zrange(a, 0, -1, withscores=True) == await redis.zrange(
+                    b, 0, -1, withscores=True
+                ), a

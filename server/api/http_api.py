@@ -98,7 +98,7 @@ async def post_dev_token(request: Request) -> Response:
         raise NotFound("dev tokens are issued in demo mode only")
     body = await json_body(request)
     role = body.get("role", "viewer")
-    if role not in {r.value for r in Role if r is not Role.ANONYMOUS}:
+    if not isinstance(role, str) or role not in {r.value for r in Role if r is not Role.ANONYMOUS}:
         raise BadRequest("role must be viewer, creator or overlay")
     s = services.settings
     token = issue_token(

@@ -74,10 +74,15 @@ class EarningsKeys:
         """The id of the last ledger entry the reports have counted."""
         return f"{self._base}:cursor"
 
+    @property
+    def run(self) -> str:
+        """The progress of a run being written in chunks (report.lua)."""
+        return f"{self._base}:run"
+
     def for_report(self, days: Sequence[int]) -> list[str]:
-        """The keys of a ``report.lua`` call: the cursor, all time, the stream,
-        then each of ``days``."""
-        keys = [self.cursor, *self.all_time.all(), *self.stream.all()]
+        """The keys of a ``report.lua`` call: the cursor, the run's progress,
+        all time, the stream, then each of ``days``."""
+        keys = [self.cursor, self.run, *self.all_time.all(), *self.stream.all()]
         for day in days:
             keys += self.day(day).all()
         return keys

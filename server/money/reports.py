@@ -1,24 +1,25 @@
 """A creator's earnings reports, counted from their ledger off the gift's path.
 
-``settle.lua`` credits a creator and writes one ``credit`` entry per gift in
-their ledger; it used to count each gift into the reports too, some thirty
-commands a gift in a storm. Here the credits are counted later, a run at a
-time: the entries after the report cursor are read, summed in Python
-(``server/core/report_sums.py``) and written by ``report.lua``, one command
-per field or supporter per run, only if the cursor has not moved meanwhile.
-So each credit counts exactly once, whichever process counts it and however
-often one crashes, and a supporter who sent a hundred gifts in a second
+Each gift's credit is a ``credit`` entry in the creator's ledger (written by
+``settle.lua`` or ``room_gifts.lua``). Counting each gift into the reports
+as it is credited cost some thirty commands a gift in a storm; here the
+credits are counted later, a run at a time: the entries after the report
+cursor are read, summed in Python (``server/core/report_sums.py``: each
+field and each supporter once per run) and written by ``report.lua`` in
+chunks of about a millisecond each. The run's progress, kept in Redis, says
+which chunk is next; the last chunk moves the cursor. So each credit counts
+exactly once, whichever process counts it and however often one dies half
+way through a run, and a supporter who sent a hundred gifts in a second
 costs one ``ZINCRBY`` a report, not a hundred.
 
-Who counts what: after each settlement the settling process adds the
-creator to a set of creators with credits to count
-(``reports_pending_key``); every process's worker takes creators from it
-once a second (``SREM`` says which process took one) and counts their runs.
-Reading a creator's earnings counts what is left first, so a creator never
-sees reports behind their wallet. A mark lost in a crash between the credit
-and the ``SADD`` delays the reports only until that creator's next credit,
-or until they read their earnings: the cursor, not the mark, says what is
-counted.
+Who counts what: the call that credits a creator adds them to a set of
+creators with credits to count (``reports_pending_key``); every process's
+worker takes creators from it once a second (``SREM`` says which process
+took one) and counts their runs. Reading a creator's earnings counts what
+is left first, so a creator never sees reports behind their wallet. A mark
+lost in a crash between a settlement and its ``SADD`` delays the reports
+only until that creator's next credit, or until they read their earnings:
+the cursor, not the mark, says what is counted.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,14 +42,43 @@ from server.store.scripts import Scripts
 
 log = logging.getLogger(__name__)
 
-# Ledger entries read and counted per report.lua call: a storm's second of
-# one room's gifts in a few calls, each holding Redis for a millisecond or so.
-RUN_ENTRIES = 1000
+# Ledger entries a run counts at most: a storm's second of one room's gifts,
+# so that a supporter who gave in that second costs one ZINCRBY a report.
+RUN_ENTRIES = 20_000
+# Ledger entries read per XRANGE: one read holds Redis for a millisecond or so.
+PAGE_ENTRIES = 1000
+# Additions per report.lua call: a run's sums are written in chunks of this
+# many, each call holding Redis for about a millisecond.
+CHUNK_OPS = 400
 # Runs per catch-up: a longer backlog is left to the worker's next round.
-MAX_RUNS = 20
+MAX_RUNS = 10
 WORKER_INTERVAL_SECONDS = 1.0
-# KEYS of report.lua: the cursor, then three keys each for all time and the stream.
-_ALL_TIME, _STREAM, _FIRST_DAY = 2, 5, 8
+# KEYS of report.lua: the cursor, the run's progress, then three keys each for
+# all time and the stream.
+_ALL_TIME, _STREAM, _FIRST_DAY = 3, 6, 9
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """A run written in part: its last entry, the chunk next, how many, the stream before."""
+
+    last_id: str
+    next_chunk: int
+    chunks: int
+    stream_before: StreamState
+
+    @classmethod
+    def parse(cls, text: str) -> RunProgress:
+        last_id, next_chunk, chunks, started, last = text.split("|")
+        before = StreamState(int(started) if started else None, int(last) if last else None)
+        return cls(last_id, int(next_chunk), int(chunks), before)
+
+
+def stream_text(stream: StreamState) -> str:
+    """The stream state as report.lua keeps it in a run's progress."""
+    if stream.started is None or stream.last is None:
+        return "|"
+    return f"{stream.started}|{stream.last}"
 
 
 class Reports:
@@ -61,34 +92,72 @@ class Reports:
     async def catch_up(self, creator: str) -> int:
         """Count the creator's credits not counted yet; how many this call counted."""
         keys = EarningsKeys(self._prefix, creator)
-        ledger = WalletKeys(self._prefix, creator).ledger
         counted = 0
         for _ in range(MAX_RUNS):
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(keys.cursor)
+            pipe.get(keys.run)
             pipe.hmget(keys.stream.totals, ["started", "last"])
-            cursor_raw, (started, last) = await guarded(pipe.execute())
+            cursor_raw, progress_raw, (started, last) = await guarded(pipe.execute())
             cursor = as_text(cursor_raw) if cursor_raw is not None else ""
-            entries = await guarded(
-                self._redis.xrange(ledger, f"({cursor}" if cursor else "-", "+", RUN_ENTRIES)
-            )
-            if not entries:
-                break
+            progress = RunProgress.parse(as_text(progress_raw)) if progress_raw else None
+            if progress is None:
+                entries = await self._entries(creator, cursor, "+", RUN_ENTRIES)
+                if not entries:
+                    break
+                last_id = as_text(entries[-1][0])
+                before = StreamState(_int_or_none(started), _int_or_none(last))
+                next_chunk = 0
+            else:
+                # A run left half written: the same entries make the same sums.
+                last_id, before = progress.last_id, progress.stream_before
+                entries = await self._entries(creator, cursor, last_id, None)
+                next_chunk = progress.next_chunk
             credits = [
                 credit
                 for _, fields in entries
                 if (credit := Credit.from_entry(_text_fields(fields or {}))) is not None
             ]
-            stream = StreamState(_int_or_none(started), _int_or_none(last))
-            sums = sum_credits(credits, stream)
-            call_keys, args = report_call(keys, cursor, as_text(entries[-1][0]), sums)
-            if not await guarded(self._scripts.report(keys=call_keys, args=args)):
-                continue  # another process counted this run: read on from where it left
+            sums = sum_credits(credits, before)
+            call_keys, head, chunks = report_calls(keys, cursor, last_id, before, sums)
+            if progress is not None and progress.chunks != len(chunks):
+                log.error(
+                    "a half-written report run does not match its sums", extra={"creator": creator}
+                )
+                break
+            if not await self._write(call_keys, head, chunks, next_chunk):
+                continue  # another process counts this run: read on from where it is
             counted += sums.credits
             if len(entries) < RUN_ENTRIES:
                 break
         self.counted += counted
         return counted
+
+    async def _entries(self, creator: str, cursor: str, until: str, most: int | None) -> list[Any]:
+        """Ledger entries after ``cursor`` up to ``until`` (inclusive, or "+"), a page at a time."""
+        ledger = WalletKeys(self._prefix, creator).ledger
+        entries: list[Any] = []
+        after = cursor
+        while most is None or len(entries) < most:
+            count = PAGE_ENTRIES if most is None else min(PAGE_ENTRIES, most - len(entries))
+            page = await guarded(
+                self._redis.xrange(ledger, f"({after}" if after else "-", until, count)
+            )
+            entries += page or []
+            if not page or len(page) < count:
+                break
+            after = as_text(page[-1][0])
+        return entries
+
+    async def _write(
+        self, keys: list[str], head: list[Any], chunks: list[list[Any]], first: int
+    ) -> bool:
+        """report.lua for each chunk from ``first``; False once one finds the run moved."""
+        for index in range(first, len(chunks)):
+            args = [head[0], head[1], index, len(chunks), *head[2:], *chunks[index]]
+            if not await guarded(self._scripts.report(keys=keys, args=args)):
+                return False
+        return True
 
     async def mark(self, creators: list[str]) -> None:
         """These creators have new credits to count."""
@@ -124,17 +193,19 @@ class Reports:
                 log.exception("counting earnings reports failed; will retry")
 
 
-def report_call(
-    keys: EarningsKeys, cursor: str, last_id: str, sums: ReportSums
-) -> tuple[list[str], list[Any]]:
-    """``report.lua``'s KEYS and ARGV for a run from ``cursor`` to ``last_id``."""
+def report_calls(
+    keys: EarningsKeys, cursor: str, last_id: str, before: StreamState, sums: ReportSums
+) -> tuple[list[str], list[Any], list[list[Any]]]:
+    """``report.lua``'s KEYS, the ARGV every chunk of the run shares (less the
+    chunk's place, ARGV[3..4]), and each chunk's additions: at least one chunk."""
     days = list(sums.day_expiry_ms)
     places: dict[Scope, int] = {"all": _ALL_TIME, "stream": _STREAM}
     places.update({day: _FIRST_DAY + 3 * i for i, day in enumerate(days)})
     changed = sums.stream_changed
-    args: list[Any] = [
+    head: list[Any] = [
         cursor,
         last_id,
+        stream_text(before),
         RETENTION_SECONDS,
         "1" if sums.stream_reset else "0",
         str(sums.stream.started) if changed else "",
@@ -142,14 +213,19 @@ def report_call(
         len(days),
         *(sums.day_expiry_ms[day] for day in days),
     ]
+    additions: list[list[Any]] = []
     for scope, totals in sums.totals.items():
         for name, amount in totals.items():
-            args += ["h", places[scope], name, amount]
+            additions.append(["h", places[scope], name, amount])
     for scope, ranks in sums.supporters.items():
         for offset, measure in ((1, "coins"), (2, "diamonds")):
             for user, amount in ranks[measure].items():
-                args += ["z", places[scope] + offset, user, amount]
-    return keys.for_report(days), args
+                additions.append(["z", places[scope] + offset, user, amount])
+    chunks = [
+        [value for addition in additions[start : start + CHUNK_OPS] for value in addition]
+        for start in range(0, len(additions), CHUNK_OPS)
+    ]
+    return keys.for_report(days), head, chunks or [[]]
 
 
 def _text_fields(fields: dict[Any, Any]) -> dict[str, str]:
