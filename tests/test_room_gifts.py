@@ -173,3 +173,23 @@ async def test_a_combo_counts_only_the_gifts_that_went_through(server: Any, api:
     assert len({event["combo"]["id"] for event in events}) == 1
     await sender.close()
     await watcher.close()
+
+
+async def test_a_calls_events_share_one_history_entry_and_resume_from_any_of_them(
+    redis: Redis, parts: Parts
+) -> None:
+    senders = [f"h{n}" for n in range(GIFTS_PER_CALL)]
+    for sender in senders:
+        await parts.wallets.grant_coins(sender, 10, "welcome", NOW)
+    await asyncio.gather(*(parts.send(sender, "r1") for sender in senders))
+    await parts.send("h0", "r2")  # a call, and an entry, of its own
+    assert await redis.xlen(parts.room_log.keys("busy").history) == 2
+    for since in (0, 3, GIFTS_PER_CALL - 1, GIFTS_PER_CALL):
+        view = await parts.room_log.view("busy", since)
+        assert view.status == "ok"
+        assert [event["seq"] for event in view.missed] == list(range(since + 1, GIFTS_PER_CALL + 2))
+    assert [event["seq"] for event in await parts.room_log.recent("busy", 3)] == [
+        GIFTS_PER_CALL - 1,
+        GIFTS_PER_CALL,
+        GIFTS_PER_CALL + 1,
+    ]

@@ -36,14 +36,6 @@ def event_payload(event: dict[str, Any]) -> bytes:
     return pack_event({k: v for k, v in event.items() if k != "seq"})
 
 
-def unpack_published(message: bytes) -> dict[str, Any]:
-    """The event dict of a message holding one event, with its ``seq`` filled in."""
-    seq, _, payload = message.partition(b":")
-    event: dict[str, Any] = msgpack.unpackb(payload, raw=False)
-    event["seq"] = int(seq)
-    return event
-
-
 def unpack_published_all(message: bytes) -> list[dict[str, Any]]:
     """The events of a published message, each with its ``seq`` filled in.
 
@@ -149,7 +141,13 @@ class RoomLog:
             )
         )
         pairs = zip(flat[::2], flat[1::2], strict=True)
-        missed = [unpack_published(seq + b":" + data) for seq, data in pairs]
+        # An entry may hold several events, the oldest some seen already.
+        missed = [
+            event
+            for seq, data in pairs
+            for event in unpack_published_all(seq + b":" + data)
+            if since is None or event["seq"] > since
+        ]
         return RoomView(int(last), as_text(epoch), _status(as_text(status)), missed)
 
     async def last_seq(self, room: str) -> int:
@@ -158,8 +156,14 @@ class RoomLog:
 
     async def recent(self, room: str, count: int) -> list[dict[str, Any]]:
         """The last ``count`` events, oldest first."""
+        # Each entry holds at least one event: ``count`` entries hold enough.
         entries: Any = await guarded(self._redis.xrevrange(self.keys(room).history, count=count))
-        return [unpack_published(fields[b"s"] + b":" + fields[b"d"]) for _, fields in entries][::-1]
+        events = [
+            event
+            for _, fields in reversed(entries)
+            for event in unpack_published_all(fields[b"s"] + b":" + fields[b"d"])
+        ]
+        return events[-count:] if count > 0 else []
 
     async def announce(self, room: str, event: dict[str, Any]) -> None:
         """Show an event to the room's open sockets now, outside its sequence.

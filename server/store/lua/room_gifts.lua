@@ -21,12 +21,13 @@
 --
 -- Gifts run in order, each checked as gift.lua checks it. A gift paid for
 -- now gets the room's next seq, which its request record keeps (a retry is
--- answered with it and shown nowhere again), its event is kept in the
--- history, and the creator is credited as settle.lua would credit it: a
--- `credit` entry in the creator's ledger. Summed over the call: the
--- creator's wallet fields, once; the seq, once; one PUBLISH of every event
--- paid now, "<first seq>:" and their payloads one after the other (each is
--- one MessagePack value, so a reader takes them apart in order).
+-- answered with it and shown nowhere again), and the creator is credited as
+-- settle.lua would credit it: a `credit` entry in the creator's ledger. Once
+-- for the call: the creator's wallet fields; the seq; one history entry and
+-- one PUBLISH holding every event paid now, the entry as fields s (the
+-- first seq), n (how many) and d, the message as "<first seq>:" then d,
+-- where d is their payloads one after the other (each is one MessagePack
+-- value, so a reader takes them apart in order).
 --
 -- Returns nine values per gift: gift.lua's eight (seq is the event's, new
 -- or recorded; 0 for a refusal, or for a duplicate paid through gift.lua,
@@ -64,8 +65,6 @@ for i = 0, gifts - 1 do
   local function announce()
     published = 1
     last_seq = last_seq + 1
-    redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*",
-      "s", digits(last_seq), "d", payload)
     payloads[#payloads + 1] = payload
     return last_seq
   end
@@ -86,8 +85,11 @@ for i = 0, gifts - 1 do
 end
 
 if #payloads > 0 then
+  local events = table.concat(payloads)
   redis.call("SET", room.seq, digits(last_seq))
-  redis.call(room.publish, room.channel, digits(first_seq) .. ":" .. table.concat(payloads))
+  redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*",
+    "s", digits(first_seq), "n", digits(#payloads), "d", events)
+  redis.call(room.publish, room.channel, digits(first_seq) .. ":" .. events)
   local wallet = redis.call("HMGET", KEYS[3], "diamonds", "diamonds_earned", "received", "platform")
   redis.call("HSET", KEYS[3],
     "diamonds", digits(tonumber(wallet[1] or "0") + credited.diamonds),

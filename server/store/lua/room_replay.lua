@@ -2,7 +2,9 @@
 -- on the room's shard: the last seq, the epoch, and the events it missed.
 --
 -- KEYS[1] seq      STRING {r:room}:seq      last sequence number
--- KEYS[2] history  STREAM {r:room}:history  recent events (fields s, d)
+-- KEYS[2] history  STREAM {r:room}:history  recent events: fields s (the
+--                  entry's first seq), d (its events, one MessagePack map
+--                  after another) and, when it holds more than one, n
 -- KEYS[3] epoch    STRING {r:room}:epoch    names this run of the sequence
 -- ARGV[1] since    the last seq the viewer saw (digits), or "" for none
 -- ARGV[2] most events to replay (digits)
@@ -10,13 +12,17 @@
 --
 -- Returns {last seq, epoch, status, entries}. status is one of
 --   "none"            no since was given; entries is empty
---   "ok"              entries holds every event after since: seq, payload,
---                     seq, payload, ... oldest first (payload as published)
+--   "ok"              entries holds every event after since, as history
+--                     entries: first seq, events, first seq, events, ...
+--                     oldest first; the oldest may begin at or before since
+--                     (the reader drops what it has seen)
 --   "too_far_behind"  more was missed than the history holds or may replay
 --   "ahead"           since is beyond the last seq: it is from another epoch
--- History entries carry consecutive seqs (room_event.lua writes each seq's
--- entry in the same step as the seq), so the newest `missed` entries are
--- exactly since+1 .. last when the history still reaches back that far.
+-- History entries carry consecutive seqs (room_event.lua and room_gifts.lua
+-- write each entry in the same step as its seqs), so the newest entries back
+-- to the one holding since+1 are exactly since+1 .. last when the history
+-- still reaches back that far. Each entry holds at least one event: `missed`
+-- entries always reach back far enough.
 
 local last = tonumber(redis.call("GET", KEYS[1]) or "0")
 local epoch = redis.call("GET", KEYS[3])
@@ -51,20 +57,31 @@ if missed > tonumber(ARGV[2]) then
   return {last, epoch, "too_far_behind", {}}
 end
 local entries = redis.call("XREVRANGE", KEYS[2], "+", "-", "COUNT", missed)
-if #entries < missed then
-  return {last, epoch, "too_far_behind", {}}
-end
 local out = {}
-for i = #entries, 1, -1 do
+local reached = false
+local taken = 0
+for i = 1, #entries do
   local fields = entries[i][2]
   local seq, payload
   for j = 1, #fields, 2 do
     if fields[j] == "s" then seq = fields[j + 1] elseif fields[j] == "d" then payload = fields[j + 1] end
   end
-  out[#out + 1] = seq
-  out[#out + 1] = payload
+  taken = i
+  if tonumber(seq) <= since + 1 then
+    reached = true
+    break
+  end
 end
-if tonumber(out[1]) ~= since + 1 then
+if not reached then
   return {last, epoch, "too_far_behind", {}}
+end
+for i = taken, 1, -1 do
+  local fields = entries[i][2]
+  for j = 1, #fields, 2 do
+    if fields[j] == "s" then out[#out + 1] = fields[j + 1] end
+  end
+  for j = 1, #fields, 2 do
+    if fields[j] == "d" then out[#out + 1] = fields[j + 1] end
+  end
 end
 return {last, epoch, "ok", out}
