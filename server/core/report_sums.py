@@ -105,36 +105,40 @@ class ReportSums:
         self.totals.pop(scope, None)
         self.supporters.pop(scope, None)
 
-
-def sum_credits(credits: Iterable[Credit], stream: StreamState) -> ReportSums:
-    """The report additions of ``credits`` (in ledger order), from this stream state."""
-    sums = ReportSums(stream=stream)
-    started, last = stream.started, stream.last
-    for credit in credits:
-        sums.credits += 1
+    def add(self, credit: Credit) -> None:
+        """Count one more credit, the next in ledger order."""
+        self.credits += 1
         paid = credit.paid_ms
         day = day_of(paid)
-        sums._count(day, credit)
+        self._count(day, credit)
         hour = (paid % DAY_MS) // HOUR_MS
-        day_totals = sums.totals[day]
+        day_totals = self.totals[day]
         for measure, amount in (("coins", credit.coins), ("diamonds", credit.diamonds)):
             name = f"h:{hour}:{measure}"
             day_totals[name] = day_totals.get(name, 0) + amount
-        sums.day_expiry_ms[day] = (day + 1) * DAY_MS + RETENTION_SECONDS * 1000
-        sums._count("all", credit)
+        self.day_expiry_ms[day] = (day + 1) * DAY_MS + RETENTION_SECONDS * 1000
+        self._count("all", credit)
 
+        started, last = self.stream.started, self.stream.last
         if last is None or paid > last + STREAM_GAP_MS:
             # A new stream begins with this gift: what this run counted in
             # the old one goes with it.
-            sums.stream_reset = True
-            sums._forget("stream")
+            self.stream_reset = True
+            self._forget("stream")
             started, last = paid, paid
-            sums.stream_changed = True
+            self.stream_changed = True
         assert started is not None
         if paid >= started:
             if paid > last:
                 last = paid
-                sums.stream_changed = True
-            sums._count("stream", credit)
-    sums.stream = StreamState(started, last)
+                self.stream_changed = True
+            self._count("stream", credit)
+        self.stream = StreamState(started, last)
+
+
+def sum_credits(credits: Iterable[Credit], stream: StreamState) -> ReportSums:
+    """The report additions of ``credits`` (in ledger order), from this stream state."""
+    sums = ReportSums(stream=stream)
+    for credit in credits:
+        sums.add(credit)
     return sums

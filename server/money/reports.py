@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ from redis.exceptions import RedisError
 
 from server.core.earnings_keys import RETENTION_SECONDS, EarningsKeys, reports_pending_key
 from server.core.keys import WalletKeys
-from server.core.report_sums import Credit, ReportSums, Scope, StreamState, sum_credits
+from server.core.report_sums import Credit, ReportSums, Scope, StreamState
 from server.errors import Unavailable
 from server.store.calls import FailureTally, as_text, guarded
 from server.store.scripts import Scripts
@@ -45,8 +46,9 @@ log = logging.getLogger(__name__)
 # Ledger entries a run counts at most: a storm's second of one room's gifts,
 # so that a supporter who gave in that second costs one ZINCRBY a report.
 RUN_ENTRIES = 20_000
-# Ledger entries read per XRANGE: one read holds Redis for a millisecond or so.
-PAGE_ENTRIES = 1000
+# Ledger entries read per XRANGE, and parsed between two turns of the loop:
+# a few milliseconds of the process's time, a fraction of one of Redis's.
+PAGE_ENTRIES = 250
 # Additions per report.lua call: a run's sums are written in chunks of this
 # many, each call holding Redis for about a millisecond.
 CHUNK_OPS = 400
@@ -102,23 +104,28 @@ class Reports:
             cursor = as_text(cursor_raw) if cursor_raw is not None else ""
             progress = RunProgress.parse(as_text(progress_raw)) if progress_raw else None
             if progress is None:
-                entries = await self._entries(creator, cursor, "+", RUN_ENTRIES)
-                if not entries:
-                    break
-                last_id = as_text(entries[-1][0])
                 before = StreamState(_int_or_none(started), _int_or_none(last))
-                next_chunk = 0
+                last_id, next_chunk, until, most = "", 0, "+", RUN_ENTRIES
             else:
                 # A run left half written: the same entries make the same sums.
                 last_id, before = progress.last_id, progress.stream_before
-                entries = await self._entries(creator, cursor, last_id, None)
                 next_chunk = progress.next_chunk
-            credits = [
-                credit
-                for _, fields in entries
-                if (credit := Credit.from_entry(_text_fields(fields or {}))) is not None
-            ]
-            sums = sum_credits(credits, before)
+                until, most = last_id, None
+            sums = ReportSums(stream=before)
+            read = 0
+            async for page in self._pages(creator, cursor, until, most):
+                # A page at a time, the loop free between pages: a second of a
+                # storm's credits, parsed at once, would hold up every ack.
+                for _, fields in page:
+                    credit = Credit.from_entry(_text_fields(fields or {}))
+                    if credit is not None:
+                        sums.add(credit)
+                read += len(page)
+                if progress is None:
+                    last_id = as_text(page[-1][0])
+                await asyncio.sleep(0)
+            if not read:
+                break
             call_keys, head, chunks = report_calls(keys, cursor, last_id, before, sums)
             if progress is not None and progress.chunks != len(chunks):
                 log.error(
@@ -128,26 +135,30 @@ class Reports:
             if not await self._write(call_keys, head, chunks, next_chunk):
                 continue  # another process counts this run: read on from where it is
             counted += sums.credits
-            if len(entries) < RUN_ENTRIES:
+            if read < RUN_ENTRIES:
                 break
         self.counted += counted
         return counted
 
-    async def _entries(self, creator: str, cursor: str, until: str, most: int | None) -> list[Any]:
-        """Ledger entries after ``cursor`` up to ``until`` (inclusive, or "+"), a page at a time."""
+    async def _pages(
+        self, creator: str, cursor: str, until: str, most: int | None
+    ) -> AsyncIterator[list[Any]]:
+        """Ledger entries after ``cursor`` up to ``until`` (inclusive, or "+"),
+        at most ``most`` of them, a page at a time."""
         ledger = WalletKeys(self._prefix, creator).ledger
-        entries: list[Any] = []
-        after = cursor
-        while most is None or len(entries) < most:
-            count = PAGE_ENTRIES if most is None else min(PAGE_ENTRIES, most - len(entries))
+        after, read = cursor, 0
+        while most is None or read < most:
+            count = PAGE_ENTRIES if most is None else min(PAGE_ENTRIES, most - read)
             page = await guarded(
                 self._redis.xrange(ledger, f"({after}" if after else "-", until, count)
             )
-            entries += page or []
-            if not page or len(page) < count:
-                break
+            if not page:
+                return
+            yield page
+            read += len(page)
+            if len(page) < count:
+                return
             after = as_text(page[-1][0])
-        return entries
 
     async def _write(
         self, keys: list[str], head: list[Any], chunks: list[list[Any]], first: int
