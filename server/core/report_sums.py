@@ -32,22 +32,25 @@ class Credit:
     paid_ms: int
 
     @classmethod
-    def from_entry(cls, fields: Mapping[str, str]) -> Credit | None:
-        """The credit a ledger entry records; None for any other kind of entry.
+    def from_entry(cls, fields: Mapping[bytes, bytes]) -> Credit | None:
+        """The credit a ledger entry records (its fields as Redis returns them);
+        None for any other kind of entry.
 
-        Entries written before credits carried the sender, gift, count and
-        time paid count under no gift, paid when they were settled.
+        Read straight from the bytes: a storm's second is thousands of
+        entries, read by the process that acks gifts. Entries written before
+        credits carried the sender, gift, count and time paid count under no
+        gift, paid when they were settled.
         """
-        if fields.get("kind") != "credit":
+        if fields.get(b"kind") != b"credit":
             return None
-        sender = fields.get("sender") or fields.get("gift_key", "").partition(":")[0]
+        sender = fields.get(b"sender") or fields.get(b"gift_key", b"").partition(b":")[0]
         return cls(
-            sender=sender,
-            gift=fields.get("gift", ""),
-            count=int(fields.get("count") or 0),
-            coins=int(fields["coins"]),
-            diamonds=int(fields["diamonds"]),
-            paid_ms=int(fields.get("paid") or fields["ts"]),
+            sender=sender.decode(),
+            gift=fields.get(b"gift", b"").decode(),
+            count=int(fields.get(b"count") or 0),
+            coins=int(fields[b"coins"]),
+            diamonds=int(fields[b"diamonds"]),
+            paid_ms=int(fields.get(b"paid") or fields[b"ts"]),
         )
 
 
