@@ -81,8 +81,8 @@ class Target:
         return total, immortal
 
 
-async def token(http: httpx.AsyncClient, user: str) -> str:
-    answer = await http.post("/api/dev/token", json={"user": user})
+async def token(http: httpx.AsyncClient, user: str, role: str = "viewer") -> str:
+    answer = await http.post("/api/dev/token", json={"user": user, "role": role})
     answer.raise_for_status()
     return str(answer.json()["token"])
 
@@ -303,10 +303,13 @@ async def run(base: str, redis_url: str | None, only: list[str]) -> list[dict[st
     rows = []
     async with httpx.AsyncClient(base_url=base, timeout=30.0) as http:
         checker = await paying_viewer(http)
-        # A first gift, settled before any count: the creator's report keys
-        # exist from here on, and no row counts them as its own.
+        # A first gift, credited and counted in the creator's reports before
+        # any count: the report keys exist from here on, and no row counts
+        # them as its own. Reading the earnings counts the reports at once.
         if not await gift_goes_through(target, checker):
             raise SystemExit("the server does not acknowledge a gift before any attack")
+        creator = {"authorization": f"Bearer {await token(http, 'carol', role='creator')}"}
+        (await http.get("/api/creator/earnings", headers=creator)).raise_for_status()
         await asyncio.sleep(1.0)
         for name in only or list(ATTACKS):
             out = Outcome()

@@ -93,7 +93,9 @@ async def books(redis: Redis, prefix: str) -> dict[str, Any]:
             raise AssertionError(f"unexpected {kind} at {key}")
         expiry = await redis.pexpiretime(key)
         # Absolute expiries (the day reports) must match; relative ones only exist.
-        relative = key.endswith(":stream") or ":stream:" in key or ":settled:" in key
+        relative = (
+            key.endswith((":stream", ":reports:pending")) or ":stream:" in key or ":settled:" in key
+        )
         found[key.removeprefix(prefix)] = (kind, value, expiry > 0 if relative else expiry)
     return found
 

@@ -277,10 +277,16 @@ class Wallets:
     async def _mark_for_reports(self, creator: str) -> None:
         """The creator's new credits are yet to be counted in their reports (reports.py)."""
         pending = reports_pending_key(self._settings.key_prefix)
+        # The set lives a week (the idempotency TTL) after the last mark.
+        ttl = self._settings.idempotency_ttl_seconds
         if self._pipeline is None:
             await guarded(self._redis.sadd(pending, creator))
+            await guarded(self._redis.expire(pending, ttl))
         else:
-            await guarded(self._pipeline.command("SADD", pending, creator))
+            await asyncio.gather(
+                guarded(self._pipeline.command("SADD", pending, creator)),
+                guarded(self._pipeline.command("EXPIRE", pending, ttl)),
+            )
 
     async def recharge(
         self, user: str, payment_id: str, order_id: str, coins: int, bonus: int, now_ms: int

@@ -96,6 +96,10 @@ if #payloads > 0 then
     "diamonds_earned", digits(tonumber(wallet[2] or "0") + credited.diamonds),
     "received", digits(tonumber(wallet[3] or "0") + credited.coins),
     "platform", digits(tonumber(wallet[4] or "0") + credited.platform))
-  redis.call("SADD", KEYS[5], creator)
+  -- The set lives while creators are marked: a week (the marker ttl) after
+  -- the last new mark.
+  if redis.call("SADD", KEYS[5], creator) == 1 then
+    redis.call("EXPIRE", KEYS[5], ARGV[3])
+  end
 end
 return out
