@@ -14,7 +14,7 @@ late) counts in its day but not in the stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from server.core.earnings_keys import DAY_MS, HOUR_MS, RETENTION_SECONDS, STREAM_GAP_MS, day_of
@@ -137,11 +137,3 @@ class ReportSums:
                 self.stream_changed = True
             self._count("stream", credit)
         self.stream = StreamState(started, last)
-
-
-def sum_credits(credits: Iterable[Credit], stream: StreamState) -> ReportSums:
-    """The report additions of ``credits`` (in ledger order), from this stream state."""
-    sums = ReportSums(stream=stream)
-    for credit in credits:
-        sums.add(credit)
-    return sums

@@ -92,7 +92,6 @@ class Reports:
         self._scripts = scripts
         self._prefix = key_prefix
         self._pending = reports_pending_key(key_prefix)
-        self.counted = 0
 
     async def catch_up(self, creator: str) -> int:
         """Count the creator's credits not counted yet; how many this call counted."""
@@ -140,7 +139,6 @@ class Reports:
             counted += sums.credits
             if read < RUN_ENTRIES:
                 break
-        self.counted += counted
         return counted
 
     async def _pages(
@@ -172,11 +170,6 @@ class Reports:
             if not await guarded(self._scripts.report(keys=keys, args=args)):
                 return False
         return True
-
-    async def mark(self, creators: list[str]) -> None:
-        """These creators have new credits to count."""
-        if creators:
-            await guarded(self._redis.sadd(self._pending, *creators))
 
     async def catch_up_marked(self) -> int:
         """Count the credits of every marked creator this process takes."""

@@ -108,11 +108,3 @@ class ConnectionCaps:
             self._open[address] = held
         else:
             self._open.pop(address, None)
-
-    def held_by(self, address: str) -> int:
-        return self._open.get(normal_address(address), 0)
-
-    @property
-    def addresses(self) -> int:
-        """Client addresses with a counted connection open now."""
-        return len(self._open)

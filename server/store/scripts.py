@@ -27,7 +27,8 @@ LUA_DIR = Path(__file__).with_name("lua")
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "gift": ("lib_numbers", "lib_gift"),
     "room_event": ("lib_numbers", "lib_announce"),
-    "room_gifts": ("lib_numbers", "lib_gift", "lib_announce"),
+    "room_gifts": ("lib_numbers", "lib_gift", "lib_announce", "lib_credit"),
+    "settle": ("lib_numbers", "lib_credit"),
     "rate_take": ("lib_bucket",),
 }
 

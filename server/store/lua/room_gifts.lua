@@ -69,15 +69,11 @@ for i = 0, gifts - 1 do
     return last_seq
   end
   local function credit(cost, share, gift_key)
-    local diamonds = math.floor(cost * share / 100)
-    local platform = cost - diamonds
+    local diamonds, platform = credit_gift(KEYS[4], gift_key, cost, share, args[8],
+      args[1], args[3], args[4], args[8])
     credited.coins = credited.coins + cost
     credited.diamonds = credited.diamonds + diamonds
     credited.platform = credited.platform + platform
-    redis.call("XADD", KEYS[4], "*",
-      "kind", "credit", "gift_key", gift_key, "coins", digits(cost),
-      "diamonds", digits(diamonds), "platform", digits(platform), "ts", args[8],
-      "sender", args[1], "gift", args[3], "count", args[4], "paid", args[8])
   end
   local outcome = commit_gift(keys, args, announce, credit)
   for v = 1, 8 do out[#out + 1] = outcome[v] end

@@ -24,23 +24,18 @@
 -- A malformed call (key or argument counts that do not match, or coins that
 -- would not add up exactly) is an error reply, and nothing moves at all.
 --
--- diamonds = floor(coins * share / 100); the platform keeps coins - diamonds,
--- so that for every gift coins debited = diamonds + platform share exactly.
--- Each credit's ledger entry carries the sender, gift, count and time paid:
--- all that the reports count.
+-- Each gift's credit is credit_gift in lib_credit.lua (its ledger entry,
+-- diamonds = floor(coins * share / 100), the platform keeps the rest), which
+-- room_gifts.lua runs too.
 
 local FIELDS = 7
-local function digits(text, max_len)
+local function is_digits(text, max_len)
   return type(text) == "string" and #text <= max_len and string.match(text, "^[0-9]+$") ~= nil
-end
--- Every digit of an integer below 2^53 ("%.14g" would write 1e+14).
-local function digits_of(n)
-  return string.format("%d", n)
 end
 
 -- Checks of the whole call, before anything is read or written.
 local gifts = (#ARGV - 2) / FIELDS
-if not (digits(ARGV[1], 15) and digits(ARGV[2], 10))
+if not (is_digits(ARGV[1], 15) and is_digits(ARGV[2], 10))
     or gifts < 1 or gifts ~= math.floor(gifts) or #KEYS ~= 2 + gifts then
   return redis.error_reply("ERR settle.lua: key and argument counts do not match")
 end
@@ -49,7 +44,7 @@ end
 local batch_coins = 0
 for i = 0, gifts - 1 do
   local coins = ARGV[2 + i * FIELDS + 2]
-  if digits(coins, 15) then
+  if is_digits(coins, 15) then
     batch_coins = batch_coins + tonumber(coins)
   end
 end
@@ -60,8 +55,8 @@ end
 local function gift_is_valid(base)
   local coins, share, sender, gift = ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
   local count, paid_at = ARGV[base + 6], ARGV[base + 7]
-  return digits(coins, 15) and digits(share, 3) and tonumber(share) <= 100
-    and digits(count, 9) and digits(paid_at, 15)
+  return is_digits(coins, 15) and is_digits(share, 3) and tonumber(share) <= 100
+    and is_digits(count, 9) and is_digits(paid_at, 15)
     and string.match(sender, "^[A-Za-z0-9_-]+$") ~= nil
     and string.match(gift, "^[a-z0-9_]*$") ~= nil and #gift <= 32
 end
@@ -83,17 +78,13 @@ for i = 0, gifts - 1 do
     replies[#replies + 1] = 0
   else
     local coins = tonumber(ARGV[base + 2])
-    local diamonds = math.floor(coins * tonumber(ARGV[base + 3]) / 100)
-    local platform = coins - diamonds
+    local diamonds, platform = credit_gift(KEYS[2], ARGV[base + 1], coins,
+      tonumber(ARGV[base + 3]), ARGV[1], ARGV[base + 4], ARGV[base + 5], ARGV[base + 6],
+      ARGV[base + 7])
     diamonds_sum = diamonds_sum + diamonds
     coins_sum = coins_sum + coins
     platform_sum = platform_sum + platform
-    redis.call("XADD", KEYS[2], "*",
-      "kind", "credit", "gift_key", ARGV[base + 1], "coins", digits_of(coins),
-      "diamonds", digits_of(diamonds), "platform", digits_of(platform), "ts", ARGV[1],
-      "sender", ARGV[base + 4], "gift", ARGV[base + 5], "count", ARGV[base + 6],
-      "paid", ARGV[base + 7])
-    redis.call("SET", settled_key, digits_of(diamonds), "EX", ARGV[2])
+    redis.call("SET", settled_key, digits(diamonds), "EX", ARGV[2])
     replies[#replies + 1] = "ok"
     replies[#replies + 1] = diamonds
     replies[#replies + 1] = 0
@@ -101,9 +92,9 @@ for i = 0, gifts - 1 do
 end
 
 if coins_sum > 0 or diamonds_sum > 0 then
-  redis.call("HINCRBY", KEYS[1], "diamonds", digits_of(diamonds_sum))
-  redis.call("HINCRBY", KEYS[1], "diamonds_earned", digits_of(diamonds_sum))
-  redis.call("HINCRBY", KEYS[1], "received", digits_of(coins_sum))
-  redis.call("HINCRBY", KEYS[1], "platform", digits_of(platform_sum))
+  redis.call("HINCRBY", KEYS[1], "diamonds", digits(diamonds_sum))
+  redis.call("HINCRBY", KEYS[1], "diamonds_earned", digits(diamonds_sum))
+  redis.call("HINCRBY", KEYS[1], "received", digits(coins_sum))
+  redis.call("HINCRBY", KEYS[1], "platform", digits(platform_sum))
 end
 return replies
