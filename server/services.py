@@ -193,6 +193,14 @@ def _build(settings: Settings, redis: Redis) -> Services:
     )
 
 
+def _log_if_failed(task: asyncio.Task[None]) -> None:
+    """A background job runs for the process's life: its end by an error is
+    a bug, and the process goes on without it (no viewer counts, say), so it
+    is said loudly instead of being kept until shutdown gathers it."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("background job %s stopped by error", task.get_name(), exc_info=error)
+
+
 @contextlib.asynccontextmanager
 async def running_services(settings: Settings) -> AsyncIterator[Services]:
     if settings.redis_url is None:
@@ -223,7 +231,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         services.settler.run_sweeper(),
         services.reports.run_worker(),
     ):
-        services.tasks.append(asyncio.create_task(job))
+        task = asyncio.create_task(job, name=getattr(job, "__qualname__", None))
+        task.add_done_callback(_log_if_failed)
+        services.tasks.append(task)
     try:
         yield services
     finally:

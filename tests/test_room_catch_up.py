@@ -116,6 +116,44 @@ async def test_an_event_the_welcome_covered_is_not_sent_again() -> None:
     assert not room.catching_up
 
 
+class HoldingSocket(RecordingSocket):
+    """Holds what it is sent until its welcome, as a ``FrameWriter`` does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[bytes] | None = []
+
+    def send(self, frame: bytes) -> None:
+        if self.held is None:
+            super().send(frame)
+        else:
+            self.held.append(frame)
+
+    def release_with(self, first: bytes) -> None:
+        held, self.held = self.held or [], None
+        self.frames += [first, *held]
+
+
+async def test_a_viewer_count_reaches_sockets_at_every_stage_a_joining_one_after_its_welcome() -> (
+    None
+):
+    room = LocalRoom("stormy", 0.0, asyncio.get_running_loop())
+    settled = join(room, floor=0)
+    room.deliver(gift(1))
+    await turns(3)  # an event newer than its floor: no longer catching up
+    catching_up = join(room, floor=1)
+    joining = HoldingSocket()
+    member = Member(cast(FrameWriter, joining), Codec.JSON, ANONYMOUS)
+    room.add(member)
+    assert [len(room.by_codec[Codec.JSON]), len(room.catching_up), len(room.joining)] == [1, 1, 1]
+    room.send_to_all({"type": "viewers", "count": 3})
+    room.admit(member, {"type": "welcome"}, [], 1)
+    assert [m["type"] for m in settled.messages()] == ["welcome", "gift", "viewers"]
+    assert [m["type"] for m in catching_up.messages()] == ["welcome", "viewers"]
+    # Its welcome may carry an older count: the newer one follows it.
+    assert [m["type"] for m in joining.messages()] == ["welcome", "viewers"]
+
+
 async def test_the_hub_counts_every_open_socket_whatever_its_stage() -> None:
     async def nothing(room_id: str) -> None:
         return None

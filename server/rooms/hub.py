@@ -356,10 +356,15 @@ class LocalRoom:
                 self._settle(member)
 
     def send_to_all(self, wire: dict[str, Any]) -> None:
-        """A message outside the room's sequence (the viewer count) to every welcomed socket."""
+        """A message outside the room's sequence (the viewer count) to every socket.
+
+        A joining socket gets it too, after its welcome (its writer holds it
+        until then): the count the welcome carries may have been read before
+        the one sent now, and a socket left out would show the older count
+        until the next change.
+        """
         frames: dict[Codec, bytes] = {}
-        welcomed = [m for members in self.by_codec.values() for m in members]
-        for member in welcomed + list(self.catching_up):
+        for member in self.members():
             frame = frames.get(member.codec)
             if frame is None:
                 frame = frames[member.codec] = frame_bytes(encode(wire, member.codec))
