@@ -186,6 +186,9 @@ class RoomSession:
     async def run(self) -> None:
         offered = self.websocket.scope.get("subprotocols", [])
         await self.websocket.accept(subprotocol=self.member.codec if offered else None)
+        # The handshake's headers have been read (admit's Origin check), and a
+        # room socket may stay open for hours: let their 1.2 KB go.
+        self.websocket.scope["headers"].clear()
         metrics = self.services.metrics.connections.labels(role=str(self.identity.role))
         metrics.inc()
         try:
