@@ -1,5 +1,5 @@
--- lib_bucket.lua: a token bucket in a hash, for the scripts that rate-limit
--- (gift.lua, room_gifts.lua through lib_gift.lua; rate_take.lua). Not a
+-- lib_bucket.lua: a token bucket in a key of its own, for rate_take.lua (a
+-- gift's bucket is kept in the sender's wallet hash instead: lib_gift.lua). Not a
 -- script of its own: the server puts it in front of a script's text
 -- (server/store/scripts.py).
 --

@@ -3,22 +3,32 @@
 -- server puts it in front of a script's text (server/store/scripts.py),
 -- after lib_numbers.lua.
 --
--- commit_gift(K, A, announce, credit): K and A are gift.lua's KEYS and ARGV,
--- in the same order, and it returns what gift.lua returns. See gift.lua.
--- `announce`, when given, is called once every check has passed, before the
--- first write, and returns the seq of the gift's room event, which the
--- request's record keeps: a retry of the request is then answered with that
--- seq and shown nowhere again.
--- `credit`, when given, is called with (cost, share, gift key) in place of
--- writing the creator's pending credit to the outbox (K[4], then unused):
--- the caller credits the creator in the same call.
+-- commit_gift(key_base, arg_base, announce, credit) commits the gift whose
+-- KEYS are KEYS[key_base + 1], KEYS[key_base + 2], ... and whose ARGV are
+-- ARGV[arg_base + 1], ..., each in gift.lua's order (gift.lua passes 0, 0),
+-- and returns gift.lua's eight values as eight results, not as a table. See
+-- gift.lua. It reads KEYS and ARGV in place: room_gifts.lua commits a few
+-- gifts a call, and copying each gift's keys and arguments into tables of
+-- its own was a measurable part of that script's cost.
+-- `announce`, when given, is called with arg_base once every check has
+-- passed, before the first write, and returns the seq of the gift's room
+-- event, which the request's record keeps: a retry of the request is then
+-- answered with that seq and shown nowhere again.
+-- `credit`, when given, is called with (arg_base, cost, share, gift key) in
+-- place of writing the creator's pending credit to the outbox
+-- (KEYS[key_base + 4], then unused): the caller credits the creator in the
+-- same call.
 --
 -- The user's gift token bucket lives in the wallet hash (`gift_mtokens`,
 -- thousandths of a token, and `gift_ms`), so that one HMGET reads and one
 -- HSET writes everything a gift checks and changes on the wallet.
 
-local function positive(text, max_len)
-  return type(text) == "string" and #text <= max_len and string.match(text, "^[1-9][0-9]*$") ~= nil
+local find = string.find
+
+-- A count, price or cap: one to nine digits, the first not 0. `text` is an
+-- ARGV value: a string, or nil past the last.
+local function positive(text)
+  return text ~= nil and #text <= 9 and find(text, "^[1-9][0-9]*$") ~= nil
 end
 
 -- What a request's record says: balance|cost|gift key|gift|count|room, then
@@ -27,36 +37,40 @@ local function recorded(previous)
   local balance, cost, gift, count, room, seq =
     string.match(previous, "^(%d+)|(%d+)|[^|]*|([^|]*)|(%d+)|([^|]*)|?(%d*)$")
   if not balance then
-    return {"bad_record", 0, 0, 1, "", 0, "", 0}
+    return "bad_record", 0, 0, 1, "", 0, "", 0
   end
-  return {"ok", tonumber(balance), tonumber(cost), 1, gift, tonumber(count), room, tonumber(seq) or 0}
+  return "ok", tonumber(balance), tonumber(cost), 1, gift, tonumber(count), room, tonumber(seq) or 0
 end
 
-local function commit_gift(K, A, announce, credit)
-  local previous = redis.call("GET", K[3])
+local function commit_gift(key_base, arg_base, announce, credit)
+  local wallet_key, ledger_key, request_key = unpack(KEYS, key_base + 1, key_base + 3)
+  local sender, request, gift, count_text, price_text, creator, room, now_text, ttl,
+    share_text, max_text, rate_text, burst_text = unpack(ARGV, arg_base + 1, arg_base + 13)
+
+  local previous = redis.call("GET", request_key)
   if previous then
     return recorded(previous)
   end
 
-  if not (positive(A[4], 9) and positive(A[5], 9) and positive(A[11], 9)
-          and string.match(A[10], "^[0-9]+$") and #A[10] <= 3) then
-    return {"bad_argument", 0, 0, 0, "", 0, "", 0}
+  if not (positive(count_text) and positive(price_text) and positive(max_text)
+          and find(share_text, "^[0-9]+$") and #share_text <= 3) then
+    return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
-  local count = tonumber(A[4])
-  local price = tonumber(A[5])
-  local share = tonumber(A[10])
+  local count = tonumber(count_text)
+  local price = tonumber(price_text)
+  local share = tonumber(share_text)
   -- Doubles hold integers exactly only up to 2^53: refuse anything near it.
-  if count > tonumber(A[11]) or share > 100 or count * price > 1e15 then
-    return {"bad_argument", 0, 0, 0, "", 0, "", 0}
+  if count > tonumber(max_text) or share > 100 or count * price > 1e15 then
+    return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
-  local rate = tonumber(A[12])
-  local burst = tonumber(A[13])
-  local now = tonumber(A[8])
+  local rate = tonumber(rate_text)
+  local burst = tonumber(burst_text)
+  local now = tonumber(now_text)
   if not (rate and burst and now and rate > 0 and burst >= 1) then
-    return {"bad_argument", 0, 0, 0, "", 0, "", 0}
+    return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
   local cost = count * price
-  local wallet = redis.call("HMGET", K[1], "coins", "spent", "gift_mtokens", "gift_ms")
+  local wallet = redis.call("HMGET", wallet_key, "coins", "spent", "gift_mtokens", "gift_ms")
   local coins = tonumber(wallet[1] or "0")
 
   -- The user's token bucket, across all their sockets and processes. Only
@@ -69,41 +83,43 @@ local function commit_gift(K, A, announce, credit)
     tokens = math.min(burst, held / 1000 + since * rate / 1000)
   end
   if tokens < 1 then
-    return {"rate_limited", coins, 0, 0, "", 0, "", 0}
+    return "rate_limited", coins, 0, 0, "", 0, "", 0
   end
   if coins < cost then
-    return {"insufficient", coins, cost, 0, "", 0, "", 0}
+    return "insufficient", coins, cost, 0, "", 0, "", 0
   end
 
   -- Writes only from here on. The room event first: if numbering it fails
   -- (a damaged seq key), nothing has moved yet.
   local seq = 0
   if announce then
-    seq = announce()
+    seq = announce(arg_base)
   end
   local balance = coins - cost
-  redis.call("HSET", K[1], "coins", digits(balance),
+  -- Each amount formatted once. count_text passed positive(), so it is
+  -- count's digits already; cost is at least 1, so -cost's digits are "-"
+  -- then cost's.
+  local balance_text, cost_text = digits(balance), digits(cost)
+  redis.call("HSET", wallet_key, "coins", balance_text,
     "spent", digits(tonumber(wallet[2] or "0") + cost),
-    "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", A[8])
-  local gift_key = A[1] .. ":" .. A[2]
-  redis.call("XADD", K[2], "*",
-    "kind", "gift", "req", A[2], "amount", digits(-cost), "balance", digits(balance),
-    "gift", A[3], "count", digits(count), "to", A[6], "room", A[7], "ts", A[8])
-  local record = digits(balance) .. "|" .. digits(cost) .. "|" .. gift_key .. "|" .. A[3]
-    .. "|" .. digits(count) .. "|" .. A[7]
-  if announce then
-    record = record .. "|" .. digits(seq)
-  end
-  redis.call("SET", K[3], record, "EX", A[9])
+    "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text)
+  local gift_key = sender .. ":" .. request
+  redis.call("XADD", ledger_key, "*",
+    "kind", "gift", "req", request, "amount", "-" .. cost_text, "balance", balance_text,
+    "gift", gift, "count", count_text, "to", creator, "room", room, "ts", now_text)
+  local seq_part = announce and ("|" .. digits(seq)) or ""
+  local record = balance_text .. "|" .. cost_text .. "|" .. gift_key .. "|" .. gift
+    .. "|" .. count_text .. "|" .. room .. seq_part
+  redis.call("SET", request_key, record, "EX", ttl)
   if credit then
-    credit(cost, share, gift_key)
+    credit(arg_base, cost, share, gift_key)
   else
     -- The creator's credit, settled on the creator's shard by settle.lua. The
     -- share is fixed now so that a late settlement credits what was promised;
     -- the gift and count ride along for the creator's earnings reports.
-    redis.call("HSET", K[4], gift_key,
-      A[6] .. "|" .. digits(cost) .. "|" .. digits(share) .. "|" .. A[8] .. "|" .. A[7]
-      .. "|" .. A[3] .. "|" .. digits(count))
+    redis.call("HSET", KEYS[key_base + 4], gift_key,
+      creator .. "|" .. cost_text .. "|" .. digits(share) .. "|" .. now_text .. "|" .. room
+      .. "|" .. gift .. "|" .. count_text)
   end
-  return {"ok", balance, cost, 0, A[3], count, A[7], seq}
+  return "ok", balance, cost, 0, gift, count, room, seq
 end

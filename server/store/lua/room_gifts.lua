@@ -35,6 +35,7 @@
 -- paid and shown by this call).
 
 local GIFT_KEYS, GIFT_ARGS, HEAD_KEYS, HEAD_ARGS = 3, 13, 5, 5
+local REPLY_WIDTH = 9
 local gifts = (#KEYS - HEAD_KEYS) / GIFT_KEYS
 if gifts < 1 or gifts ~= math.floor(gifts) or #ARGV - HEAD_ARGS ~= gifts * (GIFT_ARGS + 1) then
   return redis.error_reply("room_gifts.lua: three keys and fourteen arguments per gift")
@@ -49,49 +50,54 @@ end
 local creator = ARGV[5]
 local payloads = {}
 local first_seq = last_seq + 1
-local credited = {coins = 0, diamonds = 0, platform = 0}
+-- What the creator's wallet gains, written once after the last gift.
+local credited_coins, credited_diamonds, credited_platform = 0, 0, 0
+
+-- commit_gift's announce and credit, made once for the call rather than once
+-- a gift: the gift's ARGV offset says which gift it is.
+local function announce_gift(arg_base)
+  last_seq = last_seq + 1
+  payloads[#payloads + 1] = ARGV[arg_base + GIFT_ARGS + 1]
+  return last_seq
+end
+
+local function credit_creator(arg_base, cost, share, gift_key)
+  -- The gift's ARGV as gift.lua's: [1] sender, [3] gift, [4] count, [8] now,
+  -- which is also when the gift was paid.
+  local now = ARGV[arg_base + 8]
+  local diamonds, platform = credit_gift(KEYS[4], gift_key, cost, share, now,
+    ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now)
+  credited_coins = credited_coins + cost
+  credited_diamonds = credited_diamonds + diamonds
+  credited_platform = credited_platform + platform
+end
 
 local out = {}
 for i = 0, gifts - 1 do
   local key_base, arg_base = HEAD_KEYS + i * GIFT_KEYS, HEAD_ARGS + i * (GIFT_ARGS + 1)
-  local keys, args = {}, {}
-  for k = 1, GIFT_KEYS do keys[k] = KEYS[key_base + k] end
-  for a = 1, GIFT_ARGS do args[a] = ARGV[arg_base + a] end
-  if args[6] ~= creator then
+  if ARGV[arg_base + 6] ~= creator then
     return redis.error_reply("room_gifts.lua: a gift to another creator than the call's")
   end
-  local payload = ARGV[arg_base + GIFT_ARGS + 1]
-  local published = 0
-  local function announce()
-    published = 1
-    last_seq = last_seq + 1
-    payloads[#payloads + 1] = payload
-    return last_seq
-  end
-  local function credit(cost, share, gift_key)
-    local diamonds, platform = credit_gift(KEYS[4], gift_key, cost, share, args[8],
-      args[1], args[3], args[4], args[8])
-    credited.coins = credited.coins + cost
-    credited.diamonds = credited.diamonds + diamonds
-    credited.platform = credited.platform + platform
-  end
-  local outcome = commit_gift(keys, args, announce, credit)
-  for v = 1, 8 do out[#out + 1] = outcome[v] end
-  out[#out + 1] = published
+  local announced, at = #payloads, i * REPLY_WIDTH
+  out[at + 1], out[at + 2], out[at + 3], out[at + 4], out[at + 5], out[at + 6], out[at + 7],
+    out[at + 8] = commit_gift(key_base, arg_base, announce_gift, credit_creator)
+  -- published: this call announced the gift.
+  out[at + 9] = #payloads > announced and 1 or 0
 end
 
 if #payloads > 0 then
   local events = table.concat(payloads)
+  local first_seq_text = digits(first_seq)
   redis.call("SET", room.seq, digits(last_seq))
   redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*",
-    "s", digits(first_seq), "n", digits(#payloads), "d", events)
-  redis.call(room.publish, room.channel, digits(first_seq) .. ":" .. events)
+    "s", first_seq_text, "n", digits(#payloads), "d", events)
+  redis.call(room.publish, room.channel, first_seq_text .. ":" .. events)
   local wallet = redis.call("HMGET", KEYS[3], "diamonds", "diamonds_earned", "received", "platform")
   redis.call("HSET", KEYS[3],
-    "diamonds", digits(tonumber(wallet[1] or "0") + credited.diamonds),
-    "diamonds_earned", digits(tonumber(wallet[2] or "0") + credited.diamonds),
-    "received", digits(tonumber(wallet[3] or "0") + credited.coins),
-    "platform", digits(tonumber(wallet[4] or "0") + credited.platform))
+    "diamonds", digits(tonumber(wallet[1] or "0") + credited_diamonds),
+    "diamonds_earned", digits(tonumber(wallet[2] or "0") + credited_diamonds),
+    "received", digits(tonumber(wallet[3] or "0") + credited_coins),
+    "platform", digits(tonumber(wallet[4] or "0") + credited_platform))
   -- The set lives while creators are marked: a week (the marker ttl) after
   -- the last new mark.
   if redis.call("SADD", KEYS[5], creator) == 1 then
