@@ -114,12 +114,24 @@ def wallet_line(wallet: Message) -> str:
     if wallet.get("diamonds") or wallet.get("received"):
         line += f", {plural(wallet.get('diamonds', 0), 'diamond')}"
     if wallet.get("received"):
+        # The platform's share is kept in hundredths of a coin, the creator's
+        # carry in hundredths of a diamond (docs/money.md); `platform`, in
+        # whole coins, is what wallets credited before that still hold.
+        platform = 100 * wallet.get("platform", 0) + wallet.get("platform_hundredths", 0)
+        carry = wallet.get("carry_hundredths", 0)
+        carried = f", {in_hundredths(carry)} of a diamond carried" if carry else ""
         line += (
             f"; gifts received: {coins(wallet['received'])} "
-            f"({plural(wallet.get('diamonds_earned', 0), 'diamond')} earned, "
-            f"{coins(wallet.get('platform', 0))} to the platform)"
+            f"({plural(wallet.get('diamonds_earned', 0), 'diamond')} earned{carried}, "
+            f"{in_hundredths(platform)} coins to the platform)"
         )
     return line
+
+
+def in_hundredths(amount: int) -> str:
+    """An amount held in hundredths, as a decimal: 850 -> "8.5", 300 -> "3"."""
+    whole, cents = divmod(amount, 100)
+    return f"{whole:,}" + (f".{cents:02d}".rstrip("0") if cents else "")
 
 
 def show(message: Message, raw: bool) -> None:

@@ -45,9 +45,10 @@ Message = dict[str, Any]
 T = TypeVar("T")
 
 
-def diamonds_for(coins: int, share_percent: int = SHARE_PERCENT) -> int:
-    """The creator's part of one gift: the share, rounded down per gift."""
-    return coins * share_percent // 100
+def share_hundredths(coins: int, share_percent: int = SHARE_PERCENT) -> int:
+    """The creator's part of one gift, in hundredths of a diamond: exact, carried
+    from gift to gift until it makes whole diamonds."""
+    return coins * share_percent
 
 
 def valid_request_id(value: object) -> bool:
@@ -217,22 +218,24 @@ class ViewerBook:
 @dataclass
 class CreatorBook:
     received: int = 0
-    diamonds: int = 0
-    platform: int = 0
+    owed_hundredths: int = 0  # the creator's share of every gift, unrounded
 
     def credit(self, coins: int) -> None:
-        diamonds = diamonds_for(coins)
         self.received += coins
-        self.diamonds += diamonds
-        self.platform += coins - diamonds
+        self.owed_hundredths += share_hundredths(coins)
 
     def plus(self, base: Mapping[str, int]) -> dict[str, int]:
-        """What a wallet that held ``base`` must hold once these credits settled."""
+        """What a wallet that held ``base`` must hold once these credits settled:
+        whatever their order, the whole diamonds of the carry it held plus
+        their shares, and the rest carried."""
+        diamonds, carry = divmod(base.get("carry_hundredths", 0) + self.owed_hundredths, 100)
+        platform = 100 * self.received - self.owed_hundredths
         return {
             "received": base.get("received", 0) + self.received,
-            "diamonds": base.get("diamonds", 0) + self.diamonds,
-            "diamonds_earned": base.get("diamonds_earned", 0) + self.diamonds,
-            "platform": base.get("platform", 0) + self.platform,
+            "diamonds": base.get("diamonds", 0) + diamonds,
+            "diamonds_earned": base.get("diamonds_earned", 0) + diamonds,
+            "carry_hundredths": carry,
+            "platform_hundredths": base.get("platform_hundredths", 0) + platform,
         }
 
 

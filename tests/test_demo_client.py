@@ -133,6 +133,18 @@ def test_describe(message: dict[str, Any], line: str) -> None:
             "carol: 0 coins, 1 diamond; gifts received: 3 coins (1 diamond earned, "
             "2 coins to the platform)",
         ),
+        (
+            {"user": "carol", "coins": 0, "diamonds": 8, "received": 17, "diamonds_earned": 8,
+             "carry_hundredths": 50, "platform_hundredths": 850},
+            "carol: 0 coins, 8 diamonds; gifts received: 17 coins (8 diamonds earned, "
+            "0.5 of a diamond carried, 8.5 coins to the platform)",
+        ),
+        (
+            {"user": "carol", "coins": 0, "diamonds": 1, "received": 3, "diamonds_earned": 1,
+             "carry_hundredths": 5, "platform_hundredths": 195},
+            "carol: 0 coins, 1 diamond; gifts received: 3 coins (1 diamond earned, "
+            "0.05 of a diamond carried, 1.95 coins to the platform)",
+        ),
     ],
 )  # fmt: skip
 def test_wallet_line(wallet: dict[str, Any], line: str) -> None:
@@ -223,7 +235,7 @@ async def test_wallet_and_buy_are_lines_too(server: ServerProcess) -> None:
     assert (status, shown) == (
         0,
         ["carol: 0 coins, 1 diamond; gifts received: 3 coins (1 diamond earned, "
-         "2 coins to the platform)"],
+         "0.5 of a diamond carried, 1.5 coins to the platform)"],
     )  # fmt: skip
     status, shown, _ = await run(*at, "buy", "bob", "coins_65")
     assert (status, shown) == (0, ["bob paid for coins_65 (sandbox): ok", "bob: 565 coins"])

@@ -74,12 +74,14 @@ SENDS = [
 
 
 def expected() -> dict[str, Any]:
-    """Sums of the gifts above, computed here the way docs/money.md says."""
+    """Sums of the gifts above, computed here the way docs/money.md says: each
+    credited in the order sent, its share added to the creator's carry."""
     by_gift: dict[str, dict[str, int]] = {}
     by_user: dict[str, dict[str, int]] = {}
+    carry = 0
     for sender, _, gift, count in SENDS:
         coins = CATALOG.gift(gift).coins * count
-        diamonds = coins * 50 // 100
+        diamonds, carry = divmod(carry + coins * 50, 100)
         for table, name in ((by_gift, gift), (by_user, sender)):
             row = table.setdefault(name, {"count": 0, "coins": 0, "diamonds": 0})
             row["count"] += count

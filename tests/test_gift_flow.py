@@ -83,20 +83,33 @@ async def test_recharge_gift_broadcast_and_creator_credit(
     await assert_books_balance(redis, server.key_prefix)
 
 
-async def test_revenue_share_rounds_down_per_gift(server: Any, api: Api, redis: Redis) -> None:
+async def test_no_diamond_is_rounded_away(server: Any, api: Api, redis: Redis) -> None:
+    """17 one-coin roses at 50%: 8 diamonds, half a diamond carried, 8.5 coins to
+    the platform; the 18th rose makes the carry a diamond."""
     viewer = await api.token("odd")
     creator = await api.token("carol", "creator")
     await api.buy(viewer, "coins_65")
-    before = (await api.wallet(creator))["diamonds"]
+    before = await api.wallet(creator)
+    assert before.get("carry_hundredths", 0) == 0, before
     sender = await RoomClient.open(server.ws, "carol", viewer)
-    for index in range(3):
+    for index in range(17):
         assert (await sender.gift(f"odd-{index}", "rose", 1))["type"] == "ack"
+    await assert_books_balance(redis, server.key_prefix, settled=True)
+    after = await api.wallet(creator)
+    gained = {
+        name: after.get(name, 0) - before.get(name, 0)
+        for name in ("diamonds", "diamonds_earned", "received", "carry_hundredths",
+                     "platform_hundredths")
+    }  # fmt: skip
+    assert gained == {
+        "diamonds": 8, "diamonds_earned": 8, "received": 17, "carry_hundredths": 50,
+        "platform_hundredths": 850,
+    }  # fmt: skip
+    assert (await sender.gift("odd-17", "rose", 1))["type"] == "ack"
     await sender.close()
-    await assert_books_balance(redis, server.key_prefix)
-    creator_wallet = await api.wallet(creator)
-    # floor(1 * 0.5) = 0 diamonds for each 1-coin rose; the platform keeps the coin.
-    assert creator_wallet["diamonds"] == before
-    assert creator_wallet["platform"] >= 3
+    await assert_books_balance(redis, server.key_prefix, settled=True)
+    last = await api.wallet(creator)
+    assert (last["diamonds"] - before.get("diamonds", 0), last["carry_hundredths"]) == (9, 0)
 
 
 async def test_gift_without_coins_changes_nothing(server: Any, api: Api, redis: Redis) -> None:

@@ -9,11 +9,13 @@ keys then break the books on purpose, so no test here reconciles them).
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from server.core.catalog import Gift, Tier
 from server.core.keys import RoomKeys, WalletKeys
 from server.money.wallet import GiftOrder
+from server.rooms.room_log import event_payload
 from server.store.calls import as_text
 from tests.test_room_batches import messages, subscribed
 from tests.test_room_gifts import NOW, Parts
@@ -60,4 +62,30 @@ async def test_a_room_past_seq_10_14_publishes_the_next_seq_exactly(
         assert heard["seq"] == 10**14 + 1
     finally:
         await pubsub.aclose()
+        await parts.pipeline.close()
+
+
+async def test_the_costliest_gift_credits_its_share_to_the_hundredth(
+    redis: Redis, key_prefix: str
+) -> None:
+    """Shares are counted in hundredths (coins x 100), so a gift may cost at
+    most 10^13 coins: below it, every digit of the creator's share and of the
+    platform's arrives; above it, the gift is refused and nothing moves."""
+    parts = Parts(redis, key_prefix, max_gift_count=99_999)
+    keys = WalletKeys(key_prefix, "whale")
+    await redis.hset(keys.wallet, "coins", BALANCE)
+    try:
+        cost = 9_999 * 999_999_999  # odd: half a diamond is carried
+        payload = event_payload({"type": "gift"})
+        order = GiftOrder("whale", "w-1", SHIP, 9_999, "busy", "busy", NOW)
+        sent = await parts.gifts.send(order, payload)
+        assert (sent.outcome.cost, sent.outcome.duplicate) == (cost, False)
+        creator = await parts.wallets.balances("busy")
+        assert creator["diamonds"] == cost // 2
+        assert (creator["carry_hundredths"], creator["platform_hundredths"]) == (50, cost * 50)
+        too_costly = GiftOrder("whale", "w-2", SHIP, 10_001, "busy", "busy", NOW)
+        with pytest.raises(RuntimeError, match="bad_argument"):
+            await parts.gifts.send(too_costly, payload)
+        assert int(await redis.hget(keys.wallet, "coins") or 0) == BALANCE - cost
+    finally:
         await parts.pipeline.close()

@@ -103,7 +103,7 @@ async def test_sweeper_settles_credits_a_crash_left_pending(sweeping: Any, redis
     await assert_books_balance(redis, sweeping.key_prefix, settled=True)
     assert await wallets.pending_credits("ghost") == []
     creator = await wallets.balances("carol")
-    assert (creator["diamonds"], creator["platform"]) == (250, 250)
+    assert (creator["diamonds"], creator["platform_hundredths"]) == (250, 25_000)
 
 
 def test_slow_sweeps_stretch_the_interval_to_a_bounded_share_of_the_time() -> None:

@@ -439,19 +439,19 @@ async def test_the_creator_page_shows_earnings_and_regenerates_the_overlay_key(
     await expect(creator.locator("#live .feed-item[data-gift=corgi]")).to_contain_text(
         "alice sent Corgi"
     )
-    # Half of each gift's coins, rounded down per gift, once settled:
-    # 299 -> 149, 5 -> 2, 60 -> 30, 3 -> 1.
-    await expect(creator.locator("#diamonds")).to_have_text("182")
+    # Half of each gift's coins, in order, the halves carried (docs/money.md):
+    # 299 -> 149 carrying a half, 5 -> 3, 60 -> 30, 3 -> 1 carrying a half.
+    await expect(creator.locator("#diamonds")).to_have_text("183")
     await expect(creator.locator("#received")).to_have_text("367 coins")
-    await expect(creator.locator("#earned")).to_have_text("182 diamonds")
-    await expect(creator.locator("#period-diamonds")).to_have_text("182")
-    await expect(creator.locator("#stream-diamonds")).to_have_text("182")
+    await expect(creator.locator("#earned")).to_have_text("183 diamonds")
+    await expect(creator.locator("#period-diamonds")).to_have_text("183")
+    await expect(creator.locator("#stream-diamonds")).to_have_text("183")
     gifts = creator.locator("#by-gift tbody tr")
     await expect(gifts).to_have_count(3)
     await expect(gifts.first).to_have_attribute("data-gift", "corgi")  # most diamonds first
     rose = creator.locator("#by-gift tr[data-gift=rose]")
     await expect(rose).to_have_attribute("data-count", "8")
-    await expect(rose).to_have_attribute("data-diamonds", "3")
+    await expect(rose).to_have_attribute("data-diamonds", "4")
     supporters = creator.locator("#top-supporters tbody tr")
     await expect(supporters).to_have_count(2)
     await expect(supporters.first).to_have_attribute("data-user", "alice")
@@ -465,11 +465,11 @@ async def test_the_creator_page_shows_earnings_and_regenerates_the_overlay_key(
     # The chart: a bar per day of the week, their sum the week's diamonds.
     chart = creator.locator("#chart")
     await expect(chart).to_have_attribute("data-points", "7")
-    await expect(chart).to_have_attribute("data-total", "182")
+    await expect(chart).to_have_attribute("data-total", "183")
     await expect(chart.locator("rect.bar:not(.empty-bar)")).to_have_count(1)
     await creator.click("#periods input[value=day] + span")
     await expect(chart).to_have_attribute("data-points", "24")
-    await expect(chart).to_have_attribute("data-total", "182")
+    await expect(chart).to_have_attribute("data-total", "183")
     await expect(creator.locator("#period-title")).to_have_text("Today")
 
     await creator.click("#regenerate")

@@ -114,6 +114,26 @@ async def unbalanced_credit(redis: Redis, prefix: str) -> None:
     })  # fmt: skip
 
 
+async def carry_out_of_step(redis: Redis, prefix: str) -> None:
+    """A credit whose carry does not follow from the entry before it: half a
+    diamond of a one-coin gift gone, as rounding down per gift lost it."""
+    await redis.xadd(keys(prefix, "carol").ledger, {
+        "kind": "credit", "gift_key": "ann:a9", "coins": 1, "share": 50, "diamonds": 0,
+        "carry_hundredths": 0, "platform_hundredths": 50, "ts": NOW_MS,
+    })  # fmt: skip
+
+
+async def carry_nudged(redis: Redis, prefix: str) -> None:
+    await redis.hincrby(keys(prefix, "carol").wallet, "carry_hundredths", 1)
+
+
+async def carry_past_a_diamond(redis: Redis, prefix: str) -> None:
+    """A whole diamond kept as carry: the sum still adds up, the carry may not."""
+    wallet = keys(prefix, "carol").wallet
+    await redis.hincrby(wallet, "carry_hundredths", 100)
+    await redis.hincrby(wallet, "diamonds_earned", -1)
+
+
 async def spent_field_changed(redis: Redis, prefix: str) -> None:
     wallet = keys(prefix, "ann").wallet
     await redis.hincrby(wallet, "spent", -7)
@@ -136,6 +156,13 @@ CORRUPTIONS: dict[str, tuple[Corruption, str, bool]] = {
     "settlement skipped": (skip_a_settlement, "never credited", False),
     "gift credited twice": (credit_twice, "credited 2 times", True),
     "credit does not balance": (unbalanced_credit, "does not balance", True),
+    "carry out of step": (carry_out_of_step, "credit ann:a9 does not balance", True),
+    "carry nudged": (
+        carry_nudged,
+        "carol: coins received 366 != diamonds earned 183 + carry 1/100",
+        True,
+    ),
+    "carry past a diamond": (carry_past_a_diamond, "carol: carry_hundredths 100 is over 99", True),
     "spent changed with coins": (spent_field_changed, "ann: ledger says spent", True),
     "pending credit altered": (pending_entry_changed, "paid 60 coins, credited 600", False),
 }

@@ -33,8 +33,8 @@ NOW = 1_767_225_600_000
 
 
 class Parts:
-    def __init__(self, redis: Redis, key_prefix: str) -> None:
-        self.settings = Settings(key_prefix=key_prefix, max_gift_count=99)
+    def __init__(self, redis: Redis, key_prefix: str, max_gift_count: int = 99) -> None:
+        self.settings = Settings(key_prefix=key_prefix, max_gift_count=max_gift_count)
         self.pipeline = AutoPipeline(redis)
         scripts = Scripts.register(redis, self.pipeline)
         self.wallets = Wallets(redis, scripts, self.settings, self.pipeline)
@@ -84,7 +84,8 @@ async def test_a_rooms_gifts_sent_together_share_calls_and_are_each_paid_and_sho
         assert await redis.xlen(keys.ledger) == 2  # the grant, the gift
         assert await redis.hget(keys.outbox, f"{sender}:r1") is None
     creator = await parts.wallets.balances("busy")
-    assert (creator["received"], creator["diamonds"]) == (3 * len(senders), len(senders))
+    # 1.5 diamonds a gift: the halves are carried, not rounded away.
+    assert (creator["received"], creator["diamonds"]) == (3 * len(senders), 3 * len(senders) // 2)
     credits: list[Any] = await redis.xrange(parts.wallets.keys("busy").ledger) or []
     assert [as_text(fields[b"gift_key"]) for _, fields in credits] == [
         f"{sender}:r1" for sender in senders
@@ -131,19 +132,26 @@ async def test_only_a_gift_paid_now_is_shown_by_the_call(redis: Redis, parts: Pa
     await pubsub.aclose()
 
 
+@pytest.mark.parametrize("damaged", ["seq", "carry"])
 async def test_a_call_that_fails_half_way_moves_no_money_twice_on_retry(
-    redis: Redis, parts: Parts
+    redis: Redis, parts: Parts, damaged: str
 ) -> None:
     for sender in ("a", "b", "c"):
         await parts.wallets.grant_coins(sender, 10, "welcome", NOW)
-    seq_key = parts.room_log.keys("broken").seq
-    await redis.set(seq_key, "not a number")  # the first announcement fails in the script
+    # Either fails the script before the first gift is paid.
+    if damaged == "seq":
+        key, field = parts.room_log.keys("broken").seq, None
+        await redis.set(key, "not a number")
+    else:
+        key, field = parts.wallets.keys("broken").wallet, "carry_hundredths"
+        await redis.hset(key, field, "150")
     results = await asyncio.gather(
         *(parts.send(sender, "r", room="broken") for sender in ("a", "b", "c")),
         return_exceptions=True,
     )
     assert [type(result) for result in results] == [Unavailable] * 3
-    await redis.delete(seq_key)
+    assert await redis.xlen(parts.wallets.keys("broken").ledger) == 0
+    await (redis.delete(key) if field is None else redis.hdel(key, field))
     retried = [await parts.send(sender, "r", room="broken") for sender in ("a", "b", "c")]
     # The script stopped at "a"'s announcement, before "a" paid anything:
     # nothing moved for any of them, and each is paid and shown once now.

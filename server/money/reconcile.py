@@ -3,7 +3,8 @@
 For every wallet (found by SCAN, so this is an operator's tool, not a hot
 path) the stored balances are compared with each other and with its ledger
 replayed from the start; then the whole economy is summed: every coin spent
-is either credited to a creator (diamonds + platform share) or still waiting
+is either credited to a creator (diamonds, the creator's carry and the
+platform's share, exactly: docs/money.md) or still waiting
 in an outbox. ``check`` returns the breaches found; an empty list is clean.
 """
 
@@ -27,7 +28,11 @@ WALLET_FIELDS = (
     "diamonds",
     "diamonds_earned",
     "received",
+    # Before shares were counted in hundredths, the platform's share of a
+    # gift was kept in whole coins here: still counted, never written now.
     "platform",
+    "platform_hundredths",
+    "carry_hundredths",
 )
 
 
@@ -89,17 +94,23 @@ def _check_balances(user: str, w: dict[str, int], report: Report) -> None:
         report.breaches.append(
             f"{user}: coins credited {credited} != held + spent + refunded {held}"
         )
-    if w["received"] != w["diamonds_earned"] + w["platform"]:
+    shared = 100 * (w["diamonds_earned"] + w["platform"]) + w["carry_hundredths"]
+    shared += w["platform_hundredths"]
+    if 100 * w["received"] != shared:
         report.breaches.append(
             f"{user}: coins received {w['received']} != diamonds earned "
-            f"{w['diamonds_earned']} + platform {w['platform']}"
+            f"{w['diamonds_earned']} + carry {w['carry_hundredths']}/100 + platform "
+            f"{w['platform']} + {w['platform_hundredths']}/100"
         )
+    if w["carry_hundredths"] > 99:
+        report.breaches.append(f"{user}: carry_hundredths {w['carry_hundredths']} is over 99")
 
 
 def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) -> None:
     sums: Counter[str] = Counter()
     requests: Counter[str] = Counter()
     credited_gifts: Counter[str] = Counter()
+    carry = 0  # the creator's, in hundredths of a diamond, entry after entry
     for _, raw in entries:
         e = {as_text(k): as_text(v) for k, v in raw.items()}
         kind = e.get("kind")
@@ -110,9 +121,11 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             requests[e["req"]] += 1
             report.debits[f"{user}:{e['req']}"] = -int(e["amount"])
         elif kind == "credit":
-            coins, diamonds, platform = int(e["coins"]), int(e["diamonds"]), int(e["platform"])
-            if coins != diamonds + platform:
+            coins, diamonds = int(e["coins"]), int(e["diamonds"])
+            if not _credit_balances(e, carry):
                 report.breaches.append(f"{user}: credit {e['gift_key']} does not balance")
+            carry = int(e.get("carry_hundredths", carry))
+            sums["platform_hundredths"] += int(e.get("platform_hundredths", 0))
             sums["received"] += coins
             sums["diamonds"] += diamonds
             credited_gifts[e["gift_key"]] += 1
@@ -129,10 +142,30 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
         "spent": w["spent"],
         "received": w["received"],
         "diamonds": w["diamonds_earned"],
+        "platform_hundredths": w["platform_hundredths"],
+        "carry": w["carry_hundredths"],
     }
+    sums["carry"] = carry
     for name, stored in expected.items():
         if sums[name] != stored:
             report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
+
+
+def _credit_balances(entry: dict[str, str], carry_before: int) -> bool:
+    """Whether a credit entry adds up: its coins split exactly between the
+    creator (whole diamonds, and the carry from the entry before to this
+    one) and the platform, all in hundredths (lib_credit.lua). An entry from
+    before the carry has diamonds + platform = coins, in whole coins."""
+    coins, diamonds = int(entry["coins"]), int(entry["diamonds"])
+    if "carry_hundredths" not in entry:
+        return coins == diamonds + int(entry["platform"])
+    share, carry = int(entry["share"]), int(entry["carry_hundredths"])
+    platform = int(entry["platform_hundredths"])
+    return (
+        0 <= carry <= 99
+        and carry_before + coins * share == 100 * diamonds + carry
+        and 100 * coins == coins * share + platform
+    )
 
 
 async def _pending(redis: Redis, outbox_key: str) -> dict[str, int]:

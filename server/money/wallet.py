@@ -29,8 +29,9 @@ from server.tuning.pipelining import AutoPipeline
 # Credits per settle.lua call: enough to make a storm's settlement cheap,
 # few enough that one call holds Redis for a millisecond or two.
 SETTLE_BATCH = 64
-# Lua adds in doubles: a call's coins must sum below 2^53 to stay exact.
-SETTLE_BATCH_COINS = 2**52
+# Lua adds in doubles: a call's coins, counted in hundredths for the
+# platform's share (lib_credit.lua), must sum below 2^53 to stay exact.
+SETTLE_BATCH_COINS = 2**53 // 128
 # The wallet's fields that hold the user's gift token bucket (lib_gift.lua),
 # not money.
 GIFT_BUCKET_FIELDS = ("gift_mtokens", "gift_ms")

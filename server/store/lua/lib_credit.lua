@@ -2,20 +2,36 @@
 -- credit (settle.lua, room_gifts.lua). Not a script of its own: the server
 -- puts it in front of a script's text (server/store/scripts.py).
 --
--- credit_gift(ledger, gift_key, coins, share, now, sender, gift, count, paid)
--- writes the gift's `credit` entry in the creator's ledger and returns
--- diamonds, platform: diamonds = floor(coins * share / 100), and the
--- platform keeps the rest, so that coins = diamonds + platform exactly. The
--- caller adds them to the creator's wallet. coins and share are numbers (an
--- integer below 2^53, and 0 to 100); the others are strings, written as
--- they are: the entry carries what the earnings reports count.
+-- No diamond is rounded away. The creator's share of a gift is counted in
+-- hundredths of a diamond (coins * share percent) and added to the carry
+-- the creator already holds (the wallet's `carry_hundredths`, 0 to 99):
+-- whole diamonds are credited, the rest is carried to the creator's next
+-- gift. Seventeen one-coin roses at 50% credit 8 diamonds and carry 50.
+-- The platform's share is the rest of the gift, exactly, in hundredths of
+-- a coin: coins * (100 - share). So for every gift
+--   100 * coins = (100 * diamonds + carry after - carry before) + platform
+-- and for every creator
+--   100 * received = 100 * diamonds earned + carry + platform,
+-- which reconcile checks (server/money/reconcile.py).
+--
+-- credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count,
+-- paid) writes the gift's `credit` entry in the creator's ledger and returns
+-- diamonds, carry after, platform hundredths. coins, share and carry are
+-- numbers (coins * 100 below 2^53, which the callers check; share 0 to
+-- 100; carry 0 to 99); the others are strings, written as they are: the
+-- entry carries what the earnings reports count. The caller adds the
+-- results to the creator's wallet and passes the carry on to the next gift.
 
-local function credit_gift(ledger, gift_key, coins, share, now, sender, gift, count, paid)
-  local diamonds = math.floor(coins * share / 100)
-  local platform = coins - diamonds
+local function credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count, paid)
+  local owed = carry + coins * share
+  local diamonds = math.floor(owed / 100)
+  local carry_after = owed - diamonds * 100
+  local platform = coins * (100 - share)
   redis.call("XADD", ledger, "*",
     "kind", "credit", "gift_key", gift_key, "coins", string.format("%d", coins),
-    "diamonds", string.format("%d", diamonds), "platform", string.format("%d", platform),
+    "share", string.format("%d", share), "diamonds", string.format("%d", diamonds),
+    "carry_hundredths", string.format("%d", carry_after),
+    "platform_hundredths", string.format("%d", platform),
     "ts", now, "sender", sender, "gift", gift, "count", count, "paid", paid)
-  return diamonds, platform
+  return diamonds, carry_after, platform
 end

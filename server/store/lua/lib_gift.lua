@@ -60,7 +60,9 @@ local function commit_gift(key_base, arg_base, announce, credit)
   local price = tonumber(price_text)
   local share = tonumber(share_text)
   -- Doubles hold integers exactly only up to 2^53: refuse anything near it.
-  if count > tonumber(max_text) or share > 100 or count * price > 1e15 then
+  -- The creator's credit counts the cost in hundredths (lib_credit.lua),
+  -- so a cost stays below 10^13.
+  if count > tonumber(max_text) or share > 100 or count * price > 1e13 then
     return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
   local rate = tonumber(rate_text)

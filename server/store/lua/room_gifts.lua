@@ -22,8 +22,9 @@
 -- Gifts run in order, each checked as gift.lua checks it. A gift paid for
 -- now gets the room's next seq, which its request record keeps (a retry is
 -- answered with it and shown nowhere again), and the creator is credited as
--- settle.lua would credit it: a `credit` entry in the creator's ledger. Once
--- for the call: the creator's wallet fields; the seq; one history entry and
+-- settle.lua would credit it: a `credit` entry in the creator's ledger, the
+-- creator's carry (lib_credit.lua) read once and passed from gift to gift.
+-- Once for the call: the creator's wallet fields; the seq; one history entry and
 -- one PUBLISH holding every event paid now, the entry as fields s (the
 -- first seq), n (how many) and d, the message as "<first seq>:" then d,
 -- where d is their payloads one after the other (each is one MessagePack
@@ -47,6 +48,15 @@ if not last_seq then
   -- Checked before any gift: a damaged seq must not stop the call half way.
   return redis.error_reply("room_gifts.lua: the room's seq is not a number")
 end
+-- The creator's wallet is read once, before any gift, and written once
+-- after the last: sums of whole numbers below 2^53 (for the platform's
+-- share, in hundredths: 9 * 10^13 coins), which doubles hold exactly.
+local creator_wallet = redis.call("HMGET", KEYS[3],
+  "diamonds", "diamonds_earned", "received", "platform_hundredths", "carry_hundredths")
+local carry = tonumber(creator_wallet[5] or "0")
+if not carry or carry < 0 or carry > 99 or carry ~= math.floor(carry) then
+  return redis.error_reply("room_gifts.lua: the creator's carry_hundredths is not 0 to 99")
+end
 local creator = ARGV[5]
 local payloads = {}
 local first_seq = last_seq + 1
@@ -65,7 +75,8 @@ local function credit_creator(arg_base, cost, share, gift_key)
   -- The gift's ARGV as gift.lua's: [1] sender, [3] gift, [4] count, [8] now,
   -- which is also when the gift was paid.
   local now = ARGV[arg_base + 8]
-  local diamonds, platform = credit_gift(KEYS[4], gift_key, cost, share, now,
+  local diamonds, platform
+  diamonds, carry, platform = credit_gift(KEYS[4], gift_key, cost, share, carry, now,
     ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now)
   credited_coins = credited_coins + cost
   credited_diamonds = credited_diamonds + diamonds
@@ -92,12 +103,13 @@ if #payloads > 0 then
   redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*",
     "s", first_seq_text, "n", digits(#payloads), "d", events)
   redis.call(room.publish, room.channel, first_seq_text .. ":" .. events)
-  local wallet = redis.call("HMGET", KEYS[3], "diamonds", "diamonds_earned", "received", "platform")
+  local wallet = creator_wallet
   redis.call("HSET", KEYS[3],
     "diamonds", digits(tonumber(wallet[1] or "0") + credited_diamonds),
     "diamonds_earned", digits(tonumber(wallet[2] or "0") + credited_diamonds),
     "received", digits(tonumber(wallet[3] or "0") + credited_coins),
-    "platform", digits(tonumber(wallet[4] or "0") + credited_platform))
+    "platform_hundredths", digits(tonumber(wallet[4] or "0") + credited_platform),
+    "carry_hundredths", digits(carry))
   -- The set lives while creators are marked: a week (the marker ttl) after
   -- the last new mark.
   if redis.call("SADD", KEYS[5], creator) == 1 then

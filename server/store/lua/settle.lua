@@ -8,7 +8,8 @@
 -- counted later from the credit entries this writes in the ledger
 -- (report.lua, server/money/reports.py), off the gift's path.
 --
--- KEYS[1]        wallet   HASH   {w:creator}:wallet  (diamonds, received, platform, ...)
+-- KEYS[1]        wallet   HASH   {w:creator}:wallet  (diamonds, received,
+--                                 carry_hundredths, platform_hundredths, ...)
 -- KEYS[2]        ledger   STREAM {w:creator}:ledger
 -- KEYS[2+i]      settled STRING {w:creator}:settled:<gift key>, one per gift, in order
 -- ARGV[1] now, ms          ARGV[2] idempotency ttl, s
@@ -21,12 +22,15 @@
 --   "ok", diamonds credited, 0        credited now
 --   "ok", diamonds credited, 1        already credited: nothing moved
 --   "bad_argument", 0, 0              this gift is malformed: nothing moved for it
--- A malformed call (key or argument counts that do not match, or coins that
--- would not add up exactly) is an error reply, and nothing moves at all.
+-- A malformed call (key or argument counts that do not match, coins that
+-- would not add up exactly, or a damaged carry in the wallet) is an error
+-- reply, and nothing moves at all.
 --
--- Each gift's credit is credit_gift in lib_credit.lua (its ledger entry,
--- diamonds = floor(coins * share / 100), the platform keeps the rest), which
--- room_gifts.lua runs too.
+-- Each gift's credit is credit_gift in lib_credit.lua (its ledger entry;
+-- whole diamonds of the creator's share plus the carry, the rest carried
+-- to the next gift; the platform's share exact, in hundredths), which
+-- room_gifts.lua runs too. The carry is read once, passed from gift to gift
+-- in order, and written once.
 
 local FIELDS = 7
 local function is_digits(text, max_len)
@@ -40,7 +44,7 @@ if not (is_digits(ARGV[1], 15) and is_digits(ARGV[2], 10))
   return redis.error_reply("ERR settle.lua: key and argument counts do not match")
 end
 -- Lua numbers are doubles: sums stay exact below 2^53, which the caller's
--- batches are cut to respect.
+-- batches are cut to respect (in hundredths: the platform's share).
 local batch_coins = 0
 for i = 0, gifts - 1 do
   local coins = ARGV[2 + i * FIELDS + 2]
@@ -48,7 +52,7 @@ for i = 0, gifts - 1 do
     batch_coins = batch_coins + tonumber(coins)
   end
 end
-if batch_coins >= 2 ^ 53 then
+if batch_coins * 100 >= 2 ^ 53 then
   return redis.error_reply("ERR settle.lua: the batch's coins do not add up exactly")
 end
 
@@ -59,6 +63,11 @@ local function gift_is_valid(base)
     and is_digits(count, 9) and is_digits(paid_at, 15)
     and string.match(sender, "^[A-Za-z0-9_-]+$") ~= nil
     and string.match(gift, "^[a-z0-9_]*$") ~= nil and #gift <= 32
+end
+
+local carry = tonumber(redis.call("HGET", KEYS[1], "carry_hundredths") or "0")
+if not carry or carry < 0 or carry > 99 or carry ~= math.floor(carry) then
+  return redis.error_reply("ERR settle.lua: the wallet's carry_hundredths is not 0 to 99")
 end
 
 local replies = {}
@@ -78,9 +87,10 @@ for i = 0, gifts - 1 do
     replies[#replies + 1] = 0
   else
     local coins = tonumber(ARGV[base + 2])
-    local diamonds, platform = credit_gift(KEYS[2], ARGV[base + 1], coins,
-      tonumber(ARGV[base + 3]), ARGV[1], ARGV[base + 4], ARGV[base + 5], ARGV[base + 6],
-      ARGV[base + 7])
+    local diamonds, platform
+    diamonds, carry, platform = credit_gift(KEYS[2], ARGV[base + 1], coins,
+      tonumber(ARGV[base + 3]), carry, ARGV[1], ARGV[base + 4], ARGV[base + 5],
+      ARGV[base + 6], ARGV[base + 7])
     diamonds_sum = diamonds_sum + diamonds
     coins_sum = coins_sum + coins
     platform_sum = platform_sum + platform
@@ -95,6 +105,7 @@ if coins_sum > 0 or diamonds_sum > 0 then
   redis.call("HINCRBY", KEYS[1], "diamonds", digits(diamonds_sum))
   redis.call("HINCRBY", KEYS[1], "diamonds_earned", digits(diamonds_sum))
   redis.call("HINCRBY", KEYS[1], "received", digits(coins_sum))
-  redis.call("HINCRBY", KEYS[1], "platform", digits(platform_sum))
+  redis.call("HINCRBY", KEYS[1], "platform_hundredths", digits(platform_sum))
+  redis.call("HSET", KEYS[1], "carry_hundredths", digits(carry))
 end
 return replies
