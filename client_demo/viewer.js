@@ -6,7 +6,7 @@
 //
 // Whether the room's creator takes gifts comes from GET /api/rooms/{room}
 // (on load, after each reconnect, and after a gift refused with
-// `gifts_disabled`); while they do not, the gift buttons are off and the
+// `gifts_disabled` or `gifting_off`); while they do not, the gift buttons are off and the
 // panel says why.
 
 import {
@@ -36,12 +36,14 @@ const MAX_RETRIES = 4;
 // While gifts are off, how often the page asks whether they are back on.
 const ROOM_RECHECK_MS = 20000;
 // The words of a refusal, by error code: the page's own, never the server's
-// `message` as well (one refusal, one message). `gifts_disabled` and
-// `insufficient_coins` are explained by the panel and the top-up sheet.
+// `message` as well (one refusal, one message). `gifts_disabled`,
+// `gifting_off` and `insufficient_coins` are explained by the panel and the
+// top-up sheet.
 const ERROR_WORDS = {
   insufficient_coins: "not enough coins",
   not_allowed: "you cannot send gifts here",
   gifts_disabled: "this creator isn't taking gifts",
+  gifting_off: "this creator has switched gifts off",
   unknown_gift: "that gift is no longer offered",
   bad_count: "that many cannot be sent at once",
   rate_limited: "too many taps; slow down",
@@ -54,6 +56,8 @@ const REASON_WORDS = {
   gifting_off: "has switched gifts off",
   followers_below_minimum: "needs more followers before they can receive gifts",
   not_a_creator: "hasn't set up gifts as a creator",
+  not_adult: "cannot receive gifts",
+  suspended: "cannot receive gifts right now",
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -213,7 +217,7 @@ async function checkRoom() {
 }
 
 /**
- * A gift was refused with `gifts_disabled`: the creator switched gifts off
+ * A gift was refused with `gifts_disabled` or `gifting_off`: the creator switched gifts off
  * while this page was open. The panel closes at once and then learns why.
  */
 async function refusedByRoom() {
@@ -379,7 +383,7 @@ function refused(pending, error) {
   // row only says that this gift was not sent.
   if (error.code === "insufficient_coins" && openRecharge(notEnoughCoins(pending))) {
     setSendState(pending.row, "failed", "not sent");
-  } else if (error.code === "gifts_disabled") {
+  } else if (error.code === "gifts_disabled" || error.code === "gifting_off") {
     setSendState(pending.row, "failed", "not sent");
     refusedByRoom();
   } else {

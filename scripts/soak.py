@@ -50,7 +50,7 @@ import msgpack
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.money.creators import CreatorProfile, Creators
+from server.money.creators import ADULT, CreatorProfile, Creators, Eligibility
 from server.ops.embedded import EmbeddedValkey, free_port
 from server.settings import ENV_PREFIX
 from server.store.calls import as_text
@@ -924,9 +924,11 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
 async def seed_rooms(store: Store, rooms: list[str]) -> None:
     redis = store.client()
     try:
-        creators = Creators(redis, KEY_PREFIX, min_followers=0)
+        creators = Creators(redis, KEY_PREFIX, Eligibility(min_followers=0))
         for room in rooms:
-            await creators.save(CreatorProfile(user=room, gifts_enabled=True, followers=50_000))
+            await creators.save(
+                CreatorProfile(user=room, gifts_enabled=True, followers=50_000, age=ADULT)
+            )
     finally:
         await redis.aclose()
 

@@ -20,6 +20,8 @@ unknown and the client should retry with the same request id.
     ├── Refused               well-formed, but the rules say no
     │   ├── NotAllowed        the caller's role cannot do this (watch-only)
     │   ├── GiftsDisabled     the room's creator does not accept gifts
+    │   │   └── GiftingOff    ...because the creator has switched gifting off
+    │   ├── NotEligible       the creator may not switch gifting on (the reasons)
     │   ├── InsufficientCoins the sender holds fewer coins than the gift costs
     │   ├── RateLimited       too many requests; temporary
     │   └── TooManyOrders     too many unpaid recharge orders
@@ -41,6 +43,11 @@ class GiftError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def details(self) -> dict[str, object]:
+        """Fields a client acts on besides the code (an HTTP problem adds them)."""
+        return {}
 
 
 class BadRequest(GiftError):
@@ -102,6 +109,24 @@ class NotAllowed(Refused):
 
 class GiftsDisabled(Refused):
     code = "gifts_disabled"
+
+
+class GiftingOff(GiftsDisabled):
+    code = "gifting_off"
+
+
+class NotEligible(Refused):
+    """Switching gifting on was refused; ``reasons`` are the eligibility codes."""
+
+    code = "not_eligible"
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"reasons": self.reasons}
 
 
 class InsufficientCoins(Refused):

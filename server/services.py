@@ -15,7 +15,7 @@ from redis.exceptions import RedisClusterException, RedisError
 from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
 from server.metrics import Metrics
-from server.money.creators import Creators
+from server.money.creators import Creators, Eligibility
 from server.money.gifting import Gifting
 from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
@@ -71,7 +71,12 @@ def _build(settings: Settings, redis: Redis) -> Services:
     scripts = Scripts.register(redis, pipeline if settings.script_batching else None)
     metrics = Metrics()
     wallets = Wallets(redis, scripts, settings, pipeline if settings.script_batching else None)
-    creators = Creators(redis, settings.key_prefix, settings.min_creator_followers)
+    creators = Creators(
+        redis,
+        settings.key_prefix,
+        Eligibility(settings.min_creator_followers, settings.creators_must_be_adult),
+        scripts.follow,
+    )
     room_log = RoomLog(redis, scripts, settings, pipeline if settings.script_batching else None)
     settler = Settler(wallets, settings.sweep_interval_seconds, settings.sweep_min_age_seconds)
     cluster = as_cluster(redis)

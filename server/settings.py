@@ -74,6 +74,9 @@ class Settings:
     revenue_share_percent: int = 50
     max_gift_count: int = 9999
     min_creator_followers: int = 1000
+    # A creator must be 18 or older (their token's "adult" claim, or the
+    # operator's word) to switch gifting on.
+    creators_must_be_adult: bool = True
     idempotency_ttl_seconds: int = 7 * 24 * 3600
     # An unpaid recharge order lives this long: past a payment provider's
     # redelivery of a late callback (about 3 days), which needs the order.

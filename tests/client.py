@@ -112,8 +112,11 @@ class Api:
     def __init__(self, base: str) -> None:
         self.http = httpx.AsyncClient(base_url=base, timeout=10.0)
 
-    async def token(self, user: str, role: str = "viewer") -> str:
-        response = await self.http.post("/api/dev/token", json={"user": user, "role": role})
+    async def token(self, user: str, role: str = "viewer", adult: bool = False) -> str:
+        body: dict[str, Any] = {"user": user, "role": role}
+        if adult:
+            body["adult"] = True
+        response = await self.http.post("/api/dev/token", json=body)
         response.raise_for_status()
         token: str = response.json()["token"]
         return token

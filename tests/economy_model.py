@@ -243,6 +243,9 @@ class CreatorBook:
 class Economy:
     prices: dict[str, int]
     accepting_rooms: frozenset[str]
+    # Rooms whose creator has switched gifting off: refused as gifting_off,
+    # where any other room that does not accept is gifts_disabled.
+    switched_off_rooms: frozenset[str] = frozenset()
     viewers: dict[str, ViewerBook] = field(default_factory=dict)
     creators: dict[str, CreatorBook] = field(default_factory=dict)
 
@@ -272,6 +275,8 @@ class Economy:
         price = self.prices.get(request.gift)
         if price is None:
             return ExpectError("unknown_gift", request.id)
+        if room in self.switched_off_rooms:
+            return ExpectError("gifting_off", request.id)
         if room not in self.accepting_rooms:
             return ExpectError("gifts_disabled", request.id)
         cost = price * request.count

@@ -211,7 +211,7 @@ async def test_retry_after_the_creator_stops_gifts_is_still_answered(
     creator_key = WalletKeys(server.key_prefix, "carol").creator
     await redis.hset(creator_key, "gifts_enabled", 0)
     await asyncio.sleep(1.2)  # the profile cache lasts a second
-    assert (await sender.gift("after-off", "finger_heart", 1))["code"] == "gifts_disabled"
+    assert (await sender.gift("after-off", "finger_heart", 1))["code"] == "gifting_off"
     retry = await sender.gift("before-off", "finger_heart", 1)
     assert (retry["type"], retry["duplicate"], retry["seq"]) == ("ack", True, first["seq"])
     assert (await api.wallet(viewer))["coins"] == 60

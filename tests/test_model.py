@@ -248,7 +248,11 @@ class EconomyMachine(RuleBasedStateMachine):
         self.env = env
         self.tag = uuid.uuid4().hex[:10]
         self.rooms = {LIVE: f"c{self.tag}", FEW_FOLLOWERS: f"f{self.tag}", GIFTS_OFF: "dave"}
-        self.economy = Economy(env.prices, accepting_rooms=frozenset({self.rooms[LIVE]}))
+        self.economy = Economy(
+            env.prices,
+            accepting_rooms=frozenset({self.rooms[LIVE]}),
+            switched_off_rooms=frozenset({self.rooms[GIFTS_OFF]}),
+        )
         self.viewers: list[Viewer] = []
         self.creator_tokens: dict[str, str] = {}
         self.ids = itertools.count()

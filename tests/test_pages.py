@@ -21,7 +21,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from redis.asyncio import Redis
 
-from server.money.creators import CACHE_SECONDS, CreatorProfile, Creators
+from server.money.creators import ADULT, CACHE_SECONDS, CreatorProfile, Creators, Eligibility
 from server.money.wallet import Wallets
 from server.settings import Settings
 from server.store.scripts import Scripts
@@ -237,7 +237,8 @@ async def save_creator(
 ) -> None:
     """Changes a creator's profile, and waits until the server's cache of it has expired."""
     assert server.key_prefix is not None
-    await Creators(redis, server.key_prefix, 1000).save(CreatorProfile(creator, gifting, followers))
+    profile = CreatorProfile(creator, gifting, followers, age=ADULT)
+    await Creators(redis, server.key_prefix, Eligibility(1000)).save(profile)
     await asyncio.sleep(CACHE_SECONDS + 0.3)
 
 
@@ -681,7 +682,7 @@ async def test_gifts_switched_off_mid_stream_close_the_panel_with_one_message(
 
     refused = alice.locator("#sends .send").first
     await expect(refused).to_have_attribute("data-state", "failed")
-    await expect(refused).to_have_attribute("data-code", "gifts_disabled")
+    await expect(refused).to_have_attribute("data-code", "gifting_off")
     # The panel explains; the row only says that this gift was not sent.
     await expect(refused.locator(".send-status")).to_have_text("not sent")
     off = alice.locator("#gifts-off")

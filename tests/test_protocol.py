@@ -542,6 +542,8 @@ EVERY_ERROR = {
     errors.Refused: "refused",
     errors.NotAllowed: "not_allowed",
     errors.GiftsDisabled: "gifts_disabled",
+    errors.GiftingOff: "gifting_off",
+    errors.NotEligible: "not_eligible",
     errors.InsufficientCoins: "insufficient_coins",
     errors.RateLimited: "rate_limited",
     errors.AuthError: "unauthorized",

@@ -19,7 +19,7 @@ from server.api.bodies import parse_json, read_body
 from server.core import payments
 from server.core.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
-from server.money.creators import CreatorProfile
+from server.money.creators import ADULT, CreatorProfile, Creators
 from server.money.earnings import Earnings, check_period
 from server.money.settlement import now_ms
 from server.services import Services
@@ -42,7 +42,7 @@ def problem(exc: GiftError) -> JSONResponse:
         "status": exc.http_status,
         "detail": exc.message,
         "temporary": exc.temporary,
-    }
+    } | exc.details
     return JSONResponse(body, status_code=exc.http_status, media_type="application/problem+json")
 
 
@@ -100,6 +100,9 @@ async def post_dev_token(request: Request) -> Response:
     role = body.get("role", "viewer")
     if not isinstance(role, str) or role not in {r.value for r in Role if r is not Role.ANONYMOUS}:
         raise BadRequest("role must be viewer, creator or overlay")
+    adult = body.get("adult", False)
+    if not isinstance(adult, bool):
+        raise BadRequest("adult must be true or false")
     s = services.settings
     token = issue_token(
         s.token_secret,
@@ -107,6 +110,7 @@ async def post_dev_token(request: Request) -> Response:
         Role(role),
         time.time(),
         s.token_ttl_seconds,
+        adult=adult,
     )
     return JSONResponse({"token": token, "expires_in": s.token_ttl_seconds})
 
@@ -211,23 +215,73 @@ async def get_earnings(request: Request) -> Response:
     return JSONResponse(await earnings.report(creator, period, now_ms()))
 
 
-@typed_errors
-async def get_creator_profile(request: Request) -> Response:
-    """The creator's own view: followers, the switch, and whether they are eligible."""
-    creator = creator_of(request)
-    creators = services_of(request).creators
-    profile = await creators.load(creator) or CreatorProfile(creator, False, 0)
-    reasons = profile.eligibility_reasons(creators.min_followers)
+def profile_answer(profile: CreatorProfile, creators: Creators) -> JSONResponse:
+    reasons = profile.eligibility_reasons(creators.rules)
     return JSONResponse(
         {
-            "user": creator,
+            "user": profile.user,
             "followers": profile.followers,
             "min_followers": creators.min_followers,
+            "adult": profile.age == ADULT,
+            "age": profile.age,
             "gifting_enabled": profile.gifts_enabled,
             "eligible": not reasons,
             "reasons": reasons,
         }
     )
+
+
+async def signed_in_creator(request: Request) -> str:
+    """The calling creator, whose token's word on their age is kept first."""
+    identity = caller(request)
+    if identity.role is not Role.CREATOR or identity.user is None:
+        raise NotAllowed("a creator token is required")
+    await services_of(request).creators.note_identity(identity)
+    return identity.user
+
+
+@typed_errors
+async def get_creator_profile(request: Request) -> Response:
+    """The creator's own view: followers, age, the switch, and whether they are eligible."""
+    creator = await signed_in_creator(request)
+    creators = services_of(request).creators
+    return profile_answer(await creators.fresh(creator), creators)
+
+
+@typed_errors
+async def post_creator_gifting(request: Request) -> Response:
+    """Switch gifting on (eligible creators only: else 409 ``not_eligible``) or off."""
+    creator = await signed_in_creator(request)
+    enabled = (await json_body(request)).get("enabled")
+    if not isinstance(enabled, bool):
+        raise BadField("enabled must be true or false")
+    creators = services_of(request).creators
+    return profile_answer(await creators.set_gifting(creator, enabled), creators)
+
+
+async def follow_answer(request: Request, following: bool) -> Response:
+    identity = caller(request)
+    if identity.user is None or identity.role is Role.OVERLAY:
+        raise NotAllowed("sign in as a viewer or a creator to follow")
+    creator = check_user_id(request.path_params["creator"])
+    if creator == identity.user:
+        raise BadRequest("a user cannot follow themselves")
+    followers, changed = await services_of(request).creators.follow(
+        identity.user, creator, following
+    )
+    return JSONResponse(
+        {"creator": creator, "following": following, "followers": followers, "changed": changed}
+    )
+
+
+@typed_errors
+async def post_follow(request: Request) -> Response:
+    return await follow_answer(request, True)
+
+
+@typed_errors
+async def delete_follow(request: Request) -> Response:
+    return await follow_answer(request, False)
 
 
 @typed_errors
@@ -285,5 +339,8 @@ routes = [
     Route("/api/creator/earnings", get_earnings, methods=["GET"]),
     Route("/api/creator/test-alert", post_test_alert, methods=["POST"]),
     Route("/api/creator/profile", get_creator_profile, methods=["GET"]),
+    Route("/api/creator/gifting", post_creator_gifting, methods=["POST"]),
+    Route("/api/follows/{creator}", post_follow, methods=["POST"]),
+    Route("/api/follows/{creator}", delete_follow, methods=["DELETE"]),
     Route("/api/rooms/{room}", get_room, methods=["GET"]),
 ]

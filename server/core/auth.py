@@ -39,6 +39,9 @@ ISSUABLE_ROLES = frozenset({Role.VIEWER, Role.CREATOR, Role.OVERLAY})
 class Identity:
     user: str | None
     role: Role
+    # The platform says this user is 18 or older (the token's "adult" claim).
+    # A creator must be, to switch gifting on (server/money/creators.py).
+    adult: bool = False
 
     @property
     def can_send(self) -> bool:
@@ -68,10 +71,18 @@ def _sign(secret: str, body: str) -> bytes:
     return _b64encode(digest).encode("ascii")
 
 
-def issue_token(secret: str, user: str, role: Role, now: float, ttl_seconds: int) -> str:
+def issue_token(
+    secret: str, user: str, role: Role, now: float, ttl_seconds: int, adult: bool = False
+) -> str:
     if role not in ISSUABLE_ROLES:
         raise BadField(f"role must be one of {sorted(ISSUABLE_ROLES)}")
-    claims = {"sub": check_user_id(user), "role": str(role), "exp": int(now) + ttl_seconds}
+    claims: dict[str, object] = {
+        "sub": check_user_id(user),
+        "role": str(role),
+        "exp": int(now) + ttl_seconds,
+    }
+    if adult:
+        claims["adult"] = True  # absent when not: most tokens stay as short as before
     body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
     return f"{body}.{_sign(secret, body).decode('ascii')}"
 
@@ -101,7 +112,10 @@ def verify_token(secret: str, token: str, now: float) -> Identity:
         raise AuthError("malformed token")
     if role not in ISSUABLE_ROLES:
         raise AuthError("malformed token")
-    return Identity(user=user, role=Role(str(role)))
+    adult = claims.get("adult", False)
+    if not isinstance(adult, bool):
+        raise AuthError("malformed token")
+    return Identity(user=user, role=Role(str(role)), adult=adult)
 
 
 def bearer_token(header: str | None) -> str:

@@ -48,8 +48,13 @@ class WalletKeys:
 
     @property
     def creator(self) -> str:
-        """The creator profile: gifts_enabled, followers."""
+        """The creator profile: gifts_enabled, followers, age, adult_claimed, suspended."""
         return f"{self._base}:creator"
+
+    @property
+    def followers(self) -> str:
+        """The user ids following this creator (follow.lua)."""
+        return f"{self._base}:followers"
 
     def request(self, request_id: str) -> str:
         return f"{self._base}:req:{request_id}"

@@ -8,7 +8,8 @@ target must run with dev tokens and sandbox payments on (demo mode).
 
 Rooms are creators' rooms and must already take gifts: the API cannot make
 a creator. On a demo server that is ``carol``; other room ids can be
-watched, but gifts there are refused with ``gifts_disabled``.
+watched, but gifts there are refused with ``gifts_disabled`` (or
+``gifting_off``, where the creator has switched gifting off).
 """
 
 from __future__ import annotations

@@ -1,11 +1,22 @@
-"""Creators and whether their rooms take gifts.
+"""Creators: who may switch gifting on, and whether their rooms take gifts.
 
 A room is one creator's live stream and its id is the creator's user id.
-Gifting is on for a creator who switched it on and has enough followers
-(``min_creator_followers``: 1,000 by default). The gift script runs on the sender's shard
-and cannot read the creator's keys, so the server checks this just before
-it, from a profile cached for a second: a creator who switches gifts off
-stops receiving them within that second.
+A creator is **eligible** for gifts with at least ``min_creator_followers``
+followers (1,000 by default), 18 or older (``creators_must_be_adult``) and
+not suspended; only an eligible creator may switch gifting on.
+
+A room takes a gift while its creator's gifting is on, the creator still
+has the followers, is not suspended and is not known to be a minor. Age
+is checked in full when gifting is switched on: a creator whose age is
+merely unknown now (a profile from before ages were kept) goes on
+receiving. The gift script runs on the sender's shard and cannot read the
+creator's keys, so the server checks this just before it, from a profile
+cached for a second: a creator who switches gifts off stops receiving them
+within that second.
+
+A creator's age is the operator's word when given (``age``: adult, minor or
+unknown), else what the creator's own token said (``adult_claimed``, kept
+whenever the creator uses their profile).
 """
 
 from __future__ import annotations
@@ -17,15 +28,30 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from server.core.auth import Identity
 from server.core.keys import WalletKeys
-from server.errors import GiftsDisabled
-from server.store.calls import guarded
+from server.errors import GiftingOff, GiftsDisabled, NotEligible
+from server.store.calls import as_text, guarded
+from server.store.scripts import ScriptCall
 
 CACHE_SECONDS = 1.0
-# Why a room does not take gifts, as the HTTP API names it to pages.
+# Why a room does not take gifts, or a creator may not switch them on, as
+# the HTTP API names it to pages.
 NOT_A_CREATOR = "not_a_creator"  # no creator profile for the room
 GIFTING_OFF = "gifting_off"  # the creator has not switched gifting on
 FOLLOWERS_BELOW_MINIMUM = "followers_below_minimum"
+NOT_ADULT = "not_adult"
+SUSPENDED = "suspended"
+
+ADULT, MINOR, UNKNOWN = "adult", "minor", "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Eligibility:
+    """The rules a creator is held to (settings)."""
+
+    min_followers: int
+    must_be_adult: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +59,59 @@ class CreatorProfile:
     user: str
     gifts_enabled: bool
     followers: int
+    # adult, minor or unknown: the operator's word, else the creator's token's.
+    age: str = UNKNOWN
+    suspended: bool = False
 
-    def accepts_gifts(self, min_followers: int) -> bool:
-        return self.gifts_enabled and self.followers >= min_followers
-
-    def eligibility_reasons(self, min_followers: int) -> list[str]:
+    def eligibility_reasons(self, rules: Eligibility) -> list[str]:
         """Why the creator may not switch gifting on: codes, empty when eligible."""
-        return [] if self.followers >= min_followers else [FOLLOWERS_BELOW_MINIMUM]
+        reasons = []
+        if self.followers < rules.min_followers:
+            reasons.append(FOLLOWERS_BELOW_MINIMUM)
+        if rules.must_be_adult and self.age != ADULT:
+            reasons.append(NOT_ADULT)
+        if self.suspended:
+            reasons.append(SUSPENDED)
+        return reasons
 
-    def refusal_reasons(self, min_followers: int) -> list[str]:
+    def refusal_reasons(self, rules: Eligibility) -> list[str]:
         """Why a gift to this creator would be refused: codes, empty when it would not."""
-        switched = [] if self.gifts_enabled else [GIFTING_OFF]
-        return switched + self.eligibility_reasons(min_followers)
+        reasons = [] if self.gifts_enabled else [GIFTING_OFF]
+        if self.followers < rules.min_followers:
+            reasons.append(FOLLOWERS_BELOW_MINIMUM)
+        if rules.must_be_adult and self.age == MINOR:
+            reasons.append(NOT_ADULT)
+        if self.suspended:
+            reasons.append(SUSPENDED)
+        return reasons
+
+
+def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
+    age = fields.get("age")
+    if age not in (ADULT, MINOR, UNKNOWN):
+        age = ADULT if fields.get("adult_claimed") == "1" else UNKNOWN
+    return CreatorProfile(
+        user=user,
+        gifts_enabled=fields.get("gifts_enabled") == "1",
+        followers=int(fields.get("followers") or 0),
+        age=age,
+        suspended=fields.get("suspended") == "1",
+    )
 
 
 class Creators:
-    def __init__(self, redis: Redis, key_prefix: str, min_followers: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        key_prefix: str,
+        rules: Eligibility,
+        follow_script: ScriptCall | None = None,
+    ) -> None:
         self._redis = redis
         self._prefix = key_prefix
-        self._min_followers = min_followers
+        self.rules = rules
+        self._follow = follow_script
         self._cache: dict[str, tuple[float, CreatorProfile | None]] = {}
         self._loading: dict[str, asyncio.Future[CreatorProfile | None]] = {}
         # Bumped by every save: a read that started before it must not be cached.
@@ -60,15 +120,66 @@ class Creators:
     def _key(self, user: str) -> str:
         return WalletKeys(self._prefix, user).creator
 
-    async def save(self, profile: CreatorProfile) -> None:
+    async def save(self, profile: CreatorProfile, *, only_new: bool = False) -> None:
+        """Write the profile's fields; with ``only_new``, only those not held yet
+        (the demo's seed: a restart keeps the follows and switches made since)."""
         mapping: dict[Any, Any] = {
             "gifts_enabled": int(profile.gifts_enabled),
             "followers": profile.followers,
+            "suspended": int(profile.suspended),
         }
-        await guarded(self._redis.hset(self._key(profile.user), mapping=mapping))
+        if profile.age != UNKNOWN:  # else the creator's token decides
+            mapping["age"] = profile.age
+        key = self._key(profile.user)
+        if only_new:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for name, value in mapping.items():
+                    pipe.hsetnx(key, name, value)
+                await guarded(pipe.execute())
+        else:
+            await guarded(self._redis.hset(key, mapping=mapping))
+        self._changed(profile.user)
+
+    def _changed(self, user: str) -> None:
         self._saves += 1
-        self._cache.pop(profile.user, None)
-        self._loading.pop(profile.user, None)
+        self._cache.pop(user, None)
+        self._loading.pop(user, None)
+
+    async def fresh(self, user: str) -> CreatorProfile:
+        """The profile as Redis holds it now (an empty one for a user who has none)."""
+        return profile_from(user, await guarded(self._redis.hgetall(self._key(user))))
+
+    async def note_identity(self, identity: Identity) -> None:
+        """Keep what the creator's token says of their age (the operator's word, if
+        any, still decides)."""
+        if identity.user is not None and identity.adult:
+            await guarded(self._redis.hset(self._key(identity.user), "adult_claimed", 1))
+            self._changed(identity.user)
+
+    async def set_gifting(self, user: str, enabled: bool) -> CreatorProfile:
+        """Switch gifting on (only when eligible: else ``NotEligible`` with the
+        reasons) or off (always)."""
+        if enabled:
+            reasons = (await self.fresh(user)).eligibility_reasons(self.rules)
+            if reasons:
+                raise NotEligible(
+                    "not eligible to take gifts: " + ", ".join(reasons), reasons=reasons
+                )
+        await guarded(self._redis.hset(self._key(user), "gifts_enabled", int(enabled)))
+        self._changed(user)
+        return await self.fresh(user)
+
+    async def follow(self, follower: str, creator: str, following: bool) -> tuple[int, bool]:
+        """Follow (or stop following) ``creator``: their follower count now, and
+        whether this call changed it (a repeat does not)."""
+        if self._follow is None:
+            raise RuntimeError("creators made without the follow script")
+        keys = WalletKeys(self._prefix, creator)
+        count, changed = await guarded(
+            self._follow(keys=[keys.followers, keys.creator], args=[follower, int(following)])
+        )
+        self._changed(creator)
+        return int(count), bool(int(changed))
 
     async def load(self, user: str) -> CreatorProfile | None:
         cached = self._cache.get(user)
@@ -92,30 +203,28 @@ class Creators:
     async def _fetch(self, user: str) -> CreatorProfile | None:
         saves = self._saves
         raw = await guarded(self._redis.hgetall(self._key(user)))
-        profile = None
-        if raw:
-            profile = CreatorProfile(
-                user=user,
-                gifts_enabled=raw.get(b"gifts_enabled") == b"1",
-                followers=int(raw.get(b"followers", b"0")),
-            )
+        profile = profile_from(user, raw) if raw else None
         if saves == self._saves:
             self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
         return profile
 
     @property
     def min_followers(self) -> int:
-        return self._min_followers
+        return self.rules.min_followers
 
     async def refusal_reasons(self, room: str) -> list[str]:
         """Why a gift to ``room`` would be refused now: codes, empty when it would not."""
         profile = await self.load(room)
         if profile is None:
             return [NOT_A_CREATOR]
-        return profile.refusal_reasons(self._min_followers)
+        return profile.refusal_reasons(self.rules)
 
     async def require_accepting(self, room: str) -> CreatorProfile:
+        """The room's creator's profile, if it takes gifts now; else ``GiftingOff``
+        (switched off) or ``GiftsDisabled`` (any other reason)."""
         profile = await self.load(room)
-        if profile is None or not profile.accepts_gifts(self._min_followers):
+        if profile is not None and not profile.gifts_enabled:
+            raise GiftingOff(f"the creator of room {room!r} has switched gifts off")
+        if profile is None or profile.refusal_reasons(self.rules):
             raise GiftsDisabled(f"the creator of room {room!r} does not accept gifts")
         return profile

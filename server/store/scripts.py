@@ -60,6 +60,8 @@ class Scripts:
     rate_take: ScriptCall
     # A new recharge order among its user's open ones, against their cap.
     order_open: ScriptCall
+    # A follow or an unfollow of a creator, counted once.
+    follow: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -80,4 +82,5 @@ class Scripts:
             tally_admit=load("tally_admit"),
             rate_take=load("rate_take"),
             order_open=load("order_open"),
+            follow=load("follow"),
         )
