@@ -14,6 +14,7 @@ unknown and the client should retry with the same request id.
     │   ├── UnknownGift       no gift with that id in the catalogue
     │   ├── UnknownPackage    no recharge package with that id
     │   ├── UnknownOrder      no such order (or not the caller's)
+    │   ├── UnknownWithdrawal no such withdrawal (or not the caller's)
     │   ├── NotFound          no such endpoint here (demo-only ones outside demo mode)
     │   ├── BadHost           a Host header this server does not answer for
     │   └── BodyTooLarge      a request body over its route's cap (413)
@@ -22,6 +23,10 @@ unknown and the client should retry with the same request id.
     │   ├── GiftsDisabled     the room's creator does not accept gifts
     │   │   └── GiftingOff    ...because the creator has switched gifting off
     │   ├── NotEligible       the creator may not switch gifting on (the reasons)
+    │   ├── PayoutProfileUnverified  no payout profile the provider has verified
+    │   ├── BelowMinimum      a withdrawal under the minimum
+    │   ├── InsufficientDiamonds  a withdrawal over the diamonds held
+    │   ├── DailyLimitExceeded    a withdrawal past the day's limit
     │   ├── InsufficientCoins the sender holds fewer coins than the gift costs
     │   ├── RateLimited       too many requests; temporary
     │   └── TooManyOrders     too many unpaid recharge orders
@@ -83,6 +88,11 @@ class UnknownOrder(BadRequest):
     http_status = 404
 
 
+class UnknownWithdrawal(BadRequest):
+    code = "unknown_withdrawal"
+    http_status = 404
+
+
 class NotFound(BadRequest):
     code = "not_found"
     http_status = 404
@@ -127,6 +137,27 @@ class NotEligible(Refused):
     @property
     def details(self) -> dict[str, object]:
         return {"reasons": self.reasons}
+
+
+class PayoutProfileUnverified(Refused):
+    code = "payout_profile_unverified"
+
+
+class BelowMinimum(Refused):
+    code = "below_minimum"
+    http_status = 400
+
+
+class InsufficientDiamonds(Refused):
+    code = "insufficient_diamonds"
+    http_status = 402
+
+
+class DailyLimitExceeded(Refused):
+    # Not temporary for the same request: it may go through tomorrow, or
+    # once a pending withdrawal of today fails.
+    code = "daily_limit_exceeded"
+    http_status = 429
 
 
 class InsufficientCoins(Refused):

@@ -14,14 +14,16 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
+from server.errors import GiftError
 from server.metrics import Metrics
 from server.money.creators import Creators, Eligibility
 from server.money.gifting import Gifting
 from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
 from server.money.room_gifts import RoomGifts
-from server.money.settlement import Settler
+from server.money.settlement import Settler, now_ms
 from server.money.wallet import Wallets
+from server.money.withdrawals import PayoutCallback, SandboxPayouts, Withdrawals
 from server.ops.embedded import EmbeddedState
 from server.ops.socket_faults import SocketFaults
 from server.rooms.hub import Hub
@@ -40,6 +42,9 @@ from server.tuning.pipelining import AutoPipeline
 
 log = logging.getLogger(__name__)
 
+# How often the sandbox payout provider looks for payouts that fell due.
+SANDBOX_PAYOUT_POLL_SECONDS = 0.5
+
 
 @dataclass
 class Services:
@@ -56,6 +61,7 @@ class Services:
     settler: Settler
     reports: Reports
     gifting: Gifting
+    withdrawals: Withdrawals
     relay: Relay | ShardedRelay
     hub: Hub
     metrics: Metrics
@@ -191,11 +197,37 @@ def _build(settings: Settings, redis: Redis) -> Services:
             settings.revenue_share_percent,
             room_gifts,
         ),
+        withdrawals=Withdrawals(
+            redis,
+            scripts,
+            settings,
+            SandboxPayouts(redis, prefix, settings.sandbox_payout_delay_seconds)
+            if settings.sandbox_payouts
+            else None,
+        ),
         relay=relay,
         hub=hub,
         metrics=metrics,
         pipeline=pipeline,
     )
+
+
+async def pay_sandbox_payouts(services: Services) -> None:
+    """Demo mode: the sandbox provider's callbacks, as they fall due, through the
+    same signed path as a real provider's (``server/api/http_api.py``)."""
+    provider = services.withdrawals.provider
+    if not isinstance(provider, SandboxPayouts):
+        return
+    while True:
+        await asyncio.sleep(SANDBOX_PAYOUT_POLL_SECONDS)
+        try:
+            for creator, withdrawal_id in await provider.take_due(now_ms()):
+                callback = PayoutCallback(
+                    withdrawal_id, creator, "paid", f"sandbox_{secrets.token_hex(8)}"
+                )
+                await services.withdrawals.resolve(callback, now_ms())
+        except GiftError:
+            log.warning("sandbox payouts not paid this round; they wait for the next")
 
 
 def _log_if_failed(task: asyncio.Task[None]) -> None:
@@ -235,6 +267,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         services.settler.run_worker(),
         services.settler.run_sweeper(),
         services.reports.run_worker(),
+        pay_sandbox_payouts(services),
     ):
         task = asyncio.create_task(job, name=getattr(job, "__qualname__", None))
         task.add_done_callback(_log_if_failed)

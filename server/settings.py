@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+
+from server.core.payout_terms import parse_cash, parse_rates
 
 ENV_PREFIX = "GIFTSTREAM_"
 LOG_FORMATS = ("auto", "human", "json")
@@ -26,6 +28,14 @@ class SettingsError(ValueError):
 
 def _random_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+def _parses(parse: Callable[[str], object], text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +97,23 @@ class Settings:
     # holding as many as a minute allows).
     orders_per_minute: int = 10
     orders_per_minute_per_ip: int = 60
+
+    # --- withdrawals ---
+    # Cash a diamond is worth, per currency: "CODE:amount" pairs. A payout by
+    # alipay or wechat is paid in CNY, by bank or paypal in USD.
+    payout_rates: str = "USD:0.005,CNY:0.05"
+    # The least a withdrawal may be worth, in its own currency (1 USD is 200
+    # diamonds at the rate above, 1 CNY 20).
+    payout_minimum_cash: str = "1"
+    # Diamonds a creator may ask to withdraw in one UTC day (failed ones do
+    # not count).
+    payout_daily_limit_diamonds: int = 2_000_000
+    # The sandbox payout provider (demo mode): verifies payout profiles at
+    # once and pays each withdrawal this long after it is asked for.
+    sandbox_payouts: bool = False
+    sandbox_payout_delay_seconds: float = 5.0
+    # Signs the payout provider's callbacks to /api/payouts/webhook.
+    payout_webhook_secret: str = field(default_factory=_random_secret)
 
     # --- HTTP API ---
     # Request bodies past these are refused with 413 before they are read
@@ -196,6 +223,16 @@ class Settings:
                     "embedded_appendfsync: always, everysec or no",
                 ),
                 (self.log_format not in LOG_FORMATS, "log_format: auto, human or json"),
+                (not _parses(parse_rates, self.payout_rates), "payout_rates: CODE:amount,..."),
+                (
+                    not _parses(parse_cash, self.payout_minimum_cash),
+                    "payout_minimum_cash: an amount, 0 or more",
+                ),
+                (self.payout_daily_limit_diamonds < 1, "payout_daily_limit_diamonds: at least 1"),
+                (
+                    not self.sandbox_payout_delay_seconds >= 0,
+                    "sandbox_payout_delay_seconds: 0 or more",
+                ),
             )
             if broken
         ]
@@ -255,5 +292,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
             values[item.name] = _parse(raw, hints[item.name], item.name)
     settings = Settings(**values)
     if settings.demo:
-        settings = dataclasses.replace(settings, dev_tokens=True, sandbox_payments=True)
+        settings = dataclasses.replace(
+            settings, dev_tokens=True, sandbox_payments=True, sandbox_payouts=True
+        )
     return settings

@@ -134,6 +134,14 @@ async def carry_past_a_diamond(redis: Redis, prefix: str) -> None:
     await redis.hincrby(wallet, "diamonds_earned", -1)
 
 
+async def diamonds_reserved_for_nothing(redis: Redis, prefix: str) -> None:
+    """Diamonds moved to reserved with no withdrawal behind them: the sum still
+    holds, the withdrawal records and the ledger do not."""
+    wallet = keys(prefix, "carol").wallet
+    await redis.hincrby(wallet, "diamonds", -5)
+    await redis.hincrby(wallet, "reserved", 5)
+
+
 async def spent_field_changed(redis: Redis, prefix: str) -> None:
     wallet = keys(prefix, "ann").wallet
     await redis.hincrby(wallet, "spent", -7)
@@ -156,6 +164,11 @@ CORRUPTIONS: dict[str, tuple[Corruption, str, bool]] = {
     "settlement skipped": (skip_a_settlement, "never credited", False),
     "gift credited twice": (credit_twice, "credited 2 times", True),
     "credit does not balance": (unbalanced_credit, "does not balance", True),
+    "diamonds reserved for nothing": (
+        diamonds_reserved_for_nothing,
+        "carol: pending withdrawals hold 0, wallet reserves 5",
+        True,
+    ),
     "carry out of step": (carry_out_of_step, "credit ann:a9 does not balance", True),
     "carry nudged": (
         carry_nudged,

@@ -21,7 +21,9 @@ FIELD_NAMES = [item.name for item in dataclasses.fields(Settings)]
 
 
 def without_secrets(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, token_secret="", webhook_secret="")
+    return dataclasses.replace(
+        settings, token_secret="", webhook_secret="", payout_webhook_secret=""
+    )
 
 
 # ---------------------------------------------------------------- defaults

@@ -22,6 +22,13 @@ from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound,
 from server.money.creators import ADULT, CreatorProfile, Creators
 from server.money.earnings import Earnings, check_period
 from server.money.settlement import now_ms
+from server.money.withdrawals import (
+    PayoutCallback,
+    callback_body,
+    parse_callback,
+    sign_callback,
+    verify_callback,
+)
 from server.services import Services
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -175,6 +182,76 @@ async def post_sandbox_pay(request: Request) -> Response:
     body = payments.confirmation_body(confirmation)
     signature = payments.sign(services.settings.webhook_secret, body, time.time())
     return await confirm_payment(services, body, signature)
+
+
+# ---------------------------------------------------------------- withdrawals
+
+
+@typed_errors
+async def put_payout_profile(request: Request) -> Response:
+    """Where the creator is paid; verified once the payout provider says so."""
+    creator = await signed_in_creator(request)
+    body = await json_body(request)
+    return JSONResponse(await services_of(request).withdrawals.save_profile(creator, body))
+
+
+@typed_errors
+async def get_payout_profile(request: Request) -> Response:
+    creator = await signed_in_creator(request)
+    return JSONResponse(await services_of(request).withdrawals.profile(creator))
+
+
+@typed_errors
+async def post_withdrawal(request: Request) -> Response:
+    """Reserve diamonds for a payout: 201 when new, 200 for a retry of the request id."""
+    creator = await signed_in_creator(request)
+    body = await json_body(request)
+    withdrawal = await services_of(request).withdrawals.request(
+        creator, body.get("diamonds"), body.get("request_id"), now_ms()
+    )
+    return JSONResponse(withdrawal, status_code=200 if withdrawal["duplicate"] else 201)
+
+
+@typed_errors
+async def get_withdrawals(request: Request) -> Response:
+    creator = await signed_in_creator(request)
+    listed = await services_of(request).withdrawals.list(creator)
+    return JSONResponse({"withdrawals": listed})
+
+
+async def settle_payout(services: Services, body: bytes, signature: str | None) -> Response:
+    """The one path every payout callback takes, the sandbox's included."""
+    verify_callback(services.settings, body, signature, time.time())
+    callback = parse_callback(body)
+    status = await services.withdrawals.resolve(callback, now_ms())
+    withdrawal = await services.withdrawals.get(callback.creator, callback.withdrawal_id)
+    return JSONResponse({"status": status, "withdrawal": withdrawal})
+
+
+@typed_errors
+async def post_payout_webhook(request: Request) -> Response:
+    body = await read_body(request, services_of(request).settings.max_webhook_body_bytes)
+    signature = request.headers.get(payments.SIGNATURE_HEADER)
+    return await settle_payout(services_of(request), body, signature)
+
+
+@typed_errors
+async def post_sandbox_payout(request: Request) -> Response:
+    """Demo: the sandbox provider settles one of the caller's withdrawals now."""
+    services = services_of(request)
+    if not services.settings.sandbox_payouts:
+        raise NotFound("the sandbox payout provider runs in demo mode only")
+    creator = await signed_in_creator(request)
+    withdrawal = await services.withdrawals.get(creator, request.path_params["withdrawal_id"])
+    outcome = (await json_body(request)).get("outcome")
+    if outcome not in ("paid", "failed"):
+        raise BadField("outcome must be 'paid' or 'failed'")
+    callback = PayoutCallback(
+        withdrawal["withdrawal_id"], creator, str(outcome), f"sandbox_{secrets.token_hex(8)}"
+    )
+    body = callback_body(callback)
+    signature = sign_callback(services.settings, body, time.time())
+    return await settle_payout(services, body, signature)
 
 
 def creator_of(request: Request) -> str:
@@ -341,6 +418,12 @@ routes = [
     Route("/api/creator/profile", get_creator_profile, methods=["GET"]),
     Route("/api/creator/gifting", post_creator_gifting, methods=["POST"]),
     Route("/api/follows/{creator}", post_follow, methods=["POST"]),
+    Route("/api/creator/payout-profile", put_payout_profile, methods=["PUT"]),
+    Route("/api/creator/payout-profile", get_payout_profile, methods=["GET"]),
+    Route("/api/creator/withdrawals", post_withdrawal, methods=["POST"]),
+    Route("/api/creator/withdrawals", get_withdrawals, methods=["GET"]),
+    Route("/api/payouts/webhook", post_payout_webhook, methods=["POST"]),
+    Route("/api/sandbox/payouts/{withdrawal_id}", post_sandbox_payout, methods=["POST"]),
     Route("/api/follows/{creator}", delete_follow, methods=["DELETE"]),
     Route("/api/rooms/{room}", get_room, methods=["GET"]),
 ]

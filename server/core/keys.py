@@ -52,6 +52,26 @@ class WalletKeys:
         return f"{self._base}:creator"
 
     @property
+    def payout_profile(self) -> str:
+        """Where a creator is paid: method, legal name, tax id, the provider's payee."""
+        return f"{self._base}:payout"
+
+    @property
+    def withdrawals(self) -> str:
+        """The creator's withdrawal ids by when each was asked for (withdraw.lua)."""
+        return f"{self._base}:withdrawals"
+
+    def withdrawal(self, withdrawal_id: str) -> str:
+        return f"{self._base}:wd:{withdrawal_id}"
+
+    def withdrawal_request(self, request_id: str) -> str:
+        return f"{self._base}:wreq:{request_id}"
+
+    def withdrawn_on(self, day: int) -> str:
+        """Diamonds asked for on a UTC day (days since 1970-01-01), for the daily limit."""
+        return f"{self._base}:wday:{day}"
+
+    @property
     def followers(self) -> str:
         """The user ids following this creator (follow.lua)."""
         return f"{self._base}:followers"

@@ -33,6 +33,9 @@ WALLET_FIELDS = (
     "platform",
     "platform_hundredths",
     "carry_hundredths",
+    # Diamonds on their way out (withdraw.lua), and paid out (payout.lua).
+    "reserved",
+    "paid_out",
 )
 
 
@@ -102,6 +105,11 @@ def _check_balances(user: str, w: dict[str, int], report: Report) -> None:
             f"{w['diamonds_earned']} + carry {w['carry_hundredths']}/100 + platform "
             f"{w['platform']} + {w['platform_hundredths']}/100"
         )
+    held = w["diamonds"] + w["reserved"] + w["paid_out"]
+    if w["diamonds_earned"] != held:
+        report.breaches.append(
+            f"{user}: diamonds earned {w['diamonds_earned']} != held + reserved + paid out {held}"
+        )
     if w["carry_hundredths"] > 99:
         report.breaches.append(f"{user}: carry_hundredths {w['carry_hundredths']} is over 99")
 
@@ -120,6 +128,8 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             sums["spent"] -= int(e["amount"])
             requests[e["req"]] += 1
             report.debits[f"{user}:{e['req']}"] = -int(e["amount"])
+        elif kind in WITHDRAWAL_KINDS:
+            sums[kind] += int(e["diamonds"])
         elif kind == "credit":
             coins, diamonds = int(e["coins"]), int(e["diamonds"])
             if not _credit_balances(e, carry):
@@ -144,11 +154,50 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
         "diamonds": w["diamonds_earned"],
         "platform_hundredths": w["platform_hundredths"],
         "carry": w["carry_hundredths"],
+        "reserved": w["reserved"],
+        "paid_out": w["paid_out"],
     }
     sums["carry"] = carry
+    sums["reserved"] = sums["withdraw"] - sums["payout"] - sums["payout_failed"]
+    sums["paid_out"] = sums["payout"]
     for name, stored in expected.items():
         if sums[name] != stored:
             report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
+
+
+# A creator's ledger entries for a withdrawal: its diamonds reserved, then
+# paid out or returned (withdraw.lua, payout.lua).
+WITHDRAWAL_KINDS = ("withdraw", "payout", "payout_failed")
+
+
+async def _check_withdrawals(
+    redis: Redis, base: str, user: str, w: dict[str, int], report: Report
+) -> None:
+    """Each withdrawal record against the wallet: the pending ones hold what is
+    reserved, the paid ones what was paid out."""
+    ids = await redis.zrange(f"{base}:withdrawals", 0, -1)
+    by_status: Counter[str] = Counter()
+    for withdrawal_id in ids:
+        record = {
+            as_text(k): as_text(v)
+            for k, v in (await redis.hgetall(f"{base}:wd:{as_text(withdrawal_id)}")).items()
+        }
+        if not record:
+            report.breaches.append(f"{user}: withdrawal {as_text(withdrawal_id)} has no record")
+            continue
+        by_status[record.get("status", "?")] += int(record.get("diamonds", 0))
+    unknown = set(by_status) - {"pending", "paid", "failed"}
+    if unknown:
+        report.breaches.append(f"{user}: withdrawals in unknown states {sorted(unknown)}")
+    if by_status["pending"] != w["reserved"]:
+        report.breaches.append(
+            f"{user}: pending withdrawals hold {by_status['pending']}, "
+            f"wallet reserves {w['reserved']}"
+        )
+    if by_status["paid"] != w["paid_out"]:
+        report.breaches.append(
+            f"{user}: paid withdrawals {by_status['paid']}, wallet paid out {w['paid_out']}"
+        )
 
 
 def _credit_balances(entry: dict[str, str], carry_before: int) -> bool:
@@ -200,6 +249,7 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
         report.coins_received += w["received"]
         _check_balances(user, w, report)
         _check_ledger(user, w, await _whole_stream(redis, f"{base}:ledger"), report)
+        await _check_withdrawals(redis, base, user, w, report)
         pending = await _pending(redis, f"{base}:outbox")
         report.pending.update(pending)
         report.coins_pending += sum(pending.values())

@@ -62,6 +62,10 @@ class Scripts:
     order_open: ScriptCall
     # A follow or an unfollow of a creator, counted once.
     follow: ScriptCall
+    # A creator's diamonds reserved for a withdrawal, once per request id.
+    withdraw: ScriptCall
+    # The payout provider's word on a withdrawal: paid out, or returned.
+    payout: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -83,4 +87,6 @@ class Scripts:
             rate_take=load("rate_take"),
             order_open=load("order_open"),
             follow=load("follow"),
+            withdraw=load("withdraw"),
+            payout=load("payout"),
         )
