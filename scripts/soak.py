@@ -1,11 +1,15 @@
-"""Crash soak: viewers buy coins and send gifts while processes die; then every coin is counted.
+"""Crash soak: viewers buy coins and send gifts, creators withdraw diamonds,
+while processes die; then every coin and diamond is counted.
 
 Starts its own Valkey (the embedded binary, AOF with ``appendfsync always``)
 and N ``giftstream serve`` processes on loopback ports, all sharing it. Many
 viewers (asyncio, ``websockets``) buy coins through the server's own API
 (dev tokens, orders, sandbox payments) and send gifts over room sockets in a
 few rooms, retrying with the *same* request id after a timeout, a dropped
-socket or a ``temporary`` error, on whichever server process is alive.
+socket or a ``temporary`` error, on whichever server process is alive. Each
+room's creator withdraws diamonds now and then (the same request id on every
+retry), and has some of them paid or failed at once through the sandbox
+payout provider, which pays the others a moment later.
 Meanwhile a chaos loop SIGKILLs server processes and restarts them, and
 SIGKILLs Valkey and restarts it on the same data directory.
 
@@ -15,7 +19,8 @@ sweepers are given time to finish, and the books are checked: acknowledged
 gifts missing from the sender's ledger, request ids debited twice, debits
 nobody was told about, ``giftstream reconcile --settled``, and each viewer's
 coins (credited by confirmed recharges, minus coins held, must equal the
-cost of the gifts acknowledged). Exits 1 unless all of them are zero.
+cost of the gifts acknowledged), and each withdrawal acknowledged: reserved
+once, and paid or failed by the end. Exits 1 unless all of them are zero.
 
     .venv/bin/python scripts/soak.py --minutes 10 --json soak.json
 
@@ -75,6 +80,13 @@ RESOLVE_TIMEOUT = 180.0
 GIFT_MIX = (("rose", 1, 50), ("rose", 5, 15), ("finger_heart", 1, 15),
             ("doughnut", 1, 12), ("hand_hearts", 1, 6), ("corgi", 1, 2))  # fmt: skip
 PACKAGES = ("coins_330", "coins_660", "coins_1321")
+# The sandbox provider pays a withdrawal left to it this long after it was asked for.
+PAYOUT_DELAY_SECONDS = 2.0
+# A creator asks for a withdrawal about this often, of 200 (the minimum) to 3,000 diamonds.
+WITHDRAW_EVERY = (0.5, 1.5)
+WITHDRAW_DIAMONDS = (200, 3000)
+PAYOUT_PROFILE = {"method": "paypal", "legal_name": "Soak Creator", "tax_id": "00-0000000",
+                  "account": "soak@example.com"}  # fmt: skip
 
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
 
@@ -119,6 +131,9 @@ class SoakConfig:
             # can start while Valkey is down: tokens and coins for anyone.
             GIFTSTREAM_DEV_TOKENS="1",
             GIFTSTREAM_SANDBOX_PAYMENTS="1",
+            GIFTSTREAM_SANDBOX_PAYOUTS="1",
+            GIFTSTREAM_SANDBOX_PAYOUT_DELAY_SECONDS=str(PAYOUT_DELAY_SECONDS),
+            GIFTSTREAM_PAYOUT_WEBHOOK_SECRET=token_secret + "-payouts",
             # A sweeper that settles what a killed process left within seconds.
             GIFTSTREAM_SWEEP_INTERVAL_SECONDS="0.5",
             GIFTSTREAM_SWEEP_MIN_AGE_SECONDS="1",
@@ -699,6 +714,167 @@ class Viewer:
             await self.drop(self._link)
 
 
+# ---------------------------------------------------------------- creators
+
+
+@dataclass
+class WithdrawalAsk:
+    id: str  # the request id, the same on every attempt
+    diamonds: int
+    # Settled at once through the sandbox ("paid" or "failed"), or left to it.
+    settle_with: str | None
+    state: str = "pending"  # pending -> reserved | refused | unknown
+    withdrawal_id: str = ""
+    code: str = ""
+
+
+class Payee:
+    """A room's creator, withdrawing diamonds through the sandbox payout provider."""
+
+    def __init__(self, soak: Soak, room: str) -> None:
+        self.soak = soak
+        self.room = room
+        self.token = ""
+        self.asks: list[WithdrawalAsk] = []
+
+    async def _call(self, method: str, path: str, body: Message | None = None) -> httpx.Response:
+        slot = await self.soak.fleet.pick()
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        return await self.soak.http.request(method, f"{slot.http}{path}", json=body,
+                                            headers=headers)  # fmt: skip
+
+    async def _until_answered(self, kind: str, method: str, path: str, body: Message) -> Message:
+        """Call until a 2xx; a 5xx or a lost connection is tried again, the same call."""
+        while True:
+            if self.soak.stopping.is_set():
+                raise Stopped
+            try:
+                response = await self._call(method, path, body)
+            except httpx.HTTPError as exc:
+                self.soak.journal.log(kind, self.room, UNKNOWN, type(exc).__name__)
+            else:
+                if response.status_code < 300:
+                    self.soak.journal.log(kind, self.room, OK)
+                    answer: Message = response.json()
+                    return answer
+                self.soak.journal.log(kind, self.room, http_outcome(response),
+                                      str(response.status_code))  # fmt: skip
+            await asyncio.sleep(0.2)
+
+    async def run(self) -> None:
+        rng = self.soak.rng
+        with contextlib.suppress(Stopped):
+            self.token = str((await self._until_answered(
+                "token", "POST", "/api/dev/token", {"user": self.room, "role": "creator"}
+            ))["token"])  # fmt: skip
+            await self._until_answered("payout-profile", "PUT", "/api/creator/payout-profile",
+                                       PAYOUT_PROFILE)  # fmt: skip
+            while not self.soak.stopping.is_set():
+                await asyncio.sleep(rng.uniform(*WITHDRAW_EVERY))
+                ask = WithdrawalAsk(
+                    f"{self.soak.run_tag}-{self.room}-w{len(self.asks)}",
+                    rng.randint(*WITHDRAW_DIAMONDS),
+                    rng.choice(("paid", "failed", None)),
+                )
+                self.asks.append(ask)
+                await self.withdraw(ask, give_up_at=time.monotonic() + GIVE_UP_AFTER)
+                if ask.state == "reserved" and ask.settle_with is not None:
+                    await self.settle(ask)
+
+    async def withdraw(self, ask: WithdrawalAsk, give_up_at: float | None) -> None:
+        body = {"diamonds": ask.diamonds, "request_id": ask.id}
+        journal = self.soak.journal
+        while True:
+            if give_up_at is not None and (
+                time.monotonic() > give_up_at or self.soak.stopping.is_set()
+            ):
+                ask.state = UNKNOWN
+                return
+            try:
+                response = await self._call("POST", "/api/creator/withdrawals", body)
+            except httpx.HTTPError as exc:
+                journal.log("withdraw", ask.id, UNKNOWN, type(exc).__name__)
+            else:
+                if response.status_code in (200, 201):
+                    journal.log("withdraw", ask.id, OK, str(response.status_code))
+                    answer = response.json()
+                    if ask.withdrawal_id and ask.withdrawal_id != answer["withdrawal_id"]:
+                        self.soak.anomalies.append(f"{ask.id}: two withdrawals")
+                    ask.state, ask.withdrawal_id = "reserved", str(answer["withdrawal_id"])
+                    return
+                if response.status_code < 500:  # a typed refusal: nothing moved
+                    journal.log("withdraw", ask.id, FAILED, response.text[:100])
+                    ask.state, ask.code = "refused", str(response.json().get("code"))
+                    return
+                journal.log("withdraw", ask.id, UNKNOWN, str(response.status_code))
+            await asyncio.sleep(0.2)
+
+    async def settle(self, ask: WithdrawalAsk) -> None:
+        answer = await self._until_answered(
+            "payout", "POST", f"/api/sandbox/payouts/{ask.withdrawal_id}",
+            {"outcome": ask.settle_with},
+        )  # fmt: skip
+        # "conflict": the sandbox paid it first, on its own; nothing moved.
+        if answer["status"] not in ("ok", "duplicate", "conflict"):
+            self.soak.anomalies.append(f"{ask.id}: payout answered {answer['status']}")
+
+
+async def resolve_withdrawals(payees: list[Payee]) -> int:
+    """Retry every unanswered withdrawal by its request id until answered."""
+    retried = [ask for payee in payees for ask in payee.asks if ask.state in ("pending", UNKNOWN)]
+
+    async def one(payee: Payee) -> None:
+        for ask in payee.asks:
+            if ask.state in ("pending", UNKNOWN):
+                await payee.withdraw(ask, give_up_at=None)
+
+    await asyncio.wait_for(asyncio.gather(*(one(p) for p in payees)), RESOLVE_TIMEOUT)
+    return len(retried)
+
+
+async def wait_payouts(redis: Redis, payees: list[Payee], within: float = SETTLE_TIMEOUT) -> float:
+    """Until no withdrawal is pending (the sandbox pays those left to it)."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        statuses = await withdrawal_statuses(redis, payees)
+        if "pending" not in statuses.values():
+            break
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+async def withdrawal_statuses(redis: Redis, payees: list[Payee]) -> dict[str, str]:
+    """Each acknowledged withdrawal's status in Redis ("missing" without a record)."""
+    statuses = {}
+    for payee in payees:
+        for ask in payee.asks:
+            if ask.state == "reserved":
+                key = f"{KEY_PREFIX}:{{w:{payee.room}}}:wd:{ask.withdrawal_id}"
+                status = await redis.hget(key, "status")
+                statuses[ask.id] = as_text(status) if status is not None else "missing"
+    return statuses
+
+
+async def check_withdrawals(redis: Redis, payees: list[Payee]) -> dict[str, list[str]]:
+    """Each creator's ledger and records against what the creator was told."""
+    statuses = await withdrawal_statuses(redis, payees)
+    found: dict[str, list[str]] = {"lost": [], "twice": [], "unsettled": [], "not_told": []}
+    for payee in payees:
+        reserved: Counter[str] = Counter()
+        for _, raw in await redis.xrange(f"{KEY_PREFIX}:{{w:{payee.room}}}:ledger") or []:
+            entry = {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+            if entry.get("kind") == "withdraw":
+                reserved[entry["req"]] += 1
+        told = {ask.id for ask in payee.asks if ask.state == "reserved"}
+        found["lost"] += [rid for rid in told if not reserved[rid]]
+        found["twice"] += [rid for rid, n in reserved.items() if n > 1]
+        found["not_told"] += [rid for rid in reserved if rid not in told]
+    found["unsettled"] = [
+        rid for rid, status in statuses.items() if status not in ("paid", "failed")
+    ]
+    return found
+
+
 # ---------------------------------------------------------------- chaos
 
 
@@ -844,6 +1020,8 @@ class LedgerFacts:
     debited_not_acked: list[str] = field(default_factory=list)
     conservation: list[str] = field(default_factory=list)
     recharges: list[str] = field(default_factory=list)
+    # lost, twice, unsettled, not_told: withdrawal request ids (check_withdrawals).
+    withdrawals: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
@@ -980,10 +1158,12 @@ async def _run(
                 f"work dir {work}")  # fmt: skip
     soak = Soak(config, fleet, journal, rng, stopping)
     viewers = [Viewer(soak, i, rooms[i % len(rooms)]) for i in range(config.viewers)]
+    payees = [Payee(soak, room) for room in rooms]
     chaos = Chaos(config, fleet, store, random.Random(rng.random()))
     chaos_over = asyncio.Event()
     started = time.monotonic()
     tasks = [asyncio.create_task(v.run()) for v in viewers]
+    tasks += [asyncio.create_task(p.run()) for p in payees]
     chaos_task = asyncio.create_task(chaos.run(chaos_over))
     try:
         await _wait_with_progress(config, started, soak, chaos)
@@ -1001,14 +1181,17 @@ async def _run(
             r.state not in ("acked", FAILED) for v in viewers for r in v.requests
         )
         resolved_gifts, resolved_payments = await resolve(viewers, journal)
-        say(config, "soak: waiting for settlement")
+        resolved_withdrawals = await resolve_withdrawals(payees)
+        say(config, "soak: waiting for settlement and payouts")
         redis = store.client()
         try:
             settle_seconds = await wait_settled(redis)
+            payout_seconds = await wait_payouts(redis, payees)
             # Settled: the servers are done. Stopped, they leave the machine
             # (and Redis) to the checks, which read every ledger whole.
             await fleet.stop_all()
             facts = await check_ledgers(redis, viewers)
+            facts.withdrawals = await check_withdrawals(redis, payees)
         finally:
             await redis.aclose()
         reconcile_exit, breaches = await reconcile_command(store.url)
@@ -1021,9 +1204,40 @@ async def _run(
         await asyncio.gather(chaos_task, *tasks, *chaos.pending(), return_exceptions=True)
         await soak.http.aclose()
     rates = throughput(soak.acks, started, config.calm_seconds, elapsed)
-    return _report(config, viewers, soak, chaos, journal, elapsed, rates, acked_in_run,
-                   unknown_after_run, resolved_gifts, resolved_payments, settle_seconds, facts,
-                   reconcile_exit, breaches)  # fmt: skip
+    report = _report(config, viewers, soak, chaos, journal, elapsed, rates, acked_in_run,
+                     unknown_after_run, resolved_gifts, resolved_payments, settle_seconds, facts,
+                     reconcile_exit, breaches)  # fmt: skip
+    return _with_withdrawals(report, payees, facts, resolved_withdrawals, payout_seconds)
+
+
+def _with_withdrawals(
+    report: dict[str, Any],
+    payees: list[Payee],
+    facts: LedgerFacts,
+    resolved: int,
+    payout_seconds: float,
+) -> dict[str, Any]:
+    """The creators' side of the report: what they asked for, and its checks."""
+    asks = [ask for payee in payees for ask in payee.asks]
+    report["withdrawals"] = {
+        "asked": len(asks),
+        "reserved": sum(ask.state == "reserved" for ask in asks),
+        "refused_codes": dict(Counter(ask.code for ask in asks if ask.state == "refused")),
+        "settled_by": Counter(
+            ask.settle_with or "sandbox" for ask in asks if ask.state == "reserved"
+        ),
+        "diamonds_reserved": sum(ask.diamonds for ask in asks if ask.state == "reserved"),
+        "resolved": resolved,
+        "payout_wait_s": round(payout_seconds, 2),
+    }
+    checks = {f"withdrawals_{name}": len(ids) for name, ids in facts.withdrawals.items()}
+    checks["withdrawals_unresolved"] = sum(ask.state not in ("reserved", "refused") for ask in asks)
+    report["checks"] |= checks
+    examples = {k: v[:5] for k, v in facts.withdrawals.items() if v}
+    if examples:
+        report["examples"]["withdrawals"] = examples
+    report["passed"] = report["passed"] and not any(checks.values())
+    return report
 
 
 async def _wait_with_progress(config: SoakConfig, started: float, soak: Soak, chaos: Chaos) -> None:
@@ -1131,7 +1345,7 @@ def _report(
 
 def describe(report: dict[str, Any]) -> str:
     g, c, r = report["gifts"], report["checks"], report["recovery_s"]
-    cfg = report["config"]
+    cfg, w = report["config"], report["withdrawals"]
 
     def rec(kind: str) -> str:
         s = r[kind]
@@ -1152,6 +1366,10 @@ def describe(report: dict[str, Any]) -> str:
         f"{report['recharges']['coins_credited']} coins credited "
         f"({report['recharges']['paid_before_the_answer_was_lost']} paid by an attempt "
         "whose answer was lost)",
+        f"withdrawals: {w['asked']} asked, {w['reserved']} reserved "
+        f"({w['diamonds_reserved']} diamonds; paid or failed at once, or left to the sandbox: "
+        f"{dict(w['settled_by'])}), refused {w['refused_codes']}; {w['resolved']} retried "
+        f"by id after the run; none pending {w['payout_wait_s']} s after it",
         f"attempts: {report['attempts']}",
         f"throughput, acked gifts/s: {report['throughput_acks_per_s']}",
         f"recovery after a server kill: {rec('server')}",
@@ -1164,6 +1382,9 @@ def describe(report: dict[str, Any]) -> str:
         f"(recharges: {c['recharge_mismatches']})",
         f"reconcile breaches:       {c['reconcile_breaches']} (exit {report['reconcile_exit']})",
         f"unresolved / anomalies:   {c['unresolved']} / {c['anomalies']}",
+        f"withdrawals lost / reserved twice / unsettled / never told / unresolved: "
+        f"{c['withdrawals_lost']} / {c['withdrawals_twice']} / {c['withdrawals_unsettled']} / "
+        f"{c['withdrawals_not_told']} / {c['withdrawals_unresolved']}",
     ]
     examples = {k: v for k, v in report["examples"].items() if v}
     if examples:

@@ -53,4 +53,9 @@ async def test_no_coin_lost_or_doubled_when_servers_and_valkey_are_killed(tmp_pa
     assert checks["reconcile_breaches"] == 0, told
     assert report["reconcile_exit"] == 0, told
     assert checks["unresolved"] == 0, told
+    # The creators withdrew while processes died: each reserved once, each
+    # paid or failed by the end, none lost.
+    assert report["withdrawals"]["reserved"] > 0, told
+    for check in ("lost", "twice", "unsettled", "not_told", "unresolved"):
+        assert checks[f"withdrawals_{check}"] == 0, told
     assert report["passed"], told
