@@ -23,6 +23,7 @@ unknown and the client should retry with the same request id.
     │   ├── GiftsDisabled     the room's creator does not accept gifts
     │   │   └── GiftingOff    ...because the creator has switched gifting off
     │   ├── NotEligible       the creator may not switch gifting on (the reasons)
+    │   ├── Suspended         the operator has suspended this user
     │   ├── PayoutProfileUnverified  no payout profile the provider has verified
     │   ├── BelowMinimum      a withdrawal under the minimum
     │   ├── InsufficientDiamonds  a withdrawal over the diamonds held
@@ -137,6 +138,11 @@ class NotEligible(Refused):
     @property
     def details(self) -> dict[str, object]:
         return {"reasons": self.reasons}
+
+
+class Suspended(Refused):
+    code = "suspended"
+    http_status = 403
 
 
 class PayoutProfileUnverified(Refused):

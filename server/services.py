@@ -16,12 +16,14 @@ from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
 from server.errors import GiftError
 from server.metrics import Metrics
+from server.money.audit import Audit
 from server.money.creators import Creators, Eligibility
 from server.money.gifting import Gifting
 from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler, now_ms
+from server.money.suspensions import Suspensions
 from server.money.wallet import Wallets
 from server.money.withdrawals import PayoutCallback, SandboxPayouts, Withdrawals
 from server.ops.embedded import EmbeddedState
@@ -62,6 +64,8 @@ class Services:
     reports: Reports
     gifting: Gifting
     withdrawals: Withdrawals
+    suspensions: Suspensions
+    audit: Audit
     relay: Relay | ShardedRelay
     hub: Hub
     metrics: Metrics
@@ -77,6 +81,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
     scripts = Scripts.register(redis, pipeline if settings.script_batching else None)
     metrics = Metrics()
     wallets = Wallets(redis, scripts, settings, pipeline if settings.script_batching else None)
+    suspensions = Suspensions(redis, settings.key_prefix)
     creators = Creators(
         redis,
         settings.key_prefix,
@@ -196,7 +201,10 @@ def _build(settings: Settings, redis: Redis) -> Services:
             metrics,
             settings.revenue_share_percent,
             room_gifts,
+            suspensions,
         ),
+        suspensions=suspensions,
+        audit=Audit(redis, settings.key_prefix),
         withdrawals=Withdrawals(
             redis,
             scripts,
@@ -204,6 +212,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
             SandboxPayouts(redis, prefix, settings.sandbox_payout_delay_seconds)
             if settings.sandbox_payouts
             else None,
+            suspensions,
         ),
         relay=relay,
         hub=hub,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, get_type_hints
-
-from server.core.payout_terms import parse_cash, parse_rates
 
 ENV_PREFIX = "GIFTSTREAM_"
 LOG_FORMATS = ("auto", "human", "json")
@@ -28,6 +28,32 @@ class SettingsError(ValueError):
 
 def _random_secret() -> str:
     return secrets.token_urlsafe(32)
+
+
+_RATE_PAIR = re.compile(r"^([A-Z]{3}):([0-9]+(?:\.[0-9]+)?)$")
+
+
+def parse_rates(text: str) -> dict[str, Decimal]:
+    """``payout_rates``, "USD:0.005,CNY:0.05", as {currency: cash per diamond};
+    ValueError if malformed."""
+    rates: dict[str, Decimal] = {}
+    for pair in text.split(","):
+        found = _RATE_PAIR.match(pair.strip())
+        if found is None or Decimal(found.group(2)) <= 0:
+            raise ValueError(f"not a CODE:amount pair above 0: {pair!r}")
+        rates[found.group(1)] = Decimal(found.group(2))
+    return rates
+
+
+def parse_cash(text: str) -> Decimal:
+    """An amount of money such as ``payout_minimum_cash``: 0 or more."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:
+        raise ValueError(f"not an amount: {text!r}") from exc
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"not an amount: {text!r}")
+    return value
 
 
 def _parses(parse: Callable[[str], object], text: str) -> bool:
@@ -71,6 +97,11 @@ class Settings:
     # Demo mode turns these on; a production deployment leaves them off.
     dev_tokens: bool = False
     sandbox_payments: bool = False
+
+    # --- the operator ---
+    # The Bearer token of /api/admin/ (server/api/admin_api.py). Unset, the
+    # operator API answers 404; demo mode makes one up and prints it.
+    operator_token: str | None = None
 
     # --- secrets ---
     # Random per process unless set: set both in any multi-process deployment.
@@ -230,6 +261,10 @@ class Settings:
                 ),
                 (self.payout_daily_limit_diamonds < 1, "payout_daily_limit_diamonds: at least 1"),
                 (
+                    self.operator_token is not None and len(self.operator_token) < 16,
+                    "operator_token: at least 16 characters",
+                ),
+                (
                     not self.sandbox_payout_delay_seconds >= 0,
                     "sandbox_payout_delay_seconds: 0 or more",
                 ),
@@ -293,6 +328,10 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     if settings.demo:
         settings = dataclasses.replace(
-            settings, dev_tokens=True, sandbox_payments=True, sandbox_payouts=True
+            settings,
+            dev_tokens=True,
+            sandbox_payments=True,
+            sandbox_payouts=True,
+            operator_token=settings.operator_token or _random_secret(),
         )
     return settings

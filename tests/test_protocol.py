@@ -545,6 +545,7 @@ EVERY_ERROR = {
     errors.GiftingOff: "gifting_off",
     errors.NotEligible: "not_eligible",
     errors.PayoutProfileUnverified: "payout_profile_unverified",
+    errors.Suspended: "suspended",
     errors.BelowMinimum: "below_minimum",
     errors.InsufficientDiamonds: "insufficient_diamonds",
     errors.DailyLimitExceeded: "daily_limit_exceeded",

@@ -62,6 +62,9 @@ def banner(
     lines.extend(_redis_lines(settings, embedded))
     if settings.demo:
         lines.extend(_demo_lines(base, overlay_key))
+        if settings.operator_token:
+            # Made up for this run (demo mode only): a real one is never printed.
+            lines.append(f"  operator API token (Authorization: Bearer): {settings.operator_token}")
     lines.append("  api:")
     lines.extend(f"    {base}{path}" for path in API_PATHS)
     lines.append(f"{LISTENING} {base}")

@@ -10,34 +10,11 @@ promises a fraction of a cent it cannot pay.
 from __future__ import annotations
 
 import math
-import re
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal
 
 METHODS = ("bank", "paypal", "alipay", "wechat")
 CURRENCY_OF_METHOD = {"bank": "USD", "paypal": "USD", "alipay": "CNY", "wechat": "CNY"}
-_PAIR = re.compile(r"^([A-Z]{3}):([0-9]+(?:\.[0-9]+)?)$")
 CENT = Decimal("0.01")
-
-
-def parse_rates(text: str) -> dict[str, Decimal]:
-    """``"USD:0.005,CNY:0.05"`` as {currency: cash per diamond}; ValueError if malformed."""
-    rates: dict[str, Decimal] = {}
-    for pair in text.split(","):
-        found = _PAIR.match(pair.strip())
-        if found is None or Decimal(found.group(2)) <= 0:
-            raise ValueError(f"not a CODE:amount pair above 0: {pair!r}")
-        rates[found.group(1)] = Decimal(found.group(2))
-    return rates
-
-
-def parse_cash(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation as exc:
-        raise ValueError(f"not an amount: {text!r}") from exc
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"not an amount: {text!r}")
-    return value
 
 
 def cash_for(diamonds: int, rate: Decimal) -> Decimal:

@@ -30,7 +30,7 @@ from redis.asyncio import Redis
 
 from server.core.auth import Identity
 from server.core.keys import WalletKeys
-from server.errors import GiftingOff, GiftsDisabled, NotEligible
+from server.errors import GiftingOff, GiftsDisabled, NotEligible, Suspended
 from server.store.calls import as_text, guarded
 from server.store.scripts import ScriptCall
 
@@ -42,6 +42,7 @@ GIFTING_OFF = "gifting_off"  # the creator has not switched gifting on
 FOLLOWERS_BELOW_MINIMUM = "followers_below_minimum"
 NOT_ADULT = "not_adult"
 SUSPENDED = "suspended"
+OPERATOR_REFUSED = "operator_refused"  # the operator forced the creator ineligible
 
 ADULT, MINOR, UNKNOWN = "adult", "minor", "unknown"
 
@@ -62,28 +63,33 @@ class CreatorProfile:
     # adult, minor or unknown: the operator's word, else the creator's token's.
     age: str = UNKNOWN
     suspended: bool = False
+    # The operator's override of the rules: True eligible whatever the
+    # followers and age, False never; None, the rules decide.
+    forced: bool | None = None
 
-    def eligibility_reasons(self, rules: Eligibility) -> list[str]:
-        """Why the creator may not switch gifting on: codes, empty when eligible."""
+    def _rule_reasons(self, rules: Eligibility, age_unknown_counts: bool) -> list[str]:
+        if self.forced is True:
+            return []
+        if self.forced is False:
+            return [OPERATOR_REFUSED]
         reasons = []
         if self.followers < rules.min_followers:
             reasons.append(FOLLOWERS_BELOW_MINIMUM)
-        if rules.must_be_adult and self.age != ADULT:
+        if rules.must_be_adult and (
+            self.age == MINOR or (age_unknown_counts and self.age != ADULT)
+        ):
             reasons.append(NOT_ADULT)
-        if self.suspended:
-            reasons.append(SUSPENDED)
         return reasons
+
+    def eligibility_reasons(self, rules: Eligibility) -> list[str]:
+        """Why the creator may not switch gifting on: codes, empty when eligible."""
+        return self._rule_reasons(rules, True) + ([SUSPENDED] if self.suspended else [])
 
     def refusal_reasons(self, rules: Eligibility) -> list[str]:
         """Why a gift to this creator would be refused: codes, empty when it would not."""
         reasons = [] if self.gifts_enabled else [GIFTING_OFF]
-        if self.followers < rules.min_followers:
-            reasons.append(FOLLOWERS_BELOW_MINIMUM)
-        if rules.must_be_adult and self.age == MINOR:
-            reasons.append(NOT_ADULT)
-        if self.suspended:
-            reasons.append(SUSPENDED)
-        return reasons
+        reasons += self._rule_reasons(rules, False)
+        return reasons + ([SUSPENDED] if self.suspended else [])
 
 
 def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
@@ -91,12 +97,14 @@ def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
     age = fields.get("age")
     if age not in (ADULT, MINOR, UNKNOWN):
         age = ADULT if fields.get("adult_claimed") == "1" else UNKNOWN
+    forced = {"1": True, "0": False}.get(fields.get("eligibility_forced", ""))
     return CreatorProfile(
         user=user,
         gifts_enabled=fields.get("gifts_enabled") == "1",
         followers=int(fields.get("followers") or 0),
         age=age,
         suspended=fields.get("suspended") == "1",
+        forced=forced,
     )
 
 
@@ -139,6 +147,24 @@ class Creators:
         else:
             await guarded(self._redis.hset(key, mapping=mapping))
         self._changed(profile.user)
+
+    def forget(self, user: str) -> None:
+        """Read ``user``'s profile afresh next time (another module changed it)."""
+        self._changed(user)
+
+    async def force_eligibility(self, user: str, force: bool | None) -> None:
+        """The operator's override: eligible (True), never (False), or the rules (None)."""
+        key = self._key(user)
+        if force is None:
+            await guarded(self._redis.hdel(key, "eligibility_forced"))
+        else:
+            await guarded(self._redis.hset(key, "eligibility_forced", int(force)))
+        self._changed(user)
+
+    async def set_age(self, user: str, age: str) -> None:
+        """The operator's word on the user's age, over what their token says."""
+        await guarded(self._redis.hset(self._key(user), "age", age))
+        self._changed(user)
 
     def _changed(self, user: str) -> None:
         self._saves += 1
@@ -223,6 +249,8 @@ class Creators:
         """The room's creator's profile, if it takes gifts now; else ``GiftingOff``
         (switched off) or ``GiftsDisabled`` (any other reason)."""
         profile = await self.load(room)
+        if profile is not None and profile.suspended:
+            raise Suspended(f"the creator of room {room!r} is suspended")
         if profile is not None and not profile.gifts_enabled:
             raise GiftingOff(f"the creator of room {room!r} has switched gifts off")
         if profile is None or profile.refusal_reasons(self.rules):

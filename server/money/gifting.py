@@ -25,11 +25,12 @@ from server.core.auth import Identity
 from server.core.catalog import Catalog, Gift, Tier
 from server.core.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift, to_wire
 from server.core.streaks import Streak, StreakBook
-from server.errors import GiftsDisabled, NotAllowed, UnknownGift
+from server.errors import GiftsDisabled, NotAllowed, Suspended, UnknownGift
 from server.metrics import Metrics
 from server.money.creators import Creators
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler, now_ms
+from server.money.suspensions import Suspensions
 from server.money.wallet import GiftOrder, GiftOutcome, PendingCredit, Wallets
 from server.rooms.room_log import RoomLog, event_payload
 
@@ -50,8 +51,10 @@ class Gifting:
         metrics: Metrics,
         revenue_share_percent: int,
         room_gifts: RoomGifts | None = None,
+        suspensions: Suspensions | None = None,
     ) -> None:
         self.catalog = catalog
+        self._suspensions = suspensions
         # On a single node: the debit and the announcement in one call.
         self._room_gifts = room_gifts
         self._wallets = wallets
@@ -70,7 +73,7 @@ class Gifting:
         started_ms = now_ms()
         try:
             gift = await self._admit(user, room, request)
-        except (NotAllowed, GiftsDisabled, UnknownGift):
+        except (NotAllowed, GiftsDisabled, UnknownGift, Suspended):
             # A retry of a request that was paid must not hear "nothing moved"
             # because a rule changed since: it gets the first outcome.
             prior = await self._wallets.prior_outcome(user, request.id)
@@ -173,6 +176,8 @@ class Gifting:
     async def _admit(self, user: str, room: str, request: SendGift) -> Gift:
         """The gift asked for, if the rules allow sending it here."""
         gift = self.catalog.gift(request.gift)
+        if self._suspensions is not None:
+            await self._suspensions.require_not_suspended(user)
         if user == room:
             raise NotAllowed("creators cannot send gifts in their own room")
         await self._creators.require_accepting(room)

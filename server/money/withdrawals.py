@@ -37,7 +37,8 @@ from server.errors import (
     PayoutProfileUnverified,
     UnknownWithdrawal,
 )
-from server.settings import Settings
+from server.money.suspensions import Suspensions
+from server.settings import Settings, parse_cash, parse_rates
 from server.store.calls import as_text, guarded
 from server.store.scripts import Scripts
 
@@ -153,14 +154,21 @@ def _text(document: dict[str, Any], name: str, pattern: re.Pattern[str] | None) 
 
 class Withdrawals:
     def __init__(
-        self, redis: Redis, scripts: Scripts, settings: Settings, provider: PayoutProvider | None
+        self,
+        redis: Redis,
+        scripts: Scripts,
+        settings: Settings,
+        provider: PayoutProvider | None,
+        suspensions: Suspensions | None = None,
     ) -> None:
+        self._suspensions = suspensions
         self._redis = redis
         self._scripts = scripts
         self._settings = settings
         self.provider = provider
-        self._rates = payout_terms.parse_rates(settings.payout_rates)
-        self._minimum_cash = payout_terms.parse_cash(settings.payout_minimum_cash)
+        # Checked when the settings were (Settings.validate): these parse.
+        self._rates = parse_rates(settings.payout_rates)
+        self._minimum_cash = parse_cash(settings.payout_minimum_cash)
 
     def _keys(self, creator: str) -> WalletKeys:
         return WalletKeys(self._settings.key_prefix, creator)
@@ -217,6 +225,8 @@ class Withdrawals:
         if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
             raise BadField("request_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
         keys = self._keys(creator)
+        if self._suspensions is not None:
+            await self._suspensions.require_not_suspended(creator)
         profile = await self.profile(creator)
         if not profile["verified"]:
             raise PayoutProfileUnverified("the payout provider has not verified a payout profile")

@@ -1,0 +1,144 @@
+"""The operator's API, under /api/admin/: eligibility, suspensions, ages,
+promotional coins, a user's ledger and the audit of every action.
+
+Behind ``Authorization: Bearer <GIFTSTREAM_OPERATOR_TOKEN>``, compared in
+constant time; never a viewer's or a creator's token, whatever its role.
+Without an operator token configured every route answers 404, as if it
+were not there. Each action that changes something is recorded in the
+audit (``server/ops/audit.py``) with its before and after.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server.api.http_api import json_body, services_of, typed_errors
+from server.core.auth import bearer_token, check_user_id
+from server.errors import AuthError, BadField, NotFound
+from server.money.creators import ADULT, MINOR, UNKNOWN
+from server.money.settlement import now_ms
+from server.services import Services
+from server.store.calls import as_text, guarded
+
+OPERATOR = "operator"  # who, in the audit: the one operator token there is
+LEDGER_LISTED = 200
+
+
+def operator(request: Request) -> Services:
+    """The services, once the caller has shown the operator token."""
+    services = services_of(request)
+    expected = services.settings.operator_token
+    if not expected:
+        raise NotFound("no operator API on this server")
+    presented = bearer_token(request.headers.get("authorization"))
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise AuthError("not the operator token")
+    return services
+
+
+def target_user(request: Request) -> str:
+    return check_user_id(request.path_params["user"])
+
+
+async def profile_fields(services: Services, user: str) -> dict[str, Any]:
+    profile = await services.creators.fresh(user)
+    return {
+        "age": profile.age,
+        "suspended": profile.suspended,
+        "eligibility_forced": profile.forced,
+        "gifting_enabled": profile.gifts_enabled,
+        "followers": profile.followers,
+    }
+
+
+async def audited(
+    services: Services, action: str, user: str, before: Any, after: Any
+) -> JSONResponse:
+    await services.audit.record(OPERATOR, action, user, before, after, now_ms())
+    return JSONResponse({"user": user, "action": action, "before": before, "after": after})
+
+
+@typed_errors
+async def put_eligibility(request: Request) -> Response:
+    services = operator(request)
+    user = target_user(request)
+    force = (await json_body(request)).get("force", "missing")
+    if force not in (True, False, None):
+        raise BadField("force must be true, false or null")
+    before = await profile_fields(services, user)
+    await services.creators.force_eligibility(user, force)
+    return await audited(
+        services, "eligibility", user, before, await profile_fields(services, user)
+    )
+
+
+async def set_suspension(request: Request, suspended: bool) -> Response:
+    services = operator(request)
+    user = target_user(request)
+    before = await profile_fields(services, user)
+    await services.suspensions.set(user, suspended)
+    services.creators.forget(user)
+    after = await profile_fields(services, user)
+    return await audited(services, "suspend" if suspended else "unsuspend", user, before, after)
+
+
+@typed_errors
+async def post_suspend(request: Request) -> Response:
+    return await set_suspension(request, True)
+
+
+@typed_errors
+async def post_unsuspend(request: Request) -> Response:
+    return await set_suspension(request, False)
+
+
+@typed_errors
+async def put_age(request: Request) -> Response:
+    services = operator(request)
+    user = target_user(request)
+    status = (await json_body(request)).get("status")
+    if status not in (ADULT, MINOR, UNKNOWN):
+        raise BadField("status must be adult, minor or unknown")
+    before = await profile_fields(services, user)
+    await services.creators.set_age(user, str(status))
+    return await audited(services, "age", user, before, await profile_fields(services, user))
+
+
+async def newest_entries(services: Services, user: str) -> list[Any]:
+    ledger = services.wallets.keys(user).ledger
+    return list(await services.redis.xrevrange(ledger, count=LEDGER_LISTED) or [])
+
+
+@typed_errors
+async def get_ledger(request: Request) -> Response:
+    """The user's newest ledger entries, newest first: every movement of their money."""
+    services = operator(request)
+    user = target_user(request)
+    entries = await guarded(newest_entries(services, user))
+    listed = [
+        {"id": as_text(entry_id)} | {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+        for entry_id, raw in entries
+    ]
+    wallet = await services.wallets.balances(user)
+    return JSONResponse({"user": user, "wallet": wallet, "entries": listed})
+
+
+@typed_errors
+async def get_audit(request: Request) -> Response:
+    services = operator(request)
+    return JSONResponse({"actions": await services.audit.recent()})
+
+
+routes = [
+    Route("/api/admin/creators/{user}/eligibility", put_eligibility, methods=["PUT"]),
+    Route("/api/admin/users/{user}/suspend", post_suspend, methods=["POST"]),
+    Route("/api/admin/users/{user}/unsuspend", post_unsuspend, methods=["POST"]),
+    Route("/api/admin/users/{user}/age", put_age, methods=["PUT"]),
+    Route("/api/admin/users/{user}/ledger", get_ledger, methods=["GET"]),
+    Route("/api/admin/audit", get_audit, methods=["GET"]),
+]
