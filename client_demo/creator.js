@@ -2,14 +2,18 @@
 //
 // URL parameters: user (demo mode: a creator token is issued for them;
 // default carol) or token (a platform's creator token).
-// Shows whether gifting is on and why (GET /api/creator/profile), the
-// diamonds balance and the earnings of GET /api/creator/earnings:
+// Shows whether gifting is on and why (GET /api/creator/profile), with a
+// switch (POST /api/creator/gifting); the diamonds balance and the earnings
+// of GET /api/creator/earnings:
 // a chart over the chosen period, by gift and by top supporter, for the
 // period and for the current stream; the overlay URL with copy, regenerate
 // (GET/POST /api/creator/overlay-key) and a test alert
 // (POST /api/creator/test-alert), with where it stands on an overlay open in
-// this browser (queued, showing, shown); and the gifts arriving in the room,
-// live.
+// this browser (queued, showing, shown); the gifts arriving in the room,
+// live; and withdrawals: the payout profile (GET/PUT
+// /api/creator/payout-profile), a withdraw form (POST
+// /api/creator/withdrawals), the withdrawals (GET, asked again every second
+// while one is pending) and the wallet's diamonds, reserved and paid out.
 
 import {
   RoomSocket,
@@ -21,6 +25,8 @@ import {
   overlayChannel,
   param,
   plural,
+  requestIds,
+  sleep,
   testAlertKey,
   userColour,
 } from "./common.js";
@@ -43,7 +49,17 @@ const PROFILE_REASONS = {
   followers_below_minimum: (profile) =>
     `${formatCoins(profile.followers)} of the ${plural(profile.min_followers, "follower")} needed`,
   not_a_creator: () => "no creator profile yet",
+  not_adult: () => "not known to be 18 or older",
+  suspended: () => "account suspended",
+  operator_refused: () => "not allowed by the platform",
 };
+// While a withdrawal is pending, how often the page asks how it stands.
+const PAYOUT_POLL_MS = 1000;
+// A withdrawal without an answer (none, a 5xx, `temporary`) is sent again
+// after these pauses, with the same request id: made once at most.
+const WITHDRAW_RETRY_MS = [500, 1500];
+const PAYOUT_METHODS = { bank: "Bank transfer", paypal: "PayPal", alipay: "Alipay", wechat: "WeChat Pay" };
+const WITHDRAWAL_STATES = { pending: "pending", paid: "paid", failed: "failed: diamonds returned" };
 
 const $ = (selector) => document.querySelector(selector);
 let catalog = new Catalog();
@@ -55,6 +71,11 @@ let channel = null;
 let testSent = null;
 // Answers may cross: only the latest request's answer is drawn.
 let requestNumber = 0;
+// Switching gifting on was refused: said in words while the profile still
+// explains why.
+let refused = false;
+// A switch is on its way: the button waits for its answer.
+let switching = false;
 
 async function start() {
   let token;
@@ -70,6 +91,9 @@ async function start() {
   $("#copy").addEventListener("click", copyOverlayUrl);
   $("#regenerate").addEventListener("click", regenerate);
   $("#test-alert").addEventListener("click", testAlert);
+  $("#gifting-switch").addEventListener("click", switchGifting);
+  $("#payout-form").addEventListener("submit", savePayoutProfile);
+  $("#withdraw-form").addEventListener("submit", withdraw);
   for (const input of document.querySelectorAll('input[name="period"]')) {
     input.addEventListener("change", () => loadEarnings());
   }
@@ -88,10 +112,17 @@ async function start() {
     onEvent: roomEvent,
   });
   socket.start();
-  await Promise.all([loadProfile(), loadEarnings(), loadOverlayKey()]);
+  await Promise.all([
+    loadProfile(),
+    loadEarnings(),
+    loadOverlayKey(),
+    loadPayoutProfile(),
+    loadPayouts(),
+  ]);
   setInterval(() => {
     loadEarnings();
     loadProfile();
+    loadPayouts();
   }, EARNINGS_POLL_MS);
 }
 
@@ -115,25 +146,33 @@ function period() {
 
 // ------------------------------------------------------------------ gifting on or off
 
+/** The profile, shown; null when it could not be read. */
 async function loadProfile() {
   try {
-    showProfile(await api("/api/creator/profile", { token: await tokens.get() }));
+    const profile = await api("/api/creator/profile", { token: await tokens.get() });
+    showProfile(profile);
+    return profile;
   } catch (error) {
     const card = $("#gifting");
-    if (card.dataset.state !== "unknown") return; // keep what was last known
+    if (card.dataset.state !== "unknown") return null; // keep what was last known
     $("#gifting-state").textContent = "–";
     $("#gifting-why").replaceChildren(el("li", {}, `Cannot tell whether gifts are on: ${error.message}`));
+    return null;
   }
+}
+
+/** Why the creator may not take gifts: [code, words] for each eligibility reason. */
+function eligibilityReasons(profile) {
+  return (profile.reasons || []).map((code) => {
+    const words = PROFILE_REASONS[code];
+    return [code, words ? words(profile) : code.replace(/_/g, " ")];
+  });
 }
 
 function showProfile(profile) {
   const on = Boolean(profile.gifting_enabled && profile.eligible);
-  const reasons = [];
-  if (!profile.gifting_enabled) reasons.push(["gifting_off", "switched off"]);
-  for (const code of profile.reasons || []) {
-    const words = PROFILE_REASONS[code];
-    reasons.push([code, words ? words(profile) : code.replace(/_/g, " ")]);
-  }
+  const reasons = profile.gifting_enabled ? [] : [["gifting_off", "switched off"]];
+  reasons.push(...eligibilityReasons(profile));
   const card = $("#gifting");
   card.dataset.state = on ? "on" : "off";
   card.dataset.reasons = reasons.map(([code]) => code).join(" ");
@@ -142,6 +181,48 @@ function showProfile(profile) {
     ? ["viewers can send you gifts", plural(profile.followers, "follower")]
     : reasons.map(([, words]) => words);
   $("#gifting-why").replaceChildren(...lines.map((line) => el("li", {}, line)));
+  showSwitch(profile);
+}
+
+/** The switch is the creator's own (`gifting_enabled`), eligible or not. */
+function showSwitch(profile) {
+  const button = $("#gifting-switch");
+  button.setAttribute("aria-checked", String(Boolean(profile.gifting_enabled)));
+  button.disabled = switching;
+  // A refusal is said until the profile no longer explains it.
+  if (profile.gifting_enabled || profile.eligible) refused = false;
+  const reasons = eligibilityReasons(profile).map(([, words]) => words);
+  giftingNote(refused ? `Gifts stay off: ${reasons.join("; ") || "not eligible yet"}.` : "");
+}
+
+/** One message under the switch; while it says why gifts stay off, the list does not. */
+function giftingNote(text) {
+  $("#gifting-note").textContent = text;
+  $("#gifting-note").hidden = !text;
+  $("#gifting-why").hidden = refused && Boolean(text);
+}
+
+async function switchGifting() {
+  const button = $("#gifting-switch");
+  const enabled = button.getAttribute("aria-checked") !== "true";
+  switching = true;
+  button.disabled = true;
+  refused = false;
+  try {
+    const token = await tokens.get();
+    showProfile(await api("/api/creator/gifting", { method: "POST", token, body: { enabled } }));
+  } catch (error) {
+    if (error.code === "not_eligible") {
+      // The reasons, worded with the numbers of the profile as it is now.
+      refused = true;
+      if (!(await loadProfile())) giftingNote("Gifts stay off: not eligible yet.");
+    } else {
+      giftingNote(`Could not switch gifts ${enabled ? "on" : "off"}: ${error.message}`);
+    }
+  } finally {
+    switching = false;
+    button.disabled = false;
+  }
 }
 
 // ------------------------------------------------------------------ earnings
@@ -162,7 +243,11 @@ async function loadEarnings() {
 
 function earningsSoon() {
   refreshTimers.forEach(clearTimeout);
-  refreshTimers = EARNINGS_AFTER_GIFT_MS.map((ms) => setTimeout(loadEarnings, ms));
+  const refresh = () => {
+    loadEarnings();
+    loadPayouts();
+  };
+  refreshTimers = EARNINGS_AFTER_GIFT_MS.map((ms) => setTimeout(refresh, ms));
 }
 
 function setFigure(selector, value) {
@@ -405,6 +490,259 @@ function showTestAlertText(state, text) {
   status.dataset.state = state;
   status.textContent = text;
   status.hidden = false;
+}
+
+// ------------------------------------------------------------------ withdrawals
+
+const nextRequestId = requestIds("wd");
+// The payout profile and the wallet as last read.
+let payoutProfile = { method: null, verified: false };
+let wallet = null;
+// A withdrawal sent without an answer: pressing Withdraw again for the same
+// diamonds sends it again with the same request id.
+let unanswered = null;
+let payoutTimer = null;
+let payoutRequest = 0;
+
+// A refused withdrawal in the page's own words, by code; the server's
+// `message` only for a code not here.
+const WITHDRAW_WORDS = {
+  below_minimum: () => "That is below the minimum withdrawal.",
+  insufficient_diamonds: () =>
+    wallet
+      ? `That is more than you hold: you have ${plural(wallet.diamonds || 0, "diamond")} to withdraw.`
+      : "That is more than you hold.",
+  daily_limit_exceeded: () => "That is over today's limit for withdrawals: ask for less, or again tomorrow (UTC).",
+  payout_profile_unverified: () =>
+    payoutProfile.method
+      ? "Your payout profile is not verified yet: withdraw once it is."
+      : "Add a payout profile first: it says where to pay you.",
+  bad_field: () => "Enter a whole number of diamonds, 1 or more.",
+  rate_limited: () => "Too many requests: wait a moment, then press Withdraw again.",
+  suspended: () => "Your account is suspended: withdrawals are paused.",
+};
+
+async function loadPayoutProfile() {
+  try {
+    showPayoutProfile(await api("/api/creator/payout-profile", { token: await tokens.get() }));
+  } catch (error) {
+    payoutSaid("error", `Cannot read your payout profile: ${error.message}`);
+  }
+}
+
+function showPayoutProfile(profile) {
+  payoutProfile = profile;
+  const line = $("#payout-profile");
+  line.dataset.method = profile.method || "";
+  line.dataset.verified = String(Boolean(profile.verified));
+  if (!profile.method) {
+    line.textContent = "No payout profile yet.";
+    return;
+  }
+  line.replaceChildren(
+    el("span", { class: "payout-method" }, PAYOUT_METHODS[profile.method] || profile.method),
+    " ",
+    el("span", { class: "payout-account" }, profile.account),
+    " · paid in ",
+    el("span", { class: "payout-currency" }, profile.currency),
+    " · ",
+    el("span", { class: "payout-verified" }, profile.verified ? "verified" : "not verified"),
+  );
+  $("#payout-method").value = profile.method;
+  if (!$("#payout-legal-name").value) $("#payout-legal-name").value = profile.legal_name || "";
+}
+
+function payoutSaid(state, text) {
+  const status = $("#payout-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+async function savePayoutProfile(event) {
+  event.preventDefault();
+  const body = Object.fromEntries(new FormData($("#payout-form")));
+  const button = $("#payout-save");
+  button.disabled = true;
+  payoutSaid("saving", "Saving…");
+  try {
+    const token = await tokens.get();
+    const profile = await api("/api/creator/payout-profile", { method: "PUT", token, body });
+    showPayoutProfile(profile);
+    // Kept by the server, masked: not left in the page.
+    $("#payout-tax-id").value = "";
+    $("#payout-account").value = "";
+    payoutSaid(
+      "saved",
+      profile.verified ? "Saved and verified: you can withdraw." : "Saved. It is not verified yet.",
+    );
+  } catch (error) {
+    payoutSaid(
+      "error",
+      error.code === "bad_field"
+        ? "Those details were not accepted: check the tax id and the account."
+        : `Could not save the payout profile: ${error.message}`,
+    );
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** The withdrawals and the wallet; read again every second while one is pending. */
+async function loadPayouts() {
+  const number = ++payoutRequest;
+  clearTimeout(payoutTimer);
+  let pending = document.querySelector("#withdrawals li[data-status=pending]") !== null;
+  try {
+    const token = await tokens.get();
+    const [listed, money] = await Promise.all([
+      api("/api/creator/withdrawals", { token }),
+      api("/api/wallet", { token }),
+    ]);
+    if (number !== payoutRequest) return;
+    const settled = showWithdrawals(listed.withdrawals);
+    showWallet(money);
+    pending = listed.withdrawals.some((withdrawal) => withdrawal.status === "pending");
+    if (settled) loadEarnings(); // a failed payout gives its diamonds back
+  } catch (error) {
+    if (number !== payoutRequest) return;
+    if (!$("#withdrawals").children.length) {
+      $("#withdrawals-empty").textContent = `Cannot read your withdrawals: ${error.message}`;
+    }
+  }
+  if (pending) payoutTimer = setTimeout(loadPayouts, PAYOUT_POLL_MS);
+}
+
+function showWallet(money) {
+  wallet = money;
+  setFigure("#wallet-diamonds", money.diamonds || 0);
+  setFigure("#wallet-reserved", money.reserved || 0);
+  setFigure("#wallet-paid-out", money.paid_out || 0);
+  const carry = money.carry_hundredths || 0;
+  const note = $("#wallet-carry");
+  note.dataset.value = String(carry);
+  note.textContent = carry ? `And ${(carry / 100).toFixed(2)} of a diamond, made whole by your next gifts.` : "";
+  note.hidden = !carry;
+}
+
+/**
+ * The rows, newest first, each changed only when its status changes (the
+ * list is live for screen readers). True when a pending one has settled.
+ */
+function showWithdrawals(withdrawals) {
+  const list = $("#withdrawals");
+  let settled = false;
+  const rows = withdrawals.map((withdrawal) => {
+    const row = list.querySelector(`li[data-id="${withdrawal.withdrawal_id}"]`);
+    if (row && row.dataset.status === withdrawal.status) return row;
+    if (row && row.dataset.status === "pending") settled = true;
+    return withdrawalRow(row || el("li"), withdrawal);
+  });
+  const shown = [...list.children];
+  if (rows.length !== shown.length || rows.some((row, index) => row !== shown[index])) {
+    list.replaceChildren(...rows);
+  }
+  $("#withdrawals-empty").textContent = "No withdrawals yet.";
+  $("#withdrawals-empty").hidden = rows.length > 0;
+  return settled;
+}
+
+function withdrawalRow(row, withdrawal) {
+  Object.assign(row.dataset, {
+    id: withdrawal.withdrawal_id,
+    status: withdrawal.status,
+    diamonds: withdrawal.diamonds,
+    amount: withdrawal.amount,
+    currency: withdrawal.currency,
+  });
+  row.replaceChildren(
+    el("span", { class: "withdrawal-status" }, WITHDRAWAL_STATES[withdrawal.status] || withdrawal.status),
+    el(
+      "span",
+      { class: "withdrawal-diamonds", dataset: { value: withdrawal.diamonds } },
+      el("span", { class: "diamond", "aria-hidden": "true" }),
+      plural(withdrawal.diamonds, "diamond"),
+    ),
+    el("span", { class: "withdrawal-amount" }, `${withdrawal.amount} ${withdrawal.currency}`),
+    el("time", { class: "withdrawal-time", datetime: new Date(withdrawal.created).toISOString() }, when(withdrawal.created)),
+  );
+  return row;
+}
+
+function when(ms) {
+  return new Date(ms).toLocaleString([], { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+function withdrawSaid(state, code, text) {
+  const status = $("#withdraw-status");
+  status.dataset.state = state;
+  status.dataset.code = code || "";
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+/** No answer, a fault, or `temporary`: worth sending again with the same request id. */
+function worthRetrying(error) {
+  return error.temporary || error.status === 0 || error.status >= 500;
+}
+
+async function sendWithdrawal({ diamonds, requestId }) {
+  for (let tries = 0; ; tries += 1) {
+    try {
+      const token = await tokens.get();
+      const body = { diamonds, request_id: requestId };
+      return await api("/api/creator/withdrawals", { method: "POST", token, body });
+    } catch (error) {
+      if (!worthRetrying(error) || tries >= WITHDRAW_RETRY_MS.length) throw error;
+      await sleep(WITHDRAW_RETRY_MS[tries]);
+    }
+  }
+}
+
+async function withdraw(event) {
+  event.preventDefault();
+  const diamonds = Number($("#withdraw-diamonds").value);
+  if (!Number.isInteger(diamonds) || diamonds < 1) {
+    return withdrawSaid("refused", "bad_field", WITHDRAW_WORDS.bad_field());
+  }
+  // One request id per submission; the same submission again keeps it.
+  if (!unanswered || unanswered.diamonds !== diamonds) unanswered = { diamonds, requestId: nextRequestId() };
+  const button = $("#withdraw-submit");
+  button.disabled = true;
+  withdrawSaid("sending", "", `Asking to withdraw ${plural(diamonds, "diamond")}…`);
+  let answer = null;
+  let failure = null;
+  try {
+    answer = await sendWithdrawal(unanswered);
+    unanswered = null;
+    $("#withdraw-diamonds").value = "";
+  } catch (error) {
+    failure = error;
+    if (!worthRetrying(error)) unanswered = null;
+  }
+  // The list and the wallet first: "you have N diamonds" is the balance now.
+  await loadPayouts();
+  loadEarnings();
+  if (answer) withdrawSaid("asked", "", asked(answer));
+  else withdrawSaid(worthRetrying(failure) ? "unknown" : "refused", failure.code, refusal(failure, diamonds));
+  button.disabled = false;
+}
+
+function asked(answer) {
+  const worth = `${answer.amount} ${answer.currency}`;
+  return `Withdrawal of ${plural(answer.diamonds, "diamond")} (${worth}) asked for: it shows below until it is paid.`;
+}
+
+function refusal(error, diamonds) {
+  const words = WITHDRAW_WORDS[error.code];
+  if (words) return words();
+  if (worthRetrying(error)) {
+    return (
+      `No answer from the server: the withdrawal of ${plural(diamonds, "diamond")} may not have been ` +
+      "made. Press Withdraw again to retry; it is never made twice."
+    );
+  }
+  return `Could not withdraw: ${error.message}`;
 }
 
 // ------------------------------------------------------------------ live gifts

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, Route, async_playwright, expect
 from redis.asyncio import Redis
 
 from server.money.creators import ADULT, CACHE_SECONDS, CreatorProfile, Creators, Eligibility
@@ -867,3 +867,257 @@ async def test_reduced_motion_shows_every_gift_still_and_whole(
     lively_moves = await moving(lively)
     assert any("fly-in" in found for found in lively_moves), lively_moves
     assert any("spin" in found for found in lively_moves), lively_moves
+
+
+# ---------------------------------------------------------------- creator: gifting and withdrawals
+
+PAYOUT_PROFILE = {
+    "method": "paypal",
+    "legal_name": "Carol Example",
+    "tax_id": "123-45-6789",
+    "account": "carol@example.com",
+}
+
+
+async def earn_two_rockets(server: ServerProcess) -> None:
+    """carol earns 1,999 diamonds: half of alice's two rockets (2 x 1,999 coins)."""
+    alice = await protocol_client(server, "alice")
+    try:
+        for n in range(2):
+            assert (await alice.gift(f"w-rocket-{n}", "rocket"))["type"] == "ack"
+    finally:
+        await alice.close()
+
+
+async def creator_profile(server: ServerProcess, creator: str) -> dict[str, object]:
+    api = Api(server.http)
+    try:
+        token = await api.token(creator, role="creator")
+        response = await api.http.get("/api/creator/profile", headers=bearer(token))
+        response.raise_for_status()
+        profile: dict[str, object] = response.json()
+        return profile
+    finally:
+        await api.aclose()
+
+
+async def test_the_creator_gifting_switch_stays_off_when_refused_and_says_why_once(
+    server: ServerProcess, pages: Pages
+) -> None:
+    dave = await open_creator(pages, server, "dave")
+    switch = dave.locator("#gifting-switch")
+    await expect(switch).to_be_enabled()
+    await expect(switch).to_have_attribute("aria-checked", "false")
+
+    await switch.click()
+
+    # dave, an adult with 350 followers of the 1,000 needed, may not switch on.
+    note = dave.locator("#gifting-note")
+    await expect(note).to_have_text("Gifts stay off: 350 of the 1,000 followers needed.")
+    await expect(switch).to_have_attribute("aria-checked", "false")
+    await expect(switch).to_be_enabled()
+    await expect(dave.locator("#gifting")).to_have_attribute("data-state", "off")
+    await expect(dave.locator("#gifting-state")).to_have_text("Off")
+    text = await dave.evaluate("document.body.innerText")
+    assert text.count("followers needed") == 1, text
+    assert "not eligible to take gifts" not in text, "the server's words are shown as well"
+    assert (await creator_profile(server, "dave"))["gifting_enabled"] is False
+
+    # carol switches off, and on again: the card follows each switch.
+    carol = await open_creator(pages, server, "carol")
+    switch = carol.locator("#gifting-switch")
+    card = carol.locator("#gifting")
+    await expect(switch).to_have_attribute("aria-checked", "true")
+    await switch.click()
+    await expect(switch).to_have_attribute("aria-checked", "false")
+    await expect(card).to_have_attribute("data-state", "off")
+    await expect(card).to_have_attribute("data-reasons", "gifting_off")
+    await expect(carol.locator("#gifting-why li")).to_have_text(["switched off"])
+    await expect(carol.locator("#gifting-note")).to_be_hidden()
+    assert (await creator_profile(server, "carol"))["gifting_enabled"] is False
+    await switch.click()
+    await expect(switch).to_have_attribute("aria-checked", "true")
+    await expect(card).to_have_attribute("data-state", "on")
+    await expect(carol.locator("#gifting-why li")).to_have_text(
+        ["viewers can send you gifts", "12,400 followers"]
+    )
+    assert (await creator_profile(server, "carol"))["gifting_enabled"] is True
+
+
+async def test_the_creator_withdraws_diamonds_and_sees_them_paid(
+    start_server: StartServer, pages: Pages
+) -> None:
+    server = await start_server(sandbox_payout_delay_seconds=2)
+    creator = await open_creator(pages, server, "carol")
+    diamonds = creator.locator("#wallet-diamonds")
+    await expect(diamonds).to_have_attribute("data-value", "0")
+    await expect(creator.locator("#withdrawals-empty")).to_be_visible()
+    await expect(creator.locator("#payout-profile")).to_have_text("No payout profile yet.")
+    withdrawal_reads: list[str] = []
+
+    def count_reads(request: Request) -> None:
+        if request.method == "GET" and request.url.endswith("/api/creator/withdrawals"):
+            withdrawal_reads.append(request.url)
+
+    creator.on("request", count_reads)
+
+    await earn_two_rockets(server)
+    await expect(diamonds).to_have_attribute("data-value", "1999")
+    await expect(diamonds).to_have_text("1,999")
+
+    status = creator.locator("#withdraw-status")
+    await creator.fill("#withdraw-diamonds", "500")
+    await creator.click("#withdraw-submit")
+    await expect(status).to_have_attribute("data-code", "payout_profile_unverified")
+    await expect(status).to_have_text("Add a payout profile first: it says where to pay you.")
+
+    await creator.select_option("#payout-method", "paypal")
+    await creator.fill("#payout-legal-name", PAYOUT_PROFILE["legal_name"])
+    await creator.fill("#payout-tax-id", PAYOUT_PROFILE["tax_id"])
+    await creator.fill("#payout-account", PAYOUT_PROFILE["account"])
+    await creator.click("#payout-save")
+    profile = creator.locator("#payout-profile")
+    await expect(profile).to_have_attribute("data-verified", "true")
+    await expect(profile).to_have_attribute("data-method", "paypal")
+    await expect(profile).to_have_text("PayPal ****.com · paid in USD · verified")
+    await expect(creator.locator("#payout-account")).to_have_value("")
+
+    # Too few: said once, in the page's words.
+    await creator.fill("#withdraw-diamonds", "100")
+    await creator.click("#withdraw-submit")
+    await expect(status).to_have_attribute("data-code", "below_minimum")
+    await expect(status).to_have_text("That is below the minimum withdrawal.")
+    text = await creator.evaluate("document.body.innerText")
+    assert text.count("below the minimum") == 1, text
+    assert "at least" not in text, "the server's words are shown as well"
+    await expect(creator.locator("#withdrawals li")).to_have_count(0)
+
+    await creator.fill("#withdraw-diamonds", "500")
+    await creator.click("#withdraw-submit")
+    await expect(status).to_have_attribute("data-state", "asked")
+    await expect(status).to_contain_text("Withdrawal of 500 diamonds (2.50 USD) asked for")
+    row = creator.locator("#withdrawals li")
+    await expect(row).to_have_count(1)
+    await expect(row).to_have_attribute("data-status", "pending")
+    await expect(creator.locator("#wallet-reserved")).to_have_attribute("data-value", "500")
+    await expect(diamonds).to_have_attribute("data-value", "1499")
+    await expect(row.locator(".withdrawal-diamonds")).to_have_text("500 diamonds")
+    await expect(row.locator(".withdrawal-diamonds")).to_have_attribute("data-value", "500")
+    await expect(row.locator(".withdrawal-amount")).to_have_text("2.50 USD")
+    await expect(row.locator("time.withdrawal-time")).to_have_attribute("datetime", re.compile("T"))
+    reads_while_pending = len(withdrawal_reads)
+
+    # The sandbox pays it 2 s later: the page, asking every second, sees it
+    # without a reload.
+    await expect(row).to_have_attribute("data-status", "paid", timeout=10_000)
+    assert len(withdrawal_reads) - reads_while_pending >= 2, withdrawal_reads
+    await expect(row.locator(".withdrawal-status")).to_have_text("paid")
+    await expect(creator.locator("#wallet-paid-out")).to_have_attribute("data-value", "500")
+    await expect(creator.locator("#wallet-reserved")).to_have_attribute("data-value", "0")
+    await expect(diamonds).to_have_attribute("data-value", "1499")
+    await expect(creator.locator("#diamonds")).to_have_text("1,499")
+    polled = len(withdrawal_reads)
+    # Nothing pending: the page stops asking (its 15 s refresh aside).
+    await asyncio.sleep(3)
+    assert len(withdrawal_reads) - polled <= 1, withdrawal_reads
+
+    # More than held, said with the balance as it is now.
+    await creator.fill("#withdraw-diamonds", "2000")
+    await creator.click("#withdraw-submit")
+    await expect(status).to_have_attribute("data-code", "insufficient_diamonds")
+    await expect(status).to_have_text(
+        "That is more than you hold: you have 1,499 diamonds to withdraw."
+    )
+    await expect(creator.locator("#withdrawals li")).to_have_count(1)
+
+
+async def test_a_creator_withdrawal_without_an_answer_is_sent_again_with_the_same_id(
+    start_server: StartServer, pages: Pages
+) -> None:
+    server = await start_server(sandbox_payout_delay_seconds=3600)
+    await earn_two_rockets(server)
+    api = Api(server.http)
+    try:
+        token = await api.token("carol", role="creator")
+        saved = await api.http.put(
+            "/api/creator/payout-profile", json=PAYOUT_PROFILE, headers=bearer(token)
+        )
+        assert saved.json()["verified"] is True
+    finally:
+        await api.aclose()
+    creator = await open_creator(pages, server, "carol")
+    await expect(creator.locator("#wallet-diamonds")).to_have_attribute("data-value", "1999")
+
+    # Every attempt reaches the server, but its answer is lost on the way back:
+    # the connection drops, or a proxy answers 503.
+    sent: list[str] = []
+    answers_lost = True
+
+    async def lose_answers(route: Route) -> None:
+        if route.request.method != "POST":
+            await route.continue_()
+            return
+        body = route.request.post_data_json
+        assert isinstance(body, dict), body
+        sent.append(str(body["request_id"]))
+        answer = await route.fetch()
+        if not answers_lost:
+            await route.fulfill(response=answer)
+        elif len(sent) % 2:
+            await route.abort("connectionreset")
+        else:
+            await route.fulfill(
+                status=503,
+                json={"code": "unavailable", "status": 503, "temporary": True, "detail": "proxy"},
+            )
+
+    await creator.route("**/api/creator/withdrawals", lose_answers)
+    status = creator.locator("#withdraw-status")
+    await creator.fill("#withdraw-diamonds", "500")
+    await creator.click("#withdraw-submit")
+
+    await expect(status).to_have_attribute("data-state", "unknown", timeout=10_000)
+    await expect(status).to_have_text(
+        "No answer from the server: the withdrawal of 500 diamonds may not have been made. "
+        "Press Withdraw again to retry; it is never made twice."
+    )
+    assert len(sent) == 3, sent  # the first try and two retries
+    assert len(set(sent)) == 1, sent
+    await expect(creator.locator("#withdrawals li")).to_have_count(1)
+
+    # Pressed again: the same submission, the same request id, made once.
+    answers_lost = False
+    await creator.click("#withdraw-submit")
+    await expect(status).to_have_attribute("data-state", "asked")
+    assert sent == [sent[0]] * 4, sent
+    await expect(creator.locator("#withdrawals li[data-status=pending]")).to_have_count(1)
+    await expect(creator.locator("#wallet-reserved")).to_have_attribute("data-value", "500")
+    await expect(creator.locator("#wallet-diamonds")).to_have_attribute("data-value", "1499")
+
+    # A new submission is a new request.
+    await creator.fill("#withdraw-diamonds", "300")
+    await creator.click("#withdraw-submit")
+    await expect(creator.locator("#withdrawals li")).to_have_count(2)
+    assert len(sent) == 5
+    assert sent[4] != sent[0], sent
+    await expect(creator.locator("#wallet-reserved")).to_have_attribute("data-value", "800")
+
+    # The provider fails the newest: its diamonds come back, without a reload.
+    newest = creator.locator("#withdrawals li").first
+    await expect(newest).to_have_attribute("data-diamonds", "300")
+    withdrawal_id = await newest.get_attribute("data-id")
+    api = Api(server.http)
+    try:
+        failed = await api.http.post(
+            f"/api/sandbox/payouts/{withdrawal_id}",
+            json={"outcome": "failed"},
+            headers=bearer(await api.token("carol", role="creator")),
+        )
+        assert failed.json()["status"] == "ok", failed.text
+    finally:
+        await api.aclose()
+    await expect(newest).to_have_attribute("data-status", "failed")
+    await expect(newest.locator(".withdrawal-status")).to_have_text("failed: diamonds returned")
+    await expect(creator.locator("#wallet-diamonds")).to_have_attribute("data-value", "1499")
+    await expect(creator.locator("#wallet-reserved")).to_have_attribute("data-value", "500")
+    await expect(creator.locator("#diamonds")).to_have_text("1,499")
