@@ -9,7 +9,8 @@ few rooms, retrying with the *same* request id after a timeout, a dropped
 socket or a ``temporary`` error, on whichever server process is alive. Each
 room's creator withdraws diamonds now and then (the same request id on every
 retry), and has some of them paid or failed at once through the sandbox
-payout provider, which pays the others a moment later.
+payout provider, which pays the others a moment later; and the operator
+grants viewers promotional coins now and then.
 Meanwhile a chaos loop SIGKILLs server processes and restarts them, and
 SIGKILLs Valkey and restarts it on the same data directory.
 
@@ -80,6 +81,9 @@ RESOLVE_TIMEOUT = 180.0
 GIFT_MIX = (("rose", 1, 50), ("rose", 5, 15), ("finger_heart", 1, 15),
             ("doughnut", 1, 12), ("hand_hearts", 1, 6), ("corgi", 1, 2))  # fmt: skip
 PACKAGES = ("coins_330", "coins_660", "coins_1321")
+# The operator grants a viewer 100 to 1,000 promotional coins about this often.
+GRANT_EVERY = (0.5, 1.5)
+GRANT_COINS = (100, 1000)
 # The sandbox provider pays a withdrawal left to it this long after it was asked for.
 PAYOUT_DELAY_SECONDS = 2.0
 # A creator asks for a withdrawal about this often, of 200 (the minimum) to 3,000 diamonds.
@@ -134,6 +138,7 @@ class SoakConfig:
             GIFTSTREAM_SANDBOX_PAYOUTS="1",
             GIFTSTREAM_SANDBOX_PAYOUT_DELAY_SECONDS=str(PAYOUT_DELAY_SECONDS),
             GIFTSTREAM_PAYOUT_WEBHOOK_SECRET=token_secret + "-payouts",
+            GIFTSTREAM_OPERATOR_TOKEN=token_secret + "-operator",
             # A sweeper that settles what a killed process left within seconds.
             GIFTSTREAM_SWEEP_INTERVAL_SECONDS="0.5",
             GIFTSTREAM_SWEEP_MIN_AGE_SECONDS="1",
@@ -271,6 +276,7 @@ class Fleet:
     ) -> None:
         self.slots = [ServerSlot(i, free_port()) for i in range(count)]
         self._env = env
+        self.operator_token = env["GIFTSTREAM_OPERATOR_TOKEN"]
         self._log_dir = log_dir
         self._stopping = stopping
         self._rng = rng
@@ -513,6 +519,8 @@ class Viewer:
         self.token = ""
         self.requests: list[GiftRequest] = []
         self.orders: list[Order] = []
+        # Promotional grants to this viewer: request id -> coins, once answered.
+        self.grants: dict[str, int] = {}
         self._link: Link | None = None
         self._link_lock = asyncio.Lock()
         self._buy_lock = asyncio.Lock()
@@ -521,6 +529,10 @@ class Viewer:
     @property
     def credited(self) -> int:
         return sum(order.coins for order in self.orders if order.state == "credited")
+
+    @property
+    def granted(self) -> int:
+        return sum(self.grants.values())
 
     # --- the run ---
 
@@ -875,6 +887,69 @@ async def check_withdrawals(redis: Redis, payees: list[Payee]) -> dict[str, list
     return found
 
 
+# ---------------------------------------------------------------- the operator
+
+
+class Granter:
+    """The operator, granting viewers promotional coins now and then."""
+
+    def __init__(self, soak: Soak, viewers: list[Viewer], token: str) -> None:
+        self.soak = soak
+        self.viewers = viewers
+        self.headers = {"authorization": f"Bearer {token}"}
+        self.unanswered: list[tuple[Viewer, Message]] = []
+        self.made = 0
+
+    async def run(self) -> None:
+        rng = self.soak.rng
+        with contextlib.suppress(Stopped):
+            while not self.soak.stopping.is_set():
+                await asyncio.sleep(rng.uniform(*GRANT_EVERY))
+                viewer = rng.choice(self.viewers)
+                self.made += 1
+                body = {
+                    "user": viewer.user,
+                    "coins": rng.randint(*GRANT_COINS),
+                    "reason": "soak",
+                    "request_id": f"{self.soak.run_tag}-g{self.made}",
+                }
+                await self.grant(viewer, body, give_up_at=time.monotonic() + GIVE_UP_AFTER)
+
+    async def grant(self, viewer: Viewer, body: Message, give_up_at: float | None) -> None:
+        """Until answered, the same request id every time; unanswered by the deadline,
+        kept for the end of the run."""
+        journal = self.soak.journal
+        while True:
+            if give_up_at is not None and (
+                time.monotonic() > give_up_at or self.soak.stopping.is_set()
+            ):
+                self.unanswered.append((viewer, body))
+                return
+            slot = await self.soak.fleet.pick()
+            try:
+                response = await self.soak.http.post(
+                    f"{slot.http}/api/admin/grants", json=body, headers=self.headers
+                )
+            except httpx.HTTPError as exc:
+                journal.log("grant", body["request_id"], UNKNOWN, type(exc).__name__)
+            else:
+                if response.status_code in (200, 201):
+                    journal.log("grant", body["request_id"], OK, response.json()["status"])
+                    viewer.grants[str(body["request_id"])] = int(body["coins"])
+                    return
+                if response.status_code < 500:
+                    self.soak.anomalies.append(f"grant refused: {response.text[:200]}")
+                    return
+                journal.log("grant", body["request_id"], UNKNOWN, str(response.status_code))
+            await asyncio.sleep(0.2)
+
+    async def resolve(self) -> int:
+        left, self.unanswered = self.unanswered, []
+        for viewer, body in left:
+            await self.grant(viewer, body, give_up_at=None)
+        return len(left)
+
+
 # ---------------------------------------------------------------- chaos
 
 
@@ -1022,6 +1097,11 @@ class LedgerFacts:
     recharges: list[str] = field(default_factory=list)
     # lost, twice, unsettled, not_told: withdrawal request ids (check_withdrawals).
     withdrawals: dict[str, list[str]] = field(default_factory=dict)
+    # Promotional grants acknowledged but not in the ledger, in it twice, or
+    # in it though never acknowledged.
+    grants_lost: list[str] = field(default_factory=list)
+    grants_twice: list[str] = field(default_factory=list)
+    grants_not_told: list[str] = field(default_factory=list)
 
 
 async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
@@ -1030,8 +1110,11 @@ async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
     for viewer in viewers:
         base = f"{KEY_PREFIX}:{{w:{viewer.user}}}"
         debits: Counter[str] = Counter()
-        for _, raw in await redis.xrange(f"{base}:ledger") or []:
-            entry = {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+        entries = [
+            {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+            for _, raw in await redis.xrange(f"{base}:ledger") or []
+        ]
+        for entry in entries:
             if entry.get("kind") == "gift":
                 debits[entry["req"]] += 1
         acked = {r.id: r.cost for r in viewer.requests if r.state == "acked"}
@@ -1043,11 +1126,17 @@ async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
             wallet.get("coins", 0),
             wallet.get("recharged", 0) + wallet.get("bonus", 0),
         )
-        if viewer.credited - coins != sum(acked.values()):
+        if viewer.credited + viewer.granted - coins != sum(acked.values()):
             facts.conservation.append(
-                f"{viewer.user}: credited {viewer.credited} - held {coins} != "
-                f"acked gifts {sum(acked.values())}"
+                f"{viewer.user}: credited {viewer.credited} + granted {viewer.granted} - "
+                f"held {coins} != acked gifts {sum(acked.values())}"
             )
+        promos: Counter[str] = Counter(
+            entry["req"] for entry in entries if entry.get("kind") == "promo"
+        )
+        facts.grants_lost += [rid for rid in viewer.grants if not promos[rid]]
+        facts.grants_twice += [rid for rid, n in promos.items() if n > 1]
+        facts.grants_not_told += [rid for rid in promos if rid not in viewer.grants]
         if stored_credit != viewer.credited:
             facts.recharges.append(
                 f"{viewer.user}: recharges confirmed {viewer.credited}, wallet says {stored_credit}"
@@ -1159,11 +1248,13 @@ async def _run(
     soak = Soak(config, fleet, journal, rng, stopping)
     viewers = [Viewer(soak, i, rooms[i % len(rooms)]) for i in range(config.viewers)]
     payees = [Payee(soak, room) for room in rooms]
+    granter = Granter(soak, viewers, fleet.operator_token)
     chaos = Chaos(config, fleet, store, random.Random(rng.random()))
     chaos_over = asyncio.Event()
     started = time.monotonic()
     tasks = [asyncio.create_task(v.run()) for v in viewers]
     tasks += [asyncio.create_task(p.run()) for p in payees]
+    tasks.append(asyncio.create_task(granter.run()))
     chaos_task = asyncio.create_task(chaos.run(chaos_over))
     try:
         await _wait_with_progress(config, started, soak, chaos)
@@ -1182,6 +1273,7 @@ async def _run(
         )
         resolved_gifts, resolved_payments = await resolve(viewers, journal)
         resolved_withdrawals = await resolve_withdrawals(payees)
+        resolved_grants = await granter.resolve()
         say(config, "soak: waiting for settlement and payouts")
         redis = store.client()
         try:
@@ -1207,7 +1299,34 @@ async def _run(
     report = _report(config, viewers, soak, chaos, journal, elapsed, rates, acked_in_run,
                      unknown_after_run, resolved_gifts, resolved_payments, settle_seconds, facts,
                      reconcile_exit, breaches)  # fmt: skip
-    return _with_withdrawals(report, payees, facts, resolved_withdrawals, payout_seconds)
+    report = _with_withdrawals(report, payees, facts, resolved_withdrawals, payout_seconds)
+    return _with_grants(report, viewers, facts, resolved_grants)
+
+
+def _with_grants(
+    report: dict[str, Any], viewers: list[Viewer], facts: LedgerFacts, resolved: int
+) -> dict[str, Any]:
+    """The operator's grants: how many, and their checks."""
+    report["grants"] = {
+        "granted": sum(len(v.grants) for v in viewers),
+        "coins": sum(v.granted for v in viewers),
+        "resolved": resolved,
+    }
+    checks = {
+        "grants_lost": len(facts.grants_lost),
+        "grants_twice": len(facts.grants_twice),
+        "grants_not_told": len(facts.grants_not_told),
+    }
+    report["checks"] |= checks
+    examples = {
+        name: ids[:5]
+        for name, ids in (("grants_lost", facts.grants_lost), ("grants_twice", facts.grants_twice),
+                          ("grants_not_told", facts.grants_not_told))
+        if ids
+    }  # fmt: skip
+    report["examples"] |= examples
+    report["passed"] = report["passed"] and not any(checks.values())
+    return report
 
 
 def _with_withdrawals(
@@ -1370,6 +1489,8 @@ def describe(report: dict[str, Any]) -> str:
         f"({w['diamonds_reserved']} diamonds; paid or failed at once, or left to the sandbox: "
         f"{dict(w['settled_by'])}), refused {w['refused_codes']}; {w['resolved']} retried "
         f"by id after the run; none pending {w['payout_wait_s']} s after it",
+        f"promotional grants: {report['grants']['granted']} ({report['grants']['coins']} coins), "
+        f"{report['grants']['resolved']} retried by id after the run",
         f"attempts: {report['attempts']}",
         f"throughput, acked gifts/s: {report['throughput_acks_per_s']}",
         f"recovery after a server kill: {rec('server')}",
@@ -1385,6 +1506,8 @@ def describe(report: dict[str, Any]) -> str:
         f"withdrawals lost / reserved twice / unsettled / never told / unresolved: "
         f"{c['withdrawals_lost']} / {c['withdrawals_twice']} / {c['withdrawals_unsettled']} / "
         f"{c['withdrawals_not_told']} / {c['withdrawals_unresolved']}",
+        f"grants lost / twice / never told: {c['grants_lost']} / {c['grants_twice']} / "
+        f"{c['grants_not_told']}",
     ]
     examples = {k: v for k, v in report["examples"].items() if v}
     if examples:

@@ -7,9 +7,11 @@ import asyncio
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.client import Api, RoomClient, bearer
 from tests.conftest import ServerProcess, StartServer
+from tests.test_gift_flow import assert_books_balance
 
 OPERATOR_TOKEN = "operator-test-token-0123456789"
 OPERATOR = bearer(OPERATOR_TOKEN)
@@ -178,3 +180,32 @@ async def test_a_users_ledger_shows_every_movement_newest_first(
     assert (await api.http.get("/api/admin/users/no%20one/ledger", headers=OPERATOR)).json()[
         "code"
     ] == "bad_field"
+
+
+async def test_a_grant_of_promotional_coins_counts_once_and_apart(
+    ops: ServerProcess, ops_api: Api, redis: Redis
+) -> None:
+    api = ops_api
+    grant = {"user": "bob", "coins": 500, "reason": "welcome back", "request_id": "g-1"}
+    first = await api.http.post("/api/admin/grants", json=grant, headers=OPERATOR)
+    assert (first.status_code, first.json()["status"], first.json()["balance"]) == (201, "ok", 1000)
+    again = await api.http.post("/api/admin/grants", json=grant, headers=OPERATOR)
+    assert (again.status_code, again.json()["status"], again.json()["balance"]) == (
+        200, "duplicate", 1000,
+    )  # fmt: skip
+    for bad in ({"coins": 0}, {"coins": 10**7}, {"coins": "5"}, {"reason": ""},
+                {"request_id": "no spaces"}, {"user": "no one"}):  # fmt: skip
+        refused = await api.http.post("/api/admin/grants", json=grant | bad, headers=OPERATOR)
+        assert (refused.status_code, refused.json()["code"]) == (400, "bad_field"), bad
+    wallet = await api.wallet(await api.token("bob"))
+    assert (wallet["coins"], wallet["promo"], wallet.get("recharged", 0)) == (1000, 500, 0)
+    ledger = (await api.http.get("/api/admin/users/bob/ledger", headers=OPERATOR)).json()
+    newest = ledger["entries"][0]
+    assert (newest["kind"], newest["amount"], newest["reason"], newest["by"]) == (
+        "promo", "500", "welcome back", "operator",
+    )  # fmt: skip
+    actions = (await api.http.get("/api/admin/audit", headers=OPERATOR)).json()["actions"]
+    assert [(a["action"], a["target"], a["after"]["coins"]) for a in actions] == [
+        ("grant", "bob", 500)
+    ]
+    await assert_books_balance(redis, ops.key_prefix or "")

@@ -142,6 +142,13 @@ async def diamonds_reserved_for_nothing(redis: Redis, prefix: str) -> None:
     await redis.hincrby(wallet, "reserved", 5)
 
 
+async def promo_without_its_entry(redis: Redis, prefix: str) -> None:
+    """Promotional coins in the wallet that no promo entry of the ledger gave."""
+    wallet = keys(prefix, "ben").wallet
+    await redis.hincrby(wallet, "promo", 40)
+    await redis.hincrby(wallet, "coins", 40)
+
+
 async def spent_field_changed(redis: Redis, prefix: str) -> None:
     wallet = keys(prefix, "ann").wallet
     await redis.hincrby(wallet, "spent", -7)
@@ -169,6 +176,7 @@ CORRUPTIONS: dict[str, tuple[Corruption, str, bool]] = {
         "carol: pending withdrawals hold 0, wallet reserves 5",
         True,
     ),
+    "promo without its entry": (promo_without_its_entry, "ben: ledger says promo 0", True),
     "carry out of step": (carry_out_of_step, "credit ann:a9 does not balance", True),
     "carry nudged": (
         carry_nudged,

@@ -58,4 +58,8 @@ async def test_no_coin_lost_or_doubled_when_servers_and_valkey_are_killed(tmp_pa
     assert report["withdrawals"]["reserved"] > 0, told
     for check in ("lost", "twice", "unsettled", "not_told", "unresolved"):
         assert checks[f"withdrawals_{check}"] == 0, told
+    # And the operator granted viewers promotional coins, each once.
+    assert report["grants"]["granted"] > 0, told
+    for check in ("lost", "twice", "not_told"):
+        assert checks[f"grants_{check}"] == 0, told
     assert report["passed"], told

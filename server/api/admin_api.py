@@ -11,6 +11,7 @@ audit (``server/ops/audit.py``) with its before and after.
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -27,6 +28,9 @@ from server.store.calls import as_text, guarded
 
 OPERATOR = "operator"  # who, in the audit: the one operator token there is
 LEDGER_LISTED = 200
+GRANT_REQUEST = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+# The most one grant may give: a typo of a few zeros is refused, not paid.
+MAX_GRANT_COINS = 1_000_000
 
 
 def operator(request: Request) -> Services:
@@ -129,6 +133,31 @@ async def get_ledger(request: Request) -> Response:
 
 
 @typed_errors
+async def post_grant(request: Request) -> Response:
+    """Promotional coins, once per request id: 201 granted, 200 for a retry."""
+    services = operator(request)
+    body = await json_body(request)
+    user = check_user_id(body.get("user"))
+    coins = body.get("coins")
+    if not isinstance(coins, int) or isinstance(coins, bool) or not 1 <= coins <= MAX_GRANT_COINS:
+        raise BadField(f"coins must be a whole number from 1 to {MAX_GRANT_COINS:,}")
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not 1 <= len(reason) <= 100 or not reason.isprintable():
+        raise BadField("reason must be 1 to 100 printable characters")
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not GRANT_REQUEST.match(request_id):
+        raise BadField("request_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
+    outcome = await services.wallets.grant_promo(
+        user, coins, request_id, reason, OPERATOR, now_ms()
+    )
+    granted = {"user": user, "coins": coins, "reason": reason, "request_id": request_id,
+               "status": outcome.status, "balance": outcome.balance}  # fmt: skip
+    if outcome.status == "ok":
+        await services.audit.record(OPERATOR, "grant", user, None, granted, now_ms())
+    return JSONResponse(granted, status_code=201 if outcome.status == "ok" else 200)
+
+
+@typed_errors
 async def get_audit(request: Request) -> Response:
     services = operator(request)
     return JSONResponse({"actions": await services.audit.recent()})
@@ -141,4 +170,5 @@ routes = [
     Route("/api/admin/users/{user}/age", put_age, methods=["PUT"]),
     Route("/api/admin/users/{user}/ledger", get_ledger, methods=["GET"]),
     Route("/api/admin/audit", get_audit, methods=["GET"]),
+    Route("/api/admin/grants", post_grant, methods=["POST"]),
 ]

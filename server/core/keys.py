@@ -79,6 +79,10 @@ class WalletKeys:
     def request(self, request_id: str) -> str:
         return f"{self._base}:req:{request_id}"
 
+    def promo(self, request_id: str) -> str:
+        """The coins an operator's grant credited (promo.lua)."""
+        return f"{self._base}:promo:{request_id}"
+
     def payment(self, payment_id: str) -> str:
         return f"{self._base}:pay:{payment_id}"
 

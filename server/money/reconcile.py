@@ -24,6 +24,8 @@ WALLET_FIELDS = (
     "spent",
     "recharged",
     "bonus",
+    # Promotional coins the operator granted (promo.lua).
+    "promo",
     "refunded",
     "diamonds",
     "diamonds_earned",
@@ -91,7 +93,7 @@ def _check_balances(user: str, w: dict[str, int], report: Report) -> None:
     for name, value in w.items():
         if value < 0:
             report.breaches.append(f"{user}: {name} is negative ({value})")
-    credited = w["recharged"] + w["bonus"]
+    credited = w["recharged"] + w["bonus"] + w["promo"]
     held = w["coins"] + w["spent"] + w["refunded"]
     if credited != held:
         report.breaches.append(
@@ -124,6 +126,8 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
         kind = e.get("kind")
         if kind == "recharge":
             sums["credited"] += int(e["amount"])
+        elif kind == "promo":
+            sums["promo"] += int(e["amount"])
         elif kind == "gift":
             sums["spent"] -= int(e["amount"])
             requests[e["req"]] += 1
@@ -149,6 +153,7 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             report.breaches.append(f"{user}: gift {gift} credited {times} times")
     expected = {
         "credited": w["recharged"] + w["bonus"],
+        "promo": w["promo"],
         "spent": w["spent"],
         "received": w["received"],
         "diamonds": w["diamonds_earned"],

@@ -308,6 +308,21 @@ class Wallets:
             raise RuntimeError("recharge script refused its arguments")
         return RechargeOutcome(as_text(status), int(balance))
 
+    async def grant_promo(
+        self, user: str, coins: int, request_id: str, reason: str, by: str, now_ms: int
+    ) -> RechargeOutcome:
+        """Promotional coins, once per request id: ``ok`` or ``duplicate``, and the balance."""
+        keys = self.keys(user)
+        status, balance = await guarded(
+            self._scripts.promo(
+                keys=[keys.wallet, keys.ledger, keys.promo(request_id)],
+                args=[request_id, str(coins), reason, by, now_ms],
+            )
+        )
+        if as_text(status) == "bad_argument":
+            raise RuntimeError("promo script refused its arguments")
+        return RechargeOutcome(as_text(status), int(balance))
+
     async def balances(self, user: str) -> dict[str, int]:
         raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
         fields = {k: v for k, v in _int_fields(raw).items() if k not in GIFT_BUCKET_FIELDS}

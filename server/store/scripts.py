@@ -66,6 +66,8 @@ class Scripts:
     withdraw: ScriptCall
     # The payout provider's word on a withdrawal: paid out, or returned.
     payout: ScriptCall
+    # Promotional coins the operator grants, once per request id.
+    promo: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -89,4 +91,5 @@ class Scripts:
             follow=load("follow"),
             withdraw=load("withdraw"),
             payout=load("payout"),
+            promo=load("promo"),
         )
