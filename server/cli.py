@@ -170,9 +170,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "log_format": args.log_format,
         "access_log": args.access_log,
     }
-    if args.demo:
-        overrides.update(demo=True, dev_tokens=True, sandbox_payments=True)
     settings = settings_module.from_environment().with_overrides(**overrides)
+    if args.demo:
+        settings = settings_module.in_demo_mode(settings)
     settings.validate()
     return settings
 

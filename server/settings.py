@@ -326,12 +326,18 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         if raw is not None:
             values[item.name] = _parse(raw, hints[item.name], item.name)
     settings = Settings(**values)
-    if settings.demo:
-        settings = dataclasses.replace(
-            settings,
-            dev_tokens=True,
-            sandbox_payments=True,
-            sandbox_payouts=True,
-            operator_token=settings.operator_token or _random_secret(),
-        )
-    return settings
+    return in_demo_mode(settings) if settings.demo else settings
+
+
+def in_demo_mode(settings: Settings) -> Settings:
+    """What demo mode turns on, however it was asked for (flag or environment):
+    tokens for anyone, the sandbox payment and payout providers, and an
+    operator token made up for this run unless one is given."""
+    return dataclasses.replace(
+        settings,
+        demo=True,
+        dev_tokens=True,
+        sandbox_payments=True,
+        sandbox_payouts=True,
+        operator_token=settings.operator_token or _random_secret(),
+    )

@@ -56,6 +56,14 @@ def test_demo_flag_turns_on_dev_tokens_and_sandbox(monkeypatch: pytest.MonkeyPat
     demo = settings_from(build_parser().parse_args(["serve", "--demo"]))
     assert (plain.demo, plain.dev_tokens, plain.sandbox_payments) == (False, False, False)
     assert (demo.demo, demo.dev_tokens, demo.sandbox_payments) == (True, True, True)
+    # The flag turns on all that the environment's GIFTSTREAM_DEMO does.
+    assert (plain.sandbox_payouts, plain.operator_token) == (False, None)
+    assert demo.sandbox_payouts is True
+    assert demo.operator_token is not None
+    assert len(demo.operator_token) >= 16
+    monkeypatch.setenv("GIFTSTREAM_DEMO", "1")
+    from_env = settings_from(build_parser().parse_args(["serve"]))
+    assert (from_env.sandbox_payouts, from_env.dev_tokens) == (True, True)
 
 
 def test_no_demo_flag_keeps_the_environments_demo(monkeypatch: pytest.MonkeyPatch) -> None:
