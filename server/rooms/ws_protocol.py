@@ -174,6 +174,12 @@ class FrameWriter:
         self._backlog_bytes += len(first)
         self.held = False
         self.flush()
+        if self._backlog is not None and not self._backlog:
+            # Every welcome passes through the deque: emptied, it goes, so that
+            # an idle connection does not keep its 600 bytes. (Not after every
+            # flush: in a storm, paused transports would make a new one each time.)
+            self._backlog = None
+            self.refresh()
 
     def pause(self) -> None:
         """The transport holds enough: frames wait in the backlog."""
@@ -195,10 +201,6 @@ class FrameWriter:
             frame = backlog.popleft()
             self._backlog_bytes -= len(frame)
             p.transport.write(frame)
-        if backlog is not None and not backlog and backlog is self._backlog:
-            # Emptied (every welcome passes through it): an idle connection
-            # should not keep the deque's 600 bytes.
-            self._backlog = None
         self.refresh()
 
     def drop_slow_consumer(self) -> None:
