@@ -62,6 +62,13 @@ def describe(message: Message) -> str:
             f"#{message['seq']} {message['sender']} -> {message['room']}  "
             f"{message['gift']} x{message['count']}  (combo ended)"
         )
+    if kind == "stream_started":
+        return f"#{message['seq']} {message['room']} is live (stream {message['stream_id']})"
+    if kind == "stream_ended":
+        why = "unseen for too long" if message.get("reason") == "idle" else "ended by the creator"
+        return (
+            f"#{message['seq']} {message['room']} is offline: stream {message['stream_id']} {why}"
+        )
     if kind == "viewers":
         return f"{plural(message['count'], 'viewer')} in the room"
     if kind == "welcome":
@@ -98,9 +105,10 @@ def _welcome_line(welcome: Message) -> str:
     who = you.get("user") or "anonymous"
     if welcome.get("balance") is not None:
         who += f" ({you.get('role')}, {coins(welcome['balance'])})"
+    offline = "" if welcome.get("live", True) else " (offline: gifts wait for the next stream)"
     return (
         f"joined room {welcome['room']} as {who}: {plural(welcome['viewers'], 'viewer')}, "
-        f"last event #{welcome['last_seq']}"
+        f"last event #{welcome['last_seq']}{offline}"
     )
 
 

@@ -57,9 +57,12 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.money.creators import ADULT, CreatorProfile, Creators, Eligibility
+from server.money.streams import Streams
 from server.ops.embedded import EmbeddedValkey, free_port
-from server.settings import ENV_PREFIX
+from server.rooms.room_log import RoomLog
+from server.settings import ENV_PREFIX, Settings
 from server.store.calls import as_text
+from server.store.scripts import Scripts
 
 Message = dict[str, Any]
 
@@ -86,6 +89,8 @@ GRANT_EVERY = (0.5, 1.5)
 GRANT_COINS = (100, 1000)
 # The sandbox provider pays a withdrawal left to it this long after it was asked for.
 PAYOUT_DELAY_SECONDS = 2.0
+# The rooms are live for the whole soak: no stream ends for want of a heartbeat.
+STREAM_IDLE_SECONDS = 86_400
 # A creator asks for a withdrawal about this often, of 200 (the minimum) to 3,000 diamonds.
 WITHDRAW_EVERY = (0.5, 1.5)
 WITHDRAW_DIAMONDS = (200, 3000)
@@ -139,6 +144,7 @@ class SoakConfig:
             GIFTSTREAM_SANDBOX_PAYOUT_DELAY_SECONDS=str(PAYOUT_DELAY_SECONDS),
             GIFTSTREAM_PAYOUT_WEBHOOK_SECRET=token_secret + "-payouts",
             GIFTSTREAM_OPERATOR_TOKEN=token_secret + "-operator",
+            GIFTSTREAM_STREAM_IDLE_SECONDS=str(STREAM_IDLE_SECONDS),
             # A sweeper that settles what a killed process left within seconds.
             GIFTSTREAM_SWEEP_INTERVAL_SECONDS="0.5",
             GIFTSTREAM_SWEEP_MIN_AGE_SECONDS="1",
@@ -887,6 +893,20 @@ async def check_withdrawals(redis: Redis, payees: list[Payee]) -> dict[str, list
     return found
 
 
+async def check_streams(redis: Redis, streams: dict[str, str]) -> list[str]:
+    """The gift keys of credits not in their room's stream: every room is live
+    for the whole run, so each credit, however it was settled (in the call
+    that paid it, by the settler, or by the sweeper after a kill), must
+    carry that stream."""
+    outside = []
+    for room, stream_id in streams.items():
+        for _, raw in await redis.xrange(f"{KEY_PREFIX}:{{w:{room}}}:ledger") or []:
+            entry = {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+            if entry.get("kind") == "credit" and entry.get("stream") != stream_id:
+                outside.append(entry.get("gift_key", "?"))
+    return outside
+
+
 # ---------------------------------------------------------------- the operator
 
 
@@ -1102,6 +1122,8 @@ class LedgerFacts:
     grants_lost: list[str] = field(default_factory=list)
     grants_twice: list[str] = field(default_factory=list)
     grants_not_told: list[str] = field(default_factory=list)
+    # Gift keys of credits that do not carry their room's stream (check_streams).
+    outside_stream: list[str] = field(default_factory=list)
 
 
 async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
@@ -1188,16 +1210,25 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
 # ---------------------------------------------------------------- the run
 
 
-async def seed_rooms(store: Store, rooms: list[str]) -> None:
+async def seed_rooms(store: Store, rooms: list[str]) -> dict[str, str]:
+    """Each room's creator, eligible, on and live: the stream id of each room."""
     redis = store.client()
+    live: dict[str, str] = {}
     try:
         creators = Creators(redis, KEY_PREFIX, Eligibility(min_followers=0))
+        scripts = Scripts.register(redis)
+        room_log = RoomLog(redis, scripts, Settings(key_prefix=KEY_PREFIX))
+        # Live for the whole run (the idle time is longer than any soak).
+        streams = Streams(redis, scripts, KEY_PREFIX, creators, room_log, STREAM_IDLE_SECONDS)
         for room in rooms:
             await creators.save(
                 CreatorProfile(user=room, gifts_enabled=True, followers=50_000, age=ADULT)
             )
+            stream, _ = await streams.go_live(room, int(time.time() * 1000))
+            live[room] = stream.id
     finally:
         await redis.aclose()
+    return live
 
 
 def say(config: SoakConfig, text: str) -> None:
@@ -1240,7 +1271,7 @@ async def _run(
 ) -> dict[str, Any]:
     rooms = [f"soakroom{i}" for i in range(config.rooms)]
     await store.start()
-    await seed_rooms(store, rooms)
+    streams = await seed_rooms(store, rooms)
     await asyncio.gather(*(fleet.start(slot) for slot in fleet.slots))
     say(config, f"soak: Valkey {store.url}, servers {[s.http for s in fleet.slots]}, "
                 f"{config.viewers} viewers in {len(rooms)} rooms, {config.seconds:g} s; "
@@ -1284,6 +1315,7 @@ async def _run(
             await fleet.stop_all()
             facts = await check_ledgers(redis, viewers)
             facts.withdrawals = await check_withdrawals(redis, payees)
+            facts.outside_stream = await check_streams(redis, streams)
         finally:
             await redis.aclose()
         reconcile_exit, breaches = await reconcile_command(store.url)
@@ -1351,6 +1383,9 @@ def _with_withdrawals(
     }
     checks = {f"withdrawals_{name}": len(ids) for name, ids in facts.withdrawals.items()}
     checks["withdrawals_unresolved"] = sum(ask.state not in ("reserved", "refused") for ask in asks)
+    checks["credits_outside_their_stream"] = len(facts.outside_stream)
+    if facts.outside_stream:
+        report["examples"]["credits_outside_their_stream"] = facts.outside_stream[:5]
     report["checks"] |= checks
     examples = {k: v[:5] for k, v in facts.withdrawals.items() if v}
     if examples:

@@ -94,6 +94,11 @@ class UnknownWithdrawal(BadRequest):
     http_status = 404
 
 
+class UnknownStream(BadRequest):
+    code = "unknown_stream"
+    http_status = 404
+
+
 class NotFound(BadRequest):
     code = "not_found"
     http_status = 404
@@ -124,6 +129,19 @@ class GiftsDisabled(Refused):
 
 class GiftingOff(GiftsDisabled):
     code = "gifting_off"
+
+
+class RoomOffline(GiftsDisabled):
+    """The room's creator is not live: gifts wait for the next stream."""
+
+    code = "room_offline"
+
+
+class StreamEnded(Refused):
+    """A heartbeat for a stream that is over (ended, or ended by the server
+    when it went unseen): go live again for a new one."""
+
+    code = "stream_ended"
 
 
 class NotEligible(Refused):

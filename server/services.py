@@ -8,6 +8,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
@@ -23,6 +24,7 @@ from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler, now_ms
+from server.money.streams import Streams
 from server.money.suspensions import Suspensions
 from server.money.wallet import Wallets
 from server.money.withdrawals import PayoutCallback, SandboxPayouts, Withdrawals
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 
 # How often the sandbox payout provider looks for payouts that fell due.
 SANDBOX_PAYOUT_POLL_SECONDS = 0.5
+# How often each process looks for withdrawals whose hand-over was lost.
+WITHDRAWAL_SWEEP_SECONDS = 10.0
+# The longest wait between two looks at live streams (kept alive, ended idle).
+STREAM_LOOK_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -55,6 +61,7 @@ class Services:
     catalog: Catalog
     wallets: Wallets
     creators: Creators
+    streams: Streams
     room_log: RoomLog
     orders: Orders
     overlay_keys: OverlayKeys
@@ -167,6 +174,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         catalog=catalog,
         wallets=wallets,
         creators=creators,
+        streams=Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds),
         room_log=room_log,
         orders=Orders(
             redis,
@@ -213,12 +221,37 @@ def _build(settings: Settings, redis: Redis) -> Services:
             if settings.sandbox_payouts
             else None,
             suspensions,
+            notify=lambda creator, withdrawal: tell_creator(room_log, creator, withdrawal),
         ),
         relay=relay,
         hub=hub,
         metrics=metrics,
         pipeline=pipeline,
     )
+
+
+async def hand_over_withdrawals(services: Services) -> None:
+    """Withdrawals a dead process reserved but never handed to the provider."""
+    while True:
+        await asyncio.sleep(WITHDRAWAL_SWEEP_SECONDS)
+        try:
+            await services.withdrawals.hand_over_unsent(now_ms())
+        except (GiftError, RedisError):
+            log.warning("unsent withdrawals not looked at this round; will retry")
+
+
+async def tell_creator(room_log: RoomLog, creator: str, withdrawal: dict[str, Any]) -> None:
+    """A ``withdrawal`` message to the creator's own sockets in their room
+    (``owner_only``: ``Hub.deliver`` gives it to no one else), outside the
+    room's sequence."""
+    message = {
+        "type": "withdrawal",
+        "room": creator,
+        "owner_only": True,
+        "withdrawal": withdrawal,
+        "ts": now_ms(),
+    }
+    await room_log.announce(creator, message)
 
 
 async def pay_sandbox_payouts(services: Services) -> None:
@@ -237,6 +270,21 @@ async def pay_sandbox_payouts(services: Services) -> None:
                 await services.withdrawals.resolve(callback, now_ms())
         except GiftError:
             log.warning("sandbox payouts not paid this round; they wait for the next")
+
+
+async def mind_streams(services: Services) -> None:
+    """Keep live the streams whose creator's page or overlay this process holds,
+    and end those nothing has been seen of for the idle time: a few looks per
+    idle time, so that an unseen stream ends within about a quarter of it late."""
+    streams = services.streams
+    interval = min(STREAM_LOOK_MAX_SECONDS, max(0.2, streams.idle_seconds / 4))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await streams.keep_present(services.hub.rooms_with_owner(), now_ms())
+            await streams.end_idle(now_ms())
+        except (GiftError, RedisError):
+            log.warning("streams not minded this round (Redis unreachable); will retry")
 
 
 def _log_if_failed(task: asyncio.Task[None]) -> None:
@@ -277,6 +325,8 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         services.settler.run_sweeper(),
         services.reports.run_worker(),
         pay_sandbox_payouts(services),
+        mind_streams(services),
+        hand_over_withdrawals(services),
     ):
         task = asyncio.create_task(job, name=getattr(job, "__qualname__", None))
         task.add_done_callback(_log_if_failed)

@@ -118,6 +118,9 @@ class Settings:
     # A creator must be 18 or older (their token's "adult" claim, or the
     # operator's word) to switch gifting on.
     creators_must_be_adult: bool = True
+    # A live stream nothing has been seen of for this long (no heartbeat,
+    # no creator page or overlay open) is ended by the server.
+    stream_idle_seconds: float = 120.0
     idempotency_ttl_seconds: int = 7 * 24 * 3600
     # An unpaid recharge order lives this long: past a payment provider's
     # redelivery of a late callback (about 3 days), which needs the order.
@@ -264,6 +267,7 @@ class Settings:
                     self.operator_token is not None and len(self.operator_token) < 16,
                     "operator_token: at least 16 characters",
                 ),
+                (not self.stream_idle_seconds >= 1, "stream_idle_seconds: at least 1"),
                 (
                     not self.sandbox_payout_delay_seconds >= 0,
                     "sandbox_payout_delay_seconds: 0 or more",

@@ -189,15 +189,16 @@ async def test_watch_prints_a_line_per_event(lively: ServerProcess) -> None:
     status, sent, _ = await run(*server, "send", "alice", "carol", "rose", "4", "--times", "2")
     assert status == 0
     assert sent[0].startswith("joined room carol as alice (viewer, 5,000 coins): ")
+    # Event #1 is carol's stream_started: the demo puts her live as it starts.
     assert sent[1:] == [
-        "sent rose x4 to carol: 4 coins, event #1, balance 4,996 coins",
-        "sent rose x4 to carol: 4 coins, event #2, balance 4,992 coins",
+        "sent rose x4 to carol: 4 coins, event #2, balance 4,996 coins",
+        "sent rose x4 to carol: 4 coins, event #3, balance 4,992 coins",
     ]
     await asyncio.sleep(0.8)  # the streak ends
     status, sent, _ = await run(*server, "send", "alice", "carol", "rocket")
     assert (status, sent[-1]) == (
         0,
-        "sent rocket x1 to carol: 1,999 coins, event #4, balance 2,993 coins",
+        "sent rocket x1 to carol: 1,999 coins, event #5, balance 2,993 coins",
     )
     status, sent, errors = await run(*server, "send", "bob", "carol", "universe")
     assert status == 1, errors
@@ -207,10 +208,10 @@ async def test_watch_prints_a_line_per_event(lively: ServerProcess) -> None:
     watched = await stop(watcher)
     events = [line for line in watched if line.startswith("#")]
     assert events == [
-        "#1 alice -> carol  rose x4  (combo +4, 4 coins)",
-        "#2 alice -> carol  rose x8  (combo +4, 4 coins)",
-        "#3 alice -> carol  rose x8  (combo ended)",
-        "#4 alice -> carol  rocket x1  (1,999 coins)  ** big gift: large **",
+        "#2 alice -> carol  rose x4  (combo +4, 4 coins)",
+        "#3 alice -> carol  rose x8  (combo +4, 4 coins)",
+        "#4 alice -> carol  rose x8  (combo ended)",
+        "#5 alice -> carol  rocket x1  (1,999 coins)  ** big gift: large **",
     ]
     # The count moved as the other watcher and the senders came and went.
     assert any(re.fullmatch(r"[23] viewers in the room", line) for line in watched), watched
@@ -223,7 +224,7 @@ async def test_watch_prints_a_line_per_event(lively: ServerProcess) -> None:
         if event["type"] in ("gift", "combo_end")
     ]
     assert [(e["type"], e["seq"]) for e in shown] == [
-        ("gift", 1), ("gift", 2), ("combo_end", 3), ("gift", 4),
+        ("gift", 2), ("gift", 3), ("combo_end", 4), ("gift", 5),
     ]  # fmt: skip
 
 

@@ -18,11 +18,14 @@ import pytest
 from redis.asyncio import Redis
 
 from server.core.catalog import load_catalog
-from server.core.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS, EarningsKeys, day_of
+from server.core.earnings_keys import DAY_MS, HOUR_MS, EarningsKeys, day_of
 from server.money import reconcile
-from server.money.earnings import Earnings
+from server.money.creators import Creators, Eligibility
+from server.money.earnings import Earnings, selection_csv
 from server.money.reports import Reports
+from server.money.streams import Streams
 from server.money.wallet import GiftOrder, PendingCredit, Wallets
+from server.rooms.room_log import RoomLog
 from server.settings import Settings
 from server.store.scripts import Scripts
 from tests.client import Api, RoomClient, bearer
@@ -151,9 +154,25 @@ async def test_earnings_are_the_sums_of_the_gifts_and_a_retry_counts_once(
 
     stream = day["stream"]
     assert stream is not None
-    assert stream["open"] is True
-    assert stream["started"] <= stream["last"] <= day["now"]
+    assert stream["live"] is True  # carol, live since the demo began
+    assert stream["started"] <= day["now"]
     check_section(stream, want)
+    # The stream's own selection has the same rows, and so has its CSV.
+    chosen = await api.http.get(
+        "/api/creator/earnings", params={"stream_id": stream["stream_id"]}, headers=bearer(carol)
+    )
+    assert chosen.json()["totals"] == want["totals"]
+    assert [row["stream_id"] for row in chosen.json()["by_stream"]] == [stream["stream_id"]]
+    exported = await api.http.get(
+        "/api/creator/earnings",
+        params={"stream_id": stream["stream_id"]},
+        headers=bearer(carol) | {"accept": "text/csv"},
+    )
+    assert exported.headers["content-type"].startswith("text/csv")
+    totals = want["totals"]
+    assert exported.text.splitlines()[1] == (
+        f"total,,,{totals['count']},{totals['coins']},{totals['diamonds']}"
+    )
 
     # On one node a gift is credited by the call that pays for it: nothing
     # waits in an outbox for settlement (settlement's own idempotency is
@@ -179,6 +198,15 @@ async def test_only_the_creator_reads_their_earnings(api: Api, carol: str) -> No
     bad = await api.http.get(path, params={"period": "year"}, headers=bearer(carol))
     assert bad.status_code == 400
     assert bad.json()["code"] == "bad_field"
+    for query, code in (
+        ({"stream_id": "st-none"}, "unknown_stream"),
+        ({"stream_id": "../x"}, "bad_field"),
+        ({"from": "yesterday"}, "bad_field"),
+        ({"from": "2026-02-30"}, "bad_field"),
+        ({"from": "2026-03-02", "to": "2026-03-01"}, "bad_field"),
+    ):
+        refused = await api.http.get(path, params=query, headers=bearer(carol))
+        assert refused.json()["code"] == code, query
     # Another creator sees their own (empty) books, not carol's.
     dave = await api.token("dave", role="creator")
     report = await earnings(api, dave, "all")
@@ -199,50 +227,83 @@ async def wallets(redis: Redis, key_prefix: str) -> AsyncIterator[Wallets]:
     assert books.clean, books.breaches
 
 
-async def pay_and_settle(wallets: Wallets, request_id: str, gift: str, at_ms: int) -> None:
+async def pay_and_settle(
+    wallets: Wallets, request_id: str, gift: str, at_ms: int, stream_id: str = ""
+) -> None:
     await wallets.send_gift(
-        GiftOrder("ann", request_id, CATALOG.gift(gift), 1, "carol", "carol", at_ms)
+        GiftOrder("ann", request_id, CATALOG.gift(gift), 1, "carol", "carol", at_ms, stream_id)
     )
     for credit in await wallets.pending_credits("ann"):
         await wallets.settle(credit, at_ms)
 
 
-async def test_a_quiet_gap_starts_a_new_stream_and_a_late_gift_stays_in_its_day(
+def streams_of(redis: Redis, key_prefix: str) -> Streams:
+    scripts = Scripts.register(redis)
+    settings = Settings(key_prefix=key_prefix)
+    creators = Creators(redis, key_prefix, Eligibility(1000))
+    return Streams(redis, scripts, key_prefix, creators, RoomLog(redis, scripts, settings), 120)
+
+
+def earnings_of(redis: Redis, key_prefix: str) -> Earnings:
+    return Earnings(redis, key_prefix, CATALOG, streams_of(redis, key_prefix))
+
+
+async def test_a_gift_counts_in_the_stream_it_was_sent_in_even_settled_late(
     wallets: Wallets, redis: Redis, key_prefix: str
 ) -> None:
-    report = Earnings(redis, key_prefix, CATALOG)
-    await pay_and_settle(wallets, "s1", "corgi", T0)
-    await pay_and_settle(wallets, "s2", "corgi", T0 + STREAM_GAP_MS)  # within the gap
-    first = (await report.report("carol", "day", T0 + STREAM_GAP_MS))["stream"]
-    assert (first["started"], first["totals"]["sends"]) == (T0, 2)
-
-    later = T0 + 2 * STREAM_GAP_MS + 1
+    streams = streams_of(redis, key_prefix)
+    report = earnings_of(redis, key_prefix)
+    first, _ = await streams.go_live("carol", T0)
+    await pay_and_settle(wallets, "s1", "corgi", T0, first.id)
+    await pay_and_settle(wallets, "s2", "corgi", T0 + 60_000, first.id)
     # Paid in the first stream, but settled only after the next one began.
     await wallets.send_gift(
-        GiftOrder("ann", "late", CATALOG.gift("rose"), 1, "carol", "carol", T0 + 60_000)
+        GiftOrder("ann", "late", CATALOG.gift("rose"), 1, "carol", "carol", T0 + 90_000, first.id)
     )
+    await streams.end("carol", first.id, T0 + 120_000)
+    later = T0 + HOUR_MS
+    second, _ = await streams.go_live("carol", later)
     await wallets.send_gift(
-        GiftOrder("ann", "s3", CATALOG.gift("rocket"), 1, "carol", "carol", later)
+        GiftOrder("ann", "s3", CATALOG.gift("rocket"), 1, "carol", "carol", later, second.id)
     )
     pending = {credit.gift_key: credit for credit in await wallets.pending_credits("ann")}
     await wallets.settle(pending["ann:s3"], later)
     await wallets.settle(pending["ann:late"], later)
-    assert pending["ann:late"].gift == "rose"
+    assert (pending["ann:late"].gift, pending["ann:late"].stream_id) == ("rose", first.id)
 
     now = await report.report("carol", "day", later)
-    stream = now["stream"]
-    assert (stream["started"], stream["last"]) == (later, later)
-    assert stream["totals"]["sends"] == 1
-    assert [row["gift"] for row in stream["by_gift"]] == ["rocket"]
+    latest = now["stream"]
+    assert (latest["stream_id"], latest["live"], latest["started"]) == (second.id, True, later)
+    assert latest["totals"]["sends"] == 1
+    assert [row["gift"] for row in latest["by_gift"]] == ["rocket"]
     # The day has all four, each in the hour it was paid.
     day = now["period"]
     assert day["totals"]["sends"] == 4
     assert day["totals"]["coins"] == 299 * 2 + 1999 + 1
     hours = {point["start"]: point["coins"] for point in day["series"] if point["coins"]}
     assert hours == {T0: 299 * 2 + 1, T0 + HOUR_MS: 1999}
-    assert (await report.report("carol", "day", later + STREAM_GAP_MS + 1))["stream"][
-        "open"
-    ] is False
+    # The day's selection: both streams, newest first, each with what it took.
+    rows = {row["stream_id"]: row for row in now["by_stream"]}
+    assert [row["stream_id"] for row in now["by_stream"]] == [second.id, first.id]
+    assert (rows[first.id]["coins"], rows[first.id]["count"]) == (299 * 2 + 1, 3)
+    assert (rows[second.id]["coins"], rows[first.id]["live"]) == (1999, False)
+    assert now["totals"]["coins"] == 299 * 2 + 1999 + 1
+
+    chosen = await report.report("carol", "day", later, stream_id=first.id)
+    assert chosen["selection"] == {"stream_id": first.id, "from": T0, "to": T0 + 120_000}
+    # 149 and 150 (the carry), then the rose: settled after the rocket's half
+    # diamond was carried, it makes one.
+    assert chosen["totals"] == {"sends": 3, "count": 3, "coins": 299 * 2 + 1, "diamonds": 300}
+    assert {row["gift"]: row["count"] for row in chosen["by_gift"]} == {"corgi": 2, "rose": 1}
+    assert chosen["by_supporter"] == [{"user": "ann", "coins": 599, "diamonds": 300}]
+    assert chosen["by_day"] == [
+        {"day": "2026-01-01", "start": day_of(T0) * DAY_MS, "coins": 599, "diamonds": 300}
+    ]
+    lines = selection_csv(chosen).splitlines()
+    assert lines[0] == "section,key,label,count,coins,diamonds"
+    assert lines[1] == "total,,,3,599,300"
+    assert "gift,corgi,Corgi,2,598,299" in lines
+    assert "day,2026-01-01,,,599,300" in lines
 
 
 async def test_an_outbox_entry_in_the_old_format_is_settled_and_counted(
@@ -252,15 +313,15 @@ async def test_an_outbox_entry_in_the_old_format_is_settled_and_counted(
     outbox = wallets.keys("ann").outbox
     raw = await redis.hget(outbox, "ann:old")
     entry = raw.decode() if isinstance(raw, bytes) else str(raw)
-    assert entry.endswith("|corgi|3"), entry
+    assert entry.endswith("|corgi|3|"), entry
     # As an earlier version wrote it: creator|coins|share|ts_ms|room.
-    await redis.hset(outbox, "ann:old", entry.removesuffix("|corgi|3"))
+    await redis.hset(outbox, "ann:old", entry.removesuffix("|corgi|3|"))
 
     [credit] = await wallets.pending_credits("ann")
     assert (credit.gift, credit.count, credit.coins) == ("", 0, 897)
     assert await wallets.settle(credit, T0) == 448
 
-    report = await Earnings(redis, key_prefix, CATALOG).report("carol", "all", T0)
+    report = await earnings_of(redis, key_prefix).report("carol", "all", T0)
     section = report["period"]
     assert section["totals"] == {"sends": 1, "count": 0, "coins": 897, "diamonds": 448}
     assert section["by_gift"] == [], "the gift of an old entry is unknown"
@@ -282,8 +343,10 @@ async def test_day_reports_expire_after_the_retention(
 def test_an_outbox_entry_with_the_wrong_number_of_fields_is_refused() -> None:
     with pytest.raises(ValueError, match="fields"):
         PendingCredit.parse("ann", "ann:x", "carol|5|50|1|carol|rose")
-    new = PendingCredit.parse("ann", "ann:x", "carol|5|50|1|carol|rose|5")
-    assert (new.gift, new.count, new.room) == ("rose", 5, "carol")
+    older = PendingCredit.parse("ann", "ann:x", "carol|5|50|1|carol|rose|5")
+    assert (older.gift, older.count, older.room, older.stream_id) == ("rose", 5, "carol", "")
+    new = PendingCredit.parse("ann", "ann:x", "carol|5|50|1|carol|rose|5|st-1")
+    assert (new.gift, new.count, new.stream_id) == ("rose", 5, "st-1")
 
 
 # ---------------------------------------------------------------- test alert

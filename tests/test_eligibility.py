@@ -74,6 +74,10 @@ async def test_followers_bring_a_creator_over_the_minimum_and_the_switch_works(
     switched = await switch(api, dave, True)
     assert switched.status_code == 200
     assert (switched.json()["gifting_enabled"], switched.json()["eligible"]) == (True, True)
+    # On, but not live: his room still waits for his stream.
+    assert (await api.http.get("/api/rooms/dave")).json()["reasons"] == ["room_offline"]
+    went_live = await api.http.post("/api/creator/streams", headers=bearer(dave))
+    assert went_live.status_code == 201
     assert (await room_status(api, "dave", accepts=True))["reasons"] == []
 
     sender = await RoomClient.open(small.ws, "dave", alice)

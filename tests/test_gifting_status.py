@@ -15,18 +15,22 @@ from tests.conftest import ServerProcess
 async def test_a_room_that_takes_gifts_says_so_with_no_reasons(api: Api) -> None:
     response = await api.http.get("/api/rooms/carol")
     assert response.status_code == 200
-    assert response.json() == {
+    status = response.json()
+    assert status["stream_id"].startswith("st-")  # live since the demo began
+    assert status == {
         "room": "carol",
         "creator": "carol",
         "accepts_gifts": True,
         "reasons": [],
+        "live": True,
+        "stream_id": status["stream_id"],
     }
 
 
 async def test_a_room_whose_creator_is_off_and_too_small_gives_both_reasons(api: Api) -> None:
     status = (await api.http.get("/api/rooms/dave")).json()
     assert status["accepts_gifts"] is False
-    assert status["reasons"] == ["gifting_off", "followers_below_minimum"]
+    assert status["reasons"] == ["gifting_off", "followers_below_minimum", "room_offline"]
 
 
 async def test_a_room_with_no_creator_is_not_a_creator_and_a_bad_id_is_a_typed_400(
@@ -38,6 +42,8 @@ async def test_a_room_with_no_creator_is_not_a_creator_and_a_bad_id_is_a_typed_4
         "creator": "nobody_here",
         "accepts_gifts": False,
         "reasons": ["not_a_creator"],
+        "live": False,
+        "stream_id": None,
     }
     bad = await api.http.get("/api/rooms/no%20spaces")
     assert bad.status_code == 400
@@ -107,10 +113,21 @@ async def test_a_creator_who_gains_followers_becomes_eligible(
     # The server caches a profile for a second (server/money/creators.py).
     for _ in range(40):
         after = (await api.http.get("/api/rooms/erin")).json()
-        if after["accepts_gifts"]:
+        if after["reasons"] == ["room_offline"]:
             break
         await asyncio.sleep(0.05)
-    assert after == {"room": "erin", "creator": "erin", "accepts_gifts": True, "reasons": []}
+    assert (after["accepts_gifts"], after["reasons"]) == (False, ["room_offline"])
+    went_live = await api.http.post("/api/creator/streams", headers=bearer(token))
+    assert went_live.status_code == 201
+    after = (await api.http.get("/api/rooms/erin")).json()
+    assert after == {
+        "room": "erin",
+        "creator": "erin",
+        "accepts_gifts": True,
+        "reasons": [],
+        "live": True,
+        "stream_id": went_live.json()["stream_id"],
+    }
 
 
 async def test_the_profile_needs_a_creator_token(api: Api) -> None:

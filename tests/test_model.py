@@ -294,6 +294,10 @@ class EconomyMachine(RuleBasedStateMachine):
             profile = WalletKeys(self.env.prefix, creator).creator
             await self.env.redis.hset(profile, mapping={"gifts_enabled": 1, "followers": followers})
             self.creator_tokens[creator] = await api.token(creator, "creator")
+            went_live = await api.http.post(
+                "/api/creator/streams", headers=bearer(self.creator_tokens[creator])
+            )
+            assert went_live.status_code == 201, went_live.text
         for index, codec in enumerate(codecs):
             user = f"m{self.tag}-{index}"
             viewer = Viewer(user, await api.token(user), codec)

@@ -38,6 +38,7 @@ def credits(n: int, creator: str = "carol") -> list[PendingCredit]:
             room=creator,
             gift="rose",
             count=1,
+            stream_id="st-1",
         )
         for i in range(n)
     ]
@@ -137,11 +138,15 @@ async def test_a_run_left_half_written_is_finished_by_the_next_process_exactly(
 
     assert await reports_for(redis, f"{key_prefix}:cut").catch_up("carol") == 12
     assert await redis.exists(keys.run) == 0
-    for report in ("all", "stream"):
-        whole = EarningsKeys(f"{key_prefix}:whole", "carol")
+    whole = EarningsKeys(f"{key_prefix}:whole", "carol")
+    for a_keys, b_keys in (
+        (whole.all_time, keys.all_time),
+        (whole.stream("st-1"), keys.stream("st-1")),
+    ):
+        assert await redis.exists(a_keys.totals)
         for name in ("", ":coins", ":diamonds"):
-            a = getattr(whole, "all_time" if report == "all" else "stream").totals + name
-            b = getattr(keys, "all_time" if report == "all" else "stream").totals + name
+            a = a_keys.totals + name
+            b = b_keys.totals + name
             kind = as_text(await redis.type(a))
             if kind == "hash":
                 assert await redis.hgetall(a) == await redis.hgetall(b), a

@@ -20,7 +20,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.core.earnings_keys import DAY_MS, HOUR_MS, STREAM_GAP_MS
+from server.core.earnings_keys import DAY_MS, HOUR_MS
 from server.money.reports import Reports
 from server.money.settlement import CATCH_UP_BATCH, WORKER_BATCH, Settler
 from server.money.wallet import (
@@ -35,11 +35,18 @@ from server.store.calls import as_text
 from server.store.scripts import Scripts
 
 T0 = 1_767_225_600_000 + 10 * HOUR_MS  # 2026-01-01T10:00:00Z
-NOW = T0 + 3 * STREAM_GAP_MS
+LATER = T0 + HOUR_MS  # a second stream's gifts
+NOW = T0 + 2 * HOUR_MS
 
 
 def credit(key: str, sender: str, coins: int, paid_at: int, **more: Any) -> PendingCredit:
-    fields: dict[str, Any] = {"creator": "carol", "share_percent": 50, "gift": "rose", "count": 1}
+    fields: dict[str, Any] = {
+        "creator": "carol",
+        "share_percent": 50,
+        "gift": "rose",
+        "count": 1,
+        "stream_id": "st-1",
+    }
     fields |= more
     return PendingCredit(
         gift_key=f"{sender}:{key}",
@@ -51,23 +58,25 @@ def credit(key: str, sender: str, coins: int, paid_at: int, **more: Any) -> Pend
         room=fields["creator"],
         gift=fields["gift"],
         count=fields["count"],
+        stream_id=fields["stream_id"],
     )
 
 
-# In order: a stream begins; a gift paid yesterday (settled late: its day
-# only); a gap that starts a new stream half way through the batch; a gift
-# key seen twice; a sender id the script refuses; another creator; an
-# outbox entry from before gift ids; odd coins, so that floors differ.
+# In order: a stream's gifts; a gift paid yesterday, outside a stream
+# (settled late: its day only); a second stream's gift half way through the
+# batch; a gift key seen twice; a sender id the script refuses; another
+# creator; an outbox entry from before gift ids and streams; odd coins, so
+# that floors differ.
 CREDITS = [
     credit("a1", "ann", 1, T0),
     credit("b1", "bob", 598, T0 + 60_000, gift="corgi", count=2),
     credit("a2", "ann", 1, T0 + 120_000),
-    credit("y1", "bob", 299, T0 - DAY_MS, gift="corgi"),
-    credit("a3", "ann", 1999, T0 + 2 * STREAM_GAP_MS, gift="rocket"),
+    credit("y1", "bob", 299, T0 - DAY_MS, gift="corgi", stream_id=""),
+    credit("a3", "ann", 1999, LATER, gift="rocket", stream_id="st-2"),
     credit("b1", "bob", 598, T0 + 60_000, gift="corgi", count=2),
-    credit("x1", "bad sender!", 5, T0 + 2 * STREAM_GAP_MS),
+    credit("x1", "bad sender!", 5, LATER),
     credit("d1", "ann", 33, T0, creator="dave", share_percent=70),
-    credit("o1", "cid", 7, T0 + 2 * STREAM_GAP_MS + 1_000, gift="", count=0),
+    credit("o1", "cid", 7, LATER + 1_000, gift="", count=0, stream_id=""),
 ]
 
 
@@ -134,16 +143,16 @@ async def test_a_batch_settles_as_its_credits_would_one_by_one(
     together = await books(redis, f"{key_prefix}:many")
     assert together == alone
     # The comparison is not of two empty books: the batch crossed a day and
-    # restarted the stream.
+    # two streams.
     wallet = together[":{w:carol}:wallet"][1]
     # Each credit's half added to carol's carry (hundredths): a1 carries 50,
     # b1 makes 299 and carries 50, a2 makes 1, y1 149 carrying 50, a3 1,000,
     # o1 3 carrying 50 (b1 again, x1 and d1 are not hers to count).
     assert int(wallet[b"diamonds"]) == 0 + 299 + 1 + 149 + 1000 + 3
     assert int(wallet[b"carry_hundredths"]) == 50
-    stream = together[":{w:carol}:earn:stream"][1]
-    assert int(stream[b"started"]) == T0 + 2 * STREAM_GAP_MS
-    assert int(stream[b"sends"]) == 2
+    first, second = together[":{w:carol}:earn:s:st-1"][1], together[":{w:carol}:earn:s:st-2"][1]
+    assert (int(first[b"sends"]), int(first[b"coins"])) == (3, 600)
+    assert (int(second[b"sends"]), int(second[b"coins"])) == (1, 1999)
     yesterday = f":{{w:carol}}:earn:d:{(T0 - DAY_MS) // DAY_MS}"
     assert int(together[yesterday][1][b"coins"]) == 299
 
@@ -216,7 +225,7 @@ async def test_a_malformed_call_is_refused_whole(
 ) -> None:
     scripts = Scripts.register(redis)
     base = f"{key_prefix}:{{w:carol}}"
-    gift = ["ann:g", "999999999999999", "50", "ann", "rose", "1", str(T0)]
+    gift = ["ann:g", "999999999999999", "50", "ann", "rose", "1", str(T0), "st-1"]
     gifts = 1 if problem == "key count" else 10
     if problem == "damaged carry":
         gift[1] = "3"

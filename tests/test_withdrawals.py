@@ -16,6 +16,10 @@ import pytest
 from redis.asyncio import Redis
 
 from server.core import payments
+from server.errors import InsufficientDiamonds
+from server.money.withdrawals import UNSENT_MIN_AGE_MS, SandboxPayouts, Withdrawals
+from server.settings import Settings
+from server.store.scripts import Scripts
 from tests.client import Api, RoomClient, bearer
 from tests.conftest import ServerProcess, StartServer
 from tests.test_gift_flow import assert_books_balance
@@ -210,3 +214,64 @@ async def test_the_sandbox_provider_pays_by_itself_after_its_delay(
         await assert_books_balance(redis, prefix_of(server))
     finally:
         await api.aclose()
+
+
+async def test_the_creators_open_pages_hear_each_status_and_no_one_else_does(
+    payouts: ServerProcess, payouts_api: Api
+) -> None:
+    api = payouts_api
+    carol = await earn(payouts, api)
+    await api.http.put("/api/creator/payout-profile", json=PROFILE, headers=bearer(carol))
+    page = await RoomClient.open(payouts.ws, "carol", carol)
+    viewer = await RoomClient.open(payouts.ws, "carol", await api.token("bob"))
+    try:
+        await page.of_type("welcome")
+        await viewer.of_type("welcome")
+        pending = (await withdraw(api, carol, 500, "w-news")).json()
+        heard = await page.of_type("withdrawal")
+        assert heard["withdrawal"]["withdrawal_id"] == pending["withdrawal_id"]
+        assert heard["withdrawal"]["status"] == "pending"
+        await settle(api, carol, pending["withdrawal_id"], "paid")
+        paid = await page.of_type("withdrawal")
+        assert (paid["withdrawal"]["status"], paid["withdrawal"]["diamonds"]) == ("paid", 500)
+        # A retry moves nothing and says nothing new.
+        await withdraw(api, carol, 500, "w-news")
+        assert not [m for m in await page.drain() if m.get("type") == "withdrawal"]
+        assert not [m for m in await viewer.drain() if m.get("type") == "withdrawal"]
+    finally:
+        await page.close()
+        await viewer.close()
+
+
+class DiesAtHandOver(SandboxPayouts):
+    """The sandbox provider, but the process dies as it hands a withdrawal over."""
+
+    async def submit(self, creator: str, withdrawal_id: str, now_ms: int) -> None:
+        raise ConnectionError("the process died")
+
+
+async def test_a_hand_over_lost_with_its_process_is_made_by_the_sweep(
+    redis: Redis, key_prefix: str
+) -> None:
+    scripts = Scripts.register(redis)
+    settings = Settings(key_prefix=key_prefix)
+    now = int(time.time() * 1000)
+    sandbox = SandboxPayouts(redis, key_prefix, 0)
+    await redis.hset(f"{key_prefix}:{{w:carol}}:wallet", mapping={"diamonds": 900})
+    dying = Withdrawals(redis, scripts, settings, DiesAtHandOver(redis, key_prefix, 0))
+    await dying.save_profile("carol", dict(PROFILE))
+    with pytest.raises(ConnectionError):
+        await dying.request("carol", 500, "w-lost", now)
+    [pending] = await dying.list("carol")
+    assert pending["status"] == "pending"
+    assert await sandbox.take_due(now + 1) == []  # never handed over
+
+    sweeper = Withdrawals(redis, scripts, settings, sandbox)
+    assert await sweeper.hand_over_unsent(now) == 0  # too young: maybe still on its way
+    assert await sweeper.hand_over_unsent(now + UNSENT_MIN_AGE_MS) == 1
+    assert await sandbox.take_due(now + UNSENT_MIN_AGE_MS) == [("carol", pending["withdrawal_id"])]
+    assert await sweeper.hand_over_unsent(now + UNSENT_MIN_AGE_MS) == 0  # once
+    # A refused request leaves no mark behind.
+    with pytest.raises(InsufficientDiamonds):
+        await sweeper.request("carol", 5000, "w-too-much", now)
+    assert await redis.zcard(f"{key_prefix}:withdrawals:unsent") == 0

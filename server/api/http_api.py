@@ -20,8 +20,9 @@ from server.core import payments
 from server.core.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
 from server.money.creators import ADULT, CreatorProfile, Creators
-from server.money.earnings import Earnings, check_period
+from server.money.earnings import Earnings, check_period, parse_time, selection_csv
 from server.money.settlement import now_ms
+from server.money.streams import STREAM_ID
 from server.money.withdrawals import (
     PayoutCallback,
     callback_body,
@@ -282,14 +283,38 @@ async def post_overlay_key(request: Request) -> Response:
 
 @typed_errors
 async def get_earnings(request: Request) -> Response:
-    """The creator's diamonds, and earnings over a period and in the current stream."""
+    """The creator's diamonds, earnings over a period and in the latest stream,
+    and a selection's rows (a stream, or from/to); as CSV for ``Accept: text/csv``."""
     creator = creator_of(request)
-    period = check_period(request.query_params.get("period"))
+    query = request.query_params
+    period = check_period(query.get("period"))
+    stream_id = query.get("stream_id") or None
+    if stream_id is not None and not STREAM_ID.match(stream_id):
+        raise BadField("stream_id is not a stream id")
     services = services_of(request)
     earnings = Earnings(
-        services.redis, services.settings.key_prefix, services.catalog, services.reports
+        services.redis,
+        services.settings.key_prefix,
+        services.catalog,
+        services.streams,
+        services.reports,
     )
-    return JSONResponse(await earnings.report(creator, period, now_ms()))
+    report = await earnings.report(
+        creator,
+        period,
+        now_ms(),
+        stream_id=stream_id,
+        from_ms=parse_time(query.get("from"), "from"),
+        to_ms=parse_time(query.get("to"), "to", end_of_day=True),
+    )
+    if "text/csv" in request.headers.get("accept", ""):
+        name = f"earnings-{creator}-{stream_id or 'days'}.csv"
+        return Response(
+            selection_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+    return JSONResponse(report)
 
 
 def profile_answer(profile: CreatorProfile, creators: Creators) -> JSONResponse:
@@ -369,9 +394,18 @@ async def get_room(request: Request) -> Response:
     except BadField as exc:
         # A room's id is its creator's user id: the same rule, named for what was sent.
         raise BadField(exc.message.replace("user", "room", 1)) from exc
-    reasons = await services_of(request).creators.refusal_reasons(room)
+    creators = services_of(request).creators
+    reasons = await creators.refusal_reasons(room)
+    stream_id = creators.cached_stream(room)
     return JSONResponse(
-        {"room": room, "creator": room, "accepts_gifts": not reasons, "reasons": reasons}
+        {
+            "room": room,
+            "creator": room,
+            "accepts_gifts": not reasons,
+            "reasons": reasons,
+            "live": stream_id is not None,
+            "stream_id": stream_id,
+        }
     )
 
 

@@ -216,6 +216,10 @@ class RoomSession:
         if self.identity.user is not None and self.identity.role is not Role.OVERLAY:
             balance = (await s.wallets.balances(self.identity.user))["coins"]
         view = await s.room_log.view(self.room, self.resume.since)
+        # Read after the view, and afresh: a stream that starts or ends after
+        # this read has its event numbered after view.last_seq, which this
+        # socket then hears; one that changed before is in what is read here.
+        live = await s.streams.current(self.room)
         replay, resume = resume_outcome(self.resume, view)
         welcome = Welcome(
             room=self.room,
@@ -229,6 +233,8 @@ class RoomSession:
             last_seq=view.last_seq,
             epoch=view.epoch,
             resume=resume,
+            live=live is not None,
+            stream_id=live.id if live is not None else None,
             limits={
                 "max_count": s.settings.max_gift_count,
                 "max_frame_bytes": s.settings.max_frame_bytes,

@@ -3,7 +3,7 @@
 Every credit in a creator's ledger is counted (``report.lua``, after
 ``settle.lua`` wrote it) into three sets of report keys, all under the
 creator's wallet tag ``{w:<creator>}``, on the ledger's shard: the gift's
-UTC day, all time, and the current stream. Each set is a hash of totals and
+UTC day, all time, and the stream it was sent in. Each set is a hash of totals and
 two sorted sets of supporters (by coins and by diamonds). A cursor says how
 far into the ledger the reports have counted. These are reports: no balance
 is ever read from them.
@@ -21,8 +21,6 @@ HOUR_MS = 3_600_000
 # Day reports are kept this long after their day ends: a year and a month,
 # so that a creator can compare a month with the same month last year.
 RETENTION_SECONDS = 400 * 86_400
-# A stream is a run of gifts with no quiet gap longer than this (see docs/money.md).
-STREAM_GAP_MS = 30 * 60 * 1000
 
 
 def day_of(ts_ms: int) -> int:
@@ -65,9 +63,15 @@ class EarningsKeys:
     def all_time(self) -> ReportKeys:
         return ReportKeys(f"{self._base}:all")
 
-    @property
-    def stream(self) -> ReportKeys:
-        return ReportKeys(f"{self._base}:stream")
+    def stream(self, stream_id: str) -> ReportKeys:
+        """One stream's: totals (with ``d:<day>:coins`` and ``:diamonds``) and supporters."""
+        return ReportKeys(f"{self._base}:s:{stream_id}")
+
+    def scope(self, scope: int | str) -> ReportKeys:
+        """A day's keys (a day number) or a stream's (``s:<stream id>``)."""
+        if isinstance(scope, int):
+            return self.day(scope)
+        return self.stream(scope.removeprefix("s:"))
 
     @property
     def cursor(self) -> str:
@@ -79,12 +83,12 @@ class EarningsKeys:
         """The progress of a run being written in chunks (report.lua)."""
         return f"{self._base}:run"
 
-    def for_report(self, days: Sequence[int]) -> list[str]:
+    def for_report(self, scopes: Sequence[int | str]) -> list[str]:
         """The keys of a ``report.lua`` call: the cursor, the run's progress,
-        all time, the stream, then each of ``days``."""
-        keys = [self.cursor, self.run, *self.all_time.all(), *self.stream.all()]
-        for day in days:
-            keys += self.day(day).all()
+        all time, then each of ``scopes`` (days and streams)."""
+        keys = [self.cursor, self.run, *self.all_time.all()]
+        for scope in scopes:
+            keys += self.scope(scope).all()
         return keys
 
 

@@ -48,7 +48,8 @@ class WalletKeys:
 
     @property
     def creator(self) -> str:
-        """The creator profile: gifts_enabled, followers, age, adult_claimed, suspended."""
+        """The creator profile: gifts_enabled, followers, age, adult_claimed,
+        suspended, and the live stream (stream_id, stream_started, stream_seen)."""
         return f"{self._base}:creator"
 
     @property
@@ -70,6 +71,15 @@ class WalletKeys:
     def withdrawn_on(self, day: int) -> str:
         """Diamonds asked for on a UTC day (days since 1970-01-01), for the daily limit."""
         return f"{self._base}:wday:{day}"
+
+    @property
+    def streams(self) -> str:
+        """The creator's stream ids by when each started, ms (stream.lua)."""
+        return f"{self._base}:streams"
+
+    def stream(self, stream_id: str) -> str:
+        """One stream's record: started, seen, ended, end_reason."""
+        return f"{self._base}:stream:{stream_id}"
 
     @property
     def followers(self) -> str:
@@ -133,6 +143,12 @@ def order_key(prefix: str, order_id: str) -> str:
 def address_order_rate_key(prefix: str, address: str) -> str:
     """A client address's token bucket for new orders (rate_take.lua)."""
     return f"{prefix}:{{ip:{address}}}:order_rate"
+
+
+def live_streams_key(prefix: str) -> str:
+    """Creators with a live stream, by when it was last seen (ms): where the
+    server looks for streams to end when nothing has been seen of them."""
+    return f"{prefix}:streams:live"
 
 
 def outbox_pattern(prefix: str) -> str:

@@ -155,6 +155,9 @@ class Welcome:
     # None without ``since``; else {"status": "ok", "replayed": n} or
     # {"status": "resync", "reason": "too_far_behind" | "epoch_changed"}.
     resume: dict[str, Any] | None = None
+    # Whether the creator is live now, and the live stream's id (None when not).
+    live: bool = False
+    stream_id: str | None = None
     protocol: int = PROTOCOL_VERSION
     type: str = "welcome"
 
@@ -210,6 +213,8 @@ class GiftEvent:
     tier: str
     ts: int
     combo: Combo | None = None
+    # The stream the gift was sent in (None for a gift paid outside one).
+    stream_id: str | None = None
     seq: int = 0
     type: str = "gift"
 
@@ -224,8 +229,36 @@ class ComboEnd:
     combo: str
     count: int
     ts: int
+    stream_id: str | None = None
     seq: int = 0
     type: str = "combo_end"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    """A room event: the creator went live; gifts are taken from now on."""
+
+    room: str
+    stream_id: str
+    started: int
+    ts: int
+    seq: int = 0
+    type: str = "stream_started"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """A room event: the stream ended (``reason``: ``ended`` by the creator, or
+    ``idle`` when nothing of the creator's was seen for the idle timeout)."""
+
+    room: str
+    stream_id: str
+    started: int
+    ended: int
+    reason: str
+    ts: int
+    seq: int = 0
+    type: str = "stream_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +269,18 @@ class EventBatch:
     type: str = "events"
 
 
-ServerMessage = Welcome | Ack | Error | Pong | GiftEvent | ComboEnd | EventBatch | Viewers
+ServerMessage = (
+    Welcome
+    | Ack
+    | Error
+    | Pong
+    | GiftEvent
+    | ComboEnd
+    | StreamStarted
+    | StreamEnded
+    | EventBatch
+    | Viewers
+)
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

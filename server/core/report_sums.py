@@ -7,9 +7,11 @@ per field or supporter per run, where counting them gift by gift inside the
 settlement cost Redis about thirty commands a gift.
 
 Each credit counts in its UTC day (and hour), in all time, and in the
-current stream: a run of gifts with no quiet gap longer than
-``STREAM_GAP_MS``. A gift paid before the current stream began (settled
-late) counts in its day but not in the stream.
+stream it was sent in (the credit entry's ``stream``, written with the
+gift: ``server/money/streams.py``), where it also counts in the stream's
+own day totals (``d:<day>:coins`` and ``:diamonds``), for a stream's
+earnings by day. A credit from before streams were kept counts in its day
+and all time only.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from server.core.earnings_keys import DAY_MS, HOUR_MS, RETENTION_SECONDS, STREAM_GAP_MS, day_of
+from server.core.earnings_keys import DAY_MS, HOUR_MS, RETENTION_SECONDS, day_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class Credit:
     coins: int
     diamonds: int
     paid_ms: int
+    # The stream it was sent in; "" when none (or before streams were kept).
+    stream: str = ""
 
     @classmethod
     def from_entry(cls, fields: Mapping[bytes, bytes]) -> Credit | None:
@@ -51,19 +55,17 @@ class Credit:
             coins=int(fields[b"coins"]),
             diamonds=int(fields[b"diamonds"]),
             paid_ms=int(fields.get(b"paid") or fields[b"ts"]),
+            stream=fields.get(b"stream", b"").decode(),
         )
 
 
-@dataclass(frozen=True, slots=True)
-class StreamState:
-    """The current stream, as its report hash says: ms of its first and latest gift."""
-
-    started: int | None = None
-    last: int | None = None
-
-
-# A set of report keys, by where it counts: "all", "stream", or a day number.
+# A set of report keys, by where it counts: "all", a day number, or
+# "s:<stream id>".
 Scope = str | int
+
+
+def stream_scope(stream_id: str) -> str:
+    return f"s:{stream_id}"
 
 
 @dataclass(slots=True)
@@ -74,15 +76,12 @@ class ReportSums:
     totals: dict[Scope, dict[str, int]] = field(default_factory=dict)
     # scope -> "coins" or "diamonds" -> supporter -> amount to add.
     supporters: dict[Scope, dict[str, dict[str, int]]] = field(default_factory=dict)
-    # A new stream began: the old stream's reports are cleared first.
-    stream_reset: bool = False
-    stream: StreamState = field(default_factory=StreamState)
-    stream_changed: bool = False
-    # day -> when its reports expire (ms): the retention after the day ends.
-    day_expiry_ms: dict[int, int] = field(default_factory=dict)
+    # day or stream scope -> when its reports expire (ms): the retention
+    # after the (last) day it counts.
+    expiry_ms: dict[Scope, int] = field(default_factory=dict)
     credits: int = 0
 
-    def _count(self, scope: Scope, credit: Credit) -> None:
+    def _count(self, scope: Scope, credit: Credit) -> dict[str, int]:
         totals = self.totals.setdefault(scope, {})
         for name, amount in (
             ("sends", 1),
@@ -103,37 +102,25 @@ class ReportSums:
         for measure, amount in (("coins", credit.coins), ("diamonds", credit.diamonds)):
             by_user = ranks[measure]
             by_user[credit.sender] = by_user.get(credit.sender, 0) + amount
-
-    def _forget(self, scope: Scope) -> None:
-        self.totals.pop(scope, None)
-        self.supporters.pop(scope, None)
+        return totals
 
     def add(self, credit: Credit) -> None:
         """Count one more credit, the next in ledger order."""
         self.credits += 1
         paid = credit.paid_ms
         day = day_of(paid)
-        self._count(day, credit)
+        expires = (day + 1) * DAY_MS + RETENTION_SECONDS * 1000
+        day_totals = self._count(day, credit)
         hour = (paid % DAY_MS) // HOUR_MS
-        day_totals = self.totals[day]
         for measure, amount in (("coins", credit.coins), ("diamonds", credit.diamonds)):
             name = f"h:{hour}:{measure}"
             day_totals[name] = day_totals.get(name, 0) + amount
-        self.day_expiry_ms[day] = (day + 1) * DAY_MS + RETENTION_SECONDS * 1000
+        self.expiry_ms[day] = expires
         self._count("all", credit)
-
-        started, last = self.stream.started, self.stream.last
-        if last is None or paid > last + STREAM_GAP_MS:
-            # A new stream begins with this gift: what this run counted in
-            # the old one goes with it.
-            self.stream_reset = True
-            self._forget("stream")
-            started, last = paid, paid
-            self.stream_changed = True
-        assert started is not None
-        if paid >= started:
-            if paid > last:
-                last = paid
-                self.stream_changed = True
-            self._count("stream", credit)
-        self.stream = StreamState(started, last)
+        if credit.stream:
+            scope = stream_scope(credit.stream)
+            stream_totals = self._count(scope, credit)
+            for measure, amount in (("coins", credit.coins), ("diamonds", credit.diamonds)):
+                name = f"d:{day}:{measure}"
+                stream_totals[name] = stream_totals.get(name, 0) + amount
+            self.expiry_ms[scope] = max(expires, self.expiry_ms.get(scope, 0))

@@ -18,6 +18,8 @@ class Streak:
     gift: str
     count: int
     last_ms: int
+    # The stream its first gift was sent in: its end is shown in that stream.
+    stream_id: str | None = None
 
 
 class StreakBook:

@@ -6,10 +6,12 @@ clients would: ``POST /api/dev/token`` stands in for the login,
 ``GET /api/creator/overlay-key`` gives each room's overlay its key. So the
 target must run with dev tokens and sandbox payments on (demo mode).
 
-Rooms are creators' rooms and must already take gifts: the API cannot make
-a creator. On a demo server that is ``carol``; other room ids can be
+Rooms are creators' rooms and must already take gifts (a creator who is
+eligible, has switched gifting on and is live): the API cannot make a
+creator. On a demo server that is ``carol``; other room ids can be
 watched, but gifts there are refused with ``gifts_disabled`` (or
-``gifting_off``, where the creator has switched gifting off).
+``gifting_off``, where the creator has switched gifting off, or
+``room_offline``, where the creator is not live).
 """
 
 from __future__ import annotations

@@ -30,7 +30,14 @@ from redis.asyncio import Redis
 
 from server.core.auth import Identity
 from server.core.keys import WalletKeys
-from server.errors import GiftingOff, GiftsDisabled, NotEligible, Suspended
+from server.errors import (
+    GiftError,
+    GiftingOff,
+    GiftsDisabled,
+    NotEligible,
+    RoomOffline,
+    Suspended,
+)
 from server.store.calls import as_text, guarded
 from server.store.scripts import ScriptCall
 
@@ -43,6 +50,7 @@ FOLLOWERS_BELOW_MINIMUM = "followers_below_minimum"
 NOT_ADULT = "not_adult"
 SUSPENDED = "suspended"
 OPERATOR_REFUSED = "operator_refused"  # the operator forced the creator ineligible
+ROOM_OFFLINE = "room_offline"  # the creator is not live
 
 ADULT, MINOR, UNKNOWN = "adult", "minor", "unknown"
 
@@ -66,6 +74,8 @@ class CreatorProfile:
     # The operator's override of the rules: True eligible whatever the
     # followers and age, False never; None, the rules decide.
     forced: bool | None = None
+    # The live stream's id (streams.py); None while the creator is not live.
+    stream_id: str | None = None
 
     def _rule_reasons(self, rules: Eligibility, age_unknown_counts: bool) -> list[str]:
         if self.forced is True:
@@ -89,7 +99,8 @@ class CreatorProfile:
         """Why a gift to this creator would be refused: codes, empty when it would not."""
         reasons = [] if self.gifts_enabled else [GIFTING_OFF]
         reasons += self._rule_reasons(rules, False)
-        return reasons + ([SUSPENDED] if self.suspended else [])
+        reasons += [SUSPENDED] if self.suspended else []
+        return reasons + ([ROOM_OFFLINE] if self.stream_id is None else [])
 
 
 def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
@@ -105,6 +116,7 @@ def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
         age=age,
         suspended=fields.get("suspended") == "1",
         forced=forced,
+        stream_id=fields.get("stream_id") or None,
     )
 
 
@@ -121,6 +133,9 @@ class Creators:
         self.rules = rules
         self._follow = follow_script
         self._cache: dict[str, tuple[float, CreatorProfile | None]] = {}
+        # room -> the profile last judged and its verdict, so that a storm's
+        # gifts judge a cached profile once, not once a gift.
+        self._verdicts: dict[str, tuple[CreatorProfile | None, Verdict]] = {}
         self._loading: dict[str, asyncio.Future[CreatorProfile | None]] = {}
         # Bumped by every save: a read that started before it must not be cached.
         self._saves = 0
@@ -170,6 +185,7 @@ class Creators:
         self._saves += 1
         self._cache.pop(user, None)
         self._loading.pop(user, None)
+        self._verdicts.pop(user, None)
 
     async def fresh(self, user: str) -> CreatorProfile:
         """The profile as Redis holds it now (an empty one for a user who has none)."""
@@ -234,6 +250,12 @@ class Creators:
             self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
         return profile
 
+    def cached_stream(self, room: str) -> str | None:
+        """The room's live stream as last read (None when not live, or not read)."""
+        cached = self._cache.get(room)
+        profile = cached[1] if cached is not None else None
+        return profile.stream_id if profile is not None else None
+
     @property
     def min_followers(self) -> int:
         return self.rules.min_followers
@@ -246,13 +268,34 @@ class Creators:
         return profile.refusal_reasons(self.rules)
 
     async def require_accepting(self, room: str) -> CreatorProfile:
-        """The room's creator's profile, if it takes gifts now; else ``GiftingOff``
-        (switched off) or ``GiftsDisabled`` (any other reason)."""
+        """The room's creator's profile, if the room takes gifts now; else, in
+        this order: ``Suspended``, ``GiftingOff`` (switched off),
+        ``GiftsDisabled`` (any other reason of the creator's) or
+        ``RoomOffline`` (not live)."""
         profile = await self.load(room)
-        if profile is not None and profile.suspended:
-            raise Suspended(f"the creator of room {room!r} is suspended")
-        if profile is not None and not profile.gifts_enabled:
-            raise GiftingOff(f"the creator of room {room!r} has switched gifts off")
-        if profile is None or profile.refusal_reasons(self.rules):
-            raise GiftsDisabled(f"the creator of room {room!r} does not accept gifts")
+        judged = self._verdicts.get(room)
+        if judged is None or judged[0] is not profile:
+            judged = (profile, verdict(room, profile, self.rules))
+            self._verdicts[room] = judged
+        refusal = judged[1]
+        if refusal is not None:
+            kind, message = refusal
+            raise kind(message)
+        assert profile is not None
         return profile
+
+
+# Why a room refuses gifts: the error to raise and its message; None when it takes them.
+Verdict = tuple[type[GiftError], str] | None
+
+
+def verdict(room: str, profile: CreatorProfile | None, rules: Eligibility) -> Verdict:
+    if profile is not None and profile.suspended:
+        return Suspended, f"the creator of room {room!r} is suspended"
+    if profile is not None and not profile.gifts_enabled:
+        return GiftingOff, f"the creator of room {room!r} has switched gifts off"
+    if profile is None or profile.refusal_reasons(rules) not in ([], [ROOM_OFFLINE]):
+        return GiftsDisabled, f"the creator of room {room!r} does not accept gifts"
+    if profile.stream_id is None:
+        return RoomOffline, f"room {room!r} is not live; gifts wait for the next stream"
+    return None

@@ -72,19 +72,19 @@ class Gifting:
         user = sender.user
         started_ms = now_ms()
         try:
-            gift = await self._admit(user, room, request)
+            gift, stream_id = await self._admit(user, room, request)
         except (NotAllowed, GiftsDisabled, UnknownGift, Suspended):
             # A retry of a request that was paid must not hear "nothing moved"
             # because a rule changed since: it gets the first outcome.
             prior = await self._wallets.prior_outcome(user, request.id)
             if prior is None:
                 raise
-            return await self._announce(user, request.id, prior, streaks, started_ms)
-        order = GiftOrder(user, request.id, gift, request.count, room, room, started_ms)
+            return await self._announce(user, request.id, prior, streaks, started_ms, None)
+        order = GiftOrder(user, request.id, gift, request.count, room, room, started_ms, stream_id)
         if self._room_gifts is not None:
             return await self._send_and_announce(order, streaks)
         outcome = await self._wallets.send_gift(order)
-        return await self._announce(user, request.id, outcome, streaks, started_ms)
+        return await self._announce(user, request.id, outcome, streaks, started_ms, stream_id)
 
     async def _announce(
         self,
@@ -93,8 +93,11 @@ class Gifting:
         outcome: GiftOutcome,
         streaks: StreakBook,
         started_ms: int,
+        stream_id: str | None,
     ) -> Ack:
-        """Steps 3 and 4 for a gift ``gift.lua`` has answered for."""
+        """Steps 3 and 4 for a gift ``gift.lua`` has answered for, sent in
+        ``stream_id`` (None for a retry answered from its record: its event,
+        if still to be shown, is shown in the stream the room is in now)."""
         if outcome.duplicate and outcome.seq:
             # Numbered and shown with its debit (room_gifts.lua); its credit is
             # settled or waits in the outbox for the sweeper.
@@ -103,6 +106,7 @@ class Gifting:
         gift = self.catalog.gifts.get(outcome.gift) or gift_removed(outcome.gift)
         if gift.streakable and not outcome.duplicate:
             streak, ended = streaks.hit(gift.id, outcome.count, started_ms)
+            streak.stream_id = streak.stream_id or stream_id
             combo = Combo(id=streak.id, count=streak.count)
             if ended is not None:
                 await self.end_streak(outcome.room, user, ended)
@@ -112,12 +116,16 @@ class Gifting:
         # A retry is announced (at most once) where the gift was paid for,
         # whichever room the retry came from.
         room = outcome.room
-        event = self._event(user, room, gift, outcome.count, outcome.cost, started_ms, combo)
+        if stream_id is None:
+            stream_id = self._creators.cached_stream(room)
+        event = self._event(
+            user, room, gift, outcome.count, outcome.cost, started_ms, combo, stream_id
+        )
         seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
         if not outcome.duplicate:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
-            self._settler.submit(self._pending_credit(user, room, outcome, started_ms))
+            self._settler.submit(self._pending_credit(user, room, outcome, started_ms, stream_id))
         return self._ack(request_id, outcome, seq)
 
     async def _send_and_announce(self, order: GiftOrder, streaks: StreakBook) -> Ack:
@@ -125,10 +133,14 @@ class Gifting:
         assert self._room_gifts is not None
         user, room, gift, count = order.sender, order.room, order.gift, order.count
         streak = combo = ended = None
+        stream_id = order.stream_id or None
         if gift.streakable:
             streak, ended = streaks.hit(gift.id, count, order.now_ms)
+            streak.stream_id = streak.stream_id or stream_id
             combo = Combo(id=streak.id, count=streak.count)
-        event = self._event(user, room, gift, count, count * gift.coins, order.now_ms, combo)
+        event = self._event(
+            user, room, gift, count, count * gift.coins, order.now_ms, combo, stream_id
+        )
         try:
             if ended is not None:
                 # Before the gift, so that the room hears the old streak end first.
@@ -143,14 +155,23 @@ class Gifting:
             if streak is not None:
                 streaks.take_back(streak, count)
             # Shown (once) as what the first request bought, where it was paid.
-            return await self._announce(user, order.request_id, outcome, streaks, order.now_ms)
+            return await self._announce(
+                user, order.request_id, outcome, streaks, order.now_ms, None
+            )
         # Credited to the creator by the same call: nothing to settle.
         self._count(gift, outcome)
         return self._ack(order.request_id, outcome, outcome.seq)
 
     @staticmethod
     def _event(
-        user: str, room: str, gift: Gift, count: int, coins: int, ts_ms: int, combo: Combo | None
+        user: str,
+        room: str,
+        gift: Gift,
+        count: int,
+        coins: int,
+        ts_ms: int,
+        combo: Combo | None,
+        stream_id: str | None,
     ) -> GiftEvent:
         return GiftEvent(
             room=room,
@@ -161,6 +182,7 @@ class Gifting:
             tier=str(gift.tier),
             ts=ts_ms,
             combo=combo,
+            stream_id=stream_id,
         )
 
     @staticmethod
@@ -173,15 +195,17 @@ class Gifting:
             duplicate=outcome.duplicate,
         )
 
-    async def _admit(self, user: str, room: str, request: SendGift) -> Gift:
-        """The gift asked for, if the rules allow sending it here."""
+    async def _admit(self, user: str, room: str, request: SendGift) -> tuple[Gift, str]:
+        """The gift asked for, if the rules allow sending it here, and the
+        room's live stream."""
         gift = self.catalog.gift(request.gift)
         if self._suspensions is not None:
             await self._suspensions.require_not_suspended(user)
         if user == room:
             raise NotAllowed("creators cannot send gifts in their own room")
-        await self._creators.require_accepting(room)
-        return gift
+        profile = await self._creators.require_accepting(room)
+        assert profile.stream_id is not None  # else RoomOffline
+        return gift, profile.stream_id
 
     async def end_streak(self, room: str, sender: str, streak: Streak) -> None:
         event = ComboEnd(
@@ -191,11 +215,12 @@ class Gifting:
             combo=streak.id,
             count=streak.count,
             ts=now_ms(),
+            stream_id=streak.stream_id,
         )
         await self._room_log.publish(room, f"combo:{streak.id}", to_wire(event))
 
     def _pending_credit(
-        self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int
+        self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int, stream_id: str | None
     ) -> PendingCredit:
         return PendingCredit(
             gift_key=outcome.gift_key,
@@ -207,6 +232,7 @@ class Gifting:
             room=room,
             gift=outcome.gift,
             count=outcome.count,
+            stream_id=stream_id or "",
         )
 
     def _count(self, gift: Gift, outcome: GiftOutcome) -> None:

@@ -34,9 +34,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.core.earnings_keys import RETENTION_SECONDS, EarningsKeys, reports_pending_key
+from server.core.earnings_keys import EarningsKeys, reports_pending_key
 from server.core.keys import WalletKeys
-from server.core.report_sums import Credit, ReportSums, Scope, StreamState
+from server.core.report_sums import Credit, ReportSums, Scope
 from server.errors import Unavailable
 from server.store.calls import FailureTally, as_text, guarded
 from server.store.scripts import Scripts
@@ -59,31 +59,24 @@ CHUNK_OPS = 400
 MAX_RUNS = 10
 WORKER_INTERVAL_SECONDS = 2.0
 # KEYS of report.lua: the cursor, the run's progress, then three keys each for
-# all time and the stream.
-_ALL_TIME, _STREAM, _FIRST_DAY = 3, 6, 9
+# all time and each day or stream the run counts in.
+_ALL_TIME, _FIRST_SCOPE = 3, 6
 
 
 @dataclass(frozen=True, slots=True)
 class RunProgress:
-    """A run written in part: its last entry, the chunk next, how many, the stream before."""
+    """A run written in part: its last entry, the chunk next, how many."""
 
     last_id: str
     next_chunk: int
     chunks: int
-    stream_before: StreamState
 
     @classmethod
     def parse(cls, text: str) -> RunProgress:
-        last_id, next_chunk, chunks, started, last = text.split("|")
-        before = StreamState(int(started) if started else None, int(last) if last else None)
-        return cls(last_id, int(next_chunk), int(chunks), before)
-
-
-def stream_text(stream: StreamState) -> str:
-    """The stream state as report.lua keeps it in a run's progress."""
-    if stream.started is None or stream.last is None:
-        return "|"
-    return f"{stream.started}|{stream.last}"
+        # Two more fields (a stream state no longer kept) in a progress
+        # written by an earlier version.
+        last_id, next_chunk, chunks = text.split("|")[:3]
+        return cls(last_id, int(next_chunk), int(chunks))
 
 
 class Reports:
@@ -101,19 +94,16 @@ class Reports:
             pipe = self._redis.pipeline(transaction=False)
             pipe.get(keys.cursor)
             pipe.get(keys.run)
-            pipe.hmget(keys.stream.totals, ["started", "last"])
-            cursor_raw, progress_raw, (started, last) = await guarded(pipe.execute())
+            cursor_raw, progress_raw = await guarded(pipe.execute())
             cursor = as_text(cursor_raw) if cursor_raw is not None else ""
             progress = RunProgress.parse(as_text(progress_raw)) if progress_raw else None
             if progress is None:
-                before = StreamState(_int_or_none(started), _int_or_none(last))
                 last_id, next_chunk, until, most = "", 0, "+", RUN_ENTRIES
             else:
                 # A run left half written: the same entries make the same sums.
-                last_id, before = progress.last_id, progress.stream_before
-                next_chunk = progress.next_chunk
+                last_id, next_chunk = progress.last_id, progress.next_chunk
                 until, most = last_id, None
-            sums = ReportSums(stream=before)
+            sums = ReportSums()
             read = 0
             async for page in self._pages(creator, cursor, until, most):
                 # A page at a time, the loop free between pages: a second of a
@@ -128,7 +118,7 @@ class Reports:
                 await asyncio.sleep(PAGE_PAUSE_SECONDS)
             if not read:
                 break
-            call_keys, head, chunks = report_calls(keys, cursor, last_id, before, sums)
+            call_keys, head, chunks = report_calls(keys, cursor, last_id, sums)
             if progress is not None and progress.chunks != len(chunks):
                 log.error(
                     "a half-written report run does not match its sums", extra={"creator": creator}
@@ -201,25 +191,14 @@ class Reports:
 
 
 def report_calls(
-    keys: EarningsKeys, cursor: str, last_id: str, before: StreamState, sums: ReportSums
+    keys: EarningsKeys, cursor: str, last_id: str, sums: ReportSums
 ) -> tuple[list[str], list[Any], list[list[Any]]]:
     """``report.lua``'s KEYS, the ARGV every chunk of the run shares (less the
     chunk's place, ARGV[3..4]), and each chunk's additions: at least one chunk."""
-    days = list(sums.day_expiry_ms)
-    places: dict[Scope, int] = {"all": _ALL_TIME, "stream": _STREAM}
-    places.update({day: _FIRST_DAY + 3 * i for i, day in enumerate(days)})
-    changed = sums.stream_changed
-    head: list[Any] = [
-        cursor,
-        last_id,
-        stream_text(before),
-        RETENTION_SECONDS,
-        "1" if sums.stream_reset else "0",
-        str(sums.stream.started) if changed else "",
-        str(sums.stream.last) if changed else "",
-        len(days),
-        *(sums.day_expiry_ms[day] for day in days),
-    ]
+    scopes = list(sums.expiry_ms)
+    places: dict[Scope, int] = {"all": _ALL_TIME}
+    places.update({scope: _FIRST_SCOPE + 3 * i for i, scope in enumerate(scopes)})
+    head: list[Any] = [cursor, last_id, len(scopes), *(sums.expiry_ms[s] for s in scopes)]
     additions: list[list[Any]] = []
     for scope, totals in sums.totals.items():
         for name, amount in totals.items():
@@ -232,8 +211,4 @@ def report_calls(
         [value for addition in additions[start : start + CHUNK_OPS] for value in addition]
         for start in range(0, len(additions), CHUNK_OPS)
     ]
-    return keys.for_report(days), head, chunks or [[]]
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)
+    return keys.for_report(scopes), head, chunks or [[]]

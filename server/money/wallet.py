@@ -48,6 +48,9 @@ class GiftOrder:
     creator: str
     room: str
     now_ms: int
+    # The room's live stream the gift is sent in ("" outside one): its
+    # credit counts in that stream's earnings.
+    stream_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,19 +90,25 @@ class PendingCredit:
     # before outbox entries carried them.
     gift: str = ""
     count: int = 0
+    # The room's stream when it was paid; "" for none, or an older entry.
+    stream_id: str = ""
 
     @classmethod
     def parse(cls, sender: str, key: str, value: str) -> PendingCredit:
-        """``creator|coins|share|ts_ms|room|gift|count``, or the older form
-        without ``|gift|count`` (a sweeper may meet entries written by an
-        earlier version). No field holds a ``|``."""
+        """``creator|coins|share|ts_ms|room|gift|count|stream``, or an older
+        form without ``|stream`` or ``|gift|count|stream`` (a sweeper may meet
+        entries written by an earlier version). No field holds a ``|``."""
         fields = value.split("|")
         if len(fields) == 5:
             fields += ["", "0"]
-        if len(fields) != 7:
+        if len(fields) == 7:
+            fields.append("")
+        if len(fields) != 8:
             raise ValueError(f"outbox entry with {len(fields)} fields")
-        creator, coins, share, ts_ms, room, gift, count = fields
-        return cls(key, sender, creator, int(coins), int(share), int(ts_ms), room, gift, int(count))
+        creator, coins, share, ts_ms, room, gift, count, stream = fields
+        return cls(
+            key, sender, creator, int(coins), int(share), int(ts_ms), room, gift, int(count), stream
+        )
 
 
 def _int_fields(raw: dict[Any, Any]) -> dict[str, int]:
@@ -156,6 +165,7 @@ class Wallets:
                 str(s.max_gift_count),
                 repr(float(s.user_gift_rate_per_second)),
                 str(s.user_gift_rate_burst),
+                order.stream_id,
             ],
         )
 
@@ -242,6 +252,7 @@ class Wallets:
                 credit.gift,
                 str(credit.count),
                 str(credit.ts_ms),
+                credit.stream_id,
             ]
         flat = await guarded(
             self._scripts.settle(

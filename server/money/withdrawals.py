@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +58,11 @@ OUTCOMES = ("paid", "failed")
 
 def masked(text: str) -> str:
     return "*" * max(0, len(text) - 4) + text[-4:]
+
+
+# A withdrawal not handed over to the provider this long after it was asked
+# for was left by a process that died: the sweep hands it over.
+UNSENT_MIN_AGE_MS = 30_000
 
 
 class PayoutProvider(Protocol):
@@ -160,8 +166,12 @@ class Withdrawals:
         settings: Settings,
         provider: PayoutProvider | None,
         suspensions: Suspensions | None = None,
+        notify: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         self._suspensions = suspensions
+        # Tells the creator's open pages of a withdrawal's new status (a
+        # ``withdrawal`` message); news only: the record is what counts.
+        self._notify = notify
         self._redis = redis
         self._scripts = scripts
         self._settings = settings
@@ -169,6 +179,7 @@ class Withdrawals:
         # Checked when the settings were (Settings.validate): these parse.
         self._rates = parse_rates(settings.payout_rates)
         self._minimum_cash = parse_cash(settings.payout_minimum_cash)
+        self._unsent = f"{settings.key_prefix}:withdrawals:unsent"
 
     def _keys(self, creator: str) -> WalletKeys:
         return WalletKeys(self._settings.key_prefix, creator)
@@ -236,6 +247,10 @@ class Withdrawals:
             raise PayoutProfileUnverified(f"no payout rate for {currency}")
         withdrawal_id = secrets.token_hex(16)
         day = now_ms // DAY_MS
+        # Marked before the script, taken off once handed over: a process
+        # that dies between the two leaves the mark for the hand-over sweep.
+        unsent = f"{creator}|{withdrawal_id}"
+        await guarded(self._redis.zadd(self._unsent, {unsent: now_ms}))
         status, found_id, held = await guarded(
             self._scripts.withdraw(
                 keys=[
@@ -252,6 +267,8 @@ class Withdrawals:
             )
         )  # fmt: skip
         status = as_text(status)
+        if status != "ok":  # nothing new to hand over
+            await guarded(self._redis.zrem(self._unsent, unsent))
         if status == "below_minimum":
             least = payout_terms.minimum_diamonds(self._minimum_cash, rate)
             raise BelowMinimum(f"a withdrawal is at least {least:,} diamonds")
@@ -269,7 +286,41 @@ class Withdrawals:
         # withdrawal id once.
         if withdrawal["status"] == "pending" and self.provider is not None:
             await self.provider.submit(creator, found, now_ms)
+            await guarded(self._redis.zrem(self._unsent, unsent))
+        if status == "ok":
+            await self._tell(creator, withdrawal)
         return withdrawal | {"duplicate": status == "duplicate"}
+
+    async def hand_over_unsent(self, now_ms: int, min_age_ms: int = UNSENT_MIN_AGE_MS) -> int:
+        """Hand the provider the withdrawals whose hand-over a dead process
+        left undone (marked over ``min_age_ms`` ago); how many. A mark whose
+        script never ran, or whose withdrawal is no longer pending, just goes."""
+        if self.provider is None:
+            return 0
+        handed = 0
+        marks = await guarded(
+            self._redis.zrangebyscore(self._unsent, "-inf", now_ms - min_age_ms, 0, 100)
+        )
+        for mark in (as_text(raw) for raw in marks):
+            creator, _, withdrawal_id = mark.partition("|")
+            try:
+                withdrawal = await self.get(creator, withdrawal_id)
+            except UnknownWithdrawal:
+                withdrawal = None
+            if withdrawal is not None and withdrawal["status"] == "pending":
+                await self.provider.submit(creator, withdrawal_id, now_ms)
+                handed += 1
+                log.info("a withdrawal's lost hand-over was made", extra={"creator": creator})
+            await guarded(self._redis.zrem(self._unsent, mark))
+        return handed
+
+    async def _tell(self, creator: str, withdrawal: dict[str, Any]) -> None:
+        if self._notify is None:
+            return
+        try:
+            await self._notify(creator, withdrawal)
+        except Exception:  # the page reads the list anyway; the money has moved
+            log.warning("a withdrawal's news did not reach the creator's pages")
 
     async def get(self, creator: str, withdrawal_id: str) -> dict[str, Any]:
         if not WITHDRAWAL_ID.match(withdrawal_id):
@@ -314,6 +365,10 @@ class Withdrawals:
             )
         elif status not in ("ok", "duplicate"):
             raise UnknownWithdrawal(f"no withdrawal {callback.withdrawal_id!r}")
+        if status == "ok":
+            await self._tell(
+                callback.creator, await self.get(callback.creator, callback.withdrawal_id)
+            )
         return status
 
 

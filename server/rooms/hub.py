@@ -370,6 +370,14 @@ class LocalRoom:
                 frame = frames[member.codec] = frame_bytes(encode(wire, member.codec))
             member.writer.send(frame)
 
+    def send_to_owner(self, wire: dict[str, Any]) -> None:
+        """A message for the room's creator only (a withdrawal's news), to each
+        of their own sockets in the room."""
+        for member in self.members():
+            identity = member.identity
+            if identity.role is Role.CREATOR and identity.user == self.room_id:
+                member.send_message(wire)
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -427,12 +435,29 @@ class Hub:
 
     def deliver(self, room_id: str, event: dict[str, Any]) -> None:
         room = self.rooms.get(room_id)
-        if room is not None:
+        if room is None:
+            return
+        if event.get("owner_only"):
+            room.send_to_owner(event)
+        else:
             room.deliver(event)
 
     def sockets(self) -> int:
         """Open room sockets in this process, whatever their stage."""
         return sum(len(room) for room in self.rooms.values())
+
+    def rooms_with_owner(self) -> list[str]:
+        """Rooms where this process holds the creator's own page or overlay open:
+        their streams are kept live (``server/money/streams.py``)."""
+        return [
+            room_id
+            for room_id, room in self.rooms.items()
+            if any(
+                member.identity.role is Role.OVERLAY
+                or (member.identity.role is Role.CREATOR and member.identity.user == room_id)
+                for member in room.members()
+            )
+        ]
 
     def count_by_role(self) -> dict[Role, int]:
         counts = dict.fromkeys(Role, 0)

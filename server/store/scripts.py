@@ -68,6 +68,8 @@ class Scripts:
     payout: ScriptCall
     # Promotional coins the operator grants, once per request id.
     promo: ScriptCall
+    # A creator's stream started, seen or ended, once.
+    stream: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -92,4 +94,5 @@ class Scripts:
             withdraw=load("withdraw"),
             payout=load("payout"),
             promo=load("promo"),
+            stream=load("stream"),
         )

@@ -5,13 +5,14 @@
 -- KEYS[2] ledger   STREAM {w:sender}:ledger
 -- KEYS[3] request  STRING {w:sender}:req:<request id>   idempotency record
 -- KEYS[4] outbox   HASH   {w:sender}:outbox  gift key -> pending creator credit,
---                  creator|coins|share|ts_ms|room|gift|count
+--                  creator|coins|share|ts_ms|room|gift|count|stream
 -- ARGV[1] sender user id       ARGV[2] request id     ARGV[3] gift id
 -- ARGV[4] count (digits)       ARGV[5] unit price in coins (digits)
 -- ARGV[6] creator user id      ARGV[7] room id        ARGV[8] now, ms
 -- ARGV[9] idempotency ttl, s   ARGV[10] revenue share percent (digits)
 -- ARGV[11] max count          ARGV[12] gifts per second per user (decimal)
--- ARGV[13] burst (digits)
+-- ARGV[13] burst (digits)      ARGV[14] the room's live stream id, written with the
+--                  creator's credit for their earnings by stream ("" when none)
 --
 -- Returns {status, balance, cost, duplicate, gift, count, room, seq}:
 --   {"ok", balance after, cost, 0, gift, count, room, 0}   coins debited now

@@ -15,14 +15,16 @@
 -- which reconcile checks (server/money/reconcile.py).
 --
 -- credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count,
--- paid) writes the gift's `credit` entry in the creator's ledger and returns
+-- paid, stream) writes the gift's `credit` entry in the creator's ledger and returns
 -- diamonds, carry after, platform hundredths. coins, share and carry are
 -- numbers (coins * 100 below 2^53, which the callers check; share 0 to
 -- 100; carry 0 to 99); the others are strings, written as they are: the
--- entry carries what the earnings reports count. The caller adds the
+-- entry carries what the earnings reports count, the stream ("" when the
+-- gift was paid outside one) included. The caller adds the
 -- results to the creator's wallet and passes the carry on to the next gift.
 
-local function credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count, paid)
+local function credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count, paid,
+    stream)
   local owed = carry + coins * share
   local diamonds = math.floor(owed / 100)
   local carry_after = owed - diamonds * 100
@@ -32,6 +34,6 @@ local function credit_gift(ledger, gift_key, coins, share, carry, now, sender, g
     "share", string.format("%d", share), "diamonds", string.format("%d", diamonds),
     "carry_hundredths", string.format("%d", carry_after),
     "platform_hundredths", string.format("%d", platform),
-    "ts", now, "sender", sender, "gift", gift, "count", count, "paid", paid)
+    "ts", now, "sender", sender, "gift", gift, "count", count, "paid", paid, "stream", stream)
   return diamonds, carry_after, platform
 end

@@ -45,7 +45,7 @@ end
 local function commit_gift(key_base, arg_base, announce, credit)
   local wallet_key, ledger_key, request_key = unpack(KEYS, key_base + 1, key_base + 3)
   local sender, request, gift, count_text, price_text, creator, room, now_text, ttl,
-    share_text, max_text, rate_text, burst_text = unpack(ARGV, arg_base + 1, arg_base + 13)
+    share_text, max_text, rate_text, burst_text, stream = unpack(ARGV, arg_base + 1, arg_base + 14)
 
   local previous = redis.call("GET", request_key)
   if previous then
@@ -68,7 +68,8 @@ local function commit_gift(key_base, arg_base, announce, credit)
   local rate = tonumber(rate_text)
   local burst = tonumber(burst_text)
   local now = tonumber(now_text)
-  if not (rate and burst and now and rate > 0 and burst >= 1) then
+  if not (rate and burst and now and rate > 0 and burst >= 1)
+          or not stream or find(stream, "|", 1, true) then
     return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
   local cost = count * price
@@ -118,10 +119,10 @@ local function commit_gift(key_base, arg_base, announce, credit)
   else
     -- The creator's credit, settled on the creator's shard by settle.lua. The
     -- share is fixed now so that a late settlement credits what was promised;
-    -- the gift and count ride along for the creator's earnings reports.
+    -- the gift, count and stream ride along for the creator's earnings reports.
     redis.call("HSET", KEYS[key_base + 4], gift_key,
       creator .. "|" .. cost_text .. "|" .. digits(share) .. "|" .. now_text .. "|" .. room
-      .. "|" .. gift .. "|" .. count_text)
+      .. "|" .. gift .. "|" .. count_text .. "|" .. stream)
   end
   return "ok", balance, cost, 0, gift, count, room, seq
 end

@@ -15,7 +15,7 @@
 -- ARGV[1..4]       room_event.lua's: channel, history length, marker ttl,
 --                  PUBLISH or SPUBLISH
 -- ARGV[5]          the creator's user id
--- ARGV[6+14(i-1)..] gift i: gift.lua's thirteen ARGV (its creator and room
+-- ARGV[6+15(i-1)..] gift i: gift.lua's fourteen ARGV (its creator and room
 --                  are this call's), then its event's payload (encoded,
 --                  without seq)
 --
@@ -35,11 +35,11 @@
 -- whose caller announces it with room_event.lua), then published (1 when
 -- paid and shown by this call).
 
-local GIFT_KEYS, GIFT_ARGS, HEAD_KEYS, HEAD_ARGS = 3, 13, 5, 5
+local GIFT_KEYS, GIFT_ARGS, HEAD_KEYS, HEAD_ARGS = 3, 14, 5, 5
 local REPLY_WIDTH = 9
 local gifts = (#KEYS - HEAD_KEYS) / GIFT_KEYS
 if gifts < 1 or gifts ~= math.floor(gifts) or #ARGV - HEAD_ARGS ~= gifts * (GIFT_ARGS + 1) then
-  return redis.error_reply("room_gifts.lua: three keys and fourteen arguments per gift")
+  return redis.error_reply("room_gifts.lua: three keys and fifteen arguments per gift")
 end
 local room = room_of(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 local stored_seq = redis.call("GET", room.seq)
@@ -73,11 +73,11 @@ end
 
 local function credit_creator(arg_base, cost, share, gift_key)
   -- The gift's ARGV as gift.lua's: [1] sender, [3] gift, [4] count, [8] now,
-  -- which is also when the gift was paid.
+  -- which is also when the gift was paid, [14] the stream.
   local now = ARGV[arg_base + 8]
   local diamonds, platform
   diamonds, carry, platform = credit_gift(KEYS[4], gift_key, cost, share, carry, now,
-    ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now)
+    ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now, ARGV[arg_base + 14])
   credited_coins = credited_coins + cost
   credited_diamonds = credited_diamonds + diamonds
   credited_platform = credited_platform + platform

@@ -13,10 +13,11 @@
 -- KEYS[2]        ledger   STREAM {w:creator}:ledger
 -- KEYS[2+i]      settled STRING {w:creator}:settled:<gift key>, one per gift, in order
 -- ARGV[1] now, ms          ARGV[2] idempotency ttl, s
--- then 7 fields per gift:
+-- then 8 fields per gift:
 --   gift key (sender:request id), coins paid (digits), revenue share percent,
 --   sender user id, gift id ("" when the outbox entry predates gift ids),
---   count (digits; 0 when unknown), when the gift was paid (ms, digits)
+--   count (digits; 0 when unknown), when the gift was paid (ms, digits),
+--   the room's stream when it was paid ("" when none, or unknown)
 --
 -- Returns 3 values per gift, in order, {status, diamonds, duplicate}:
 --   "ok", diamonds credited, 0        credited now
@@ -32,7 +33,7 @@
 -- room_gifts.lua runs too. The carry is read once, passed from gift to gift
 -- in order, and written once.
 
-local FIELDS = 7
+local FIELDS = 8
 local function is_digits(text, max_len)
   return type(text) == "string" and #text <= max_len and string.match(text, "^[0-9]+$") ~= nil
 end
@@ -58,9 +59,10 @@ end
 
 local function gift_is_valid(base)
   local coins, share, sender, gift = ARGV[base + 2], ARGV[base + 3], ARGV[base + 4], ARGV[base + 5]
-  local count, paid_at = ARGV[base + 6], ARGV[base + 7]
+  local count, paid_at, stream = ARGV[base + 6], ARGV[base + 7], ARGV[base + 8]
   return is_digits(coins, 15) and is_digits(share, 3) and tonumber(share) <= 100
     and is_digits(count, 9) and is_digits(paid_at, 15)
+    and string.match(stream, "^[A-Za-z0-9_-]*$") ~= nil and #stream <= 64
     and string.match(sender, "^[A-Za-z0-9_-]+$") ~= nil
     and string.match(gift, "^[a-z0-9_]*$") ~= nil and #gift <= 32
 end
@@ -90,7 +92,7 @@ for i = 0, gifts - 1 do
     local diamonds, platform
     diamonds, carry, platform = credit_gift(KEYS[2], ARGV[base + 1], coins,
       tonumber(ARGV[base + 3]), carry, ARGV[1], ARGV[base + 4], ARGV[base + 5],
-      ARGV[base + 6], ARGV[base + 7])
+      ARGV[base + 6], ARGV[base + 7], ARGV[base + 8])
     diamonds_sum = diamonds_sum + diamonds
     coins_sum = coins_sum + coins
     platform_sum = platform_sum + platform
