@@ -6,6 +6,8 @@
 
 export const SUBPROTOCOL = "giftstream.v1.json";
 export const TIERS = ["small", "medium", "large", "fullscreen"];
+// The events in a room's sequence (each with a `seq`), handed to `onEvent`.
+export const ROOM_EVENTS = new Set(["gift", "combo_end", "stream_started", "stream_ended"]);
 // Room and user ids (protocol: conventions).
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -158,9 +160,10 @@ export class TokenSource {
  *
  * Callbacks: onState(state, detail) with state "connecting" | "live" |
  * "offline"; onWelcome(welcome, {reconnect, missed, resume, replayed});
- * onEvent(event) for each room event (`gift`, `combo_end`), `events` frames
- * unpacked, each seq once and in order; onTestAlert(event) for a creator's
- * `test_alert` (seq 0, outside the room's sequence); onViewers(count);
+ * onEvent(event) for each room event (`gift`, `combo_end`, `stream_started`,
+ * `stream_ended`), `events` frames unpacked, each seq once and in order; onTestAlert(event) for a creator's
+ * `test_alert` (seq 0, outside the room's sequence); onWithdrawal(message) for
+ * a `withdrawal` message (the creator's own sockets only, seq 0); onViewers(count);
  * onPosition({seq, epoch}) after each event, for a page that keeps its place
  * across reloads; onReply(message) for `ack`, `error` and `pong`.
  * `position` may carry the place a previous page load reached.
@@ -175,6 +178,7 @@ export class RoomSocket {
     onWelcome,
     onEvent,
     onTestAlert,
+    onWithdrawal,
     onViewers,
     onPosition,
     onReply,
@@ -186,6 +190,7 @@ export class RoomSocket {
     this.onWelcome = onWelcome || (() => {});
     this.onEvent = onEvent || (() => {});
     this.onTestAlert = onTestAlert || (() => {});
+    this.onWithdrawal = onWithdrawal || (() => {});
     this.onViewers = onViewers || (() => {});
     this.onPosition = onPosition || (() => {});
     this.onReply = onReply || (() => {});
@@ -298,7 +303,10 @@ export class RoomSocket {
         return;
       case "gift":
       case "combo_end":
+      case "stream_started":
+      case "stream_ended":
       case "test_alert":
+      case "withdrawal":
         return this.event(message);
       case "viewers":
         if (Number.isInteger(message.count)) this.onViewers(message.count);
@@ -350,7 +358,11 @@ export class RoomSocket {
       if (event.seq === 0) this.onTestAlert(event);
       return;
     }
-    if (event.type !== "gift" && event.type !== "combo_end") return;
+    if (event.type === "withdrawal") {
+      if (event.seq === 0) this.onWithdrawal(event);
+      return;
+    }
+    if (!ROOM_EVENTS.has(event.type)) return;
     // Every event once, in order: whatever is not newer was handled already.
     if (event.seq <= this.lastSeq) return;
     this.lastSeq = event.seq;
@@ -376,9 +388,12 @@ function closeReason(event) {
   }
 }
 
-/** Words for the connection state, for people. */
+/**
+ * Words for the connection state, for people. The socket's "live" is said
+ * "connected": "live" is for a creator's stream.
+ */
 export function describeState(state, detail = {}) {
-  if (state === "live") return "live";
+  if (state === "live") return "connected";
   if (state === "connecting") return "connecting…";
   const seconds = Math.max(1, Math.round((detail.retryInMs || 0) / 1000));
   return `offline — reconnecting in ${seconds} s`;

@@ -2,20 +2,26 @@
 //
 // URL parameters: user (demo mode: a creator token is issued for them;
 // default carol) or token (a platform's creator token).
-// Shows whether gifting is on and why (GET /api/creator/profile), with a
-// switch (POST /api/creator/gifting); the diamonds balance and the earnings
-// of GET /api/creator/earnings:
+// Shows whether the creator is live (GET /api/creator/streams and the room's
+// stream events), with Go live and End stream (POST /api/creator/streams,
+// POST /api/creator/streams/{id}/end); whether gifting is on and why (GET
+// /api/creator/profile), with a switch (POST /api/creator/gifting); the
+// diamonds balance and the earnings of GET /api/creator/earnings:
 // a chart over the chosen period, by gift and by top supporter, for the
-// period and for the current stream; the overlay URL with copy, regenerate
+// period and for the live (else the last) stream; the period's streams, each
+// one's earnings on choosing it (`stream_id=`), and the selection as CSV
+// (`Accept: text/csv`); the overlay URL with copy, regenerate
 // (GET/POST /api/creator/overlay-key) and a test alert
 // (POST /api/creator/test-alert), with where it stands on an overlay open in
 // this browser (queued, showing, shown); the gifts arriving in the room,
 // live; and withdrawals: the payout profile (GET/PUT
 // /api/creator/payout-profile), a withdraw form (POST
-// /api/creator/withdrawals), the withdrawals (GET, asked again every second
-// while one is pending) and the wallet's diamonds, reserved and paid out.
+// /api/creator/withdrawals), the withdrawals (GET, read again on the room
+// socket's `withdrawal` message, and every 5 s while one is pending) and the
+// wallet's diamonds, reserved and paid out.
 
 import {
+  ApiError,
   RoomSocket,
   TokenSource,
   api,
@@ -53,15 +59,25 @@ const PROFILE_REASONS = {
   suspended: () => "account suspended",
   operator_refused: () => "not allowed by the platform",
 };
-// While a withdrawal is pending, how often the page asks how it stands.
-const PAYOUT_POLL_MS = 1000;
+// While a withdrawal is pending, how often the page asks how it stands: a
+// `withdrawal` message on the room socket says so at once; this is for a
+// socket that is down when the provider answers.
+const PAYOUT_POLL_MS = 5000;
 // A withdrawal without an answer (none, a 5xx, `temporary`) is sent again
 // after these pauses, with the same request id: made once at most.
 const WITHDRAW_RETRY_MS = [500, 1500];
 const PAYOUT_METHODS = { bank: "Bank transfer", paypal: "PayPal", alipay: "Alipay", wechat: "WeChat Pay" };
 const WITHDRAWAL_STATES = { pending: "pending", paid: "paid", failed: "failed: diamonds returned" };
+// A refused go-live or end, in the page's words; the server's for other codes.
+const STREAM_WORDS = {
+  unknown_stream: "That stream is not one of yours any more: the page has read your streams again.",
+  rate_limited: "Too many requests: wait a moment and try again.",
+  suspended: "Your account is suspended: you cannot go live.",
+};
 
 const $ = (selector) => document.querySelector(selector);
+// The creator, whose room this is.
+let room = "room";
 let catalog = new Catalog();
 let feed = null;
 let socket = null;
@@ -84,7 +100,7 @@ async function start() {
   } catch (error) {
     return problem(`Cannot sign in as a creator: ${error.message}`);
   }
-  const room = tokens.user || roomFromToken(token);
+  room = tokens.user || roomFromToken(token);
   $("#creator-name").textContent = room;
   document.title = `${room} · giftstream studio`;
   $("#room-link").href = `viewer.html?room=${encodeURIComponent(room)}`;
@@ -94,8 +110,13 @@ async function start() {
   $("#gifting-switch").addEventListener("click", switchGifting);
   $("#payout-form").addEventListener("submit", savePayoutProfile);
   $("#withdraw-form").addEventListener("submit", withdraw);
+  $("#go-live").addEventListener("click", goLive);
+  $("#end-stream").addEventListener("click", endStream);
+  $("#download-csv").addEventListener("click", downloadCsv);
+  $("#stream-detail-close").addEventListener("click", () => chooseStream(null));
   for (const input of document.querySelectorAll('input[name="period"]')) {
-    input.addEventListener("change", () => loadEarnings());
+    // Another period is another list of streams: the chosen one is let go.
+    input.addEventListener("change", () => chooseStream(null));
   }
 
   channel = overlayChannel(room);
@@ -107,12 +128,14 @@ async function start() {
     room,
     tokens,
     onState: showState,
-    onWelcome: (welcome) => showViewers(welcome.viewers),
+    onWelcome: welcomed,
     onViewers: showViewers,
     onEvent: roomEvent,
+    onWithdrawal: () => loadPayouts(),
   });
   socket.start();
   await Promise.all([
+    loadStreams(),
     loadProfile(),
     loadEarnings(),
     loadOverlayKey(),
@@ -120,6 +143,7 @@ async function start() {
     loadPayouts(),
   ]);
   setInterval(() => {
+    loadStreams();
     loadEarnings();
     loadProfile();
     loadPayouts();
@@ -225,20 +249,143 @@ async function switchGifting() {
   }
 }
 
+// ------------------------------------------------------------------ going live
+
+// The live stream (null when not live) and, when not live, the last one, as
+// last known. `streamChanges` counts the changes seen (answers to Go live and
+// End stream, the room's stream events): an answer to GET /api/creator/streams
+// asked before the latest change is not drawn over it.
+let onAir = { known: false, live: null, last: null };
+let streamChanges = 0;
+// Go live or End stream is on its way: both buttons wait for its answer.
+let streamBusy = false;
+let idleSeconds = 120;
+
+async function loadStreams() {
+  const changes = streamChanges;
+  try {
+    const answer = await api("/api/creator/streams", { token: await tokens.get() });
+    if (changes !== streamChanges) return;
+    if (Number.isFinite(answer.idle_seconds)) idleSeconds = answer.idle_seconds;
+    showOnAir(answer.live, answer.live ? null : answer.streams[0] || null);
+    if ($("#on-air-status").dataset.state === "unknown") onAirSaid("", "");
+  } catch (error) {
+    if (!onAir.known) onAirSaid("unknown", `Cannot tell whether you are live: ${error.message}`);
+  }
+}
+
+/** A stream record from the answers, or from a room event. */
+function streamChanged(stream) {
+  streamChanges += 1;
+  if (stream.live) showOnAir(stream, null);
+  else if (!onAir.live || onAir.live.stream_id === stream.stream_id) showOnAir(null, stream);
+}
+
+function streamFromEvent(event) {
+  const live = event.type === "stream_started";
+  return {
+    stream_id: event.stream_id,
+    live,
+    started: event.started,
+    ended: live ? null : event.ended,
+    end_reason: live ? null : event.reason,
+  };
+}
+
+function showOnAir(live, last) {
+  onAir = { known: true, live, last: live ? null : last };
+  const card = $("#on-air");
+  card.dataset.live = String(Boolean(live));
+  card.dataset.stream = live ? live.stream_id : "";
+  document.body.dataset.live = String(Boolean(live));
+  $("#on-air-state").textContent = live ? "Live" : "Not live";
+  $("#on-air-since").textContent = live ? `since ${clock(live.started)}` : lastStreamWords(last);
+  $("#go-live").disabled = streamBusy || Boolean(live);
+  $("#end-stream").disabled = streamBusy || !live;
+}
+
+function lastStreamWords(last) {
+  if (!last) return "Viewers can send you gifts while you are live.";
+  const ended = `Last stream ended at ${clock(last.ended)}`;
+  if (last.end_reason === "idle") {
+    const idle = idleSeconds >= 120 ? plural(Math.round(idleSeconds / 60), "minute") : plural(idleSeconds, "second");
+    return `${ended}: nothing was seen of you for ${idle}.`;
+  }
+  return `${ended}.`;
+}
+
+function onAirSaid(state, text) {
+  const status = $("#on-air-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+async function goLive() {
+  await streamRequest("/api/creator/streams", "Going live…", "go live");
+}
+
+async function endStream() {
+  if (!onAir.live) return;
+  const path = `/api/creator/streams/${encodeURIComponent(onAir.live.stream_id)}/end`;
+  await streamRequest(path, "Ending the stream…", "end the stream");
+}
+
+async function streamRequest(path, doing, what) {
+  streamBusy = true;
+  showOnAir(onAir.live, onAir.last);
+  onAirSaid("busy", doing);
+  try {
+    streamChanged(await api(path, { method: "POST", token: await tokens.get() }));
+    onAirSaid("", "");
+    loadEarnings();
+  } catch (error) {
+    const words = STREAM_WORDS[error.code];
+    onAirSaid("error", words || `Could not ${what}: ${error.message}`);
+    loadStreams();
+  } finally {
+    streamBusy = false;
+    showOnAir(onAir.live, onAir.last);
+  }
+}
+
 // ------------------------------------------------------------------ earnings
 
+// The stream whose earnings are shown under the Streams table, or null.
+let chosenStream = null;
+
+/** The query of the selection: the chosen period, or the chosen stream in it. */
+function selectionQuery() {
+  const query = new URLSearchParams({ period: period() });
+  if (chosenStream) query.set("stream_id", chosenStream);
+  return query.toString();
+}
+
+/** The period's report, and the chosen stream's (null when none is chosen or it is gone). */
 async function loadEarnings() {
   const number = ++requestNumber;
   const chosen = period();
+  const selection = chosenStream ? selectionQuery() : null;
   try {
     const token = await tokens.get();
-    const report = await api(`/api/creator/earnings?period=${chosen}`, { token });
+    const [report, detail] = await Promise.all([
+      api(`/api/creator/earnings?period=${chosen}`, { token }),
+      selection ? api(`/api/creator/earnings?${selection}`, { token }).catch(goneStream) : null,
+    ]);
     if (number !== requestNumber) return;
     showEarnings(report);
+    showStreamDetail(detail);
     problem("");
   } catch (error) {
     if (number === requestNumber) problem(`Cannot read the earnings: ${error.message}`);
   }
+}
+
+/** A chosen stream the server no longer knows is let go; other errors stand. */
+function goneStream(error) {
+  if (error.code !== "unknown_stream") throw error;
+  chosenStream = null;
+  return null;
 }
 
 function earningsSoon() {
@@ -275,18 +422,29 @@ function showEarnings(report) {
   drawChart($("#chart"), chosen.series, chosen.unit);
   giftRows($("#by-gift tbody"), chosen.by_gift, true);
   supporterRows($("#top-supporters tbody"), chosen.top_supporters);
+  streamRows($("#streams tbody"), report.by_stream || []);
 
   showStream(report.stream);
 }
 
+/** The live stream, else the last one: its totals, gifts and top supporters. */
 function showStream(stream) {
   const totals = stream ? stream.totals : { diamonds: 0, coins: 0, count: 0 };
+  const name = !stream || stream.live ? "This stream" : "Last stream";
   setFigure("#stream-diamonds", totals.diamonds);
-  $("#stream-title").textContent = stream && !stream.open ? "Last stream" : "This stream";
+  $("#stream-title").textContent = name;
+  $("#stream-gifts-title").textContent = `${name}'s gifts`;
+  $("#stream-supporters-title").textContent = `${name}'s top supporters`;
+  const during = stream && (stream.live ? `since ${clock(stream.started)}` : span(stream));
   $("#stream-note").textContent = stream
-    ? `${plural(totals.count, "gift")} · ${plural(totals.coins, "coin")} · since ${clock(stream.started)}`
-    : "No gifts yet.";
-  $("#stream-empty").hidden = Boolean(stream);
+    ? `${plural(totals.count, "gift")} · ${plural(totals.coins, "coin")} · ${during}`
+    : "No streams yet: go live to take gifts.";
+  const empty = !stream || totals.count === 0;
+  $("#stream-empty").textContent = !stream
+    ? "No streams yet."
+    : `No gifts in ${stream.live ? "this" : "the last"} stream yet.`;
+  $("#stream-empty").hidden = !empty;
+  $("#stream-by-gift").hidden = empty;
   giftRows($("#stream-by-gift tbody"), stream ? stream.by_gift : [], false);
   const top = stream ? stream.top_supporters.slice(0, 5) : [];
   $("#supporters").replaceChildren(
@@ -305,9 +463,28 @@ function clock(ms) {
   return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function giftRows(body, rows, withCoins) {
+/** "14:03–15:20" for an ended stream. */
+function span(stream) {
+  return `${clock(stream.started)}–${clock(stream.ended)}`;
+}
+
+/** "live since 14:03", or "14:03–15:20, 1 h 17 min". */
+function lasted(stream) {
+  if (stream.live) return `live since ${clock(stream.started)}`;
+  return `${span(stream)}, ${duration(stream.ended - stream.started)}`;
+}
+
+/** How long a stream lasted: "under a minute", "12 min", "1 h 05 min". */
+function duration(ms) {
+  const minutes = Math.floor(ms / 60000);
+  if (minutes < 1) return "under a minute";
+  if (minutes < 60) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+function giftRows(body, rows, withCoins, none = "No gifts in this period.") {
   if (!rows.length) {
-    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, "No gifts in this period.")));
+    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, none)));
     return;
   }
   body.replaceChildren(
@@ -324,9 +501,9 @@ function giftRows(body, rows, withCoins) {
   );
 }
 
-function supporterRows(body, rows) {
+function supporterRows(body, rows, none = "Nobody yet.") {
   if (!rows.length) {
-    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, "Nobody yet.")));
+    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, none)));
     return;
   }
   body.replaceChildren(
@@ -341,6 +518,124 @@ function supporterRows(body, rows) {
       ),
     ),
   );
+}
+
+// ------------------------------------------------------------------ streams
+
+/** The period's streams, newest first; choosing one shows its earnings below. */
+function streamRows(body, rows) {
+  if (!rows.length) {
+    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 5 }, "No streams in this period.")));
+    return;
+  }
+  body.replaceChildren(
+    ...rows.map((row) =>
+      el(
+        "tr",
+        {
+          class: row.stream_id === chosenStream ? "chosen" : null,
+          "aria-current": row.stream_id === chosenStream ? "true" : null,
+          dataset: { stream: row.stream_id, live: row.live, count: row.count, coins: row.coins, diamonds: row.diamonds },
+          onclick: () => chooseStream(row.stream_id === chosenStream ? null : row.stream_id),
+        },
+        el("td", {}, el("button", { class: "row-button", type: "button" }, when(row.started))),
+        el("td", { class: "stream-length" }, row.live ? "live" : duration(row.ended - row.started)),
+        el("td", {}, formatCoins(row.count)),
+        el("td", {}, formatCoins(row.coins)),
+        el("td", {}, formatCoins(row.diamonds)),
+      ),
+    ),
+  );
+}
+
+/** Chooses a stream (its id) to show, or none; the CSV follows the choice. */
+function chooseStream(streamId) {
+  chosenStream = streamId;
+  for (const row of document.querySelectorAll("#streams tbody tr[data-stream]")) {
+    const chosen = row.dataset.stream === streamId;
+    row.classList.toggle("chosen", chosen);
+    if (chosen) row.setAttribute("aria-current", "true");
+    else row.removeAttribute("aria-current");
+  }
+  const detail = $("#stream-detail");
+  detail.hidden = !streamId;
+  detail.dataset.stream = streamId || "";
+  detail.setAttribute("aria-busy", String(Boolean(streamId)));
+  csvSaid("", "");
+  loadEarnings();
+}
+
+/** The chosen stream's earnings: totals, diamonds by day, by gift, by supporter. */
+function showStreamDetail(report) {
+  const detail = $("#stream-detail");
+  if (!report || report.selection.stream_id !== chosenStream) {
+    detail.hidden = true;
+    detail.dataset.stream = "";
+    return;
+  }
+  const stream = report.by_stream.find((row) => row.stream_id === chosenStream) || null;
+  const totals = report.totals;
+  detail.hidden = false;
+  detail.setAttribute("aria-busy", "false");
+  Object.assign(detail.dataset, { count: totals.count, coins: totals.coins, diamonds: totals.diamonds });
+  $("#stream-detail-title").textContent = stream
+    ? `Stream of ${when(stream.started)}${stream.live ? " (live)" : ""}`
+    : "Stream";
+  $("#stream-detail-totals").textContent = [
+    plural(totals.count, "gift"),
+    plural(totals.coins, "coin"),
+    plural(totals.diamonds, "diamond"),
+    stream ? lasted(stream) : null,
+  ].filter(Boolean).join(" · ");
+  drawChart($("#stream-chart"), report.by_day, "day");
+  giftRows($("#stream-detail-gifts tbody"), report.by_gift, true, "No gifts in this stream.");
+  supporterRows($("#stream-detail-supporters tbody"), report.by_supporter);
+}
+
+// ------------------------------------------------------------------ CSV
+
+/** The selection (the chosen stream, else the period) as a CSV file, saved. */
+async function downloadCsv() {
+  const button = $("#download-csv");
+  button.disabled = true;
+  csvSaid("busy", "Preparing the CSV…");
+  try {
+    const response = await fetch(`/api/creator/earnings?${selectionQuery()}`, {
+      headers: { accept: "text/csv", authorization: `Bearer ${await tokens.get()}` },
+    });
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => ({})));
+    saveFile(await response.blob(), csvName(response));
+    csvSaid("", "");
+  } catch (error) {
+    csvSaid("error", `Could not download the CSV: ${error.message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** The server's name for the file, else one of the page's. */
+function csvName(response) {
+  const disposition = response.headers.get("content-disposition") || "";
+  const named = /filename="?([^";]+)"?/.exec(disposition);
+  return named ? named[1] : `earnings-${room}-${chosenStream || period()}.csv`;
+}
+
+/** Saves a blob as a file: a link to it, clicked once, then let go. */
+function saveFile(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // Revoked later: the download may still be reading it.
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+function csvSaid(state, text) {
+  const status = $("#csv-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = !text;
 }
 
 // ------------------------------------------------------------------ the chart
@@ -359,20 +654,24 @@ function label(start, unit) {
   return date.toLocaleDateString([], { day: "numeric", month: "short", timeZone: "UTC" });
 }
 
-/** Bars of diamonds per unit, drawn as SVG: no library, nothing fetched. */
+/**
+ * Bars of diamonds per unit, drawn as SVG in the chart's viewBox: no
+ * library, nothing fetched. Each chart has its own gradient (ids are unique).
+ */
 function drawChart(chart, series, unit) {
-  const width = 960;
-  const height = 220;
+  const { width, height } = chart.viewBox.baseVal;
   const top = 18;
   const bottom = 24;
   const left = 8;
   const plot = height - top - bottom;
   const highest = Math.max(1, ...series.map((point) => point.diamonds));
   const step = (width - left * 2) / Math.max(1, series.length);
-  const barWidth = Math.max(2, step * 0.7);
+  // A bar is never wider than a day of a week's chart.
+  const barWidth = Math.max(2, Math.min(step * 0.7, 96));
   // Enough labels to read, never so many that they overlap.
   const every = Math.max(1, Math.ceil(series.length / 12));
-  const fill = svg("linearGradient", { id: "bar-fill", x1: 0, y1: 0, x2: 0, y2: 1 });
+  const fillId = `${chart.id}-fill`;
+  const fill = svg("linearGradient", { id: fillId, x1: 0, y1: 0, x2: 0, y2: 1 });
   fill.append(svg("stop", { offset: "0%", "stop-color": "#ff8fab" }), svg("stop", { offset: "100%", "stop-color": "#ff3d71" }));
   const nodes = [svg("defs"), svg("line", { class: "grid", x1: 0, x2: width, y1: top + plot, y2: top + plot })];
   nodes[0].append(fill);
@@ -381,6 +680,7 @@ function drawChart(chart, series, unit) {
     const x = left + index * step + (step - barWidth) / 2;
     const bar = svg("rect", {
       class: point.diamonds ? "bar" : "bar empty-bar",
+      fill: `url(#${fillId})`,
       x: x.toFixed(1),
       y: (top + plot - barHeight).toFixed(1),
       width: barWidth.toFixed(1),
@@ -588,7 +888,7 @@ async function savePayoutProfile(event) {
   }
 }
 
-/** The withdrawals and the wallet; read again every second while one is pending. */
+/** The withdrawals and the wallet; read again every 5 s while one is pending. */
 async function loadPayouts() {
   const number = ++payoutRequest;
   clearTimeout(payoutTimer);
@@ -756,7 +1056,18 @@ function showViewers(count) {
   $("#viewers").textContent = `${formatCoins(count)} watching`;
 }
 
+/** A reconnect may have missed a start or an end (a resync replays nothing). */
+function welcomed(welcome, { reconnect }) {
+  showViewers(welcome.viewers);
+  if (reconnect) loadStreams();
+}
+
 function roomEvent(event) {
+  if (event.type === "stream_started" || event.type === "stream_ended") {
+    streamChanged(streamFromEvent(event));
+    loadEarnings();
+    return;
+  }
   feed.add(event);
   $("#live-empty").hidden = true;
   if (event.type === "gift") earningsSoon();

@@ -6,8 +6,10 @@
 //
 // Whether the room's creator takes gifts comes from GET /api/rooms/{room}
 // (on load, after each reconnect, and after a gift refused with
-// `gifts_disabled` or `gifting_off`); while they do not, the gift buttons are off and the
-// panel says why.
+// `gifts_disabled` or `gifting_off`); whether they are live, from the socket
+// (the welcome's `live`, the room's `stream_started` and `stream_ended`
+// events, a gift refused with `room_offline`). While gifts are off, the gift
+// buttons are off and the panel says why.
 
 import {
   ApiError,
@@ -35,15 +37,20 @@ const SHOW_MS = { large: 3500, fullscreen: 5000 };
 const MAX_RETRIES = 4;
 // While gifts are off, how often the page asks whether they are back on.
 const ROOM_RECHECK_MS = 20000;
+// How stale the server's answer on a room may be (its profile cache, 1 s):
+// an answer to a question asked sooner than this after the socket said
+// whether the room is live does not overrule the socket.
+const ROOM_ANSWER_LAG_MS = 1500;
 // The words of a refusal, by error code: the page's own, never the server's
 // `message` as well (one refusal, one message). `gifts_disabled`,
-// `gifting_off` and `insufficient_coins` are explained by the panel and the
-// top-up sheet.
+// `gifting_off`, `room_offline` and `insufficient_coins` are explained by the
+// panel and the top-up sheet.
 const ERROR_WORDS = {
   insufficient_coins: "not enough coins",
   not_allowed: "you cannot send gifts here",
   gifts_disabled: "this creator isn't taking gifts",
   gifting_off: "this creator has switched gifts off",
+  room_offline: "this creator is offline",
   unknown_gift: "that gift is no longer offered",
   bad_count: "that many cannot be sent at once",
   rate_limited: "too many taps; slow down",
@@ -58,6 +65,7 @@ const REASON_WORDS = {
   not_a_creator: "hasn't set up gifts as a creator",
   not_adult: "cannot receive gifts",
   suspended: "cannot receive gifts right now",
+  room_offline: "is offline",
 };
 
 const $ = (selector) => document.querySelector(selector);
@@ -69,7 +77,12 @@ let balance = null;
 // gift sent before that carries an older balance and must not overwrite it.
 let balanceEpoch = 0;
 let canSend = false;
-// True while the room's creator is known not to take gifts.
+// What keeps gifts off. `reasons`: the creator's own, from GET
+// /api/rooms/{room} (never `room_offline`); `unexplained`: refused by the
+// room, why not known yet; `live`: whether the creator is live (null until
+// known), and `liveAt`: when the socket last said so.
+const roomState = { creator: room, reasons: [], unexplained: false, live: null, liveAt: 0 };
+// True while gifts are off, for any of those reasons.
 let giftsOff = false;
 let roomRecheck = null;
 // Gifts sent and not yet answered, by request id: resent with the same id
@@ -142,7 +155,8 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
   canSend = Boolean(welcome.you && welcome.you.can_send);
   $("#who").textContent = welcome.you.user ? welcome.you.user : "watching";
   $("#watch-only").hidden = Boolean(welcome.you.user);
-  updateGiftButtons();
+  if (typeof welcome.live === "boolean") socketSaysLive(welcome.live);
+  else updateGiftButtons();
   if (welcome.balance !== null && welcome.balance !== undefined) freshBalance(welcome.balance);
   if (reconnect) {
     showNotice(backOnline(resume, missed, replayed));
@@ -199,20 +213,30 @@ async function refreshBalance() {
 
 // ------------------------------------------------------------------ does the room take gifts?
 
-/** Asks GET /api/rooms/{room}; an unanswered question changes nothing. */
-async function checkRoom() {
+/**
+ * Asks GET /api/rooms/{room}; an unanswered question changes nothing. Its
+ * `live` counts unless the socket has said otherwise since, or just before,
+ * the question. `afterRefusal`: a gift was just refused by the room, so an
+ * answer that it takes gifts is not believed yet (the next look may be).
+ */
+async function checkRoom({ afterRefusal = false } = {}) {
+  const askedAt = Date.now();
+  const liveAt = roomState.liveAt;
   let answer;
   try {
     answer = await api(`/api/rooms/${encodeURIComponent(room)}`);
   } catch {
     return null;
   }
-  const off = answer.accepts_gifts === false;
-  if (off) showGiftsOff(answer.creator || room, answer.reasons || []);
-  else if (giftsOff) {
-    showGiftsOn();
-    showNotice(`${answer.creator || room} is taking gifts again.`);
-  } else showGiftsOn();
+  const reasons = answer.reasons || [];
+  roomState.creator = answer.creator || room;
+  roomState.reasons = reasons.filter((reason) => reason !== "room_offline");
+  roomState.unexplained =
+    answer.accepts_gifts === false ? reasons.length === 0 : afterRefusal && roomState.unexplained;
+  const fresh = liveAt === roomState.liveAt && askedAt - liveAt >= ROOM_ANSWER_LAG_MS;
+  if (fresh && typeof answer.live === "boolean") roomState.live = answer.live;
+  else if (fresh && reasons.includes("room_offline")) roomState.live = false;
+  if (showRoom()) showNotice(`${roomState.creator} is taking gifts again.`);
   return answer;
 }
 
@@ -220,44 +244,77 @@ async function checkRoom() {
  * A gift was refused with `gifts_disabled` or `gifting_off`: the creator switched gifts off
  * while this page was open. The panel closes at once and then learns why.
  */
-async function refusedByRoom() {
-  showGiftsOff(room, []);
-  let answer = null;
-  try {
-    answer = await api(`/api/rooms/${encodeURIComponent(room)}`);
-  } catch {
-    // The panel stays closed without a reason; the next look may give one.
-  }
-  if (answer && answer.accepts_gifts === false) showGiftsOff(answer.creator || room, answer.reasons || []);
+function refusedByRoom() {
+  roomState.unexplained = true;
+  showRoom();
+  checkRoom({ afterRefusal: true });
 }
 
-function showGiftsOff(name, reasons) {
-  giftsOff = true;
-  document.body.dataset.gifts = "off";
-  const known = reasons.filter((reason) => REASON_WORDS[reason]);
+/** The socket says whether the room is live (a welcome, a stream event, a refusal). */
+function socketSaysLive(live) {
+  roomState.live = live;
+  roomState.liveAt = Date.now();
+  return showRoom();
+}
+
+/** A stream started or ended in the room. */
+function streamEvent(event) {
+  const live = event.type === "stream_started";
+  feed.note(live ? `${roomState.creator} went live` : "the stream ended");
+  if (socketSaysLive(live)) showNotice(`${roomState.creator} is live: gifts are open.`);
+}
+
+/**
+ * A gift was refused with `room_offline`. The refusal may predate a
+ * `stream_started` this page has seen already (the server reads a room's
+ * stream at most once a second): asked again once that second is over.
+ */
+function refusedOffline() {
+  socketSaysLive(false);
+  setTimeout(checkRoom, ROOM_ANSWER_LAG_MS + 100);
+}
+
+/** Shows the room as `roomState` has it; true when gifts have just opened. */
+function showRoom() {
+  const { creator, reasons, unexplained, live } = roomState;
+  const wasOff = giftsOff;
+  giftsOff = reasons.length > 0 || unexplained || live === false;
+  document.body.dataset.gifts = giftsOff ? "off" : "on";
+  document.body.dataset.live = live === null ? "unknown" : String(live);
+  const badge = $("#live-badge");
+  badge.dataset.live = document.body.dataset.live;
+  badge.textContent = live === false ? "OFFLINE" : live ? "LIVE" : "…";
+  badge.title = live === false ? `${creator} is offline` : live ? `${creator} is live` : "";
   const box = $("#gifts-off");
-  box.querySelector(".gifts-off-title").textContent = `${name} isn't taking gifts right now`;
-  box.querySelector(".gifts-off-why").textContent = known.length
+  box.hidden = !giftsOff;
+  box.dataset.offline = String(live === false);
+  if (giftsOff) sayGiftsOff(box, creator, reasons, unexplained);
+  updateGiftButtons();
+  clearTimeout(roomRecheck);
+  if (giftsOff) roomRecheck = setTimeout(checkRoom, ROOM_RECHECK_MS);
+  return wasOff && !giftsOff;
+}
+
+/**
+ * Why gifts are off, in words. The creator's own reasons come first: while
+ * one stands, gifts would stay off when the stream starts, so being offline
+ * (said by the badge) is not given as the reason.
+ */
+function sayGiftsOff(box, name, reasons, unexplained) {
+  const title = box.querySelector(".gifts-off-title");
+  const why = box.querySelector(".gifts-off-why");
+  if (!reasons.length && !unexplained) {
+    title.textContent = `${name} ${REASON_WORDS.room_offline}`;
+    why.textContent = "Gifts open when the stream starts.";
+    box.dataset.reasons = "room_offline";
+    return;
+  }
+  const known = reasons.filter((reason) => REASON_WORDS[reason]);
+  title.textContent = `${name} isn't taking gifts right now`;
+  why.textContent = known.length
     ? `${name} ${known.map((reason) => REASON_WORDS[reason]).join(" and ")}.`
     : `Gifts can't reach ${name} at the moment.`;
   box.dataset.reasons = reasons.join(" ");
-  box.hidden = false;
-  updateGiftButtons();
-  clearTimeout(roomRecheck);
-  roomRecheck = setTimeout(recheckRoom, ROOM_RECHECK_MS);
-}
-
-function showGiftsOn() {
-  giftsOff = false;
-  document.body.dataset.gifts = "on";
-  clearTimeout(roomRecheck);
-  $("#gifts-off").hidden = true;
-  updateGiftButtons();
-}
-
-async function recheckRoom() {
-  await checkRoom();
-  if (giftsOff) roomRecheck = setTimeout(recheckRoom, ROOM_RECHECK_MS);
 }
 
 /** Gifts are tappable when signed in (once welcomed) and the creator takes them. */
@@ -379,13 +436,16 @@ function refused(pending, error) {
   inflight.delete(error.id);
   pending.row.dataset.code = error.code;
   // One refusal, one message, in one place. Where another part of the page
-  // explains it (the top-up sheet, the panel's "not taking gifts" box), the
-  // row only says that this gift was not sent.
+  // explains it (the top-up sheet, the panel's "not taking gifts" or
+  // "offline" box), the row only says that this gift was not sent.
   if (error.code === "insufficient_coins" && openRecharge(notEnoughCoins(pending))) {
     setSendState(pending.row, "failed", "not sent");
   } else if (error.code === "gifts_disabled" || error.code === "gifting_off") {
     setSendState(pending.row, "failed", "not sent");
     refusedByRoom();
+  } else if (error.code === "room_offline") {
+    setSendState(pending.row, "failed", "not sent");
+    refusedOffline();
   } else {
     // An unknown code has no words of the page's own: the server's are the message.
     const words = ERROR_WORDS[error.code] || error.message || "refused";
@@ -402,6 +462,7 @@ function notEnoughCoins({ gift, count }) {
 // ------------------------------------------------------------------ room events
 
 function roomEvent(event) {
+  if (event.type === "stream_started" || event.type === "stream_ended") return streamEvent(event);
   feed.add(event);
   if (event.type === "gift" && BIG_TIERS.has(event.tier)) bigShow.push(event);
 }

@@ -1541,6 +1541,7 @@ def describe(report: dict[str, Any]) -> str:
         f"withdrawals lost / reserved twice / unsettled / never told / unresolved: "
         f"{c['withdrawals_lost']} / {c['withdrawals_twice']} / {c['withdrawals_unsettled']} / "
         f"{c['withdrawals_not_told']} / {c['withdrawals_unresolved']}",
+        f"credits outside their room's stream: {c.get('credits_outside_their_stream', 0)}",
         f"grants lost / twice / never told: {c['grants_lost']} / {c['grants_twice']} / "
         f"{c['grants_not_told']}",
     ]
