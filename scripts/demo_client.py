@@ -114,6 +114,8 @@ def _welcome_line(welcome: Message) -> str:
 
 def _error_line(error: Message) -> str:
     retry = "; temporary, try again later" if error.get("temporary") else ""
+    if error.get("code") == "confirm_required":
+        retry = "; send again with --confirm"
     return f"error {error['code']}: {error['message']}{retry}"
 
 
@@ -252,6 +254,8 @@ async def send_gifts(args: argparse.Namespace, access: str) -> int:
         for _ in range(args.times):
             request_id = secrets.token_hex(8)
             gift = {"type": "gift", "id": request_id, "gift": args.gift, "count": args.count}
+            if args.confirm:
+                gift["confirm"] = True
             await ws.send(json.dumps(gift))
             answer = await reply_to(ws, request_id)
             refused += answer["type"] == "error"
@@ -343,6 +347,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("gift", help="a gift id from GET /api/catalog, e.g. rose")
     s.add_argument("count", type=positive, nargs="?", default=1, help="gifts in one request")
     s.add_argument("--times", type=positive, default=1, help="requests, one after another")
+    s.add_argument(
+        "--confirm",
+        action="store_true",
+        help="confirm a send worth more than the server's confirmation threshold",
+    )
     b = commands.add_parser("buy", help="buy a coin package through the sandbox")
     b.add_argument("user", help="the buyer, e.g. bob")
     b.add_argument("package", help="a package id from GET /api/catalog, e.g. coins_330")

@@ -476,7 +476,14 @@ class GiftRequest:
     attempts: int = 0
 
     def frame(self) -> Message:
-        return {"type": "gift", "id": self.id, "gift": self.gift, "count": self.count}
+        # The soak's viewers confirm every send, large ones included.
+        return {
+            "type": "gift",
+            "id": self.id,
+            "gift": self.gift,
+            "count": self.count,
+            "confirm": True,
+        }
 
 
 @dataclass

@@ -184,6 +184,59 @@ class DailyLimitExceeded(Refused):
     http_status = 429
 
 
+class ConfirmRequired(Refused):
+    """A send worth more than the confirmation threshold came without
+    ``"confirm": true``: the page asks the user, then sends it again with it."""
+
+    code = "confirm_required"
+
+    def __init__(self, message: str, coins: int = 0, threshold: int = 0) -> None:
+        super().__init__(message)
+        self.coins = coins
+        self.threshold = threshold
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"coins": self.coins, "threshold": self.threshold}
+
+
+class SendLimitExceeded(Refused):
+    """A single send worth more than any send may be (``max_send_coins``)."""
+
+    code = "send_limit_exceeded"
+
+    def __init__(self, message: str, limit: int = 0) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"limit": self.limit}
+
+
+class AgeRestricted(Refused):
+    """The user counts as a minor, and the platform's policy does not let
+    minors do this (buy coins, send gifts)."""
+
+    code = "age_restricted"
+    http_status = 403
+
+
+class BudgetExceeded(Refused):
+    """The gift would take the sender past a spending limit they set themselves;
+    ``remaining`` is what the tightest of their limits still allows."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, remaining: int = 0) -> None:
+        super().__init__(message)
+        self.remaining = remaining
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"remaining": self.remaining}
+
+
 class InsufficientCoins(Refused):
     code = "insufficient_coins"
     http_status = 402

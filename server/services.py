@@ -17,9 +17,11 @@ from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
 from server.errors import GiftError
 from server.metrics import Metrics
+from server.money.ages import Ages
 from server.money.audit import Audit
+from server.money.budgets import Budgets
 from server.money.creators import Creators, Eligibility
-from server.money.gifting import Gifting
+from server.money.gifting import Gifting, LargeSend
 from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
 from server.money.room_gifts import RoomGifts
@@ -61,6 +63,8 @@ class Services:
     catalog: Catalog
     wallets: Wallets
     creators: Creators
+    budgets: Budgets
+    ages: Ages
     streams: Streams
     room_log: RoomLog
     orders: Orders
@@ -89,11 +93,19 @@ def _build(settings: Settings, redis: Redis) -> Services:
     metrics = Metrics()
     wallets = Wallets(redis, scripts, settings, pipeline if settings.script_batching else None)
     suspensions = Suspensions(redis, settings.key_prefix)
+    budgets = Budgets(redis, scripts, prefix, settings.budget_cooling_seconds)
     creators = Creators(
         redis,
         settings.key_prefix,
         Eligibility(settings.min_creator_followers, settings.creators_must_be_adult),
         scripts.follow,
+    )
+    ages = Ages(
+        creators,
+        budgets,
+        settings.minor_policy,
+        settings.minor_daily_limit_coins,
+        settings.unknown_age_as,
     )
     room_log = RoomLog(redis, scripts, settings, pipeline if settings.script_batching else None)
     settler = Settler(wallets, settings.sweep_interval_seconds, settings.sweep_min_age_seconds)
@@ -174,6 +186,8 @@ def _build(settings: Settings, redis: Redis) -> Services:
         catalog=catalog,
         wallets=wallets,
         creators=creators,
+        budgets=budgets,
+        ages=ages,
         streams=Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds),
         room_log=room_log,
         orders=Orders(
@@ -210,6 +224,8 @@ def _build(settings: Settings, redis: Redis) -> Services:
             settings.revenue_share_percent,
             room_gifts,
             suspensions,
+            LargeSend(settings.confirm_above_coins, settings.max_send_coins),
+            ages,
         ),
         suspensions=suspensions,
         audit=Audit(redis, settings.key_prefix),

@@ -114,6 +114,21 @@ class Settings:
     catalog_path: Path | None = None
     revenue_share_percent: int = 50
     max_gift_count: int = 9999
+    # A single send worth more than this needs "confirm": true in its frame
+    # (else confirm_required), so that a large tap is never an accident...
+    confirm_above_coins: int = 1000
+    # ...and none may be worth more than this (send_limit_exceeded).
+    max_send_coins: int = 500_000
+    # A viewer's raise or removal of their own spending limit applies this
+    # long after they ask (a lower limit applies at once).
+    budget_cooling_seconds: float = 24 * 3600
+    # A user the operator or their token says is a minor: "blocked" (no
+    # recharge, no gift: age_restricted) or "limited" (gifts within
+    # minor_daily_limit_coins a UTC day). A user of unknown age counts as
+    # unknown_age_as says: "adult" or "minor".
+    minor_policy: str = "blocked"
+    minor_daily_limit_coins: int = 100
+    unknown_age_as: str = "adult"
     min_creator_followers: int = 1000
     # A creator must be 18 or older (their token's "adult" claim, or the
     # operator's word) to switch gifting on.
@@ -211,6 +226,18 @@ class Settings:
             for broken, message in (
                 (not 0 <= self.revenue_share_percent <= 100, "revenue_share_percent: 0..100"),
                 (not 1 <= self.max_gift_count <= 100_000, "max_gift_count: 1..100000"),
+                (self.confirm_above_coins < 0, "confirm_above_coins: 0 or more"),
+                (not self.budget_cooling_seconds >= 0, "budget_cooling_seconds: 0 or more"),
+                (
+                    self.minor_policy not in ("blocked", "limited"),
+                    "minor_policy: blocked or limited",
+                ),
+                (self.minor_daily_limit_coins < 0, "minor_daily_limit_coins: 0 or more"),
+                (self.unknown_age_as not in ("adult", "minor"), "unknown_age_as: adult or minor"),
+                (
+                    not 1 <= self.max_send_coins <= 10**13,
+                    "max_send_coins: 1 to 10^13 (a gift's cost is capped there)",
+                ),
                 (not 0 <= self.port <= 65535, "port: 0..65535"),
                 (self.max_frame_bytes < 256, "max_frame_bytes: at least 256"),
                 (

@@ -88,8 +88,15 @@ class RoomClient:
             lambda m: m.get("type") in ("ack", "error") and m.get("id") == request_id, within
         )
 
-    async def gift(self, request_id: str, gift: str, count: int = 1) -> Message:
-        await self.send({"type": "gift", "id": request_id, "gift": gift, "count": count})
+    async def gift(
+        self, request_id: str, gift: str, count: int = 1, confirm: bool = False
+    ) -> Message:
+        """Send a gift and wait for its answer; ``confirm`` for a send worth more
+        than the confirmation threshold (1,000 coins by default)."""
+        message: Message = {"type": "gift", "id": request_id, "gift": gift, "count": count}
+        if confirm:
+            message["confirm"] = True
+        await self.send(message)
         return await self.reply(request_id)
 
     async def drain(self, quiet: float = 0.3) -> list[Message]:

@@ -246,6 +246,9 @@ class Economy:
     # Rooms whose creator has switched gifting off: refused as gifting_off,
     # where any other room that does not accept is gifts_disabled.
     switched_off_rooms: frozenset[str] = frozenset()
+    # GIFTSTREAM_MAX_SEND_COINS' default: no send may be worth more. (The
+    # model's frames all carry "confirm": true; confirmation is tested apart.)
+    send_ceiling: int = 500_000
     viewers: dict[str, ViewerBook] = field(default_factory=dict)
     creators: dict[str, CreatorBook] = field(default_factory=dict)
 
@@ -275,6 +278,8 @@ class Economy:
         price = self.prices.get(request.gift)
         if price is None:
             return ExpectError("unknown_gift", request.id)
+        if price * request.count > self.send_ceiling:
+            return ExpectError("send_limit_exceeded", request.id)
         if room in self.switched_off_rooms:
             return ExpectError("gifting_off", request.id)
         if room not in self.accepting_rooms:

@@ -52,7 +52,7 @@ async def test_a_creator_is_followed_goes_live_earns_and_withdraws(
                 assert (await alice.gift(f"rose-{n}", "rose"))["type"] == "ack"
             wallet = await wait_for_diamonds(api, dave, 8)
             assert (wallet["diamonds"], wallet["received"]) == (8, 17)
-            assert (await alice.gift("rocket", "rocket"))["type"] == "ack"
+            assert (await alice.gift("rocket", "rocket", confirm=True))["type"] == "ack"
         finally:
             await alice.close()
         # 17 roses carried half a diamond: the rocket's 999.5 completes it.

@@ -195,12 +195,16 @@ async def test_watch_prints_a_line_per_event(lively: ServerProcess) -> None:
         "sent rose x4 to carol: 4 coins, event #3, balance 4,992 coins",
     ]
     await asyncio.sleep(0.8)  # the streak ends
-    status, sent, _ = await run(*server, "send", "alice", "carol", "rocket")
+    status, sent, _ = await run(*server, "send", "alice", "carol", "rocket", "--confirm")
     assert (status, sent[-1]) == (
         0,
         "sent rocket x1 to carol: 1,999 coins, event #5, balance 2,993 coins",
     )
     status, sent, errors = await run(*server, "send", "bob", "carol", "universe")
+    assert status == 1, errors
+    assert sent[-1].startswith("error confirm_required: "), sent
+    assert sent[-1].endswith("; send again with --confirm"), sent
+    status, sent, errors = await run(*server, "send", "bob", "carol", "universe", "--confirm")
     assert status == 1, errors
     assert sent[-1].startswith("error insufficient_coins: "), sent
     await asyncio.sleep(0.5)

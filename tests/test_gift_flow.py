@@ -119,7 +119,7 @@ async def test_gift_without_coins_changes_nothing(server: Any, api: Api, redis: 
     error = await sender.gift("p-1", "rose", 1)
     assert (error["type"], error["code"]) == ("error", "insufficient_coins")
     await api.buy(viewer, "coins_65")
-    error = await sender.gift("p-2", "rocket", 1)
+    error = await sender.gift("p-2", "rocket", 1, confirm=True)
     assert error["code"] == "insufficient_coins"
     assert (await api.wallet(viewer))["coins"] == 65
     # The same request id may succeed once the coins are there.

@@ -360,7 +360,12 @@ class EconomyMachine(RuleBasedStateMachine):
         client = await self.socket(viewer, room)
         count = 1 if request.count is OMITTED else request.count
         expected = self.economy.expect_request(viewer.user, request_id, request.gift, count, room)
-        frame: dict[str, Any] = {"type": "gift", "id": request_id, "gift": request.gift}
+        frame: dict[str, Any] = {
+            "type": "gift",
+            "id": request_id,
+            "gift": request.gift,
+            "confirm": True,
+        }
         if request.count is not OMITTED:
             frame["count"] = request.count
         await client.send(frame)

@@ -628,7 +628,7 @@ async def test_the_overlay_shown_again_plays_what_it_missed_and_nothing_twice(
         # Reloaded with nothing new: nothing plays; the next gift does.
         await overlay.reload()
         await expect(overlay.locator("body")).to_have_attribute("data-state", "live")
-        rocket = await alice.gift("h-rocket", "rocket")
+        rocket = await alice.gift("h-rocket", "rocket", confirm=True)
         await expect(alert).to_have_attribute("data-seq", str(rocket["seq"]))
         await expect(alert).to_be_hidden()
         assert await alerts_started(overlay) == [rocket["seq"]]
@@ -799,7 +799,7 @@ async def test_a_test_alert_waiting_behind_a_gift_says_queued_until_it_plays(
     alert = overlay.locator("#alert")
     alice = await protocol_client(server, "alice")
     try:
-        jet = await alice.gift("q-jet", "jet")
+        jet = await alice.gift("q-jet", "jet", confirm=True)
     finally:
         await alice.close()
     await expect(alert).to_have_attribute("data-seq", str(jet["seq"]))
@@ -884,7 +884,7 @@ async def earn_two_rockets(server: ServerProcess) -> None:
     alice = await protocol_client(server, "alice")
     try:
         for n in range(2):
-            assert (await alice.gift(f"w-rocket-{n}", "rocket"))["type"] == "ack"
+            assert (await alice.gift(f"w-rocket-{n}", "rocket", confirm=True))["type"] == "ack"
     finally:
         await alice.close()
 

@@ -51,7 +51,7 @@ async def earn(server: ServerProcess, api: Api) -> str:
     sender = await RoomClient.open(server.ws, "carol", await api.token("alice"))
     try:
         for n in range(2):
-            assert (await sender.gift(f"rocket-{n}", "rocket"))["type"] == "ack"
+            assert (await sender.gift(f"rocket-{n}", "rocket", confirm=True))["type"] == "ack"
     finally:
         await sender.close()
     return await api.token("carol", "creator")

@@ -17,7 +17,15 @@ from starlette.routing import Route
 
 from server.api.bodies import parse_json, read_body
 from server.core import payments
-from server.core.auth import Identity, Role, bearer_token, check_user_id, issue_token, verify_token
+from server.core.auth import (
+    AGES,
+    Identity,
+    Role,
+    bearer_token,
+    check_user_id,
+    issue_token,
+    verify_token,
+)
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
 from server.money.creators import ADULT, CreatorProfile, Creators
 from server.money.earnings import Earnings, check_period, parse_time, selection_csv
@@ -111,6 +119,11 @@ async def post_dev_token(request: Request) -> Response:
     adult = body.get("adult", False)
     if not isinstance(adult, bool):
         raise BadRequest("adult must be true or false")
+    age = body.get("age", "unknown")
+    if not isinstance(age, str) or age not in AGES:
+        raise BadRequest("age must be adult, minor or unknown")
+    if adult and age == "minor":
+        raise BadRequest("a token cannot say both adult and minor")
     s = services.settings
     token = issue_token(
         s.token_secret,
@@ -119,6 +132,7 @@ async def post_dev_token(request: Request) -> Response:
         time.time(),
         s.token_ttl_seconds,
         adult=adult,
+        age=age,
     )
     return JSONResponse({"token": token, "expires_in": s.token_ttl_seconds})
 
@@ -126,6 +140,7 @@ async def post_dev_token(request: Request) -> Response:
 @typed_errors
 async def post_order(request: Request) -> Response:
     user = paying_user(request)
+    await services_of(request).ages.require_may_recharge(caller(request))
     body = await json_body(request)
     address = request.client.host if request.client is not None else None
     order = await services_of(request).orders.create(user, body.get("package"), now_ms(), address)

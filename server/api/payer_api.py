@@ -1,7 +1,9 @@
-"""The payer's own side over HTTP: where their coins and diamonds went.
+"""The payer's own side over HTTP: where their coins went, and their limits.
 
 ``GET /api/wallet/history?cursor=&limit=&kind=``: every movement of the
 caller's money, newest first, a page at a time (``server/money/history.py``).
+``GET`` and ``PUT /api/wallet/budget``: the caller's own spending limits,
+what each window has spent and has left (``server/money/budgets.py``).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.http_api import paying_user, services_of, typed_errors
+from server.api.http_api import json_body, paying_user, services_of, typed_errors
+from server.money.budgets import parse_changes
 from server.money.history import History, check_query
+from server.money.settlement import now_ms
 
 
 @typed_errors
@@ -24,6 +28,25 @@ async def get_history(request: Request) -> Response:
     return JSONResponse(await history.page(user, cursor, limit, kind))
 
 
+@typed_errors
+async def get_budget(request: Request) -> Response:
+    user = paying_user(request)
+    budgets = services_of(request).budgets
+    answer = await budgets.get(user, now_ms())
+    return JSONResponse(answer | {"cooling_seconds": budgets.cooling_ms / 1000})
+
+
+@typed_errors
+async def put_budget(request: Request) -> Response:
+    user = paying_user(request)
+    changes = parse_changes(await json_body(request))
+    budgets = services_of(request).budgets
+    answer = await budgets.set(user, changes, now_ms())
+    return JSONResponse(answer | {"cooling_seconds": budgets.cooling_ms / 1000})
+
+
 routes = [
     Route("/api/wallet/history", get_history, methods=["GET"]),
+    Route("/api/wallet/budget", get_budget, methods=["GET"]),
+    Route("/api/wallet/budget", put_budget, methods=["PUT"]),
 ]

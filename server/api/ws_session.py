@@ -237,6 +237,8 @@ class RoomSession:
             stream_id=live.id if live is not None else None,
             limits={
                 "max_count": s.settings.max_gift_count,
+                "confirm_above_coins": s.settings.confirm_above_coins,
+                "max_send_coins": s.settings.max_send_coins,
                 "max_frame_bytes": s.settings.max_frame_bytes,
                 "gift_rate_per_second": s.settings.gift_rate_per_second,
                 "gift_rate_burst": s.settings.gift_rate_burst,
@@ -293,7 +295,10 @@ class RoomSession:
     def _reply_error(self, exc: Exception, request_id: str | None) -> None:
         error = error_message(exc, request_id)
         self.services.metrics.errors.labels(code=error.code).inc()
-        self.member.send_message(to_wire(error))
+        # What the error says besides its code (a budget's remaining, a
+        # send's coins), as the HTTP problem document carries it.
+        details = exc.details if isinstance(exc, GiftError) else {}
+        self.member.send_message(to_wire(error) | details)
 
     # --- streaks: tell the room when one lapses ---
 

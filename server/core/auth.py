@@ -42,6 +42,10 @@ class Identity:
     # The platform says this user is 18 or older (the token's "adult" claim).
     # A creator must be, to switch gifting on (server/money/creators.py).
     adult: bool = False
+    # What the token says of the user's age: adult, minor or unknown (its
+    # "age" claim; "adult" too when it only says adult). The operator's word
+    # overrides it (server/money/ages.py).
+    age: str = "unknown"
 
     @property
     def can_send(self) -> bool:
@@ -71,8 +75,17 @@ def _sign(secret: str, body: str) -> bytes:
     return _b64encode(digest).encode("ascii")
 
 
+AGES = ("adult", "minor", "unknown")
+
+
 def issue_token(
-    secret: str, user: str, role: Role, now: float, ttl_seconds: int, adult: bool = False
+    secret: str,
+    user: str,
+    role: Role,
+    now: float,
+    ttl_seconds: int,
+    adult: bool = False,
+    age: str = "unknown",
 ) -> str:
     if role not in ISSUABLE_ROLES:
         raise BadField(f"role must be one of {sorted(ISSUABLE_ROLES)}")
@@ -81,8 +94,14 @@ def issue_token(
         "role": str(role),
         "exp": int(now) + ttl_seconds,
     }
-    if adult:
+    if age not in AGES:
+        raise BadField("age must be adult, minor or unknown")
+    if adult and age == "minor":
+        raise BadField("a token cannot say both adult and minor")
+    if adult or age == "adult":
         claims["adult"] = True  # absent when not: most tokens stay as short as before
+    if age == "minor":
+        claims["age"] = "minor"
     body = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
     return f"{body}.{_sign(secret, body).decode('ascii')}"
 
@@ -113,9 +132,10 @@ def verify_token(secret: str, token: str, now: float) -> Identity:
     if role not in ISSUABLE_ROLES:
         raise AuthError("malformed token")
     adult = claims.get("adult", False)
-    if not isinstance(adult, bool):
+    age = claims.get("age", "adult" if adult is True else "unknown")
+    if not isinstance(adult, bool) or age not in AGES or (adult and age == "minor"):
         raise AuthError("malformed token")
-    return Identity(user=user, role=Role(str(role)), adult=adult)
+    return Identity(user=user, role=Role(str(role)), adult=adult, age=str(age))
 
 
 def bearer_token(header: str | None) -> str:

@@ -94,11 +94,13 @@ def check_count(value: object, limit: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SendGift:
-    """Client -> server: spend coins on ``count`` of ``gift``."""
+    """Client -> server: spend coins on ``count`` of ``gift``; ``confirm`` when
+    the user has confirmed a send worth more than the confirmation threshold."""
 
     id: str
     gift: str
     count: int
+    confirm: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,15 @@ def parse_client_message(message: dict[str, Any], max_count: int) -> ClientMessa
         if not isinstance(gift, str):
             raise BadField("gift must be a gift id string")
         count = message.get("count", 1)
-        return SendGift(id=_request_id(message), gift=gift, count=check_count(count, max_count))
+        confirm = message.get("confirm", False)
+        if not isinstance(confirm, bool):
+            raise BadField("confirm must be true or false")
+        return SendGift(
+            id=_request_id(message),
+            gift=gift,
+            count=check_count(count, max_count),
+            confirm=confirm,
+        )
     if kind == "ping":
         return Ping(id=_request_id(message))
     raise UnknownType(f"unknown message type {_describe(kind)}")

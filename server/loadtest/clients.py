@@ -240,7 +240,14 @@ class Sender(RoomSocket):
                 self.pending[request_id] = Pending(time.monotonic(), gift, count, action.coins)
                 self.in_flight_coins += action.coins
                 gifts["sent"] += 1
-            message = {"type": "gift", "id": request_id, "gift": gift, "count": count}
+            # The load tool's senders confirm every send, big gifts included.
+            message = {
+                "type": "gift",
+                "id": request_id,
+                "gift": gift,
+                "count": count,
+                "confirm": True,
+            }
             try:
                 await self.ws.send(encode(message, codec))
             except ConnectionClosed:

@@ -42,6 +42,8 @@ from server.store.calls import as_text, guarded
 from server.store.scripts import ScriptCall
 
 CACHE_SECONDS = 1.0
+# Profiles cached at most before the expired ones are dropped.
+CACHE_MOST = 20_000
 # Why a room does not take gifts, or a creator may not switch them on, as
 # the HTTP API names it to pages.
 NOT_A_CREATOR = "not_a_creator"  # no creator profile for the room
@@ -76,6 +78,8 @@ class CreatorProfile:
     forced: bool | None = None
     # The live stream's id (streams.py); None while the creator is not live.
     stream_id: str | None = None
+    # The operator's word on the user's age, when given (it overrides any token's).
+    operator_age: str | None = None
 
     def _rule_reasons(self, rules: Eligibility, age_unknown_counts: bool) -> list[str]:
         if self.forced is True:
@@ -117,6 +121,7 @@ def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
         suspended=fields.get("suspended") == "1",
         forced=forced,
         stream_id=fields.get("stream_id") or None,
+        operator_age=fields.get("age") if fields.get("age") in (ADULT, MINOR, UNKNOWN) else None,
     )
 
 
@@ -247,7 +252,11 @@ class Creators:
         raw = await guarded(self._redis.hgetall(self._key(user)))
         profile = profile_from(user, raw) if raw else None
         if saves == self._saves:
-            self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
+            now = time.monotonic()
+            if len(self._cache) >= CACHE_MOST:
+                # Senders' profiles are read too (their ages): keep what is fresh.
+                self._cache = {u: c for u, c in self._cache.items() if c[0] > now}
+            self._cache[user] = (now + CACHE_SECONDS, profile)
         return profile
 
     def cached_stream(self, room: str) -> str | None:

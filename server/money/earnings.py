@@ -249,7 +249,20 @@ class Earnings:
         ``from_ms`` to ``to_ms`` (by default the period's)."""
         await self._reports.catch_up(creator)
         keys = EarningsKeys(self._prefix, creator)
-        wallet = _ints(await guarded(self._redis.hgetall(WalletKeys(self._prefix, creator).wallet)))
+        held = await guarded(
+            self._redis.hmget(
+                WalletKeys(self._prefix, creator).wallet,
+                ["diamonds", "diamonds_earned", "received"],
+            )
+        )
+        wallet = Counter(
+            {
+                name: int(value or 0)
+                for name, value in zip(
+                    ("diamonds", "diamonds_earned", "received"), held, strict=True
+                )
+            }
+        )
         chosen = await self._period(keys, period, now_ms)
         if stream_id:
             selection = await self._stream_selection(creator, keys, stream_id, now_ms)

@@ -21,12 +21,23 @@ with it and shown nowhere again.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from server.core.auth import Identity
 from server.core.catalog import Catalog, Gift, Tier
 from server.core.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift, to_wire
 from server.core.streaks import Streak, StreakBook
-from server.errors import GiftsDisabled, NotAllowed, Suspended, UnknownGift
+from server.errors import (
+    AgeRestricted,
+    ConfirmRequired,
+    GiftsDisabled,
+    NotAllowed,
+    SendLimitExceeded,
+    Suspended,
+    UnknownGift,
+)
 from server.metrics import Metrics
+from server.money.ages import Ages
 from server.money.creators import Creators
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler, now_ms
@@ -38,6 +49,28 @@ from server.rooms.room_log import RoomLog, event_payload
 def gift_removed(gift_id: str) -> Gift:
     """Stands in for a gift paid for before an operator removed it from the catalogue."""
     return Gift(id=gift_id, name=gift_id, coins=0, tier=Tier.SMALL, streakable=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LargeSend:
+    """How much one send may be worth: above ``confirm_above`` coins only with
+    the user's confirmation, never above ``ceiling``."""
+
+    confirm_above: int = 1000
+    ceiling: int = 500_000
+
+    def check(self, coins: int, confirmed: bool) -> None:
+        if coins > self.ceiling:
+            raise SendLimitExceeded(
+                f"one send may be worth at most {self.ceiling:,} coins; this is {coins:,}",
+                limit=self.ceiling,
+            )
+        if coins > self.confirm_above and not confirmed:
+            raise ConfirmRequired(
+                f'a send of {coins:,} coins needs the user\'s confirmation ("confirm": true)',
+                coins=coins,
+                threshold=self.confirm_above,
+            )
 
 
 class Gifting:
@@ -52,8 +85,12 @@ class Gifting:
         revenue_share_percent: int,
         room_gifts: RoomGifts | None = None,
         suspensions: Suspensions | None = None,
+        large_send: LargeSend | None = None,
+        ages: Ages | None = None,
     ) -> None:
         self.catalog = catalog
+        self._ages = ages
+        self._large_send = large_send or LargeSend()
         self._suspensions = suspensions
         # On a single node: the debit and the announcement in one call.
         self._room_gifts = room_gifts
@@ -72,8 +109,16 @@ class Gifting:
         user = sender.user
         started_ms = now_ms()
         try:
-            gift, stream_id = await self._admit(user, room, request)
-        except (NotAllowed, GiftsDisabled, UnknownGift, Suspended):
+            gift, stream_id = await self._admit(sender, room, request, started_ms)
+        except (
+            NotAllowed,
+            GiftsDisabled,
+            UnknownGift,
+            Suspended,
+            ConfirmRequired,
+            SendLimitExceeded,
+            AgeRestricted,
+        ):
             # A retry of a request that was paid must not hear "nothing moved"
             # because a rule changed since: it gets the first outcome.
             prior = await self._wallets.prior_outcome(user, request.id)
@@ -195,12 +240,19 @@ class Gifting:
             duplicate=outcome.duplicate,
         )
 
-    async def _admit(self, user: str, room: str, request: SendGift) -> tuple[Gift, str]:
+    async def _admit(
+        self, sender: Identity, room: str, request: SendGift, now_ms: int
+    ) -> tuple[Gift, str]:
         """The gift asked for, if the rules allow sending it here, and the
         room's live stream."""
+        user = sender.user
+        assert user is not None
         gift = self.catalog.gift(request.gift)
+        self._large_send.check(gift.coins * request.count, request.confirm)
         if self._suspensions is not None:
             await self._suspensions.require_not_suspended(user)
+        if self._ages is not None:
+            await self._ages.require_may_send(sender, now_ms)
         if user == room:
             raise NotAllowed("creators cannot send gifts in their own room")
         profile = await self._creators.require_accepting(room)

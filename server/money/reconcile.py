@@ -85,8 +85,10 @@ class Report:
 
 
 def _fields(raw: dict[Any, Any]) -> dict[str, int]:
-    values = {as_text(k): int(v) for k, v in raw.items()}
-    return {name: values.get(name, 0) for name in WALLET_FIELDS}
+    # Only the money fields: a wallet also holds text that is not money (a
+    # user's own spending limits).
+    values = {as_text(k): v for k, v in raw.items()}
+    return {name: int(values.get(name, 0)) for name in WALLET_FIELDS}
 
 
 def _check_balances(user: str, w: dict[str, int], report: Report) -> None:

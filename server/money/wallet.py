@@ -20,7 +20,7 @@ from server.core.catalog import Gift
 from server.core.earnings_keys import reports_pending_key
 from server.core.keys import WalletKeys, gift_key, outbox_pattern
 from server.core.wording import plural
-from server.errors import InsufficientCoins, RateLimited
+from server.errors import BudgetExceeded, InsufficientCoins, RateLimited
 from server.settings import Settings
 from server.store.calls import as_text, guarded
 from server.store.scripts import Scripts
@@ -35,6 +35,10 @@ SETTLE_BATCH_COINS = 2**53 // 128
 # The wallet's fields that hold the user's gift token bucket (lib_gift.lua),
 # not money.
 GIFT_BUCKET_FIELDS = ("gift_mtokens", "gift_ms")
+# ...and those that hold the user's own spending limits (lib_budget.lua):
+# text, not amounts, and not part of the wallet's balances either.
+BUDGET_FIELDS = ("budget", "budget_spent")
+NOT_BALANCES = frozenset(GIFT_BUCKET_FIELDS + BUDGET_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,11 @@ class Wallets:
             raise InsufficientCoins(f"{plural(int(cost), 'coin')} needed, {int(balance):,} held")
         if status == "rate_limited":
             raise RateLimited("too many gifts from this user; slow down")
+        if status == "budget_exceeded":
+            left = int(cost)
+            raise BudgetExceeded(
+                f"over your own spending limit: {plural(left, 'coin')} left", remaining=left
+            )
         if status != "ok":
             raise RuntimeError(f"gift script answered {status!r} for request {order.request_id!r}")
         return GiftOutcome(
@@ -336,7 +345,7 @@ class Wallets:
 
     async def balances(self, user: str) -> dict[str, int]:
         raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
-        fields = {k: v for k, v in _int_fields(raw).items() if k not in GIFT_BUCKET_FIELDS}
+        fields = _int_fields({k: v for k, v in raw.items() if as_text(k) not in NOT_BALANCES})
         return {"coins": fields.get("coins", 0), "diamonds": fields.get("diamonds", 0)} | fields
 
     async def pending_credits(self, sender: str) -> list[PendingCredit]:

@@ -25,9 +25,10 @@ LUA_DIR = Path(__file__).with_name("lua")
 # Redis gives a script no way to load another: the functions a script shares
 # with others (``lib_*.lua``) are put in front of its own text.
 LIBRARIES: dict[str, tuple[str, ...]] = {
-    "gift": ("lib_numbers", "lib_gift"),
+    "gift": ("lib_numbers", "lib_budget", "lib_gift"),
     "room_event": ("lib_numbers", "lib_announce"),
-    "room_gifts": ("lib_numbers", "lib_gift", "lib_announce", "lib_credit"),
+    "room_gifts": ("lib_numbers", "lib_budget", "lib_gift", "lib_announce", "lib_credit"),
+    "budget": ("lib_budget",),
     "settle": ("lib_numbers", "lib_credit"),
     "rate_take": ("lib_bucket",),
 }
@@ -70,6 +71,8 @@ class Scripts:
     promo: ScriptCall
     # A creator's stream started, seen or ended, once.
     stream: ScriptCall
+    # A user's own spending limits set, against the budget they were read as.
+    budget: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -95,4 +98,5 @@ class Scripts:
             payout=load("payout"),
             promo=load("promo"),
             stream=load("stream"),
+            budget=load("budget"),
         )

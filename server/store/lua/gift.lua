@@ -24,6 +24,9 @@
 --   {"insufficient", balance, cost, 0, "", 0, "", 0}       nothing moved
 --   {"rate_limited", balance, 0, 0, "", 0, "", 0}          nothing moved: the user
 --                       sent more gifts than the per-user rate allows
+--   {"budget_exceeded", balance, left, 0, "", 0, "", 0}    nothing moved: the gift
+--                       would cross one of the user's own limits; `left` is
+--                       what the tightest window still allows
 --   {"bad_argument", 0, 0, 0, "", 0, "", 0}                nothing moved (a server bug)
 --
 -- Every check comes before the first write: Redis does not roll a script

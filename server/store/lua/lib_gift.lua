@@ -20,8 +20,10 @@
 -- same call.
 --
 -- The user's gift token bucket lives in the wallet hash (`gift_mtokens`,
--- thousandths of a token, and `gift_ms`), so that one HMGET reads and one
--- HSET writes everything a gift checks and changes on the wallet.
+-- thousandths of a token, and `gift_ms`), and so do the user's spending
+-- limits and what they have spent against them (`budget`, `budget_spent`:
+-- lib_budget.lua), so that one HMGET reads and one HSET writes everything a
+-- gift checks and changes on the wallet.
 
 local find = string.find
 
@@ -73,7 +75,8 @@ local function commit_gift(key_base, arg_base, announce, credit)
     return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
   local cost = count * price
-  local wallet = redis.call("HMGET", wallet_key, "coins", "spent", "gift_mtokens", "gift_ms")
+  local wallet = redis.call("HMGET", wallet_key, "coins", "spent", "gift_mtokens", "gift_ms",
+    "budget", "budget_spent")
   local coins = tonumber(wallet[1] or "0")
 
   -- The user's token bucket, across all their sockets and processes. Only
@@ -91,6 +94,16 @@ local function commit_gift(key_base, arg_base, announce, credit)
   if coins < cost then
     return "insufficient", coins, cost, 0, "", 0, "", 0
   end
+  -- The sender's own spending limits (lib_budget.lua), when they set any.
+  local budget_spent = nil
+  if wallet[5] then
+    local within, counted = budget_check(wallet[5], wallet[6], now, cost)
+    if not within then
+      -- What is left goes back where a refusal has no cost to report.
+      return "budget_exceeded", coins, counted, 0, "", 0, "", 0
+    end
+    budget_spent = counted
+  end
 
   -- Writes only from here on. The room event first: if numbering it fails
   -- (a damaged seq key), nothing has moved yet.
@@ -103,9 +116,16 @@ local function commit_gift(key_base, arg_base, announce, credit)
   -- count's digits already; cost is at least 1, so -cost's digits are "-"
   -- then cost's.
   local balance_text, cost_text = digits(balance), digits(cost)
-  redis.call("HSET", wallet_key, "coins", balance_text,
-    "spent", digits(tonumber(wallet[2] or "0") + cost),
-    "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text)
+  if budget_spent then
+    redis.call("HSET", wallet_key, "coins", balance_text,
+      "spent", digits(tonumber(wallet[2] or "0") + cost),
+      "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text,
+      "budget_spent", budget_spent)
+  else
+    redis.call("HSET", wallet_key, "coins", balance_text,
+      "spent", digits(tonumber(wallet[2] or "0") + cost),
+      "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text)
+  end
   local gift_key = sender .. ":" .. request
   redis.call("XADD", ledger_key, "*",
     "kind", "gift", "req", request, "amount", "-" .. cost_text, "balance", balance_text,
