@@ -2,7 +2,9 @@
 //
 // URL parameters: room (default carol); user (demo mode: a token is issued
 // for them; absent: watch-only); token (a platform's token, instead of
-// user); confirm (coins above which a send asks first, default 1000).
+// user); confirm (coins above which a send asks first, default 1000; the
+// server's own threshold, from the welcome, otherwise); rows (history rows
+// per page in "My coins", default 20).
 //
 // Whether the room's creator takes gifts comes from GET /api/rooms/{room}
 // (on load, after each reconnect, and after a gift refused with
@@ -10,6 +12,11 @@
 // (the welcome's `live`, the room's `stream_started` and `stream_ended`
 // events, a gift refused with `room_offline`). While gifts are off, the gift
 // buttons are off and the panel says why.
+//
+// "My coins" (a sheet) lists the wallet's history, newest first, a page at a
+// time (GET /api/wallet/history), and the viewer's own spending limits
+// (GET and PUT /api/wallet/budget); what the tightest limit still allows is
+// shown above the gifts, read again after each ack while a limit is set.
 
 import {
   ApiError,
@@ -31,7 +38,8 @@ import { Catalog, giftPicture } from "./gifts.js";
 
 const room = param("room", "carol");
 const tokens = new TokenSource({ user: param("user"), token: param("token") });
-const confirmAbove = numberParam("confirm", 1000);
+// The server's threshold (the welcome's limits) replaces this once known.
+let confirmAbove = numberParam("confirm", 1000);
 const BIG_TIERS = new Set(["large", "fullscreen"]);
 const SHOW_MS = { large: 3500, fullscreen: 5000 };
 const MAX_RETRIES = 4;
@@ -41,6 +49,11 @@ const ROOM_RECHECK_MS = 20000;
 // an answer to a question asked sooner than this after the socket said
 // whether the room is live does not overrule the socket.
 const ROOM_ANSWER_LAG_MS = 1500;
+// History rows per page (the server allows 1 to 200).
+const HISTORY_ROWS = Math.min(200, Math.max(1, Math.trunc(numberParam("rows", 20))));
+// The spending-limit windows, in the server's order, and their words.
+const WINDOWS = ["daily", "weekly", "monthly"];
+const WINDOW_WORDS = { daily: "today", weekly: "this week", monthly: "this month" };
 // The words of a refusal, by error code: the page's own, never the server's
 // `message` as well (one refusal, one message). `gifts_disabled`,
 // `gifting_off`, `room_offline` and `insufficient_coins` are explained by the
@@ -56,6 +69,9 @@ const ERROR_WORDS = {
   rate_limited: "too many taps; slow down",
   unavailable: "the server is busy; try again",
   internal: "the server had a problem; try again",
+  budget_exceeded: "over your limit",
+  confirm_required: "needs your confirmation",
+  send_limit_exceeded: "too much for one send",
 };
 // Why a creator isn't taking gifts (GET /api/rooms/{room} `reasons`), as the
 // end of a sentence that starts with their name.
@@ -88,6 +104,19 @@ let roomRecheck = null;
 // Gifts sent and not yet answered, by request id: resent with the same id
 // after a reconnect (a retry of a paid gift is answered `duplicate`).
 const inflight = new Map();
+// The latest answer of GET or PUT /api/wallet/budget (null until read). An
+// answer to an older question than the one shown is not drawn over it.
+let budget = null;
+const budgetReads = { issued: 0, shown: 0, reading: false, again: false };
+// The limit each window was asked for (pending, else in force), as the form
+// was filled: only the windows changed from these are sent.
+const askedLimits = { daily: null, weekly: null, monthly: null };
+// The form's windows typed in since the sheet opened (or the limits were
+// saved): an answer arriving meanwhile does not overwrite them.
+const budgetEdited = new Set();
+// The history's paging: `cursor` for "More" (null: no more), `load` bumped
+// each time the sheet opens (a page for an older opening is dropped).
+const historyState = { cursor: null, load: 0, loading: false };
 
 const bigShow = new ShowQueue({ play: playBigGift, onChange: showQueueLength });
 
@@ -109,6 +138,11 @@ async function start() {
   document.title = `${room} · giftstream`;
   $("#recharge-open").addEventListener("click", () => openRecharge(""));
   $("#recharge-open").hidden = !tokens.signedIn;
+  $("#coins-open").addEventListener("click", openCoins);
+  $("#coins-open").hidden = !tokens.signedIn;
+  $("#history-more").addEventListener("click", () => loadHistory());
+  $("#budget-form").addEventListener("submit", saveBudget);
+  $("#budget-form").addEventListener("input", (event) => budgetEdited.add(event.target.name));
   if (!ID_PATTERN.test(room) || (tokens.user && !ID_PATTERN.test(tokens.user))) {
     showState("offline", {});
     $("#state").textContent = "not connected";
@@ -155,9 +189,14 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
   canSend = Boolean(welcome.you && welcome.you.can_send);
   $("#who").textContent = welcome.you.user ? welcome.you.user : "watching";
   $("#watch-only").hidden = Boolean(welcome.you.user);
+  const limits = welcome.limits || {};
+  if (Number.isInteger(limits.confirm_above_coins) && param("confirm") === null) {
+    confirmAbove = limits.confirm_above_coins;
+  }
   if (typeof welcome.live === "boolean") socketSaysLive(welcome.live);
   else updateGiftButtons();
   if (welcome.balance !== null && welcome.balance !== undefined) freshBalance(welcome.balance);
+  if (welcome.you.user) readBudget();
   if (reconnect) {
     showNotice(backOnline(resume, missed, replayed));
     // Gifting may have been switched on or off meanwhile.
@@ -363,25 +402,39 @@ async function tapGift(gift) {
   }
   const count = batchSize();
   const cost = gift.coins * count;
+  let confirmed = false;
   if (cost > confirmAbove) {
     const question = `Send ${gift.name} x${count} for ${plural(cost, "coin")}?`;
     if (!(await confirmSend(question))) return;
+    confirmed = true;
   }
-  sendGift(gift, count);
+  sendGift(gift, count, confirmed);
 }
 
-function sendGift(gift, count) {
+/**
+ * A send; `confirmed` when the user said yes to its cost (the server asks for
+ * it above its threshold). `row`: the row of a refused send that this one
+ * sends again, under a new id; else a new row.
+ */
+function sendGift(gift, count, confirmed = false, row = null) {
   const id = nextId();
   const message = { type: "gift", id, gift: gift.id, count };
-  const row = el(
-    "li",
-    { class: "send", dataset: { id, state: "pending", gift: gift.id } },
-    giftPicture(gift.id, gift.tier, gift.name),
-    el("span", { class: "send-what" }, `${gift.name} x${count}`),
-    el("span", { class: "send-status" }, "sending…"),
-  );
-  $("#sends").prepend(row);
-  while ($("#sends").children.length > 6) $("#sends").lastElementChild.remove();
+  if (confirmed) message.confirm = true;
+  if (row) {
+    row.dataset.id = id;
+    delete row.dataset.code;
+    setSendState(row, "pending", "sending…");
+  } else {
+    row = el(
+      "li",
+      { class: "send", dataset: { id, state: "pending", gift: gift.id } },
+      giftPicture(gift.id, gift.tier, gift.name),
+      el("span", { class: "send-what" }, `${gift.name} x${count}`),
+      el("span", { class: "send-status" }, "sending…"),
+    );
+    $("#sends").prepend(row);
+    while ($("#sends").children.length > 6) $("#sends").lastElementChild.remove();
+  }
   inflight.set(id, { message, row, gift, count, epoch: balanceEpoch, tries: 0 });
   if (!socket.send(message)) setSendState(row, "pending", "waiting for the connection…");
 }
@@ -391,7 +444,15 @@ function setSendState(row, state, text) {
   row.querySelector(".send-status").textContent = text;
 }
 
+/** Asks `question` in the confirmation dialog: true for "Send". One question at a time. */
 function confirmSend(question) {
+  const answer = confirmSend.queue.then(() => askOnce(question));
+  confirmSend.queue = answer.catch(() => false);
+  return answer;
+}
+confirmSend.queue = Promise.resolve(false);
+
+function askOnce(question) {
   const dialog = $("#confirm");
   $("#confirm-text").textContent = question;
   dialog.returnValue = "";
@@ -413,6 +474,7 @@ function reply(message) {
 function acked(pending, ack) {
   inflight.delete(ack.id);
   setSendState(pending.row, "confirmed", `sent · ${plural(ack.coins, "coin")}`);
+  budgetAfterAck();
   if (ack.duplicate || pending.epoch !== balanceEpoch) {
     // A duplicate's balance is from its first attempt, and a debit that raced
     // a fresh reading of the balance may come before or after it: ask the wallet.
@@ -437,7 +499,9 @@ function refused(pending, error) {
   pending.row.dataset.code = error.code;
   // One refusal, one message, in one place. Where another part of the page
   // explains it (the top-up sheet, the panel's "not taking gifts" or
-  // "offline" box), the row only says that this gift was not sent.
+  // "offline" box), the row only says that this gift was not sent. A
+  // confirmation the server wants is asked for, and the gift sent again; a
+  // limit's refusal is said in the row, and its numbers in the notice.
   if (error.code === "insufficient_coins" && openRecharge(notEnoughCoins(pending))) {
     setSendState(pending.row, "failed", "not sent");
   } else if (error.code === "gifts_disabled" || error.code === "gifting_off") {
@@ -446,6 +510,14 @@ function refused(pending, error) {
   } else if (error.code === "room_offline") {
     setSendState(pending.row, "failed", "not sent");
     refusedOffline();
+  } else if (error.code === "confirm_required") {
+    askAgain(pending, error);
+  } else if (error.code === "budget_exceeded") {
+    setSendState(pending.row, "failed", `not sent: ${ERROR_WORDS.budget_exceeded}`);
+    overBudget(pending, error);
+  } else if (error.code === "send_limit_exceeded") {
+    setSendState(pending.row, "failed", `not sent: ${ERROR_WORDS.send_limit_exceeded}`);
+    showNotice(tooMuchForOneSend(pending, error));
   } else {
     // An unknown code has no words of the page's own: the server's are the message.
     const words = ERROR_WORDS[error.code] || error.message || "refused";
@@ -457,6 +529,338 @@ function notEnoughCoins({ gift, count }) {
   const cost = plural(gift.coins * count, "coin");
   const held = balance === null ? "" : ` and you have ${formatCoins(balance)}`;
   return `Not enough coins for ${gift.name} x${count}: it costs ${cost}${held}.`;
+}
+
+/**
+ * The server wants a confirmation the page did not ask for (its threshold is
+ * lower than the page's): asked now, and, on "Send", the same gift sent again
+ * with it. Nothing moved, so a new id is safe. Later sends ask first.
+ */
+async function askAgain(pending, error) {
+  const { gift, count, row } = pending;
+  if (Number.isInteger(error.threshold)) confirmAbove = Math.min(confirmAbove, error.threshold);
+  setSendState(row, "pending", "waiting for your answer…");
+  const coins = Number.isInteger(error.coins) ? error.coins : gift.coins * count;
+  if (await confirmSend(`Send ${gift.name} x${count} for ${plural(coins, "coin")}?`)) {
+    sendGift(gift, count, true, row);
+  } else {
+    setSendState(row, "failed", "not sent");
+  }
+}
+
+/** A gift refused by the viewer's own limit: what is left is said, and read again. */
+function overBudget({ gift, count }, error) {
+  const left = Number.isInteger(error.remaining) ? error.remaining : null;
+  const tightest = budget ? tightestWindow(budget) : null;
+  if (left !== null) showBudgetLine(left, tightest);
+  const said = left === null ? "" : `: ${leftWords(left, tightest)}`;
+  showNotice(`${gift.name} x${count} is over your spending limit${said}.`);
+  readBudget();
+}
+
+function tooMuchForOneSend({ gift, count }, error) {
+  const most = Number.isInteger(error.limit) ? `at most ${plural(error.limit, "coin")}` : "only so much";
+  return `One send may be worth ${most}; ${gift.name} x${count} is ${plural(gift.coins * count, "coin")}.`;
+}
+
+// ------------------------------------------------------------------ my coins: spending limits
+
+/** Opens "My coins": the limits and the first page of the history, read afresh. */
+function openCoins() {
+  if (!tokens.signedIn) return;
+  const dialog = $("#coins");
+  if (!dialog.open) dialog.showModal();
+  sayBudget("", "");
+  budgetEdited.clear();
+  readBudget({ fill: true });
+  loadHistory({ first: true });
+}
+
+/** Reads the limits and shows them; `fill` also puts them in the form. */
+async function readBudget({ fill = false } = {}) {
+  const ticket = ++budgetReads.issued;
+  try {
+    const token = await tokens.get();
+    showBudget(await api("/api/wallet/budget", { token }), ticket, fill);
+  } catch (error) {
+    if (fill) sayBudget("error", `Cannot read your limits: ${error.message}`);
+  }
+}
+
+/** After an ack, while a limit is set: one read at a time, and one more for the acks meanwhile. */
+function budgetAfterAck() {
+  if (!tokens.signedIn || !budgetMatters(budget)) return;
+  if (budgetReads.reading) {
+    budgetReads.again = true;
+    return;
+  }
+  budgetReads.reading = true;
+  readBudget().finally(() => {
+    budgetReads.reading = false;
+    if (budgetReads.again) {
+      budgetReads.again = false;
+      budgetAfterAck();
+    }
+  });
+}
+
+/** Whether a gift can change what the limits say: unknown yet, or some limit set or waiting. */
+function budgetMatters(answer) {
+  if (!answer) return true;
+  return WINDOWS.some((name) => answer[name] && (answer[name].limit !== null || answer[name].pending));
+}
+
+/**
+ * Shows an answer on the limits, unless one to a later question is shown
+ * already (`ticket`: when it was asked); `fill` also puts the limits in the form.
+ */
+function showBudget(answer, ticket, fill) {
+  if (ticket < budgetReads.shown) {
+    if (fill) fillBudgetForm(budget);
+    return;
+  }
+  budgetReads.shown = ticket;
+  budget = answer;
+  for (const name of WINDOWS) {
+    const { limit, spent, remaining } = answer[name];
+    const row = $(`#budget tr[data-window="${name}"]`);
+    row.dataset.limit = limit === null ? "" : String(limit);
+    row.dataset.spent = String(spent);
+    row.dataset.remaining = remaining === null ? "" : String(remaining);
+    row.querySelector(".budget-limit").textContent = limit === null ? "none" : formatCoins(limit);
+    row.querySelector(".budget-spent").textContent = formatCoins(spent);
+    row.querySelector(".budget-left").textContent = remaining === null ? "–" : formatCoins(remaining);
+  }
+  showPending(answer);
+  showBudgetRule(answer.cooling_seconds);
+  showBudgetLine(answer.remaining, tightestWindow(answer));
+  if (fill) fillBudgetForm(answer);
+}
+
+/** The changes waiting for their cooling-off, each with when it applies. */
+function showPending(answer) {
+  const waiting = WINDOWS.filter((name) => answer[name].pending);
+  $("#budget-pending").hidden = waiting.length === 0;
+  $("#budget-pending").replaceChildren(
+    ...waiting.map((name) => {
+      const { limit, from } = answer[name].pending;
+      const what = limit === null ? `No ${name} limit` : `A ${name} limit of ${plural(limit, "coin")}`;
+      return el(
+        "li",
+        { dataset: { window: name, limit: limit === null ? "" : String(limit), from: String(from) } },
+        `${what} from `,
+        el("time", { datetime: new Date(from).toISOString() }, when(from)),
+      );
+    }),
+  );
+}
+
+function showBudgetRule(coolingSeconds) {
+  const cooling = Number(coolingSeconds) || 0;
+  $("#budget-rule").textContent =
+    cooling > 0
+      ? `Empty means no limit. Lower limits apply at once; raises apply after ${duration(cooling)}.`
+      : "Empty means no limit. Changes apply at once.";
+}
+
+/** Each window's limit as asked for (a waiting change, else the limit in force), but where typed in. */
+function fillBudgetForm(answer) {
+  const form = $("#budget-form");
+  for (const name of WINDOWS) {
+    const { limit, pending } = answer[name];
+    askedLimits[name] = pending ? pending.limit : limit;
+    if (budgetEdited.has(name)) continue;
+    form.elements[name].value = askedLimits[name] === null ? "" : String(askedLimits[name]);
+  }
+}
+
+/** The window whose limit leaves the least (the answer's `remaining`), or null. */
+function tightestWindow(answer) {
+  if (answer.remaining === null || answer.remaining === undefined) return null;
+  return WINDOWS.find((name) => answer[name].limit !== null && answer[name].remaining === answer.remaining) || null;
+}
+
+/** "100 coins left today" above the gifts; hidden while no limit is set. */
+function showBudgetLine(remaining, windowName) {
+  const line = $("#budget-line");
+  const known = Number.isInteger(remaining);
+  line.hidden = !known;
+  line.dataset.remaining = known ? String(remaining) : "";
+  line.textContent = known ? leftWords(remaining, windowName) : "";
+}
+
+/** "10 coins left today" (the window unknown: "10 coins left"). */
+function leftWords(remaining, windowName) {
+  const period = WINDOW_WORDS[windowName];
+  return `${plural(remaining, "coin")} left${period ? ` ${period}` : ""}`;
+}
+
+async function saveBudget(event) {
+  event.preventDefault();
+  const form = $("#budget-form");
+  const changes = {};
+  for (const name of WINDOWS) {
+    const input = form.elements[name];
+    const text = input.value.trim();
+    const wanted = text === "" ? null : Number(text);
+    if (!input.validity.valid || (wanted !== null && !(Number.isInteger(wanted) && wanted >= 0))) {
+      sayBudget("error", "A limit is whole coins, 0 or more; empty for no limit.");
+      input.focus();
+      return;
+    }
+    if (wanted !== askedLimits[name]) changes[name] = wanted;
+  }
+  if (Object.keys(changes).length === 0) {
+    sayBudget("saved", "Nothing to change.");
+    return;
+  }
+  $("#budget-save").disabled = true;
+  sayBudget("saving", "Saving…");
+  try {
+    const token = await tokens.get();
+    const answer = await api("/api/wallet/budget", { method: "PUT", token, body: changes });
+    // Newer than any read asked before this answer came, whenever the server took those.
+    budgetEdited.clear();
+    showBudget(answer, ++budgetReads.issued, true);
+    sayBudget("saved", savedWords(Object.keys(changes), answer));
+  } catch (error) {
+    sayBudget("error", `Not saved: ${error.message}`);
+  } finally {
+    $("#budget-save").disabled = false;
+  }
+}
+
+function savedWords(changed, answer) {
+  const waiting = changed.filter((name) => answer[name].pending);
+  if (waiting.length === 0) return "Saved: your limits apply now.";
+  const from = Math.min(...waiting.map((name) => answer[name].pending.from));
+  return `Saved. A raise applies after ${duration(answer.cooling_seconds)}, from ${when(from)}.`;
+}
+
+function sayBudget(state, text) {
+  const status = $("#budget-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+/** 86400 -> "24 hours", 90 -> "90 seconds". */
+function duration(seconds) {
+  if (seconds >= 3600 && seconds % 3600 === 0) return plural(seconds / 3600, "hour");
+  if (seconds >= 60 && seconds % 60 === 0) return plural(seconds / 60, "minute");
+  return plural(Math.ceil(seconds), "second");
+}
+
+function when(ms) {
+  return new Date(ms).toLocaleString([], { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+// ------------------------------------------------------------------ my coins: history
+
+/** A page of the history: the first (the list emptied) or, for "More", the next. */
+async function loadHistory({ first = false } = {}) {
+  if (!first && (historyState.loading || historyState.cursor === null)) return;
+  const load = first ? ++historyState.load : historyState.load;
+  const list = $("#history");
+  const more = $("#history-more");
+  if (first) {
+    list.replaceChildren();
+    historyState.cursor = null;
+    more.hidden = true;
+    $("#history-empty").hidden = true;
+  }
+  historyState.loading = true;
+  list.setAttribute("aria-busy", "true");
+  more.disabled = true;
+  const query = new URLSearchParams({ limit: String(HISTORY_ROWS) });
+  if (!first) query.set("cursor", historyState.cursor);
+  try {
+    const token = await tokens.get();
+    const page = await api(`/api/wallet/history?${query}`, { token });
+    if (load !== historyState.load) return; // the sheet was opened again meanwhile
+    list.append(...page.entries.map(historyRow));
+    historyState.cursor = page.next_cursor || null;
+    more.hidden = historyState.cursor === null;
+    $("#history-empty").hidden = list.children.length > 0;
+    sayHistory("");
+  } catch (error) {
+    if (load === historyState.load) sayHistory(`Cannot load your history: ${error.message}`);
+  } finally {
+    if (load === historyState.load) {
+      historyState.loading = false;
+      list.setAttribute("aria-busy", "false");
+      more.disabled = false;
+    }
+  }
+}
+
+function sayHistory(text) {
+  $("#history-status").textContent = text;
+  $("#history-status").hidden = !text;
+}
+
+/** One movement: when, what, how much (signed) and the balance after it. */
+function historyRow(entry) {
+  const inDiamonds = entry.coins === 0 && entry.diamonds !== 0;
+  const amount = inDiamonds ? entry.diamonds : entry.coins;
+  const unit = () => el("span", { class: inDiamonds ? "diamond" : "coin", "aria-hidden": "true" });
+  const after = entry.balance_after;
+  return el(
+    "li",
+    {
+      class: "history-row",
+      dataset: {
+        id: entry.id,
+        kind: entry.kind,
+        coins: String(entry.coins),
+        diamonds: String(entry.diamonds),
+        balance: after === null || after === undefined ? "" : String(after),
+      },
+    },
+    el("time", { class: "history-time", datetime: new Date(entry.at).toISOString() }, when(entry.at)),
+    el("span", { class: "history-what" }, historyWhat(entry)),
+    el(
+      "span",
+      { class: `history-amount ${amount < 0 ? "out" : "in"}` },
+      amount === 0 ? null : unit(),
+      signed(amount),
+    ),
+    el(
+      "span",
+      { class: "history-balance", title: "balance after" },
+      after === null || after === undefined ? null : unit(),
+      after === null || after === undefined ? "" : formatCoins(after),
+    ),
+  );
+}
+
+function historyWhat(entry) {
+  const gift = entry.gift ? `${catalog.name(entry.gift)}${entry.count ? ` x${entry.count}` : ""}` : "a gift";
+  switch (entry.kind) {
+    case "gift":
+      return `${gift} to ${entry.to || entry.room}`;
+    case "recharge":
+      return `Bought ${plural(entry.coins, "coin")}${entry.bonus ? ` (incl. ${plural(entry.bonus, "bonus coin")})` : ""}`;
+    case "promo":
+      return "Promotional coins";
+    case "gift_received":
+      return `${gift} from ${entry.from || "a viewer"}`;
+    case "withdrawal":
+      return "Diamonds set aside for a withdrawal";
+    case "payout":
+      return `${plural(entry.paid_out || 0, "diamond")} paid out`;
+    case "payout_failed":
+      return "A payout failed: diamonds returned";
+    default:
+      return entry.kind;
+  }
+}
+
+/** +5,000, −299 (a minus sign), or "" for nothing. */
+function signed(amount) {
+  if (amount > 0) return `+${formatCoins(amount)}`;
+  if (amount < 0) return `\u2212${formatCoins(-amount)}`;
+  return "";
 }
 
 // ------------------------------------------------------------------ room events

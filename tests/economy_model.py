@@ -91,6 +91,8 @@ class GiftRequest:
     id: str
     gift: str
     count: int
+    # The frame's "confirm": the model's own frames always carry it.
+    confirm: bool = True
 
 
 Expected = ExpectError | ExpectPong | ExpectAck
@@ -161,9 +163,10 @@ def readings_of(value: object) -> list[Reading]:
     if isinstance(kind, str) and kind == "gift":
         gift = value.get("gift")
         count = value.get("count", 1)
+        confirm = value.get("confirm", False)
         # Which of several faults is reported is not specified: any of them.
         faults = []
-        if not isinstance(gift, str):
+        if not isinstance(gift, str) or not isinstance(confirm, bool):
             faults.append("bad_field")
         if request_id is None:
             faults.append("bad_field")
@@ -173,7 +176,7 @@ def readings_of(value: object) -> list[Reading]:
             return [ExpectError(code, request_id) for code in dict.fromkeys(faults)]
         assert isinstance(gift, str)
         assert request_id is not None
-        return [GiftRequest(request_id, gift, count)]
+        return [GiftRequest(request_id, gift, count, confirm)]
     return [ExpectError("unknown_type", request_id)]
 
 
@@ -249,6 +252,8 @@ class Economy:
     # GIFTSTREAM_MAX_SEND_COINS' default: no send may be worth more. (The
     # model's frames all carry "confirm": true; confirmation is tested apart.)
     send_ceiling: int = 500_000
+    # GIFTSTREAM_CONFIRM_ABOVE_COINS' default: a send worth more needs confirm.
+    confirm_above: int = 1000
     viewers: dict[str, ViewerBook] = field(default_factory=dict)
     creators: dict[str, CreatorBook] = field(default_factory=dict)
 
@@ -280,6 +285,8 @@ class Economy:
             return ExpectError("unknown_gift", request.id)
         if price * request.count > self.send_ceiling:
             return ExpectError("send_limit_exceeded", request.id)
+        if price * request.count > self.confirm_above and not request.confirm:
+            return ExpectError("confirm_required", request.id)
         if room in self.switched_off_rooms:
             return ExpectError("gifting_off", request.id)
         if room not in self.accepting_rooms:

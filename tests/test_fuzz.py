@@ -179,6 +179,12 @@ message_fields: dict[str, st.SearchStrategy[Any]] = {
         (1, st.just(ABSENT)),
         (3, wrong_counts),
     ),
+    # A large send needs "confirm": true; anything but a boolean is refused.
+    "confirm": weighted(
+        (3, st.just(ABSENT)),
+        (2, st.booleans()),
+        (1, st.sampled_from([1, 0, "true", None, [True]])),
+    ),
 }
 messages = st.fixed_dictionaries(message_fields).map(
     lambda fields: {k: v for k, v in fields.items() if v is not ABSENT}

@@ -382,7 +382,7 @@ async def test_the_overlay_is_transparent_and_plays_bigger_gifts_first(
         await expect(quick.locator("#alert")).to_have_attribute("data-seq", str(first["seq"]))
         # Both on their way before either is answered.
         await alice.send({"type": "gift", "id": "o-corgi-2", "gift": "corgi"})
-        await alice.send({"type": "gift", "id": "o-rocket", "gift": "rocket"})
+        await alice.send({"type": "gift", "id": "o-rocket", "gift": "rocket", "confirm": True})
         second = await alice.reply("o-corgi-2")
         rocket = await alice.reply("o-rocket")
     finally:
@@ -700,6 +700,10 @@ async def test_too_few_coins_is_said_once(server: ServerProcess, pages: Pages) -
     await expect(bob.locator("#balance")).to_have_text("500")
 
     await bob.click("#gifts button[data-gift=rocket]")
+    # The page was told not to ask (confirm=100000); the server asks for
+    # the large send's confirmation before it looks at the coins.
+    await expect(bob.locator("#confirm-text")).to_have_text("Send Rocket x1 for 1,999 coins?")
+    await bob.click("#confirm-send")
 
     refused = bob.locator("#sends .send").first
     await expect(refused).to_have_attribute("data-state", "failed")
@@ -841,6 +845,7 @@ async def test_reduced_motion_shows_every_gift_still_and_whole(
     )
 
     await alice.click("#gifts button[data-gift=jet]")
+    await alice.click("#confirm-send")  # the server asks for the large send's confirmation
 
     # The viewer's big show: the same picture and words, standing still.
     show = alice.locator("#bigshow")

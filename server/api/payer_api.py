@@ -33,7 +33,7 @@ async def get_budget(request: Request) -> Response:
     user = paying_user(request)
     budgets = services_of(request).budgets
     answer = await budgets.get(user, now_ms())
-    return JSONResponse(answer | {"cooling_seconds": budgets.cooling_ms / 1000})
+    return JSONResponse(answer | {"cooling_seconds": cooling_seconds(budgets.cooling_ms)})
 
 
 @typed_errors
@@ -42,7 +42,12 @@ async def put_budget(request: Request) -> Response:
     changes = parse_changes(await json_body(request))
     budgets = services_of(request).budgets
     answer = await budgets.set(user, changes, now_ms())
-    return JSONResponse(answer | {"cooling_seconds": budgets.cooling_ms / 1000})
+    return JSONResponse(answer | {"cooling_seconds": cooling_seconds(budgets.cooling_ms)})
+
+
+def cooling_seconds(ms: int) -> int | float:
+    """Whole seconds as an integer (the default, 86400), else with the fraction."""
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
 
 
 routes = [
