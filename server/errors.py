@@ -214,6 +214,19 @@ class SendLimitExceeded(Refused):
         return {"limit": self.limit}
 
 
+class AccountFlagged(Refused):
+    """A chargeback flagged the account: no new orders until an operator clears it."""
+
+    code = "account_flagged"
+    http_status = 403
+
+
+class OrderNotPaid(Refused):
+    """A refund or chargeback of an order whose coins were never credited."""
+
+    code = "order_not_paid"
+
+
 class AgeRestricted(Refused):
     """The user counts as a minor, and the platform's policy does not let
     minors do this (buy coins, send gifts)."""

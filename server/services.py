@@ -20,6 +20,7 @@ from server.metrics import Metrics
 from server.money.ages import Ages
 from server.money.audit import Audit
 from server.money.budgets import Budgets
+from server.money.clawbacks import Clawbacks
 from server.money.creators import Creators, Eligibility
 from server.money.gifting import Gifting, LargeSend
 from server.money.orders import OrderLimits, Orders
@@ -65,6 +66,7 @@ class Services:
     creators: Creators
     budgets: Budgets
     ages: Ages
+    clawbacks: Clawbacks
     streams: Streams
     room_log: RoomLog
     orders: Orders
@@ -188,6 +190,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         creators=creators,
         budgets=budgets,
         ages=ages,
+        clawbacks=Clawbacks(redis, scripts, prefix),
         streams=Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds),
         room_log=room_log,
         orders=Orders(

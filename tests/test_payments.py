@@ -276,11 +276,16 @@ def test_body_that_is_not_an_object(body: bytes) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["payment.failed", "payment.refunded", "Payment.Succeeded", "", None, 1, ["x"]]
+    "kind", ["payment.failed", "payment.refund", "Payment.Succeeded", "", None, 1, ["x"]]
 )
-def test_type_must_be_payment_succeeded(kind: object) -> None:
+def test_type_must_be_one_the_server_takes(kind: object) -> None:
     with pytest.raises(BadField, match="type"):
         parse_confirmation(body_of(document(type=kind)))
+
+
+@pytest.mark.parametrize("kind", ["payment.succeeded", "payment.refunded", "payment.charged_back"])
+def test_the_three_event_types_are_read(kind: str) -> None:
+    assert parse_confirmation(body_of(document(type=kind))).type == kind
 
 
 def test_type_is_required() -> None:

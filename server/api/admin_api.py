@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.http_api import json_body, services_of, typed_errors
+from server.api.http_api import confirm_payment, json_body, services_of, typed_errors
+from server.core import payments
 from server.core.auth import bearer_token, check_user_id
 from server.errors import AuthError, BadField, NotFound
+from server.money.clawbacks import REFUND, REFUND_REASONS
 from server.money.creators import ADULT, MINOR, UNKNOWN
 from server.money.settlement import now_ms
 from server.services import Services
@@ -158,6 +161,53 @@ async def post_grant(request: Request) -> Response:
 
 
 @typed_errors
+async def post_refund(request: Request) -> Response:
+    """Take a paid order's coins back (what is left of them) and give its money
+    back through the payment provider; once per order."""
+    services = operator(request)
+    body = await json_body(request)
+    order_id = body.get("order_id")
+    if not isinstance(order_id, str) or not payments.ORDER_ID.match(order_id):
+        raise BadField("order_id must be an order id")
+    reason = body.get("reason")
+    if reason not in REFUND_REASONS:
+        raise BadField("reason must be one of " + ", ".join(REFUND_REASONS))
+    order = await services.orders.load(order_id)
+    clawback = await services.clawbacks.take_back(order, REFUND, str(reason), now_ms())
+    answer = clawback.to_dict() | {"reason": reason, "provider": "none"}
+    if clawback.status == "ok":
+        await services.audit.record(OPERATOR, "refund", order.user, None, answer, now_ms())
+    if services.settings.sandbox_payments:
+        # The sandbox provider gives the money back at once and says so with
+        # its signed callback, through the path a real provider's takes.
+        event = payments.PaymentConfirmation(
+            payment_id=f"sandbox_refund_{order.id}",
+            order_id=order.id,
+            price=order.package.price,
+            currency=order.package.currency,
+            type=payments.REFUNDED,
+        )
+        callback = payments.confirmation_body(event)
+        signature = payments.sign(services.settings.webhook_secret, callback, time.time())
+        await confirm_payment(services, callback, signature)
+        answer["provider"] = "sandbox: refunded"
+    return JSONResponse(answer, status_code=201 if clawback.status == "ok" else 200)
+
+
+@typed_errors
+async def post_unflag(request: Request) -> Response:
+    """Clear the flag a chargeback set: the user may order coins again."""
+    services = operator(request)
+    user = target_user(request)
+    cleared = await services.clawbacks.unflag(user)
+    if cleared:
+        await services.audit.record(
+            OPERATOR, "unflag", user, {"flagged": True}, {"flagged": False}, now_ms()
+        )
+    return JSONResponse({"user": user, "flagged": False, "changed": cleared})
+
+
+@typed_errors
 async def get_audit(request: Request) -> Response:
     services = operator(request)
     return JSONResponse({"actions": await services.audit.recent()})
@@ -171,4 +221,6 @@ routes = [
     Route("/api/admin/users/{user}/ledger", get_ledger, methods=["GET"]),
     Route("/api/admin/audit", get_audit, methods=["GET"]),
     Route("/api/admin/grants", post_grant, methods=["POST"]),
+    Route("/api/admin/refunds", post_refund, methods=["POST"]),
+    Route("/api/admin/users/{user}/unflag", post_unflag, methods=["POST"]),
 ]

@@ -27,6 +27,7 @@ from server.core.auth import (
     verify_token,
 )
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
+from server.money.clawbacks import CHARGEBACK, REFUND
 from server.money.creators import ADULT, CreatorProfile, Creators
 from server.money.earnings import Earnings, check_period, parse_time, selection_csv
 from server.money.settlement import now_ms
@@ -163,10 +164,28 @@ async def confirm_payment(services: Services, body: bytes, signature: str | None
     s = services.settings
     payments.verify(s.webhook_secret, body, signature, time.time(), s.webhook_tolerance_seconds)
     confirmation = payments.parse_confirmation(body)
+    if confirmation.type != payments.SUCCEEDED:
+        return await take_back(services, confirmation)
     outcome, order = await services.orders.apply(confirmation, now_ms())
     if outcome.status == "ok":
         services.metrics.coins_recharged.inc(order.package.total_coins)
     return JSONResponse({"status": outcome.status, "order_id": confirmation.order_id})
+
+
+async def take_back(services: Services, event: payments.PaymentConfirmation) -> Response:
+    """The provider refunded an order, or its payer charged it back: its coins
+    come back out of the wallet, once (clawback.lua)."""
+    order = await services.orders.load(event.order_id)
+    if (event.price, event.currency) != (order.package.price, order.package.currency):
+        raise BadField(
+            f"{event.type} of {event.price} {event.currency}, "
+            f"order cost {order.package.price} {order.package.currency}"
+        )
+    kind = CHARGEBACK if event.type == payments.CHARGED_BACK else REFUND
+    clawback = await services.clawbacks.take_back(order, kind, "provider", now_ms())
+    if kind == REFUND:
+        await services.clawbacks.confirm_refund(order.id, event.payment_id, now_ms())
+    return JSONResponse(clawback.to_dict())
 
 
 @typed_errors

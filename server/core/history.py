@@ -22,7 +22,19 @@ GIFT_RECEIVED = "gift_received"
 WITHDRAWAL = "withdrawal"
 PAYOUT = "payout"
 PAYOUT_FAILED = "payout_failed"
-KINDS = (RECHARGE, PROMO, GIFT, GIFT_RECEIVED, WITHDRAWAL, PAYOUT, PAYOUT_FAILED)
+REFUND = "refund"
+CHARGEBACK = "chargeback"
+KINDS = (
+    RECHARGE,
+    PROMO,
+    GIFT,
+    GIFT_RECEIVED,
+    WITHDRAWAL,
+    PAYOUT,
+    PAYOUT_FAILED,
+    REFUND,
+    CHARGEBACK,
+)
 # A grant before promo.lua existed was a recharge of this order id.
 GRANT_ORDER_PREFIX = "grant:"
 
@@ -98,6 +110,16 @@ def row_of(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any] | None:
             "balance_after": _int_or_none(fields, "balance"),
             "request_id": fields.get("req"),
             "withdrawal_id": fields.get("withdrawal"),
+        }
+    elif kind in (REFUND, CHARGEBACK):
+        # A paid order's coins taken back: what was left of them; the
+        # shortfall had been spent already.
+        row |= {
+            "coins": _int(fields, "amount"),
+            "balance_after": _int_or_none(fields, "balance"),
+            "order_id": fields.get("order"),
+            "shortfall": _int(fields, "shortfall"),
+            "reason": fields.get("reason"),
         }
     elif kind in ("payout", "payout_failed"):
         # Paid: the reserved diamonds left for good (the balance did not

@@ -99,6 +99,10 @@ class WalletKeys:
     def paid_order(self, order_id: str) -> str:
         return f"{self._base}:paid:{order_id}"
 
+    def clawback(self, order_id: str) -> str:
+        """What a refund or chargeback of this order took back (clawback.lua)."""
+        return f"{self._base}:claw:{order_id}"
+
     def settled(self, gift_key: str) -> str:
         return f"{self._base}:settled:{gift_key}"
 

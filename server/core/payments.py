@@ -31,12 +31,21 @@ TIMESTAMP = re.compile(r"^[0-9]{1,12}\Z")
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}\Z")
 
 
+SUCCEEDED = "payment.succeeded"
+# The provider gave the money back (a refund), or the card's bank took it
+# back (a chargeback): the order's coins are taken back (clawback.lua).
+REFUNDED = "payment.refunded"
+CHARGED_BACK = "payment.charged_back"
+EVENT_TYPES = (SUCCEEDED, REFUNDED, CHARGED_BACK)
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentConfirmation:
     payment_id: str
     order_id: str
     price: str
     currency: str
+    type: str = SUCCEEDED
 
 
 def _digest(secret: str, timestamp: int, body: bytes) -> str:
@@ -86,25 +95,27 @@ def _field(document: dict[str, object], key: str, pattern: re.Pattern[str] | Non
 
 
 def parse_confirmation(body: bytes) -> PaymentConfirmation:
-    """Read a verified callback body: ``{"type": "payment.succeeded", ...}``."""
+    """Read a verified callback body: ``{"type": "payment.succeeded" |
+    "payment.refunded" | "payment.charged_back", ...}``, the same fields for each."""
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise BadRequest("callback body is not JSON") from exc
-    if not isinstance(document, dict) or document.get("type") != "payment.succeeded":
-        raise BadField("type must be 'payment.succeeded'")
+    if not isinstance(document, dict) or document.get("type") not in EVENT_TYPES:
+        raise BadField("type must be one of " + ", ".join(repr(t) for t in EVENT_TYPES))
     return PaymentConfirmation(
         payment_id=_field(document, "payment_id", PAYMENT_ID),
         order_id=_field(document, "order_id", ORDER_ID),
         price=_field(document, "price", None),
         currency=_field(document, "currency", None),
+        type=str(document["type"]),
     )
 
 
 def confirmation_body(confirmation: PaymentConfirmation) -> bytes:
     """The JSON body a provider (or the sandbox) sends for a paid order."""
     document = {
-        "type": "payment.succeeded",
+        "type": confirmation.type,
         "payment_id": confirmation.payment_id,
         "order_id": confirmation.order_id,
         "price": confirmation.price,

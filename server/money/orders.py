@@ -25,7 +25,7 @@ from server.core.catalog import Catalog, Package
 from server.core.keys import WalletKeys, address_order_rate_key, order_key
 from server.core.payments import PaymentConfirmation
 from server.core.wording import plural
-from server.errors import BadField, RateLimited, TooManyOrders, UnknownOrder
+from server.errors import AccountFlagged, BadField, RateLimited, TooManyOrders, UnknownOrder
 from server.money.wallet import RechargeOutcome, Wallets
 from server.store.calls import as_text, guarded
 from server.store.scripts import Scripts
@@ -70,6 +70,8 @@ class Orders:
         self, user: str, package_id: object, now_ms: int, address: str | None = None
     ) -> Order:
         package = self._catalog.package(package_id)
+        if await guarded(self._redis.hget(WalletKeys(self._prefix, user).wallet, "flagged")):
+            raise AccountFlagged("a chargeback flagged this account: no new orders until cleared")
         limits = self._limits
         await self._take(WalletKeys(self._prefix, user).order_rate, limits.per_minute, now_ms)
         if address is not None and not is_loopback(address):
@@ -132,11 +134,11 @@ class Orders:
         )
         if outcome.status == "ok":
             key = order_key(self._prefix, order.id)
-            await guarded(
-                self._redis.hset(
-                    key, mapping={"status": "paid", "payment": confirmation.payment_id}
-                )
-            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(key, mapping={"status": "paid", "payment": confirmation.payment_id})
+                # Kept once paid: a refund or chargeback may come months later.
+                pipe.persist(key)
+                await guarded(pipe.execute())
             # Paid, it no longer counts against its buyer's open orders.
             open_orders = WalletKeys(self._prefix, order.user).open_orders
             await guarded(self._redis.zrem(open_orders, order.id))

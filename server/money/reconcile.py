@@ -26,7 +26,10 @@ WALLET_FIELDS = (
     "bonus",
     # Promotional coins the operator granted (promo.lua).
     "promo",
+    # Coins a refund or chargeback took back (clawback.lua), and what it
+    # could not, having been spent already (the shortfall).
     "refunded",
+    "shortfall",
     "diamonds",
     "diamonds_earned",
     "received",
@@ -122,12 +125,26 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
     sums: Counter[str] = Counter()
     requests: Counter[str] = Counter()
     credited_gifts: Counter[str] = Counter()
+    recharged_orders: dict[str, int] = {}
+    clawed: Counter[str] = Counter()
     carry = 0  # the creator's, in hundredths of a diamond, entry after entry
     for _, raw in entries:
         e = {as_text(k): as_text(v) for k, v in raw.items()}
         kind = e.get("kind")
         if kind == "recharge":
             sums["credited"] += int(e["amount"])
+            recharged_orders[e.get("order", "")] = int(e["amount"])
+        elif kind in CLAWBACK_KINDS:
+            taken, shortfall = -int(e["amount"]), int(e.get("shortfall", 0))
+            sums["refunded"] += taken
+            sums["shortfall"] += shortfall
+            order = e.get("order", "")
+            clawed[order] += 1
+            if recharged_orders.get(order) != taken + shortfall:
+                report.breaches.append(
+                    f"{user}: {kind} of order {order} took {taken} + short {shortfall}, "
+                    f"the order credited {recharged_orders.get(order)}"
+                )
         elif kind == "promo":
             sums["promo"] += int(e["amount"])
         elif kind == "gift":
@@ -153,9 +170,14 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
     for gift, times in credited_gifts.items():
         if times > 1:
             report.breaches.append(f"{user}: gift {gift} credited {times} times")
+    for order, times in clawed.items():
+        if times > 1:
+            report.breaches.append(f"{user}: order {order} taken back {times} times")
     expected = {
         "credited": w["recharged"] + w["bonus"],
         "promo": w["promo"],
+        "refunded": w["refunded"],
+        "shortfall": w["shortfall"],
         "spent": w["spent"],
         "received": w["received"],
         "diamonds": w["diamonds_earned"],
@@ -172,6 +194,8 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
 
 
+# A paid order's coins taken back (clawback.lua).
+CLAWBACK_KINDS = ("refund", "chargeback")
 # A creator's ledger entries for a withdrawal: its diamonds reserved, then
 # paid out or returned (withdraw.lua, payout.lua).
 WITHDRAWAL_KINDS = ("withdraw", "payout", "payout_failed")

@@ -73,6 +73,8 @@ class Scripts:
     stream: ScriptCall
     # A user's own spending limits set, against the budget they were read as.
     budget: ScriptCall
+    # A paid order's coins taken back (refund, chargeback), once per order.
+    clawback: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -99,4 +101,5 @@ class Scripts:
             promo=load("promo"),
             stream=load("stream"),
             budget=load("budget"),
+            clawback=load("clawback"),
         )
