@@ -56,6 +56,7 @@ import msgpack
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
+from server.core import payments
 from server.money.creators import ADULT, CreatorProfile, Creators, Eligibility
 from server.money.streams import Streams
 from server.ops.embedded import EmbeddedValkey, free_port
@@ -86,6 +87,8 @@ GIFT_MIX = (("rose", 1, 50), ("rose", 5, 15), ("finger_heart", 1, 15),
 PACKAGES = ("coins_330", "coins_660", "coins_1321")
 # The operator grants a viewer 100 to 1,000 promotional coins about this often.
 GRANT_EVERY = (0.5, 1.5)
+# The operator refunds one of a viewer's paid orders about this often.
+REFUND_EVERY = (1.0, 3.0)
 GRANT_COINS = (100, 1000)
 # The sandbox provider pays a withdrawal left to it this long after it was asked for.
 PAYOUT_DELAY_SECONDS = 2.0
@@ -283,6 +286,7 @@ class Fleet:
         self.slots = [ServerSlot(i, free_port()) for i in range(count)]
         self._env = env
         self.operator_token = env["GIFTSTREAM_OPERATOR_TOKEN"]
+        self.webhook_secret = env["GIFTSTREAM_WEBHOOK_SECRET"]
         self._log_dir = log_dir
         self._stopping = stopping
         self._rng = rng
@@ -491,6 +495,8 @@ class Order:
     id: str
     coins: int
     state: str = "pending"  # pending -> credited | failed | unknown
+    price: str = ""
+    currency: str = ""
     unknown_attempts: int = 0
 
 
@@ -534,6 +540,9 @@ class Viewer:
         self.orders: list[Order] = []
         # Promotional grants to this viewer: request id -> coins, once answered.
         self.grants: dict[str, int] = {}
+        # The operator's refunds of this viewer's orders: order id -> coins
+        # taken back, once answered.
+        self.refunds: dict[str, int] = {}
         self._link: Link | None = None
         self._link_lock = asyncio.Lock()
         self._buy_lock = asyncio.Lock()
@@ -546,6 +555,10 @@ class Viewer:
     @property
     def granted(self) -> int:
         return sum(self.grants.values())
+
+    @property
+    def refunded(self) -> int:
+        return sum(self.refunds.values())
 
     # --- the run ---
 
@@ -687,7 +700,12 @@ class Viewer:
             else:
                 if response.status_code == 201:
                     body = response.json()
-                    order = Order(str(body["order_id"]), int(body["coins"]))
+                    order = Order(
+                        str(body["order_id"]),
+                        int(body["coins"]),
+                        price=str(body["price"]),
+                        currency=str(body["currency"]),
+                    )
                     self.orders.append(order)
                     self.soak.journal.log("order", order.id, OK)
                     return order
@@ -977,6 +995,102 @@ class Granter:
         return len(left)
 
 
+class Refunder:
+    """A viewer's paid order taken back now and then, what is left of its coins
+    out of the wallet, once per order: half by the operator's refund, half by
+    the payment provider's chargeback (a signed callback), after which the
+    operator clears the account's flag so that its owner can buy again."""
+
+    def __init__(self, soak: Soak, viewers: list[Viewer], token: str, webhook_secret: str) -> None:
+        self.soak = soak
+        self.viewers = viewers
+        self.headers = {"authorization": f"Bearer {token}"}
+        self.webhook_secret = webhook_secret
+        self.unanswered: list[tuple[Viewer, Order]] = []
+        self.chargebacks: set[str] = set()
+
+    async def run(self) -> None:
+        rng = self.soak.rng
+        with contextlib.suppress(Stopped):
+            while not self.soak.stopping.is_set():
+                await asyncio.sleep(rng.uniform(*REFUND_EVERY))
+                viewer = rng.choice(self.viewers)
+                paid = [o for o in viewer.orders if o.state == "credited"]
+                fresh = [order for order in paid if order.id not in viewer.refunds]
+                if fresh:
+                    order = rng.choice(fresh)
+                    if rng.random() < 0.5:
+                        self.chargebacks.add(order.id)
+                    await self.refund(viewer, order, give_up_at=time.monotonic() + GIVE_UP_AFTER)
+
+    def _request(self, slot_http: str, order: Order) -> tuple[str, bytes, dict[str, str]]:
+        """The URL, body and headers of this order's refund or chargeback."""
+        if order.id not in self.chargebacks:
+            body = json.dumps({"order_id": order.id, "reason": "other"}).encode()
+            headers = self.headers | {"content-type": "application/json"}
+            return f"{slot_http}/api/admin/refunds", body, headers
+        event = payments.PaymentConfirmation(
+            payment_id=f"dispute_{order.id}",
+            order_id=order.id,
+            price=order.price,
+            currency=order.currency,
+            type=payments.CHARGED_BACK,
+        )
+        body = payments.confirmation_body(event)
+        signature = payments.sign(self.webhook_secret, body, time.time())
+        headers = {payments.SIGNATURE_HEADER: signature, "content-type": "application/json"}
+        return f"{slot_http}/api/payments/webhook", body, headers
+
+    async def refund(self, viewer: Viewer, order: Order, give_up_at: float | None) -> None:
+        """Until answered, the same order every time; unanswered by the deadline,
+        kept for the end of the run. A chargeback's flag is cleared after it."""
+        journal = self.soak.journal
+        while True:
+            if give_up_at is not None and (
+                time.monotonic() > give_up_at or self.soak.stopping.is_set()
+            ):
+                self.unanswered.append((viewer, order))
+                return
+            slot = await self.soak.fleet.pick()
+            order_id = order.id
+            url, body, headers = self._request(slot.http, order)
+            try:
+                response = await self.soak.http.post(url, content=body, headers=headers)
+            except httpx.HTTPError as exc:
+                journal.log("refund", order_id, UNKNOWN, type(exc).__name__)
+            else:
+                if response.status_code in (200, 201):
+                    answer = response.json()
+                    journal.log("refund", order_id, OK, answer["status"])
+                    viewer.refunds[order_id] = int(answer["coins_taken_back"])
+                    if order_id in self.chargebacks:
+                        await self.unflag(viewer)
+                    return
+                if response.status_code < 500:
+                    self.soak.anomalies.append(f"refund refused: {response.text[:200]}")
+                    return
+                journal.log("refund", order_id, UNKNOWN, str(response.status_code))
+            await asyncio.sleep(0.2)
+
+    async def unflag(self, viewer: Viewer) -> None:
+        """The operator clears the chargeback's flag, until answered."""
+        while True:
+            slot = await self.soak.fleet.pick()
+            with contextlib.suppress(httpx.HTTPError):
+                response = await self.soak.http.post(
+                    f"{slot.http}/api/admin/users/{viewer.user}/unflag", headers=self.headers
+                )
+                if response.status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+
+    async def resolve(self) -> int:
+        left, self.unanswered = self.unanswered, []
+        for viewer, order in left:
+            await self.refund(viewer, order, give_up_at=None)
+        return len(left)
+
+
 # ---------------------------------------------------------------- chaos
 
 
@@ -1131,6 +1245,11 @@ class LedgerFacts:
     grants_not_told: list[str] = field(default_factory=list)
     # Gift keys of credits that do not carry their room's stream (check_streams).
     outside_stream: list[str] = field(default_factory=list)
+    # Refunds acknowledged but not in the ledger, taking back an order twice,
+    # or in it though never acknowledged: order ids.
+    refunds_lost: list[str] = field(default_factory=list)
+    refunds_twice: list[str] = field(default_factory=list)
+    refunds_not_told: list[str] = field(default_factory=list)
 
 
 async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
@@ -1155,11 +1274,17 @@ async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
             wallet.get("coins", 0),
             wallet.get("recharged", 0) + wallet.get("bonus", 0),
         )
-        if viewer.credited + viewer.granted - coins != sum(acked.values()):
+        if viewer.credited + viewer.granted - viewer.refunded - coins != sum(acked.values()):
             facts.conservation.append(
                 f"{viewer.user}: credited {viewer.credited} + granted {viewer.granted} - "
-                f"held {coins} != acked gifts {sum(acked.values())}"
+                f"refunded {viewer.refunded} - held {coins} != acked gifts {sum(acked.values())}"
             )
+        refunds: Counter[str] = Counter(
+            entry["order"] for entry in entries if entry.get("kind") in ("refund", "chargeback")
+        )
+        facts.refunds_lost += [order for order in viewer.refunds if not refunds[order]]
+        facts.refunds_twice += [order for order, n in refunds.items() if n > 1]
+        facts.refunds_not_told += [order for order in refunds if order not in viewer.refunds]
         promos: Counter[str] = Counter(
             entry["req"] for entry in entries if entry.get("kind") == "promo"
         )
@@ -1287,12 +1412,14 @@ async def _run(
     viewers = [Viewer(soak, i, rooms[i % len(rooms)]) for i in range(config.viewers)]
     payees = [Payee(soak, room) for room in rooms]
     granter = Granter(soak, viewers, fleet.operator_token)
+    refunder = Refunder(soak, viewers, fleet.operator_token, fleet.webhook_secret)
     chaos = Chaos(config, fleet, store, random.Random(rng.random()))
     chaos_over = asyncio.Event()
     started = time.monotonic()
     tasks = [asyncio.create_task(v.run()) for v in viewers]
     tasks += [asyncio.create_task(p.run()) for p in payees]
     tasks.append(asyncio.create_task(granter.run()))
+    tasks.append(asyncio.create_task(refunder.run()))
     chaos_task = asyncio.create_task(chaos.run(chaos_over))
     try:
         await _wait_with_progress(config, started, soak, chaos)
@@ -1312,6 +1439,7 @@ async def _run(
         resolved_gifts, resolved_payments = await resolve(viewers, journal)
         resolved_withdrawals = await resolve_withdrawals(payees)
         resolved_grants = await granter.resolve()
+        resolved_refunds = await refunder.resolve()
         say(config, "soak: waiting for settlement and payouts")
         redis = store.client()
         try:
@@ -1339,7 +1467,35 @@ async def _run(
                      unknown_after_run, resolved_gifts, resolved_payments, settle_seconds, facts,
                      reconcile_exit, breaches)  # fmt: skip
     report = _with_withdrawals(report, payees, facts, resolved_withdrawals, payout_seconds)
-    return _with_grants(report, viewers, facts, resolved_grants)
+    report = _with_grants(report, viewers, facts, resolved_grants)
+    return _with_refunds(report, viewers, facts, resolved_refunds)
+
+
+def _with_refunds(
+    report: dict[str, Any], viewers: list[Viewer], facts: LedgerFacts, resolved: int
+) -> dict[str, Any]:
+    """The operator's refunds: how many, what they took back, and their checks."""
+    report["refunds"] = {
+        "refunded": sum(len(v.refunds) for v in viewers),
+        "coins_taken_back": sum(v.refunded for v in viewers),
+        "resolved": resolved,
+    }
+    checks = {
+        "refunds_lost": len(facts.refunds_lost),
+        "refunds_twice": len(facts.refunds_twice),
+        "refunds_not_told": len(facts.refunds_not_told),
+    }
+    report["checks"] |= checks
+    examples = {
+        name: ids[:5]
+        for name, ids in (("refunds_lost", facts.refunds_lost),
+                          ("refunds_twice", facts.refunds_twice),
+                          ("refunds_not_told", facts.refunds_not_told))
+        if ids
+    }  # fmt: skip
+    report["examples"] |= examples
+    report["passed"] = report["passed"] and not any(checks.values())
+    return report
 
 
 def _with_grants(
@@ -1533,6 +1689,9 @@ def describe(report: dict[str, Any]) -> str:
         f"by id after the run; none pending {w['payout_wait_s']} s after it",
         f"promotional grants: {report['grants']['granted']} ({report['grants']['coins']} coins), "
         f"{report['grants']['resolved']} retried by id after the run",
+        f"operator refunds: {report['refunds']['refunded']} orders "
+        f"({report['refunds']['coins_taken_back']} coins taken back), "
+        f"{report['refunds']['resolved']} retried by order after the run",
         f"attempts: {report['attempts']}",
         f"throughput, acked gifts/s: {report['throughput_acks_per_s']}",
         f"recovery after a server kill: {rec('server')}",
@@ -1549,6 +1708,8 @@ def describe(report: dict[str, Any]) -> str:
         f"{c['withdrawals_lost']} / {c['withdrawals_twice']} / {c['withdrawals_unsettled']} / "
         f"{c['withdrawals_not_told']} / {c['withdrawals_unresolved']}",
         f"credits outside their room's stream: {c.get('credits_outside_their_stream', 0)}",
+        f"refunds lost / twice / never told: {c.get('refunds_lost', 0)} / "
+        f"{c.get('refunds_twice', 0)} / {c.get('refunds_not_told', 0)}",
         f"grants lost / twice / never told: {c['grants_lost']} / {c['grants_twice']} / "
         f"{c['grants_not_told']}",
     ]

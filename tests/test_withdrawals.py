@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from server.core import payments
 from server.errors import InsufficientDiamonds
-from server.money.withdrawals import UNSENT_MIN_AGE_MS, SandboxPayouts, Withdrawals
+from server.money.withdrawals import LEASE_MS, UNSENT_MIN_AGE_MS, SandboxPayouts, Withdrawals
 from server.settings import Settings
 from server.store.scripts import Scripts
 from tests.client import Api, RoomClient, bearer
@@ -275,3 +275,17 @@ async def test_a_hand_over_lost_with_its_process_is_made_by_the_sweep(
     with pytest.raises(InsufficientDiamonds):
         await sweeper.request("carol", 5000, "w-too-much", now)
     assert await redis.zcard(f"{key_prefix}:withdrawals:unsent") == 0
+
+
+async def test_a_sandbox_payout_taken_by_a_process_that_dies_comes_due_again(
+    redis: Redis, key_prefix: str
+) -> None:
+    sandbox = SandboxPayouts(redis, key_prefix, 0)
+    now = int(time.time() * 1000)
+    await sandbox.submit("carol", "w1", now)
+    assert await sandbox.take_due(now) == [("carol", "w1")]
+    # Taken, and its taker died before paying: leased, not lost.
+    assert await sandbox.take_due(now + 1) == []
+    assert await sandbox.take_due(now + LEASE_MS + 1) == [("carol", "w1")]
+    await sandbox.done("carol", "w1")
+    assert await sandbox.take_due(now + 10 * LEASE_MS) == []

@@ -76,6 +76,10 @@ class PayoutProvider(Protocol):
         ...
 
 
+# How long a sandbox payout taken to be paid is held from other takers.
+LEASE_MS = 10_000
+
+
 class SandboxPayouts:
     """Verifies at once; pays ``delay`` after a withdrawal, by the signed callback.
 
@@ -97,14 +101,25 @@ class SandboxPayouts:
         await guarded(self._redis.zadd(self._due, {member: now_ms + self._delay_ms}, nx=True))
 
     async def take_due(self, now_ms: int) -> list[tuple[str, str]]:
-        """The withdrawals due by now, each taken by one caller only."""
+        """The withdrawals due by now, each leased to this caller for
+        ``LEASE_MS``: paid, the caller marks it ``done``; a caller that dies
+        first leaves it to come due again when the lease ends. Two callers may
+        both pay one (a lease read as it was taken): the payout is applied
+        once whatever (payout.lua), so that costs nothing."""
         taken = []
         due: list[Any] = await guarded(self._redis.zrangebyscore(self._due, 0, now_ms, 0, 100))
         for member in (as_text(found) for found in due):
-            if await guarded(self._redis.zrem(self._due, member)):  # the one who removes it pays it
+            # GT: only moves it later; 0 when another caller leased it after this read.
+            if await guarded(
+                self._redis.zadd(self._due, {member: now_ms + LEASE_MS}, gt=True, ch=True)
+            ):
                 creator, _, withdrawal_id = member.partition("|")
                 taken.append((creator, withdrawal_id))
         return taken
+
+    async def done(self, creator: str, withdrawal_id: str) -> None:
+        """The withdrawal is paid (or will never be): off the due set."""
+        await guarded(self._redis.zrem(self._due, f"{creator}|{withdrawal_id}"))
 
 
 @dataclass(frozen=True, slots=True)
