@@ -103,7 +103,8 @@ def _build(settings: Settings, redis: Redis) -> Services:
         scripts.follow,
     )
     ages = Ages(
-        creators,
+        redis,
+        prefix,
         budgets,
         settings.minor_policy,
         settings.minor_daily_limit_coins,

@@ -113,6 +113,7 @@ async def put_age(request: Request) -> Response:
         raise BadField("status must be adult, minor or unknown")
     before = await profile_fields(services, user)
     await services.creators.set_age(user, str(status))
+    services.ages.forget()
     return await audited(services, "age", user, before, await profile_fields(services, user))
 
 

@@ -3,7 +3,11 @@
 A user's age status is the operator's word when given (``PUT
 /api/admin/users/{id}/age``), else what their token says (its ``age`` or
 ``adult`` claim), else ``unknown``, which counts as ``unknown_age_as`` says
-(adult by default). For a minor, ``minor_policy`` decides:
+(adult by default). The operator's words are few and change rarely, while
+every gift asks: each process reads them all (one ``HGETALL`` of
+``{prefix}:ages``) at most once a second, as it does the suspended users,
+so that a gift costs no read of its own. For a minor, ``minor_policy``
+decides:
 
 - ``blocked`` (the default, as on TikTok): no recharge and no gift, each
   refused with ``age_restricted``;
@@ -15,39 +19,70 @@ A user's age status is the operator's word when given (``PUT
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from redis.asyncio import Redis
+
 from server.core.auth import Identity
 from server.errors import AgeRestricted
 from server.money.budgets import Budgets
-from server.money.creators import ADULT, MINOR, UNKNOWN, Creators
+from server.money.creators import MINOR, UNKNOWN, operator_ages_key
+from server.store.calls import as_text, guarded
 
 BLOCKED, LIMITED = "blocked", "limited"
 POLICIES = (BLOCKED, LIMITED)
+CACHE_SECONDS = 1.0
 
 
 class Ages:
     def __init__(
         self,
-        creators: Creators,
+        redis: Redis,
+        key_prefix: str,
         budgets: Budgets,
         minor_policy: str,
         minor_daily_limit: int,
         unknown_age_as: str,
     ) -> None:
-        self._creators = creators
+        self._redis = redis
+        self._key = operator_ages_key(key_prefix)
         self._budgets = budgets
         self.minor_policy = minor_policy
         self.minor_daily_limit = minor_daily_limit
         self.unknown_age_as = unknown_age_as
+        self._words: dict[str, str] = {}
+        self._fresh_until = 0.0
+        self._loading: asyncio.Future[dict[str, str]] | None = None
+
+    async def _operator_words(self) -> dict[str, str]:
+        if time.monotonic() < self._fresh_until:
+            return self._words
+        if self._loading is None:  # one read serves every gift that finds them stale
+            self._loading = asyncio.ensure_future(self._read())
+            self._loading.add_done_callback(self._loaded)
+        return await asyncio.shield(self._loading)
+
+    async def _read(self) -> dict[str, str]:
+        raw = await guarded(self._redis.hgetall(self._key))
+        return {as_text(user): as_text(age) for user, age in raw.items()}
+
+    def _loaded(self, done: asyncio.Future[dict[str, str]]) -> None:
+        self._loading = None
+        if not done.cancelled() and done.exception() is None:
+            self._words = done.result()
+            self._fresh_until = time.monotonic() + CACHE_SECONDS
+
+    def forget(self) -> None:
+        """Read the operator's words afresh next time (this process changed one)."""
+        self._fresh_until = 0.0
 
     async def status(self, identity: Identity) -> str:
         """adult or minor, as the rules count the user now."""
         assert identity.user is not None
-        profile = await self._creators.load(identity.user)
-        age = profile.operator_age if profile is not None else None
-        if age is None or age == UNKNOWN:
+        age = (await self._operator_words()).get(identity.user, UNKNOWN)
+        if age == UNKNOWN:
             age = identity.age
-        if age == UNKNOWN and profile is not None and profile.age == ADULT:
-            age = ADULT  # an adult claim kept from an earlier token
         return self.unknown_age_as if age == UNKNOWN else age
 
     async def require_may_recharge(self, identity: Identity) -> None:

@@ -42,8 +42,6 @@ from server.store.calls import as_text, guarded
 from server.store.scripts import ScriptCall
 
 CACHE_SECONDS = 1.0
-# Profiles cached at most before the expired ones are dropped.
-CACHE_MOST = 20_000
 # Why a room does not take gifts, or a creator may not switch them on, as
 # the HTTP API names it to pages.
 NOT_A_CREATOR = "not_a_creator"  # no creator profile for the room
@@ -78,8 +76,6 @@ class CreatorProfile:
     forced: bool | None = None
     # The live stream's id (streams.py); None while the creator is not live.
     stream_id: str | None = None
-    # The operator's word on the user's age, when given (it overrides any token's).
-    operator_age: str | None = None
 
     def _rule_reasons(self, rules: Eligibility, age_unknown_counts: bool) -> list[str]:
         if self.forced is True:
@@ -121,8 +117,12 @@ def profile_from(user: str, raw: dict[Any, Any]) -> CreatorProfile:
         suspended=fields.get("suspended") == "1",
         forced=forced,
         stream_id=fields.get("stream_id") or None,
-        operator_age=fields.get("age") if fields.get("age") in (ADULT, MINOR, UNKNOWN) else None,
     )
+
+
+def operator_ages_key(prefix: str) -> str:
+    """user -> adult, minor or unknown: the operator's word, for every user given one."""
+    return f"{prefix}:ages"
 
 
 class Creators:
@@ -182,8 +182,13 @@ class Creators:
         self._changed(user)
 
     async def set_age(self, user: str, age: str) -> None:
-        """The operator's word on the user's age, over what their token says."""
-        await guarded(self._redis.hset(self._key(user), "age", age))
+        """The operator's word on the user's age, over what their token says: in
+        the profile (a creator's eligibility reads it) and in the map of every
+        user the operator has spoken of (``ages.py``: what each gift checks)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._key(user), "age", age)
+            pipe.hset(operator_ages_key(self._prefix), user, age)
+            await guarded(pipe.execute())
         self._changed(user)
 
     def _changed(self, user: str) -> None:
@@ -252,11 +257,7 @@ class Creators:
         raw = await guarded(self._redis.hgetall(self._key(user)))
         profile = profile_from(user, raw) if raw else None
         if saves == self._saves:
-            now = time.monotonic()
-            if len(self._cache) >= CACHE_MOST:
-                # Senders' profiles are read too (their ages): keep what is fresh.
-                self._cache = {u: c for u, c in self._cache.items() if c[0] > now}
-            self._cache[user] = (now + CACHE_SECONDS, profile)
+            self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
         return profile
 
     def cached_stream(self, room: str) -> str | None:
