@@ -1471,31 +1471,33 @@ async def _run(
     return _with_refunds(report, viewers, facts, resolved_refunds)
 
 
+def _with_checks(report: dict[str, Any], found: dict[str, list[str]]) -> dict[str, Any]:
+    """Add checks that must each find nothing: their counts, a few examples of
+    what they found, and the verdict."""
+    checks = {name: len(ids) for name, ids in found.items()}
+    report["checks"] |= checks
+    report["examples"] |= {name: ids[:5] for name, ids in found.items() if ids}
+    report["passed"] = report["passed"] and not any(checks.values())
+    return report
+
+
 def _with_refunds(
     report: dict[str, Any], viewers: list[Viewer], facts: LedgerFacts, resolved: int
 ) -> dict[str, Any]:
-    """The operator's refunds: how many, what they took back, and their checks."""
+    """The orders taken back: how many, what they took back, and their checks."""
     report["refunds"] = {
         "refunded": sum(len(v.refunds) for v in viewers),
         "coins_taken_back": sum(v.refunded for v in viewers),
         "resolved": resolved,
     }
-    checks = {
-        "refunds_lost": len(facts.refunds_lost),
-        "refunds_twice": len(facts.refunds_twice),
-        "refunds_not_told": len(facts.refunds_not_told),
-    }
-    report["checks"] |= checks
-    examples = {
-        name: ids[:5]
-        for name, ids in (("refunds_lost", facts.refunds_lost),
-                          ("refunds_twice", facts.refunds_twice),
-                          ("refunds_not_told", facts.refunds_not_told))
-        if ids
-    }  # fmt: skip
-    report["examples"] |= examples
-    report["passed"] = report["passed"] and not any(checks.values())
-    return report
+    return _with_checks(
+        report,
+        {
+            "refunds_lost": facts.refunds_lost,
+            "refunds_twice": facts.refunds_twice,
+            "refunds_not_told": facts.refunds_not_told,
+        },
+    )
 
 
 def _with_grants(
@@ -1507,21 +1509,14 @@ def _with_grants(
         "coins": sum(v.granted for v in viewers),
         "resolved": resolved,
     }
-    checks = {
-        "grants_lost": len(facts.grants_lost),
-        "grants_twice": len(facts.grants_twice),
-        "grants_not_told": len(facts.grants_not_told),
-    }
-    report["checks"] |= checks
-    examples = {
-        name: ids[:5]
-        for name, ids in (("grants_lost", facts.grants_lost), ("grants_twice", facts.grants_twice),
-                          ("grants_not_told", facts.grants_not_told))
-        if ids
-    }  # fmt: skip
-    report["examples"] |= examples
-    report["passed"] = report["passed"] and not any(checks.values())
-    return report
+    return _with_checks(
+        report,
+        {
+            "grants_lost": facts.grants_lost,
+            "grants_twice": facts.grants_twice,
+            "grants_not_told": facts.grants_not_told,
+        },
+    )
 
 
 def _with_withdrawals(
