@@ -59,11 +59,11 @@ async def get_streams(request: Request) -> Response:
     creator = creator_of(request)
     streams = services_of(request).streams
     live = await streams.current(creator)
-    recent = await streams.between(creator, 0, now_ms())
+    recent = await streams.recent(creator, LISTED_STREAMS)
     return JSONResponse(
         {
             "live": live.to_dict() if live else None,
-            "streams": [info.to_dict() for info in reversed(recent[-LISTED_STREAMS:])],
+            "streams": [info.to_dict() for info in recent],
             "idle_seconds": streams.idle_seconds,
         }
     )

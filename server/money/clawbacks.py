@@ -101,7 +101,3 @@ class Clawbacks:
         """Clear the flag a chargeback set; whether there was one."""
         wallet = WalletKeys(self._prefix, user).wallet
         return bool(await guarded(self._redis.hdel(wallet, "flagged")))
-
-    async def is_flagged(self, user: str) -> bool:
-        wallet = WalletKeys(self._prefix, user).wallet
-        return bool(await guarded(self._redis.hget(wallet, "flagged")))

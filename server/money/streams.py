@@ -171,34 +171,45 @@ class Streams:
 
     async def get(self, creator: str, stream_id: str) -> StreamInfo | None:
         """One stream's record, live or ended; None when there is no such stream."""
-        raw = await guarded(
-            self._redis.hmget(
-                WalletKeys(self._prefix, creator).stream(stream_id),
-                "started",
-                "ended",
-                "end_reason",
+        (info,) = await self._records(creator, [stream_id])
+        return info
+
+    async def _records(self, creator: str, ids: list[str]) -> list[StreamInfo | None]:
+        """The records of ``ids``, in one round trip; None for one that is gone."""
+        keys = WalletKeys(self._prefix, creator)
+        pipe = self._redis.pipeline(transaction=False)
+        for stream_id in ids:
+            pipe.hmget(keys.stream(stream_id), "started", "ended", "end_reason")
+        rows: list[Any] = await guarded(pipe.execute())
+        return [
+            None
+            if started is None
+            else StreamInfo(
+                stream_id,
+                int(as_text(started)),
+                _int(ended),
+                as_text(reason) if reason is not None else None,
             )
-        )
-        started, ended, reason = raw
-        if started is None:
-            return None
-        return StreamInfo(
-            stream_id,
-            int(as_text(started)),
-            _int(ended),
-            as_text(reason) if reason is not None else None,
-        )
+            for stream_id, (started, ended, reason) in zip(ids, rows, strict=True)
+        ]
 
     async def between(self, creator: str, from_ms: int, to_ms: int) -> list[StreamInfo]:
         """The creator's streams that overlap [from_ms, to_ms], oldest first."""
         keys = WalletKeys(self._prefix, creator)
         ids = await guarded(self._redis.zrangebyscore(keys.streams, "-inf", to_ms))
-        streams = []
-        for raw in ids:
-            info = await self.get(creator, as_text(raw))
-            if info is not None and (info.ended is None or info.ended >= from_ms):
-                streams.append(info)
-        return streams
+        records = await self._records(creator, [as_text(raw) for raw in ids])
+        return [
+            info
+            for info in records
+            if info is not None and (info.ended is None or info.ended >= from_ms)
+        ]
+
+    async def recent(self, creator: str, count: int) -> list[StreamInfo]:
+        """The creator's last ``count`` streams, newest first."""
+        keys = WalletKeys(self._prefix, creator)
+        ids = await guarded(self._redis.zrevrange(keys.streams, 0, count - 1))
+        records = await self._records(creator, [as_text(raw) for raw in ids])
+        return [info for info in records if info is not None]
 
     async def latest(self, creator: str) -> StreamInfo | None:
         """The creator's live stream, else the last one that ended."""
