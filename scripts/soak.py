@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -935,6 +936,42 @@ async def check_streams(redis: Redis, streams: dict[str, str]) -> list[str]:
 # ---------------------------------------------------------------- the operator
 
 
+GAVE_UP, ANSWERED, REFUSED = "gave_up", "answered", "refused"
+
+
+async def post_until_answered(
+    soak: Soak,
+    kind: str,
+    key: str,
+    request: Callable[[str], tuple[str, bytes, dict[str, str]]],
+    give_up_at: float | None,
+) -> tuple[str, Message | None]:
+    """POST ``request(server)`` to a live server until one answers 200 or 201
+    (ANSWERED and its body), refuses it (REFUSED: an anomaly), or the deadline
+    passes (GAVE_UP: for the end of the run). Every attempt is journalled
+    under ``kind`` and ``key``."""
+    journal = soak.journal
+    while True:
+        if give_up_at is not None and (time.monotonic() > give_up_at or soak.stopping.is_set()):
+            return GAVE_UP, None
+        slot = await soak.fleet.pick()
+        url, body, headers = request(slot.http)
+        try:
+            response = await soak.http.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            journal.log(kind, key, UNKNOWN, type(exc).__name__)
+        else:
+            if response.status_code in (200, 201):
+                answer: Message = response.json()
+                journal.log(kind, key, OK, str(answer.get("status", "")))
+                return ANSWERED, answer
+            if response.status_code < 500:
+                soak.anomalies.append(f"{kind} refused: {response.text[:200]}")
+                return REFUSED, None
+            journal.log(kind, key, UNKNOWN, str(response.status_code))
+        await asyncio.sleep(0.2)
+
+
 class Granter:
     """The operator, granting viewers promotional coins now and then."""
 
@@ -963,30 +1000,18 @@ class Granter:
     async def grant(self, viewer: Viewer, body: Message, give_up_at: float | None) -> None:
         """Until answered, the same request id every time; unanswered by the deadline,
         kept for the end of the run."""
-        journal = self.soak.journal
-        while True:
-            if give_up_at is not None and (
-                time.monotonic() > give_up_at or self.soak.stopping.is_set()
-            ):
-                self.unanswered.append((viewer, body))
-                return
-            slot = await self.soak.fleet.pick()
-            try:
-                response = await self.soak.http.post(
-                    f"{slot.http}/api/admin/grants", json=body, headers=self.headers
-                )
-            except httpx.HTTPError as exc:
-                journal.log("grant", body["request_id"], UNKNOWN, type(exc).__name__)
-            else:
-                if response.status_code in (200, 201):
-                    journal.log("grant", body["request_id"], OK, response.json()["status"])
-                    viewer.grants[str(body["request_id"])] = int(body["coins"])
-                    return
-                if response.status_code < 500:
-                    self.soak.anomalies.append(f"grant refused: {response.text[:200]}")
-                    return
-                journal.log("grant", body["request_id"], UNKNOWN, str(response.status_code))
-            await asyncio.sleep(0.2)
+
+        def request(http: str) -> tuple[str, bytes, dict[str, str]]:
+            headers = self.headers | {"content-type": "application/json"}
+            return f"{http}/api/admin/grants", json.dumps(body).encode(), headers
+
+        outcome, answer = await post_until_answered(
+            self.soak, "grant", str(body["request_id"]), request, give_up_at
+        )
+        if outcome == GAVE_UP:
+            self.unanswered.append((viewer, body))
+        elif answer is not None:
+            viewer.grants[str(body["request_id"])] = int(body["coins"])
 
     async def resolve(self) -> int:
         left, self.unanswered = self.unanswered, []
@@ -1044,33 +1069,15 @@ class Refunder:
     async def refund(self, viewer: Viewer, order: Order, give_up_at: float | None) -> None:
         """Until answered, the same order every time; unanswered by the deadline,
         kept for the end of the run. A chargeback's flag is cleared after it."""
-        journal = self.soak.journal
-        while True:
-            if give_up_at is not None and (
-                time.monotonic() > give_up_at or self.soak.stopping.is_set()
-            ):
-                self.unanswered.append((viewer, order))
-                return
-            slot = await self.soak.fleet.pick()
-            order_id = order.id
-            url, body, headers = self._request(slot.http, order)
-            try:
-                response = await self.soak.http.post(url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
-                journal.log("refund", order_id, UNKNOWN, type(exc).__name__)
-            else:
-                if response.status_code in (200, 201):
-                    answer = response.json()
-                    journal.log("refund", order_id, OK, answer["status"])
-                    viewer.refunds[order_id] = int(answer["coins_taken_back"])
-                    if order_id in self.chargebacks:
-                        await self.unflag(viewer)
-                    return
-                if response.status_code < 500:
-                    self.soak.anomalies.append(f"refund refused: {response.text[:200]}")
-                    return
-                journal.log("refund", order_id, UNKNOWN, str(response.status_code))
-            await asyncio.sleep(0.2)
+        outcome, answer = await post_until_answered(
+            self.soak, "refund", order.id, lambda http: self._request(http, order), give_up_at
+        )
+        if outcome == GAVE_UP:
+            self.unanswered.append((viewer, order))
+        elif answer is not None:
+            viewer.refunds[order.id] = int(answer["coins_taken_back"])
+            if order.id in self.chargebacks:
+                await self.unflag(viewer)
 
     async def unflag(self, viewer: Viewer) -> None:
         """The operator clears the chargeback's flag, until answered."""
