@@ -204,7 +204,7 @@ async def test_a_room_written_in_slices_gets_every_event_once_in_order(
 ) -> None:
     # More viewers than two slices of a flush, in both codecs: each frame is
     # written over several turns of the server's loop, and events keep coming
-    # while it is.
+    # while it is, big gifts among them, which join a flush under way.
     codecs = ["giftstream.v1.msgpack", "giftstream.v1.json"]
     viewers: list[RoomClient] = []
     for start in range(0, 2 * FANOUT_SLICE + 10, 100):
@@ -216,7 +216,8 @@ async def test_a_room_written_in_slices_gets_every_event_once_in_order(
         await viewer.of_type("welcome")
     count = 200
     for _ in range(4):  # four bursts, so that some come while a flush is under way
-        await publish_burst(redis, server.key_prefix, "crowd", count // 4, size=20)
+        await publish_burst(redis, server.key_prefix, "crowd", count // 4 - 1, size=20)
+        await publish_burst(redis, server.key_prefix, "crowd", 1, size=20, tier="fullscreen")
 
     async def seqs_of(viewer: RoomClient) -> list[int]:
         return [(await viewer.of_type("gift", within=20))["seq"] for _ in range(count)]

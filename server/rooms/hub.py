@@ -15,7 +15,10 @@ each viewer is written all of them in a row.
 
 In a room that is not busy with events, a big gift does not wait for the
 tick (``EXPRESS_TIERS``): it goes out at once with whatever is pending, or
-right after a flush under way.
+right after a flush under way. When one comes while a flush is under way,
+busy room or not, it joins that flush (``_join_flush``): the viewers not yet
+written get it with the flush's frames, and those already written get it at
+the flush's end, rather than after the pause and a whole flush of its own.
 """
 
 from __future__ import annotations
@@ -113,6 +116,16 @@ SLICE_STEP = 25
 # One frame's bytes per codec, for each frame of a flush, in order.
 _Frames = list[dict[Codec, bytes]]
 
+
+@dataclass(slots=True)
+class _Job:
+    """Part of a flush: these writers, of one codec, are written these frames in a row."""
+
+    codec: Codec
+    writers: tuple[FrameWriter, ...]
+    frames: list[bytes]
+
+
 # A viewer whose welcome is still being built keeps the room's events for it;
 # past this many (a storm and a Redis that hangs), it is dropped as slow.
 MAX_EVENTS_WHILE_JOINING = 5000
@@ -151,9 +164,14 @@ class LocalRoom:
     # ``by_codec``'s writers as tuples, for the write loop; None when stale.
     _fanout: dict[Codec, tuple[FrameWriter, ...]] | None = None
     # A flush under way, writing a slice of the room per turn of the loop:
-    # its next slice, and how long its slices took so far.
+    # its next slice, what it writes and where it is, how long its slices
+    # took so far, and whether a big gift has joined it.
     _next_slice: asyncio.Handle | None = None
+    _jobs: list[_Job] = field(default_factory=list)
+    _job: int = 0
+    _offset: int = 0
     _flush_seconds: float = 0.0
+    _joined: bool = False
     # A big gift is pending: the next flush starts as soon as it may.
     _express: bool = False
 
@@ -204,6 +222,9 @@ class LocalRoom:
         self.stats.events += 1
         if event.get("tier") in EXPRESS_TIERS:
             self._express = True
+            if self._next_slice is not None and not self._joined and self.tick_seconds > 0:
+                self._join_flush()
+                return
         if self._next_slice is not None:
             return  # the flush under way takes it when it ends
         if self._timer is not None:
@@ -240,26 +261,70 @@ class LocalRoom:
             self._keep_for_joining(events)
         if self.catching_up:
             self._send_to_catching_up(chunks, frames)
-        jobs = [
-            (group, [per_codec[codec] for per_codec in frames]) for codec, group in writers.items()
+        self._jobs = [
+            _Job(codec, group, [per_codec[codec] for per_codec in frames])
+            for codec, group in writers.items()
         ]
-        for group, _ in jobs:
-            self.stats.frames += len(group) * len(frames)
+        self._job = self._offset = 0
+        self._joined = False
+        for job in self._jobs:
+            self.stats.frames += len(job.writers) * len(frames)
         self._flush_seconds = self.loop.time() - started
-        self._write_slices(jobs, 0, 0)
+        self._write_slices()
 
-    def _write_slices(
-        self, jobs: list[tuple[tuple[FrameWriter, ...], list[bytes]]], job: int, offset: int
-    ) -> None:
-        """Write from ``jobs[job]`` at ``offset`` on, ``FANOUT_SLICE`` viewers or
+    def _join_flush(self) -> None:
+        """A big gift, with all that is pending before it, joins the flush under way.
+
+        The viewers the flush has not reached yet are written the new frames
+        right after its own; those it has are written them once it has been
+        through everyone, as the flush's last part. Each viewer still gets
+        every frame once and in order. Once a flush: a room whose big gifts
+        come faster than its flushes would otherwise write everyone twice a
+        flush.
+        """
+        self._joined = True
+        self._express = False
+        events, self._pending = self._pending, []
+        chunks = _chunks(events)
+        codecs = {job.codec for job in self._jobs}
+        frames: _Frames = [
+            {codec: frame_bytes(encode(batch_wire(chunk), codec)) for codec in codecs}
+            for chunk in chunks
+        ]
+        # Joining and catching-up viewers are not in the flush: they get
+        # these events as they would have got them from the next one.
+        if self.joining:
+            self._keep_for_joining(events)
+        if self.catching_up:
+            self._send_to_catching_up(chunks, frames)
+        ahead: list[_Job] = []
+        behind: list[_Job] = []
+        for index, job in enumerate(self._jobs[self._job :], start=self._job):
+            new = [per_codec[job.codec] for per_codec in frames]
+            split = self._offset if index == self._job else 0
+            if split > 0:
+                behind.append(_Job(job.codec, job.writers[:split], new))
+            ahead.append(_Job(job.codec, job.writers[split:], job.frames + new))
+        behind += [
+            _Job(job.codec, job.writers, [per_codec[job.codec] for per_codec in frames])
+            for job in self._jobs[: self._job]
+        ]
+        self._jobs = ahead + [job for job in behind if job.writers]
+        self._job = self._offset = 0
+        for job in self._jobs:
+            self.stats.frames += len(job.writers) * len(frames)
+
+    def _write_slices(self) -> None:
+        """Write the flush's jobs from where it is, ``FANOUT_SLICE`` viewers or
         ``SLICE_SECONDS``, whichever comes first; the rest on the next turn of
         the loop."""
         self._next_slice = None
         started = self.loop.time()
         deadline = started + SLICE_SECONDS
         budget = FANOUT_SLICE
+        jobs, job, offset = self._jobs, self._job, self._offset
         while job < len(jobs) and budget > 0:
-            writers, frames = jobs[job]
+            writers, frames = jobs[job].writers, jobs[job].frames
             end = min(len(writers), offset + min(budget, SLICE_STEP))
             if len(frames) == 1:
                 frame = frames[0]
@@ -275,8 +340,10 @@ class LocalRoom:
                 break
         self._flush_seconds += self.loop.time() - started
         if job < len(jobs):
-            self._next_slice = self.loop.call_soon(self._write_slices, jobs, job, offset)
+            self._job, self._offset = job, offset
+            self._next_slice = self.loop.call_soon(self._write_slices)
             return
+        self._jobs = []
         self._flushed()
 
     def _flushed(self) -> None:

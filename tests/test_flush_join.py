@@ -1,0 +1,112 @@
+"""A big gift that comes while a room's frame is being written joins that write.
+
+These drive ``LocalRoom`` on the test's own event loop with writers that
+keep what they are sent, so that where in a flush a big gift lands is
+chosen by the test, not by timing. ``test_fanout.py`` sends the same over
+real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, cast
+
+from server.core.auth import Identity, Role
+from server.core.protocol import Codec, decode
+from server.rooms.hub import EXPRESS_MAX_PENDING, FANOUT_SLICE, FanoutStats, LocalRoom, Member
+from server.rooms.ws_protocol import FrameWriter
+
+
+class KeptFrames:
+    """Stands in for a socket's writer: keeps each frame's events' seqs, in order."""
+
+    def __init__(self, codec: Codec = Codec.MSGPACK) -> None:
+        self.codec = codec
+        self.seqs: list[int] = []
+
+    def send(self, frame: bytes) -> None:
+        # A frame of under 64 KB: two or four bytes of header, no mask.
+        payload = frame[4:] if frame[1] & 0x7F == 126 else frame[2:]
+        wire = decode(payload.decode() if self.codec is Codec.JSON else payload)
+        events = wire["events"] if wire.get("type") == "events" else [wire]
+        self.seqs += [event["seq"] for event in events]
+
+
+def event(seq: int, tier: str = "small") -> dict[str, Any]:
+    return {"type": "gift", "seq": seq, "tier": tier, "gift": "rose"}
+
+
+def crowded_room(viewers: int, tick_seconds: float) -> tuple[LocalRoom, list[KeptFrames]]:
+    """A room whose viewers are all past their welcome and catch-up."""
+    room = LocalRoom("stage", tick_seconds, asyncio.get_running_loop(), FanoutStats())
+    return room, seat(room, viewers, Codec.MSGPACK)
+
+
+def seat(room: LocalRoom, viewers: int, codec: Codec) -> list[KeptFrames]:
+    kept = [KeptFrames(codec) for _ in range(viewers)]
+    members = room.by_codec.setdefault(codec, {})
+    for writer in kept:
+        members[Member(cast(FrameWriter, writer), codec, Identity("v", Role.VIEWER))] = None
+    return kept
+
+
+async def turns_until(done: Callable[[], bool]) -> None:
+    """Let the loop turn (each turn writes one slice) until ``done``."""
+    for _ in range(10_000):
+        if done():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never done")
+
+
+async def until_flushed(room: LocalRoom) -> None:
+    await turns_until(lambda: room._next_slice is None)
+
+
+async def test_a_big_gift_joins_the_flush_under_way() -> None:
+    viewers = 3 * FANOUT_SLICE
+    room, kept = crowded_room(viewers, tick_seconds=60.0)
+    room.deliver(event(1))  # a quiet room: written at once, one slice a turn
+    assert room._next_slice is not None
+    reached = sum(1 for writer in kept if writer.seqs == [1])
+    assert 0 < reached < viewers
+    # Events while it is written wait for the tick (a minute here)...
+    room.deliver(event(2))
+    room.deliver(event(3))
+    # ...until a big gift comes: it and what waited before it join this flush.
+    room.deliver(event(4, "fullscreen"))
+    room.deliver(event(5))  # after the big gift: waits for the tick again
+    await until_flushed(room)
+    assert all(writer.seqs == [1, 2, 3, 4] for writer in kept)
+    assert room._pending == [event(5)]
+    room.close()
+
+
+async def test_a_second_big_gift_in_the_same_flush_waits_for_the_next() -> None:
+    room, kept = crowded_room(3 * FANOUT_SLICE, tick_seconds=60.0)
+    room.deliver(event(1))
+    room.deliver(event(2, "fullscreen"))  # joins the flush
+    # A room busy with events: the second big gift keeps the tick.
+    for seq in range(3, 3 + EXPRESS_MAX_PENDING):
+        room.deliver(event(seq))
+    room.deliver(event(3 + EXPRESS_MAX_PENDING, "large"))
+    await until_flushed(room)
+    assert all(writer.seqs == [1, 2] for writer in kept)
+    assert [e["seq"] for e in room._pending] == list(range(3, 4 + EXPRESS_MAX_PENDING))
+    room.close()
+
+
+async def test_joining_a_flush_that_has_passed_everyone_writes_them_once_more() -> None:
+    # Two codecs' jobs: the big gift comes while the second is written, so
+    # the whole first job and part of the second are written it at the end.
+    room, kept = crowded_room(FANOUT_SLICE + 20, tick_seconds=60.0)
+    json_kept = seat(room, FANOUT_SLICE, Codec.JSON)
+    room.deliver(event(1))
+    await turns_until(lambda: room._job > 0 or room._next_slice is None)
+    assert room._next_slice is not None, "the flush ended before its second job"
+    room.deliver(event(2, "fullscreen"))
+    await until_flushed(room)
+    everyone = kept + json_kept
+    assert all(writer.seqs == [1, 2] for writer in everyone)
+    room.close()
