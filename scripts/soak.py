@@ -1236,6 +1236,25 @@ async def reconcile_command(url: str, tries: int = 3) -> tuple[int, list[str]]:
     return process.returncode or 1, [failure]
 
 
+async def ledger_audit(url: str) -> list[str]:
+    """The operator's own ``giftstream ledger export`` then ``ledger verify``
+    (offline): what went wrong, nothing when every chain is whole."""
+    with tempfile.TemporaryDirectory(prefix="soak-ledger-") as folder:
+        path = str(Path(folder) / "ledger.jsonl")
+        for argv in (
+            ["ledger", "export", path, "--redis-url", url, "--key-prefix", KEY_PREFIX],
+            ["ledger", "verify", path],
+        ):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "server", *argv,
+                cwd=REPO_ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            out, _ = await process.communicate()
+            if process.returncode != 0:
+                return [f"ledger {argv[1]} exited {process.returncode}: {out.decode()[-500:]}"]
+    return []
+
+
 @dataclass
 class LedgerFacts:
     acked_but_lost: list[str] = field(default_factory=list)
@@ -1257,6 +1276,15 @@ class LedgerFacts:
     refunds_lost: list[str] = field(default_factory=list)
     refunds_twice: list[str] = field(default_factory=list)
     refunds_not_told: list[str] = field(default_factory=list)
+    # The ledger exported and verified offline (ledger_audit): what failed.
+    ledger_audit: list[str] = field(default_factory=list)
+
+
+async def money_fields(redis: Redis, key: str) -> dict[str, int]:
+    """A wallet's amounts; its fields that are not amounts (the ledger's chain
+    head, spending limits) left out."""
+    raw = await redis.hgetall(key)
+    return {as_text(k): int(v) for k, v in raw.items() if as_text(v).lstrip("-").isdigit()}
 
 
 async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
@@ -1276,7 +1304,7 @@ async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
         facts.acked_but_lost += [f"{viewer.user}:{rid}" for rid in acked if rid not in debits]
         facts.charged_twice += [f"{viewer.user}:{rid}" for rid, n in debits.items() if n > 1]
         facts.debited_not_acked += [f"{viewer.user}:{rid}" for rid in debits if rid not in acked]
-        wallet = {as_text(k): int(v) for k, v in (await redis.hgetall(f"{base}:wallet")).items()}
+        wallet = await money_fields(redis, f"{base}:wallet")
         coins, stored_credit = (
             wallet.get("coins", 0),
             wallet.get("recharged", 0) + wallet.get("bonus", 0),
@@ -1461,6 +1489,7 @@ async def _run(
         finally:
             await redis.aclose()
         reconcile_exit, breaches = await reconcile_command(store.url)
+        facts.ledger_audit = await ledger_audit(store.url)
     finally:
         # Interrupted (Ctrl-C) or failed: nothing may go on killing and restarting.
         stopping.set()
@@ -1503,6 +1532,7 @@ def _with_refunds(
             "refunds_lost": facts.refunds_lost,
             "refunds_twice": facts.refunds_twice,
             "refunds_not_told": facts.refunds_not_told,
+            "ledger_export_not_verified": facts.ledger_audit,
         },
     )
 
@@ -1712,6 +1742,8 @@ def describe(report: dict[str, Any]) -> str:
         f"credits outside their room's stream: {c.get('credits_outside_their_stream', 0)}",
         f"refunds lost / twice / never told: {c.get('refunds_lost', 0)} / "
         f"{c.get('refunds_twice', 0)} / {c.get('refunds_not_told', 0)}",
+        f"ledger exported, then verified offline: "
+        f"{'yes' if not c.get('ledger_export_not_verified') else 'NO'}",
         f"grants lost / twice / never told: {c['grants_lost']} / {c['grants_twice']} / "
         f"{c['grants_not_told']}",
     ]

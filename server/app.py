@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server import demo
-from server.api import admin_api, http_api, payer_api, streams_api
+from server.api import admin_api, engagement_api, http_api, payer_api, streams_api
 from server.api.hosts import ANY_HOST_PATHS, host_allowed, host_name, refuse_host, request_host
 from server.api.ws_session import room_endpoint
 from server.errors import Unavailable
@@ -162,6 +162,7 @@ def create_app(settings: Settings) -> RoomSocketsFirst:
         *admin_api.routes,
         *streams_api.routes,
         *payer_api.routes,
+        *engagement_api.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_endpoint),
     ]
     if CLIENT_DEMO_DIR.is_dir():

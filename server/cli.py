@@ -19,6 +19,7 @@ from server import settings as settings_module
 from server.commands.banner import version
 from server.commands.errors import ServeError, say_error
 from server.commands.help_format import CommandParser, escape_percent, shown_default
+from server.commands.ledger import ledger_command
 from server.commands.reconcile import reconcile_command
 from server.commands.serving import serve
 from server.logs import parse_level
@@ -44,8 +45,41 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_serve(commands)
     _add_reconcile(commands)
+    _add_ledger(commands)
     _add_loadtest(commands)
     return parser
+
+
+def _add_ledger(commands: Any) -> None:
+    ledger = commands.add_parser(
+        "ledger",
+        help="export the ledger for an auditor, or verify an export offline",
+        description=(
+            "Every ledger entry carries the hash of the entry before it in its wallet's "
+            "ledger (docs/money.md). `export` writes every wallet's ledger to a file of "
+            "JSON lines; `verify` checks such a file without Redis: each chain, and "
+            "every balance recomputed from the entries. Exits 1 on a broken chain."
+        ),
+    )
+    actions = ledger.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+    export = actions.add_parser(
+        "export",
+        help="write every wallet's ledger to FILE (JSON lines)",
+        description="Write every wallet's ledger to FILE, whole or not at all.",
+    )
+    export.add_argument("file", type=Path, metavar="FILE")
+    _add_redis_arguments(export)
+    verify = actions.add_parser(
+        "verify",
+        help="check an export's hash chains and balances, offline",
+        description=(
+            "Check FILE, an export, with no Redis: each wallet's hash chain, entry by "
+            "entry, and its balances recomputed from its entries. Reports the first "
+            "broken link; exits 1 if there is one."
+        ),
+    )
+    verify.add_argument("file", type=Path, metavar="FILE")
+    verify.add_argument("--json", action="store_true", help="print the verdict as JSON")
 
 
 def _add_loadtest(commands: Any) -> None:
@@ -182,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "reconcile":
         return reconcile_command(args)
+    if args.command == "ledger":
+        return ledger_command(args)
     if args.command == "loadtest":
         from server.loadtest.command import main as loadtest_main
 

@@ -23,6 +23,7 @@ from server.money.budgets import Budgets
 from server.money.clawbacks import Clawbacks
 from server.money.creators import Creators, Eligibility
 from server.money.gifting import Gifting, LargeSend
+from server.money.leaderboard import LeaderboardPush, Leaderboards
 from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
 from server.money.room_gifts import RoomGifts
@@ -55,6 +56,9 @@ SANDBOX_PAYOUT_POLL_SECONDS = 0.5
 WITHDRAWAL_SWEEP_SECONDS = 10.0
 # The longest wait between two looks at live streams (kept alive, ended idle).
 STREAM_LOOK_MAX_SECONDS = 30.0
+# How often each process looks whether its rooms' leaderboards changed: the
+# room hears of a change at most this often.
+LEADERBOARD_PUSH_SECONDS = 1.0
 
 
 @dataclass
@@ -81,6 +85,7 @@ class Services:
     audit: Audit
     relay: Relay | ShardedRelay
     hub: Hub
+    leaderboards: Leaderboards
     metrics: Metrics
     pipeline: AutoPipeline
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -183,6 +188,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         "Gift credits waiting for this process's settlement worker",
         settler.queued,
     )
+    streams = Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds)
     return Services(
         settings=settings,
         redis=redis,
@@ -192,7 +198,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         budgets=budgets,
         ages=ages,
         clawbacks=Clawbacks(redis, scripts, prefix),
-        streams=Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds),
+        streams=streams,
         room_log=room_log,
         orders=Orders(
             redis,
@@ -245,6 +251,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         ),
         relay=relay,
         hub=hub,
+        leaderboards=Leaderboards(redis, prefix, streams),
         metrics=metrics,
         pipeline=pipeline,
     )
@@ -344,6 +351,9 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         services.user_sockets.refresh_forever(),
         ViewerCounts(
             services.hub, services.presence, settings.viewer_count_interval_seconds
+        ).run_forever(),
+        LeaderboardPush(
+            services.hub, services.leaderboards, LEADERBOARD_PUSH_SECONDS
         ).run_forever(),
         services.relay.run(),
         services.settler.run_worker(),

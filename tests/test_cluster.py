@@ -140,11 +140,12 @@ async def test_a_gift_crosses_three_shards_and_two_processes(
     ack = await giver.gift("g-1", "hand_hearts", 3)
     assert (ack["type"], ack["balance"], ack["coins"]) == ("ack", 30, 300)
     seen = await seer.of_type("gift")
-    assert (seen["seq"], seen["sender"], seen["gift"], seen["count"]) == (
+    assert (seen["seq"], seen["sender"], seen["gift"], seen["count"], seen["request_id"]) == (
         ack["seq"],
         sender,
         "hand_hearts",
         3,
+        "g-1",
     )
     assert (await giver.of_type("gift"))["seq"] == ack["seq"]
 

@@ -74,6 +74,7 @@ async def test_recharge_gift_broadcast_and_creator_credit(
             300,
         )
         assert event["tier"] == "medium"
+        assert event["request_id"] == "g-1"  # the sender's page knows its own tap
 
     credited = await wait_for_diamonds(api, creator, 150)
     assert credited["diamonds"] == 150  # 50% of 300 coins
@@ -155,6 +156,10 @@ async def test_streak_shows_one_running_counter_then_ends(fast_streaks: Any) -> 
     combos = {event["combo"]["id"] for event in events}
     assert len(combos) == 1
     assert sorted(event["combo"]["count"] for event in events) == [2, 4, 6, 8]
+    # Each tap's event carries its request id: the sender's page reads its
+    # own running count off the event that answers the tap.
+    by_tap = {event["request_id"]: event["combo"]["count"] for event in events}
+    assert by_tap == {"s-0": 2, "s-1": 4, "s-2": 6, "s-3": 8}
     end = await watcher.of_type("combo_end", within=5)
     assert (end["combo"], end["count"], end["gift"]) == (combos.pop(), 8, "rose")
     assert end["seq"] > max(event["seq"] for event in events)

@@ -17,19 +17,29 @@ from server.settings import Settings, SettingsError
 from server.store.redis_client import WrongRedisMode, check_mode, connect
 
 
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings from the environment, with the Redis flags over them."""
+    return settings_module.from_environment().with_overrides(
+        redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
+        data_dir=args.data_dir,
+        key_prefix=args.key_prefix,
+    )
+
+
+def redis_url_for(settings: Settings) -> str | None:
+    """The configured Redis, or the embedded Valkey a running server holds."""
+    embedded = "cluster/node-0" if settings.redis_cluster else "valkey"
+    return settings.redis_url or running_url(settings.data_dir / embedded)
+
+
 def reconcile_command(args: argparse.Namespace) -> int:
     try:
-        settings = settings_module.from_environment().with_overrides(
-            redis_url=args.redis_url,
-            redis_cluster=args.redis_cluster,
-            data_dir=args.data_dir,
-            key_prefix=args.key_prefix,
-        )
+        settings = settings_for(args)
     except SettingsError as exc:
         say_error(str(exc))
         return 2
-    embedded = "cluster/node-0" if settings.redis_cluster else "valkey"
-    url = settings.redis_url or running_url(settings.data_dir / embedded)
+    url = redis_url_for(settings)
     if url is None:
         say_error(
             "no Redis to check: set REDIS_URL (or --redis-url), "

@@ -225,6 +225,10 @@ class GiftEvent:
     combo: Combo | None = None
     # The stream the gift was sent in (None for a gift paid outside one).
     stream_id: str | None = None
+    # The sender's own id for the send (``SendGift.id``), so that the
+    # sender's page knows this event for its tap: an animation shown once,
+    # a combo counted exactly. Others' pages may ignore it.
+    request_id: str | None = None
     seq: int = 0
     type: str = "gift"
 

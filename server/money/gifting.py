@@ -164,7 +164,7 @@ class Gifting:
         if stream_id is None:
             stream_id = self._creators.cached_stream(room)
         event = self._event(
-            user, room, gift, outcome.count, outcome.cost, started_ms, combo, stream_id
+            user, room, gift, outcome.count, outcome.cost, started_ms, combo, stream_id, request_id
         )
         seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
         if not outcome.duplicate:
@@ -184,7 +184,15 @@ class Gifting:
             streak.stream_id = streak.stream_id or stream_id
             combo = Combo(id=streak.id, count=streak.count)
         event = self._event(
-            user, room, gift, count, count * gift.coins, order.now_ms, combo, stream_id
+            user,
+            room,
+            gift,
+            count,
+            count * gift.coins,
+            order.now_ms,
+            combo,
+            stream_id,
+            order.request_id,
         )
         try:
             if ended is not None:
@@ -217,6 +225,7 @@ class Gifting:
         ts_ms: int,
         combo: Combo | None,
         stream_id: str | None,
+        request_id: str,
     ) -> GiftEvent:
         return GiftEvent(
             room=room,
@@ -228,6 +237,7 @@ class Gifting:
             ts=ts_ms,
             combo=combo,
             stream_id=stream_id,
+            request_id=request_id,
         )
 
     @staticmethod

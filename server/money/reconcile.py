@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from server.core.ledger_chain import chain_breach, exact_text
 from server.core.wording import plural
 from server.store.calls import as_text
 
@@ -194,6 +195,19 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
 
 
+def _check_chain(user: str, wallet: dict[Any, Any], entries: Any, report: Report) -> None:
+    """The ledger's hash chain (lib_chain.lua) is whole and ends at the
+    wallet's ``chain``: no entry edited, removed, added or moved."""
+    head = next((exact_text(v) for k, v in wallet.items() if as_text(k) == "chain"), "")
+    read = [
+        (exact_text(entry_id), [(exact_text(k), exact_text(v)) for k, v in fields.items()])
+        for entry_id, fields in entries
+    ]
+    breach = chain_breach(read, head)
+    if breach is not None:
+        report.breaches.append(f"{user}: ledger chain broken: {breach}")
+
+
 # A paid order's coins taken back (clawback.lua).
 CLAWBACK_KINDS = ("refund", "chargeback")
 # A creator's ledger entries for a withdrawal: its diamonds reserved, then
@@ -274,12 +288,15 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
         text = as_text(key)
         user = text[start : text.index("}", start)]
         base = text[: -len(":wallet")]
-        w = _fields(await redis.hgetall(key))
+        raw = await redis.hgetall(key)
+        w = _fields(raw)
         report.wallets += 1
         report.coins_spent += w["spent"]
         report.coins_received += w["received"]
         _check_balances(user, w, report)
-        _check_ledger(user, w, await _whole_stream(redis, f"{base}:ledger"), report)
+        entries = await _whole_stream(redis, f"{base}:ledger")
+        _check_ledger(user, w, entries, report)
+        _check_chain(user, raw, entries, report)
         await _check_withdrawals(redis, base, user, w, report)
         pending = await _pending(redis, f"{base}:outbox")
         report.pending.update(pending)

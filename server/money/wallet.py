@@ -38,7 +38,9 @@ GIFT_BUCKET_FIELDS = ("gift_mtokens", "gift_ms")
 # ...and those that hold the user's own spending limits (lib_budget.lua):
 # text, not amounts, and not part of the wallet's balances either.
 BUDGET_FIELDS = ("budget", "budget_spent")
-NOT_BALANCES = frozenset(GIFT_BUCKET_FIELDS + BUDGET_FIELDS)
+# ...and the hash of the last entry of the user's ledger (lib_chain.lua).
+CHAIN_FIELD = "chain"
+NOT_BALANCES = frozenset((*GIFT_BUCKET_FIELDS, *BUDGET_FIELDS, CHAIN_FIELD))
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,6 +174,9 @@ class LocalRoom:
     _joined: bool = False
     # A big gift is pending: the next flush starts as soon as it may.
     _express: bool = False
+    # When the room's last event came (the loop's clock): rooms with no
+    # event lately have no ranking to refresh (server/money/leaderboard.py).
+    last_event_at: float = float("-inf")
 
     def __len__(self) -> int:
         settled = sum(len(members) for members in self.by_codec.values())
@@ -220,6 +223,7 @@ class LocalRoom:
         a big gift now, or as soon as a flush under way ends."""
         self._pending.append(event)
         self.stats.events += 1
+        self.last_event_at = self.loop.time()
         if event.get("tier") in EXPRESS_TIERS:
             self._express = True
             if self._next_slice is not None and not self._joined and self.tick_seconds > 0:

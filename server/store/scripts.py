@@ -25,12 +25,25 @@ LUA_DIR = Path(__file__).with_name("lua")
 # Redis gives a script no way to load another: the functions a script shares
 # with others (``lib_*.lua``) are put in front of its own text.
 LIBRARIES: dict[str, tuple[str, ...]] = {
-    "gift": ("lib_numbers", "lib_budget", "lib_gift"),
+    "gift": ("lib_numbers", "lib_chain", "lib_budget", "lib_gift"),
     "room_event": ("lib_numbers", "lib_announce"),
-    "room_gifts": ("lib_numbers", "lib_budget", "lib_gift", "lib_announce", "lib_credit"),
+    "room_gifts": (
+        "lib_numbers",
+        "lib_chain",
+        "lib_budget",
+        "lib_gift",
+        "lib_announce",
+        "lib_credit",
+    ),
     "budget": ("lib_budget",),
-    "settle": ("lib_numbers", "lib_credit"),
+    "settle": ("lib_numbers", "lib_chain", "lib_credit"),
     "rate_take": ("lib_bucket",),
+    # Every script that writes a ledger entry chains it (lib_chain.lua).
+    "recharge": ("lib_chain",),
+    "promo": ("lib_chain",),
+    "clawback": ("lib_chain",),
+    "withdraw": ("lib_chain",),
+    "payout": ("lib_chain",),
 }
 
 

@@ -49,10 +49,11 @@ end
 if kind == "chargeback" then
   redis.call("HSET", KEYS[1], "flagged", "1")
 end
-redis.call("XADD", KEYS[2], "*",
+local chain = chained_entry(KEYS[2], redis.call("HGET", KEYS[1], "chain") or "",
   "kind", kind, "order", ARGV[1], "amount", string.format("%d", -taken),
   "shortfall", string.format("%d", shortfall), "balance", string.format("%d", balance),
   "reason", ARGV[4], "ts", ARGV[5])
+redis.call("HSET", KEYS[1], "chain", chain)
 -- Kept for good: a provider may send its callback again months later.
 redis.call("SET", KEYS[4],
   kind .. "|" .. string.format("%d|%d|", taken, shortfall) .. ARGV[5])

@@ -14,26 +14,28 @@
 --   100 * received = 100 * diamonds earned + carry + platform,
 -- which reconcile checks (server/money/reconcile.py).
 --
--- credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count,
--- paid, stream) writes the gift's `credit` entry in the creator's ledger and returns
--- diamonds, carry after, platform hundredths. coins, share and carry are
+-- credit_gift(ledger, prev, gift_key, coins, share, carry, now, sender, gift,
+-- count, paid, stream) writes the gift's `credit` entry in the creator's
+-- ledger, after the entry whose hash is `prev` (lib_chain.lua), and returns
+-- diamonds, carry after, platform hundredths and the entry's hash. coins, share and carry are
 -- numbers (coins * 100 below 2^53, which the callers check; share 0 to
 -- 100; carry 0 to 99); the others are strings, written as they are: the
 -- entry carries what the earnings reports count, the stream ("" when the
 -- gift was paid outside one) included. The caller adds the
--- results to the creator's wallet and passes the carry on to the next gift.
+-- results to the creator's wallet and passes the carry and the hash on to
+-- the next gift.
 
-local function credit_gift(ledger, gift_key, coins, share, carry, now, sender, gift, count, paid,
-    stream)
+local function credit_gift(ledger, prev, gift_key, coins, share, carry, now, sender, gift, count,
+    paid, stream)
   local owed = carry + coins * share
   local diamonds = math.floor(owed / 100)
   local carry_after = owed - diamonds * 100
   local platform = coins * (100 - share)
-  redis.call("XADD", ledger, "*",
+  local hash = chained_entry(ledger, prev,
     "kind", "credit", "gift_key", gift_key, "coins", string.format("%d", coins),
     "share", string.format("%d", share), "diamonds", string.format("%d", diamonds),
     "carry_hundredths", string.format("%d", carry_after),
     "platform_hundredths", string.format("%d", platform),
     "ts", now, "sender", sender, "gift", gift, "count", count, "paid", paid, "stream", stream)
-  return diamonds, carry_after, platform
+  return diamonds, carry_after, platform, hash
 end

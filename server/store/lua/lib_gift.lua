@@ -22,8 +22,9 @@
 -- The user's gift token bucket lives in the wallet hash (`gift_mtokens`,
 -- thousandths of a token, and `gift_ms`), and so do the user's spending
 -- limits and what they have spent against them (`budget`, `budget_spent`:
--- lib_budget.lua), so that one HMGET reads and one HSET writes everything a
--- gift checks and changes on the wallet.
+-- lib_budget.lua), and so does the hash of the last entry of the user's
+-- ledger (`chain`: lib_chain.lua), so that one HMGET reads and one HSET
+-- writes everything a gift checks and changes on the wallet.
 
 local find = string.find
 
@@ -76,7 +77,7 @@ local function commit_gift(key_base, arg_base, announce, credit)
   end
   local cost = count * price
   local wallet = redis.call("HMGET", wallet_key, "coins", "spent", "gift_mtokens", "gift_ms",
-    "budget", "budget_spent")
+    "budget", "budget_spent", "chain")
   local coins = tonumber(wallet[1] or "0")
 
   -- The user's token bucket, across all their sockets and processes. Only
@@ -116,20 +117,22 @@ local function commit_gift(key_base, arg_base, announce, credit)
   -- count's digits already; cost is at least 1, so -cost's digits are "-"
   -- then cost's.
   local balance_text, cost_text = digits(balance), digits(cost)
+  -- The entry first: the wallet keeps its hash (lib_chain.lua).
+  local chain = chained_entry(ledger_key, wallet[7] or "",
+    "kind", "gift", "req", request, "amount", "-" .. cost_text, "balance", balance_text,
+    "gift", gift, "count", count_text, "to", creator, "room", room, "ts", now_text)
   if budget_spent then
     redis.call("HSET", wallet_key, "coins", balance_text,
       "spent", digits(tonumber(wallet[2] or "0") + cost),
       "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text,
-      "budget_spent", budget_spent)
+      "chain", chain, "budget_spent", budget_spent)
   else
     redis.call("HSET", wallet_key, "coins", balance_text,
       "spent", digits(tonumber(wallet[2] or "0") + cost),
-      "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text)
+      "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text,
+      "chain", chain)
   end
   local gift_key = sender .. ":" .. request
-  redis.call("XADD", ledger_key, "*",
-    "kind", "gift", "req", request, "amount", "-" .. cost_text, "balance", balance_text,
-    "gift", gift, "count", count_text, "to", creator, "room", room, "ts", now_text)
   local seq_part = announce and ("|" .. digits(seq)) or ""
   local record = balance_text .. "|" .. cost_text .. "|" .. gift_key .. "|" .. gift
     .. "|" .. count_text .. "|" .. room .. seq_part

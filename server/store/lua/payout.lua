@@ -44,8 +44,9 @@ else
     redis.call("DECRBY", KEYS[4], diamonds)
   end
 end
-redis.call("XADD", KEYS[2], "*",
+local chain = chained_entry(KEYS[2], redis.call("HGET", KEYS[1], "chain") or "",
   "kind", kind, "withdrawal", id, "diamonds", string.format("%d", diamonds),
   "payout", ARGV[2], "ts", ARGV[3])
+redis.call("HSET", KEYS[1], "chain", chain)
 redis.call("HSET", KEYS[3], "status", outcome, "updated", ARGV[3], "payout", ARGV[2])
 return {"ok", outcome}

@@ -25,8 +25,9 @@ end
 local coins = tonumber(coins_text)
 balance = redis.call("HINCRBY", KEYS[1], "coins", coins)
 redis.call("HINCRBY", KEYS[1], "promo", coins)
-redis.call("XADD", KEYS[2], "*",
-  "kind", "promo", "req", ARGV[1], "amount", coins_text, "balance", balance,
+local chain = chained_entry(KEYS[2], redis.call("HGET", KEYS[1], "chain") or "",
+  "kind", "promo", "req", ARGV[1], "amount", coins_text, "balance", string.format("%d", balance),
   "reason", ARGV[3], "by", ARGV[4], "ts", ARGV[5])
+redis.call("HSET", KEYS[1], "chain", chain)
 redis.call("SET", KEYS[3], coins_text)
 return {"ok", balance}

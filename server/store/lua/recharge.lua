@@ -33,9 +33,11 @@ local bonus = tonumber(ARGV[4])
 balance = redis.call("HINCRBY", KEYS[1], "coins", coins + bonus)
 redis.call("HINCRBY", KEYS[1], "recharged", coins)
 redis.call("HINCRBY", KEYS[1], "bonus", bonus)
-redis.call("XADD", KEYS[2], "*",
+local chain = chained_entry(KEYS[2], redis.call("HGET", KEYS[1], "chain") or "",
   "kind", "recharge", "payment", ARGV[1], "order", ARGV[2],
-  "amount", coins + bonus, "bonus", bonus, "balance", balance, "ts", ARGV[5])
+  "amount", string.format("%d", coins + bonus), "bonus", string.format("%d", bonus),
+  "balance", string.format("%d", balance), "ts", ARGV[5])
+redis.call("HSET", KEYS[1], "chain", chain)
 -- Payment records never expire: a provider may redeliver a callback days later.
 redis.call("SET", KEYS[3], ARGV[2])
 redis.call("SET", KEYS[4], ARGV[1])

@@ -52,12 +52,22 @@ end
 -- after the last: sums of whole numbers below 2^53 (for the platform's
 -- share, in hundredths: 9 * 10^13 coins), which doubles hold exactly.
 local creator_wallet = redis.call("HMGET", KEYS[3],
-  "diamonds", "diamonds_earned", "received", "platform_hundredths", "carry_hundredths")
+  "diamonds", "diamonds_earned", "received", "platform_hundredths", "carry_hundredths", "chain")
 local carry = tonumber(creator_wallet[5] or "0")
 if not carry or carry < 0 or carry > 99 or carry ~= math.floor(carry) then
   return redis.error_reply("room_gifts.lua: the creator's carry_hundredths is not 0 to 99")
 end
+-- The hash of the last entry of the creator's ledger, passed from credit to
+-- credit (lib_chain.lua).
+local creator_chain = creator_wallet[6] or ""
 local creator = ARGV[5]
+for i = 0, gifts - 1 do
+  -- A sender's wallet read and written as the creator's too would break
+  -- both (the server refuses a gift in one's own room before this).
+  if KEYS[HEAD_KEYS + i * GIFT_KEYS + 1] == KEYS[3] then
+    return redis.error_reply("room_gifts.lua: a gift from the room's creator")
+  end
+end
 local payloads = {}
 local first_seq = last_seq + 1
 -- What the creator's wallet gains, written once after the last gift.
@@ -76,8 +86,9 @@ local function credit_creator(arg_base, cost, share, gift_key)
   -- which is also when the gift was paid, [14] the stream.
   local now = ARGV[arg_base + 8]
   local diamonds, platform
-  diamonds, carry, platform = credit_gift(KEYS[4], gift_key, cost, share, carry, now,
-    ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now, ARGV[arg_base + 14])
+  diamonds, carry, platform, creator_chain = credit_gift(KEYS[4], creator_chain, gift_key, cost,
+    share, carry, now, ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now,
+    ARGV[arg_base + 14])
   credited_coins = credited_coins + cost
   credited_diamonds = credited_diamonds + diamonds
   credited_platform = credited_platform + platform
@@ -109,7 +120,7 @@ if #payloads > 0 then
     "diamonds_earned", digits(tonumber(wallet[2] or "0") + credited_diamonds),
     "received", digits(tonumber(wallet[3] or "0") + credited_coins),
     "platform_hundredths", digits(tonumber(wallet[4] or "0") + credited_platform),
-    "carry_hundredths", digits(carry))
+    "carry_hundredths", digits(carry), "chain", creator_chain)
   -- The set lives while creators are marked: a week (the marker ttl) after
   -- the last new mark.
   if redis.call("SADD", KEYS[5], creator) == 1 then

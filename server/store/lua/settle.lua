@@ -67,7 +67,11 @@ local function gift_is_valid(base)
     and string.match(gift, "^[a-z0-9_]*$") ~= nil and #gift <= 32
 end
 
-local carry = tonumber(redis.call("HGET", KEYS[1], "carry_hundredths") or "0")
+local held = redis.call("HMGET", KEYS[1], "carry_hundredths", "chain")
+local carry = tonumber(held[1] or "0")
+-- The hash of the last entry of the ledger, passed from credit to credit
+-- (lib_chain.lua).
+local chain = held[2] or ""
 if not carry or carry < 0 or carry > 99 or carry ~= math.floor(carry) then
   return redis.error_reply("ERR settle.lua: the wallet's carry_hundredths is not 0 to 99")
 end
@@ -90,7 +94,7 @@ for i = 0, gifts - 1 do
   else
     local coins = tonumber(ARGV[base + 2])
     local diamonds, platform
-    diamonds, carry, platform = credit_gift(KEYS[2], ARGV[base + 1], coins,
+    diamonds, carry, platform, chain = credit_gift(KEYS[2], chain, ARGV[base + 1], coins,
       tonumber(ARGV[base + 3]), carry, ARGV[1], ARGV[base + 4], ARGV[base + 5],
       ARGV[base + 6], ARGV[base + 7], ARGV[base + 8])
     diamonds_sum = diamonds_sum + diamonds
@@ -108,6 +112,6 @@ if coins_sum > 0 or diamonds_sum > 0 then
   redis.call("HINCRBY", KEYS[1], "diamonds_earned", digits(diamonds_sum))
   redis.call("HINCRBY", KEYS[1], "received", digits(coins_sum))
   redis.call("HINCRBY", KEYS[1], "platform_hundredths", digits(platform_sum))
-  redis.call("HSET", KEYS[1], "carry_hundredths", digits(carry))
+  redis.call("HSET", KEYS[1], "carry_hundredths", digits(carry), "chain", chain)
 end
 return replies

@@ -48,10 +48,11 @@ end
 local count = string.format("%d", diamonds)
 held = redis.call("HINCRBY", KEYS[1], "diamonds", -diamonds)
 local reserved = redis.call("HINCRBY", KEYS[1], "reserved", diamonds)
-redis.call("XADD", KEYS[2], "*",
+local chain = chained_entry(KEYS[2], redis.call("HGET", KEYS[1], "chain") or "",
   "kind", "withdraw", "withdrawal", ARGV[2], "req", ARGV[1], "diamonds", count,
   "balance", string.format("%d", held), "reserved", string.format("%d", reserved),
   "ts", ARGV[9])
+redis.call("HSET", KEYS[1], "chain", chain)
 redis.call("HSET", KEYS[4],
   "id", ARGV[2], "request", ARGV[1], "status", "pending", "diamonds", count,
   "amount", ARGV[6], "currency", ARGV[7], "method", ARGV[8], "day", ARGV[11],
