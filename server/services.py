@@ -23,6 +23,7 @@ from server.money.budgets import Budgets
 from server.money.clawbacks import Clawbacks
 from server.money.creators import Creators, Eligibility
 from server.money.gifting import Gifting, LargeSend
+from server.money.goals import Goals, GoalWatch
 from server.money.leaderboard import LeaderboardPush, Leaderboards
 from server.money.orders import OrderLimits, Orders
 from server.money.reports import Reports
@@ -59,6 +60,8 @@ STREAM_LOOK_MAX_SECONDS = 30.0
 # How often each process looks whether its rooms' leaderboards changed: the
 # room hears of a change at most this often.
 LEADERBOARD_PUSH_SECONDS = 1.0
+# How often each process counts its rooms' goals while gifts come.
+GOAL_LOOK_SECONDS = 1.0
 
 
 @dataclass
@@ -86,6 +89,7 @@ class Services:
     relay: Relay | ShardedRelay
     hub: Hub
     leaderboards: Leaderboards
+    goals: Goals
     metrics: Metrics
     pipeline: AutoPipeline
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -252,6 +256,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         relay=relay,
         hub=hub,
         leaderboards=Leaderboards(redis, prefix, streams),
+        goals=Goals(redis, scripts, prefix, room_log),
         metrics=metrics,
         pipeline=pipeline,
     )
@@ -355,6 +360,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
         LeaderboardPush(
             services.hub, services.leaderboards, LEADERBOARD_PUSH_SECONDS
         ).run_forever(),
+        GoalWatch(services.hub, services.goals, GOAL_LOOK_SECONDS).run_forever(),
         services.relay.run(),
         services.settler.run_worker(),
         services.settler.run_sweeper(),

@@ -5,6 +5,9 @@ gifters by coins (``server/money/leaderboard.py``); anyone may read it, as
 the room shows it to everyone.
 ``GET`` and ``PUT /api/me/privacy`` (``{"anonymous": true}``): whether the
 caller appears in rankings by name; an anonymous gifter is still ranked.
+``GET /api/rooms/{room}/goal``: the room's goal and how far it is filled;
+``POST`` and ``DELETE /api/creator/goals``: the creator sets or clears it
+(``server/money/goals.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.http_api import json_body, paying_user, services_of, typed_errors
+from server.api.http_api import creator_of, json_body, paying_user, services_of, typed_errors
+from server.core.goal_rules import parse_goal
 from server.core.protocol import ROOM_ID
 from server.errors import BadField, NotFound
 from server.money.leaderboard import PERIODS
@@ -22,9 +26,7 @@ from server.money.settlement import now_ms
 
 @typed_errors
 async def get_leaderboard(request: Request) -> Response:
-    room = request.path_params["room"]
-    if not ROOM_ID.match(room):
-        raise NotFound("room ids are 1-64 of A-Z a-z 0-9 _ -")
+    room = room_of(request)
     period = request.query_params.get("period", "stream")
     if period not in PERIODS:
         raise BadField("period must be stream, day or all")
@@ -50,8 +52,39 @@ async def put_privacy(request: Request) -> Response:
     return JSONResponse({"anonymous": anonymous})
 
 
+def room_of(request: Request) -> str:
+    room = str(request.path_params["room"])
+    if not ROOM_ID.match(room):
+        raise NotFound("room ids are 1-64 of A-Z a-z 0-9 _ -")
+    return room
+
+
+@typed_errors
+async def get_goal(request: Request) -> Response:
+    room = room_of(request)
+    return JSONResponse({"room": room, "goal": await services_of(request).goals.get(room)})
+
+
+@typed_errors
+async def post_goal(request: Request) -> Response:
+    creator = creator_of(request)
+    services = services_of(request)
+    ask = parse_goal(await json_body(request), services.catalog)
+    return JSONResponse({"goal": await services.goals.set(creator, ask)}, status_code=201)
+
+
+@typed_errors
+async def delete_goal(request: Request) -> Response:
+    creator = creator_of(request)
+    await services_of(request).goals.clear(creator)
+    return JSONResponse({"goal": None})
+
+
 routes = [
     Route("/api/rooms/{room}/leaderboard", get_leaderboard, methods=["GET"]),
     Route("/api/me/privacy", get_privacy, methods=["GET"]),
     Route("/api/me/privacy", put_privacy, methods=["PUT"]),
+    Route("/api/rooms/{room}/goal", get_goal, methods=["GET"]),
+    Route("/api/creator/goals", post_goal, methods=["POST"]),
+    Route("/api/creator/goals", delete_goal, methods=["DELETE"]),
 ]

@@ -88,6 +88,8 @@ class Scripts:
     budget: ScriptCall
     # A paid order's coins taken back (refund, chargeback), once per order.
     clawback: ScriptCall
+    # A creator's goal set, cleared, or filled from their credits once each.
+    goal: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -115,4 +117,5 @@ class Scripts:
             stream=load("stream"),
             budget=load("budget"),
             clawback=load("clawback"),
+            goal=load("goal"),
         )
