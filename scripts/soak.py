@@ -88,6 +88,8 @@ GIFT_MIX = (("rose", 1, 50), ("rose", 5, 15), ("finger_heart", 1, 15),
 PACKAGES = ("coins_330", "coins_660", "coins_1321")
 # The operator grants a viewer 100 to 1,000 promotional coins about this often.
 GRANT_EVERY = (0.5, 1.5)
+# A viewer joins their room's fan club about this often (each once).
+JOIN_EVERY = (0.3, 1.0)
 # The operator refunds one of a viewer's paid orders about this often.
 REFUND_EVERY = (1.0, 3.0)
 GRANT_COINS = (100, 1000)
@@ -544,6 +546,10 @@ class Viewer:
         # The operator's refunds of this viewer's orders: order id -> coins
         # taken back, once answered.
         self.refunds: dict[str, int] = {}
+        # Their join of their room's fan club: its request id once tried, and
+        # the coins it cost once answered (None while not joined).
+        self.join_id: str | None = None
+        self.joined: int | None = None
         self._link: Link | None = None
         self._link_lock = asyncio.Lock()
         self._buy_lock = asyncio.Lock()
@@ -1020,6 +1026,68 @@ class Granter:
         return len(left)
 
 
+class Joiner:
+    """Viewers join their room's creator's fan club now and then, each once
+    (fanclub.lua: the price paid as a gift to the creator)."""
+
+    def __init__(self, soak: Soak, viewers: list[Viewer]) -> None:
+        self.soak = soak
+        self.viewers = viewers
+        self.unanswered: list[Viewer] = []
+
+    async def run(self) -> None:
+        rng = self.soak.rng
+        with contextlib.suppress(Stopped):
+            while not self.soak.stopping.is_set():
+                await asyncio.sleep(rng.uniform(*JOIN_EVERY))
+                waiting = [v for v in self.viewers if v.join_id is None and v.token]
+                if waiting:
+                    viewer = rng.choice(waiting)
+                    viewer.join_id = f"{self.soak.run_tag}-join-{viewer.user}"
+                    await self.join(viewer, give_up_at=time.monotonic() + GIVE_UP_AFTER)
+
+    async def join(self, viewer: Viewer, give_up_at: float | None) -> None:
+        """The same request id until answered: 200 (joined, or joined before by
+        this id), or a refusal that moved nothing (too few coins)."""
+        assert viewer.join_id is not None
+        journal = self.soak.journal
+        while True:
+            if give_up_at is not None and (
+                time.monotonic() > give_up_at or self.soak.stopping.is_set()
+            ):
+                self.unanswered.append(viewer)
+                return
+            slot = await self.soak.fleet.pick()
+            try:
+                response = await self.soak.http.post(
+                    f"{slot.http}/api/rooms/{viewer.room}/fanclub/join",
+                    json={"request_id": viewer.join_id},
+                    headers={"authorization": f"Bearer {viewer.token}"},
+                )
+            except httpx.HTTPError as exc:
+                journal.log("join", viewer.join_id, UNKNOWN, type(exc).__name__)
+            else:
+                if response.status_code == 200:
+                    viewer.joined = int(response.json()["coins"])
+                    journal.log("join", viewer.join_id, OK)
+                    return
+                if response.status_code in (402, 429):
+                    # Too few coins, or the user's gift bucket empty: nothing moved.
+                    journal.log("join", viewer.join_id, FAILED, str(response.status_code))
+                    return
+                if response.status_code < 500:
+                    self.soak.anomalies.append(f"join refused: {response.text[:200]}")
+                    return
+                journal.log("join", viewer.join_id, UNKNOWN, str(response.status_code))
+            await asyncio.sleep(0.2)
+
+    async def resolve(self) -> int:
+        left, self.unanswered = self.unanswered, []
+        for viewer in left:
+            await self.join(viewer, give_up_at=None)
+        return len(left)
+
+
 class Refunder:
     """A viewer's paid order taken back now and then, what is left of its coins
     out of the wallet, once per order: half by the operator's refund, half by
@@ -1301,6 +1369,9 @@ async def check_ledgers(redis: Redis, viewers: list[Viewer]) -> LedgerFacts:
             if entry.get("kind") == "gift":
                 debits[entry["req"]] += 1
         acked = {r.id: r.cost for r in viewer.requests if r.state == "acked"}
+        # A fan club's price is paid as a gift (fanclub.lua): a debit told.
+        if viewer.join_id is not None and viewer.joined is not None:
+            acked[viewer.join_id] = viewer.joined
         facts.acked_but_lost += [f"{viewer.user}:{rid}" for rid in acked if rid not in debits]
         facts.charged_twice += [f"{viewer.user}:{rid}" for rid, n in debits.items() if n > 1]
         facts.debited_not_acked += [f"{viewer.user}:{rid}" for rid in debits if rid not in acked]
@@ -1448,6 +1519,7 @@ async def _run(
     payees = [Payee(soak, room) for room in rooms]
     granter = Granter(soak, viewers, fleet.operator_token)
     refunder = Refunder(soak, viewers, fleet.operator_token, fleet.webhook_secret)
+    joiner = Joiner(soak, viewers)
     chaos = Chaos(config, fleet, store, random.Random(rng.random()))
     chaos_over = asyncio.Event()
     started = time.monotonic()
@@ -1455,6 +1527,7 @@ async def _run(
     tasks += [asyncio.create_task(p.run()) for p in payees]
     tasks.append(asyncio.create_task(granter.run()))
     tasks.append(asyncio.create_task(refunder.run()))
+    tasks.append(asyncio.create_task(joiner.run()))
     chaos_task = asyncio.create_task(chaos.run(chaos_over))
     try:
         await _wait_with_progress(config, started, soak, chaos)
@@ -1475,6 +1548,7 @@ async def _run(
         resolved_withdrawals = await resolve_withdrawals(payees)
         resolved_grants = await granter.resolve()
         resolved_refunds = await refunder.resolve()
+        resolved_joins = await joiner.resolve()
         say(config, "soak: waiting for settlement and payouts")
         redis = store.client()
         try:
@@ -1504,7 +1578,12 @@ async def _run(
                      reconcile_exit, breaches)  # fmt: skip
     report = _with_withdrawals(report, payees, facts, resolved_withdrawals, payout_seconds)
     report = _with_grants(report, viewers, facts, resolved_grants)
-    return _with_refunds(report, viewers, facts, resolved_refunds)
+    report = _with_refunds(report, viewers, facts, resolved_refunds)
+    report["joins"] = {
+        "joined": sum(v.joined is not None for v in viewers),
+        "resolved": resolved_joins,
+    }
+    return report
 
 
 def _with_checks(report: dict[str, Any], found: dict[str, list[str]]) -> dict[str, Any]:
@@ -1742,6 +1821,8 @@ def describe(report: dict[str, Any]) -> str:
         f"credits outside their room's stream: {c.get('credits_outside_their_stream', 0)}",
         f"refunds lost / twice / never told: {c.get('refunds_lost', 0)} / "
         f"{c.get('refunds_twice', 0)} / {c.get('refunds_not_told', 0)}",
+        f"fan club joins: {report['joins']['joined']}, "
+        f"{report['joins']['resolved']} retried by id after the run",
         f"ledger exported, then verified offline: "
         f"{'yes' if not c.get('ledger_export_not_verified') else 'NO'}",
         f"grants lost / twice / never told: {c['grants_lost']} / {c['grants_twice']} / "

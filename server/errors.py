@@ -288,3 +288,26 @@ def all_error_classes() -> list[type[GiftError]]:
         found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+class AlreadyMember(Refused):
+    """A fan club's member asked to join it again: nothing was paid."""
+
+    code = "already_member"
+
+
+class FanLevelRequired(Refused):
+    """The gift is for fans of at least ``required`` level in the creator's
+    club; the sender is at ``level`` (0: not a member)."""
+
+    code = "fan_level_required"
+    http_status = 403
+
+    def __init__(self, message: str, required: int = 0, level: int = 0) -> None:
+        super().__init__(message)
+        self.required = required
+        self.level = level
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"required": self.required, "level": self.level}

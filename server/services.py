@@ -22,6 +22,7 @@ from server.money.audit import Audit
 from server.money.budgets import Budgets
 from server.money.clawbacks import Clawbacks
 from server.money.creators import Creators, Eligibility
+from server.money.fanclub import FanClubs
 from server.money.gifting import Gifting, LargeSend
 from server.money.goals import Goals, GoalWatch
 from server.money.leaderboard import LeaderboardPush, Leaderboards
@@ -41,7 +42,7 @@ from server.rooms.relay import Relay, ShardedRelay
 from server.rooms.room_log import RoomLog
 from server.rooms.tally import ProcessTally
 from server.rooms.viewer_counts import ViewerCounts
-from server.settings import Settings
+from server.settings import Settings, parse_fan_thresholds
 from server.store.calls import FailureTally
 from server.store.redis_client import as_cluster, check_mode, connect
 from server.store.scripts import Scripts
@@ -89,6 +90,7 @@ class Services:
     relay: Relay | ShardedRelay
     hub: Hub
     leaderboards: Leaderboards
+    fanclubs: FanClubs
     goals: Goals
     metrics: Metrics
     pipeline: AutoPipeline
@@ -193,6 +195,16 @@ def _build(settings: Settings, redis: Redis) -> Services:
         settler.queued,
     )
     streams = Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds)
+    fanclubs = FanClubs(
+        redis,
+        scripts,
+        wallets,
+        settler,
+        prefix,
+        settings.fanclub_price_coins,
+        parse_fan_thresholds(settings.fan_level_coins),
+        settings.revenue_share_percent,
+    )
     return Services(
         settings=settings,
         redis=redis,
@@ -240,6 +252,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
             suspensions,
             LargeSend(settings.confirm_above_coins, settings.max_send_coins),
             ages,
+            fanclubs,
         ),
         suspensions=suspensions,
         audit=Audit(redis, settings.key_prefix),
@@ -255,7 +268,8 @@ def _build(settings: Settings, redis: Redis) -> Services:
         ),
         relay=relay,
         hub=hub,
-        leaderboards=Leaderboards(redis, prefix, streams),
+        leaderboards=Leaderboards(redis, prefix, streams, fanclubs),
+        fanclubs=fanclubs,
         goals=Goals(redis, scripts, prefix, room_log),
         metrics=metrics,
         pipeline=pipeline,

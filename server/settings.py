@@ -9,6 +9,7 @@ all; ``tests/test_settings.py`` keeps that page and this module in step.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import secrets
@@ -54,6 +55,21 @@ def parse_cash(text: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ValueError(f"not an amount: {text!r}")
     return value
+
+
+# Fan levels a club may have (server/core/fan_levels.py).
+MAX_FAN_LEVELS = 50
+
+
+def parse_fan_thresholds(text: str) -> tuple[int, ...]:
+    """``"0,100,300"`` -> (0, 100, 300): a fan club's level thresholds in coins.
+    Raises ValueError unless they rise from 0."""
+    values = tuple(int(part) for part in text.split(","))
+    if not values or values[0] != 0 or len(values) > MAX_FAN_LEVELS:
+        raise ValueError(f"1 to {MAX_FAN_LEVELS} thresholds, the first 0")
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise ValueError("thresholds must rise")
+    return values
 
 
 def _parses(parse: Callable[[str], object], text: str) -> bool:
@@ -119,6 +135,11 @@ class Settings:
     confirm_above_coins: int = 1000
     # ...and none may be worth more than this (send_limit_exceeded).
     max_send_coins: int = 500_000
+    # Joining a creator's fan club costs this many coins (a gift to them).
+    fanclub_price_coins: int = 1
+    # Fan levels: ascending coins spent in the creator's rooms since joining,
+    # the first 0 (server/core/fan_levels.py).
+    fan_level_coins: str = "0,100,300,1000,3000,10000,30000,100000"
     # A viewer's raise or removal of their own spending limit applies this
     # long after they ask (a lower limit applies at once).
     budget_cooling_seconds: float = 24 * 3600
@@ -227,6 +248,14 @@ class Settings:
                 (not 0 <= self.revenue_share_percent <= 100, "revenue_share_percent: 0..100"),
                 (not 1 <= self.max_gift_count <= 100_000, "max_gift_count: 1..100000"),
                 (self.confirm_above_coins < 0, "confirm_above_coins: 0 or more"),
+                (
+                    not 1 <= self.fanclub_price_coins <= 1_000_000,
+                    "fanclub_price_coins: 1 to 1000000",
+                ),
+                (
+                    not _parses(parse_fan_thresholds, self.fan_level_coins),
+                    "fan_level_coins: ascending whole numbers, the first 0, comma-separated",
+                ),
                 (not self.budget_cooling_seconds >= 0, "budget_cooling_seconds: 0 or more"),
                 (
                     self.minor_policy not in ("blocked", "limited"),

@@ -180,7 +180,7 @@ def test_to_public_has_the_contract_shape(shipped: Catalog) -> None:
     assert set(public) == {"gifts", "packages"}
     assert len(public["gifts"]) == len(shipped.gifts)
     for entry in public["gifts"]:
-        assert set(entry) == {"id", "name", "coins", "tier", "streakable"}
+        assert set(entry) == {"id", "name", "coins", "tier", "streakable", "fan_level_required"}
         assert entry["tier"] in {t.value for t in Tier}
         assert type(entry["coins"]) is int
         assert type(entry["streakable"]) is bool
@@ -192,7 +192,14 @@ def test_to_public_has_the_contract_shape(shipped: Catalog) -> None:
 def test_to_public_matches_the_catalogue(shipped: Catalog) -> None:
     public = shipped.to_public()
     rose = next(g for g in public["gifts"] if g["id"] == "rose")
-    assert rose == {"id": "rose", "name": "Rose", "coins": 1, "tier": "small", "streakable": True}
+    assert rose == {
+        "id": "rose",
+        "name": "Rose",
+        "coins": 1,
+        "tier": "small",
+        "streakable": True,
+        "fan_level_required": 0,
+    }
     pack = next(p for p in public["packages"] if p["id"] == "coins_6607")
     assert (pack["coins"], pack["price"], pack["currency"]) == (6607, "99.99", "USD")
 

@@ -551,6 +551,8 @@ EVERY_ERROR = {
     errors.DailyLimitExceeded: "daily_limit_exceeded",
     errors.UnknownWithdrawal: "unknown_withdrawal",
     errors.InsufficientCoins: "insufficient_coins",
+    errors.AlreadyMember: "already_member",
+    errors.FanLevelRequired: "fan_level_required",
     errors.RateLimited: "rate_limited",
     errors.AuthError: "unauthorized",
     errors.Unavailable: "unavailable",

@@ -8,6 +8,10 @@ caller appears in rankings by name; an anonymous gifter is still ranked.
 ``GET /api/rooms/{room}/goal``: the room's goal and how far it is filled;
 ``POST`` and ``DELETE /api/creator/goals``: the creator sets or clears it
 (``server/money/goals.py``).
+``POST /api/rooms/{room}/fanclub/join`` (``{"request_id"}``): the caller
+joins the creator's fan club, paying its price (``server/money/fanclub.py``);
+``GET /api/rooms/{room}/fanclub``: its price and levels, and with a token
+the caller's membership.
 """
 
 from __future__ import annotations
@@ -16,9 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.api.http_api import creator_of, json_body, paying_user, services_of, typed_errors
+from server.api.http_api import (
+    caller,
+    creator_of,
+    json_body,
+    paying_user,
+    services_of,
+    typed_errors,
+)
 from server.core.goal_rules import parse_goal
-from server.core.protocol import ROOM_ID
+from server.core.protocol import REQUEST_ID, ROOM_ID
 from server.errors import BadField, NotFound
 from server.money.leaderboard import PERIODS
 from server.money.settlement import now_ms
@@ -80,6 +91,42 @@ async def delete_goal(request: Request) -> Response:
     return JSONResponse({"goal": None})
 
 
+@typed_errors
+async def post_fanclub_join(request: Request) -> Response:
+    room = room_of(request)
+    identity = caller(request)
+    body = await json_body(request)
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        raise BadField("request_id must be 1-64 of A-Z a-z 0-9 _ - . :")
+    services = services_of(request)
+    stream_id = await services.gifting.admit_payment(identity, room, now_ms())
+    assert identity.user is not None  # admit_payment refuses a token without one
+    joined = await services.fanclubs.join(identity.user, room, request_id, stream_id, now_ms())
+    return JSONResponse(joined)
+
+
+@typed_errors
+async def get_fanclub(request: Request) -> Response:
+    room = room_of(request)
+    fans = services_of(request).fanclubs
+    answer: dict[str, object] = {
+        "room": room,
+        "price_coins": fans.price_coins,
+        "level_coins": list(fans.thresholds),
+    }
+    if request.headers.get("authorization"):
+        user = paying_user(request)
+        membership = await fans.membership(user, room)
+        answer["you"] = {
+            "member": membership is not None,
+            "joined": membership.joined_ms if membership else None,
+            "fan_level": fans.level_of(membership),
+            "fan_coins": membership.coins if membership else 0,
+        }
+    return JSONResponse(answer)
+
+
 routes = [
     Route("/api/rooms/{room}/leaderboard", get_leaderboard, methods=["GET"]),
     Route("/api/me/privacy", get_privacy, methods=["GET"]),
@@ -87,4 +134,6 @@ routes = [
     Route("/api/rooms/{room}/goal", get_goal, methods=["GET"]),
     Route("/api/creator/goals", post_goal, methods=["POST"]),
     Route("/api/creator/goals", delete_goal, methods=["DELETE"]),
+    Route("/api/rooms/{room}/fanclub", get_fanclub, methods=["GET"]),
+    Route("/api/rooms/{room}/fanclub/join", post_fanclub_join, methods=["POST"]),
 ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from server.errors import UnknownGift, UnknownPackage
+from server.settings import MAX_FAN_LEVELS
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("data") / "catalog.json"
 _ID = re.compile(r"^[a-z0-9_]{1,32}\Z")
@@ -47,6 +48,9 @@ class Gift:
     coins: int
     tier: Tier
     streakable: bool
+    # The sender must be at least this level in the creator's fan club
+    # (server/core/fan_levels.py); 0 for anyone.
+    fan_level_required: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +123,17 @@ def _parse_gift(entry: dict[str, Any]) -> Gift:
         coins=_checked_coins(entry, "coins", 1),
         tier=tier,
         streakable=_require(entry, "streakable", bool),
+        fan_level_required=_fan_level(entry),
     )
+
+
+def _fan_level(entry: dict[str, Any]) -> int:
+    if "fan_level_required" not in entry:
+        return 0
+    level = int(_require(entry, "fan_level_required", int))
+    if not 0 <= level <= MAX_FAN_LEVELS:
+        raise CatalogError(f"{entry['id']}: fan_level_required must be 0..{MAX_FAN_LEVELS}")
+    return level
 
 
 def _parse_package(entry: dict[str, Any]) -> Package:

@@ -229,6 +229,10 @@ class GiftEvent:
     # sender's page knows this event for its tap: an animation shown once,
     # a combo counted exactly. Others' pages may ignore it.
     request_id: str | None = None
+    # The sender's level in the creator's fan club (0: not a member), and
+    # the club's badge (the creator's id) for a member.
+    fan_level: int = 0
+    fan_badge: str | None = None
     seq: int = 0
     type: str = "gift"
 

@@ -30,6 +30,7 @@ from server.core.streaks import Streak, StreakBook
 from server.errors import (
     AgeRestricted,
     ConfirmRequired,
+    FanLevelRequired,
     GiftsDisabled,
     NotAllowed,
     SendLimitExceeded,
@@ -39,6 +40,7 @@ from server.errors import (
 from server.metrics import Metrics
 from server.money.ages import Ages
 from server.money.creators import Creators
+from server.money.fanclub import FanClubs
 from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler, now_ms
 from server.money.suspensions import Suspensions
@@ -87,8 +89,11 @@ class Gifting:
         suspensions: Suspensions | None = None,
         large_send: LargeSend | None = None,
         ages: Ages | None = None,
+        fans: FanClubs | None = None,
     ) -> None:
         self.catalog = catalog
+        # Fan club levels: shown on gift events, required by some gifts.
+        self._fans = fans
         self._ages = ages
         self._large_send = large_send or LargeSend()
         self._suspensions = suspensions
@@ -110,6 +115,7 @@ class Gifting:
         started_ms = now_ms()
         try:
             gift, stream_id = await self._admit(sender, room, request, started_ms)
+            fan_level = await self._fan_level(user, room, gift)
         except (
             NotAllowed,
             GiftsDisabled,
@@ -118,6 +124,7 @@ class Gifting:
             ConfirmRequired,
             SendLimitExceeded,
             AgeRestricted,
+            FanLevelRequired,
         ):
             # A retry of a request that was paid must not hear "nothing moved"
             # because a rule changed since: it gets the first outcome.
@@ -127,9 +134,29 @@ class Gifting:
             return await self._announce(user, request.id, prior, streaks, started_ms, None)
         order = GiftOrder(user, request.id, gift, request.count, room, room, started_ms, stream_id)
         if self._room_gifts is not None:
-            return await self._send_and_announce(order, streaks)
+            return await self._send_and_announce(order, streaks, fan_level)
         outcome = await self._wallets.send_gift(order)
-        return await self._announce(user, request.id, outcome, streaks, started_ms, stream_id)
+        return await self._announce(
+            user, request.id, outcome, streaks, started_ms, stream_id, fan_level
+        )
+
+    async def _fan_level(self, user: str, room: str, gift: Gift) -> int:
+        """The sender's level in the room's fan club, shown on the event; a gift
+        that requires more is refused (after a fresh read: the cache may be
+        behind a level just reached, never ahead)."""
+        if self._fans is None:
+            return 0
+        level = await self._fans.level(user, room)
+        if level < gift.fan_level_required:
+            level = await self._fans.level(user, room, fresh=True)
+            if level < gift.fan_level_required:
+                raise FanLevelRequired(
+                    f"{gift.name} is for fan club members of level "
+                    f"{gift.fan_level_required} or more",
+                    required=gift.fan_level_required,
+                    level=level,
+                )
+        return level
 
     async def _announce(
         self,
@@ -139,6 +166,7 @@ class Gifting:
         streaks: StreakBook,
         started_ms: int,
         stream_id: str | None,
+        fan_level: int = 0,
     ) -> Ack:
         """Steps 3 and 4 for a gift ``gift.lua`` has answered for, sent in
         ``stream_id`` (None for a retry answered from its record: its event,
@@ -164,7 +192,16 @@ class Gifting:
         if stream_id is None:
             stream_id = self._creators.cached_stream(room)
         event = self._event(
-            user, room, gift, outcome.count, outcome.cost, started_ms, combo, stream_id, request_id
+            user,
+            room,
+            gift,
+            outcome.count,
+            outcome.cost,
+            started_ms,
+            combo,
+            stream_id,
+            request_id,
+            fan_level,
         )
         seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
         if not outcome.duplicate:
@@ -173,7 +210,9 @@ class Gifting:
             self._settler.submit(self._pending_credit(user, room, outcome, started_ms, stream_id))
         return self._ack(request_id, outcome, seq)
 
-    async def _send_and_announce(self, order: GiftOrder, streaks: StreakBook) -> Ack:
+    async def _send_and_announce(
+        self, order: GiftOrder, streaks: StreakBook, fan_level: int = 0
+    ) -> Ack:
         """Steps 2 and 3 in one call (``RoomGifts``), then step 4."""
         assert self._room_gifts is not None
         user, room, gift, count = order.sender, order.room, order.gift, order.count
@@ -193,6 +232,7 @@ class Gifting:
             combo,
             stream_id,
             order.request_id,
+            fan_level,
         )
         try:
             if ended is not None:
@@ -226,6 +266,7 @@ class Gifting:
         combo: Combo | None,
         stream_id: str | None,
         request_id: str,
+        fan_level: int = 0,
     ) -> GiftEvent:
         return GiftEvent(
             room=room,
@@ -238,6 +279,8 @@ class Gifting:
             combo=combo,
             stream_id=stream_id,
             request_id=request_id,
+            fan_level=fan_level,
+            fan_badge=room if fan_level > 0 else None,
         )
 
     @staticmethod
@@ -255,10 +298,16 @@ class Gifting:
     ) -> tuple[Gift, str]:
         """The gift asked for, if the rules allow sending it here, and the
         room's live stream."""
-        user = sender.user
-        assert user is not None
         gift = self.catalog.gift(request.gift)
         self._large_send.check(gift.coins * request.count, request.confirm)
+        return gift, await self.admit_payment(sender, room, now_ms)
+
+    async def admit_payment(self, sender: Identity, room: str, now_ms: int) -> str:
+        """Whether the sender may pay the room's creator now (a gift, or a fan
+        club's price): the room's live stream if so, else the typed refusal."""
+        user = sender.user
+        if not sender.can_send or user is None:
+            raise NotAllowed("sign in as a viewer to send gifts; this socket is watch-only")
         if self._suspensions is not None:
             await self._suspensions.require_not_suspended(user)
         if self._ages is not None:
@@ -267,7 +316,7 @@ class Gifting:
             raise NotAllowed("creators cannot send gifts in their own room")
         profile = await self._creators.require_accepting(room)
         assert profile.stream_id is not None  # else RoomOffline
-        return gift, profile.stream_id
+        return profile.stream_id
 
     async def end_streak(self, room: str, sender: str, streak: Streak) -> None:
         event = ComboEnd(

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from server.core.earnings_keys import EarningsKeys, ReportKeys, day_of
 from server.errors import GiftError
+from server.money.fanclub import FanClubs
 from server.money.streams import Streams
 from server.rooms.hub import Hub
 from server.store.calls import as_text, guarded
@@ -65,11 +66,13 @@ class Leaderboards:
         redis: Redis,
         prefix: str,
         streams: Streams,
+        fans: FanClubs,
         size: int = LEADERBOARD_SIZE,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._streams = streams
+        self._fans = fans
         self._size = size
 
     async def top(self, room: str, period: str, now_ms: int) -> dict[str, Any]:
@@ -84,10 +87,10 @@ class Leaderboards:
             report = keys.day(day_of(now_ms))
         else:
             report = keys.all_time
-        answer["entries"] = [s.to_dict() for s in await self._standings(report)]
+        answer["entries"] = [s.to_dict() for s in await self._standings(room, report)]
         return answer
 
-    async def _standings(self, report: ReportKeys | None) -> list[Standing]:
+    async def _standings(self, room: str, report: ReportKeys | None) -> list[Standing]:
         if report is None:
             return []
         top: Any = await guarded(
@@ -97,16 +100,17 @@ class Leaderboards:
         if not users:
             return []
         hidden = await guarded(self._redis.smismember(anonymous_key(self._prefix), users))
+        levels = await self._fans.levels(room, users)
         return [
             Standing(
                 rank=rank,
                 user=None if anonymous else user,
                 name=ANONYMOUS_NAME if anonymous else user,
                 coins=int(score),
-                fan_level=0,
+                fan_level=level,
             )
-            for rank, (user, (_, score), anonymous) in enumerate(
-                zip(users, top, hidden, strict=True), start=1
+            for rank, (user, (_, score), anonymous, level) in enumerate(
+                zip(users, top, hidden, levels, strict=True), start=1
             )
         ]
 

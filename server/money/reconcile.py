@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from server.core.ledger_chain import chain_breach, exact_text
 from server.core.wording import plural
+from server.money.fanclub import FAN_CLUB_GIFT_ID
 from server.store.calls import as_text
 
 WALLET_FIELDS = (
@@ -195,6 +196,40 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             report.breaches.append(f"{user}: ledger says {name} {sums[name]}, wallet says {stored}")
 
 
+def _check_fan_clubs(user: str, wallet: dict[Any, Any], entries: Any, report: Report) -> None:
+    """Each fan club membership was paid once (a ``gift`` entry of gift
+    ``fan_club``), and counts exactly the coins of the gifts to that creator
+    from the join on (fanclub.lua, lib_gift.lua); no membership unpaid."""
+    joined: dict[str, str] = {}  # creator -> the join entry's ts
+    counted: Counter[str] = Counter()
+    joins: Counter[str] = Counter()
+    for _, raw in entries:
+        e = {as_text(k): as_text(v) for k, v in raw.items()}
+        if e.get("kind") != "gift":
+            continue
+        creator = e.get("to", "")
+        if e.get("gift") == FAN_CLUB_GIFT_ID:
+            joins[creator] += 1
+            joined.setdefault(creator, e.get("ts", ""))
+        if creator in joined:
+            counted[creator] += -int(e["amount"])
+    fields = {
+        as_text(k).removeprefix("fan:"): as_text(v)
+        for k, v in wallet.items()
+        if as_text(k).startswith("fan:")
+    }
+    for creator, times in joins.items():
+        if times > 1:
+            report.breaches.append(f"{user}: joined {creator}'s fan club {times} times")
+    for creator in joined.keys() | fields.keys():
+        expected = f"{joined[creator]}|{counted[creator]}" if creator in joined else None
+        if fields.get(creator) != expected:
+            report.breaches.append(
+                f"{user}: fan club of {creator}: the wallet says {fields.get(creator)!r}, "
+                f"the ledger {expected!r}"
+            )
+
+
 def _check_chain(user: str, wallet: dict[Any, Any], entries: Any, report: Report) -> None:
     """The ledger's hash chain (lib_chain.lua) is whole and ends at the
     wallet's ``chain``: no entry edited, removed, added or moved."""
@@ -297,6 +332,7 @@ async def check(redis: Redis, key_prefix: str, *, expect_settled: bool = False) 
         entries = await _whole_stream(redis, f"{base}:ledger")
         _check_ledger(user, w, entries, report)
         _check_chain(user, raw, entries, report)
+        _check_fan_clubs(user, raw, entries, report)
         await _check_withdrawals(redis, base, user, w, report)
         pending = await _pending(redis, f"{base}:outbox")
         report.pending.update(pending)

@@ -41,6 +41,12 @@ BUDGET_FIELDS = ("budget", "budget_spent")
 # ...and the hash of the last entry of the user's ledger (lib_chain.lua).
 CHAIN_FIELD = "chain"
 NOT_BALANCES = frozenset((*GIFT_BUCKET_FIELDS, *BUDGET_FIELDS, CHAIN_FIELD))
+# ...and the user's fan club memberships, one field a club (fanclub.lua).
+FAN_CLUB_FIELD_PREFIX = "fan:"
+
+
+def _is_balance(name: str) -> bool:
+    return name not in NOT_BALANCES and not name.startswith(FAN_CLUB_FIELD_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +353,7 @@ class Wallets:
 
     async def balances(self, user: str) -> dict[str, int]:
         raw = await guarded(self._redis.hgetall(self.keys(user).wallet))
-        fields = _int_fields({k: v for k, v in raw.items() if as_text(k) not in NOT_BALANCES})
+        fields = _int_fields({k: v for k, v in raw.items() if _is_balance(as_text(k))})
         return {"coins": fields.get("coins", 0), "diamonds": fields.get("diamonds", 0)} | fields
 
     async def pending_credits(self, sender: str) -> list[PendingCredit]:

@@ -37,6 +37,7 @@ LIBRARIES: dict[str, tuple[str, ...]] = {
     ),
     "budget": ("lib_budget",),
     "settle": ("lib_numbers", "lib_chain", "lib_credit"),
+    "fanclub": ("lib_numbers", "lib_chain", "lib_budget", "lib_gift"),
     "rate_take": ("lib_bucket",),
     # Every script that writes a ledger entry chains it (lib_chain.lua).
     "recharge": ("lib_chain",),
@@ -90,6 +91,8 @@ class Scripts:
     clawback: ScriptCall
     # A creator's goal set, cleared, or filled from their credits once each.
     goal: ScriptCall
+    # A viewer joins a creator's fan club: its price paid as a gift, once.
+    fanclub: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -118,4 +121,5 @@ class Scripts:
             budget=load("budget"),
             clawback=load("clawback"),
             goal=load("goal"),
+            fanclub=load("fanclub"),
         )

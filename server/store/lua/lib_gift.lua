@@ -23,7 +23,8 @@
 -- thousandths of a token, and `gift_ms`), and so do the user's spending
 -- limits and what they have spent against them (`budget`, `budget_spent`:
 -- lib_budget.lua), and so does the hash of the last entry of the user's
--- ledger (`chain`: lib_chain.lua), so that one HMGET reads and one HSET
+-- ledger (`chain`: lib_chain.lua) and the sender's fan club memberships
+-- (`fan:<creator>`: fanclub.lua), so that one HMGET reads and one HSET
 -- writes everything a gift checks and changes on the wallet.
 
 local find = string.find
@@ -76,8 +77,11 @@ local function commit_gift(key_base, arg_base, announce, credit)
     return "bad_argument", 0, 0, 0, "", 0, "", 0
   end
   local cost = count * price
+  -- The sender's membership of the creator's fan club, when they joined
+  -- (fanclub.lua): "<joined ms>|<coins counted>", this gift's cost added.
+  local fan_field = "fan:" .. creator
   local wallet = redis.call("HMGET", wallet_key, "coins", "spent", "gift_mtokens", "gift_ms",
-    "budget", "budget_spent", "chain")
+    "budget", "budget_spent", "chain", fan_field)
   local coins = tonumber(wallet[1] or "0")
 
   -- The user's token bucket, across all their sockets and processes. Only
@@ -121,17 +125,21 @@ local function commit_gift(key_base, arg_base, announce, credit)
   local chain = chained_entry(ledger_key, wallet[7] or "",
     "kind", "gift", "req", request, "amount", "-" .. cost_text, "balance", balance_text,
     "gift", gift, "count", count_text, "to", creator, "room", room, "ts", now_text)
+  local changes = { "coins", balance_text,
+    "spent", digits(tonumber(wallet[2] or "0") + cost),
+    "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text,
+    "chain", chain }
   if budget_spent then
-    redis.call("HSET", wallet_key, "coins", balance_text,
-      "spent", digits(tonumber(wallet[2] or "0") + cost),
-      "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text,
-      "chain", chain, "budget_spent", budget_spent)
-  else
-    redis.call("HSET", wallet_key, "coins", balance_text,
-      "spent", digits(tonumber(wallet[2] or "0") + cost),
-      "gift_mtokens", digits(math.floor((tokens - 1) * 1000)), "gift_ms", now_text,
-      "chain", chain)
+    changes[#changes + 1], changes[#changes + 2] = "budget_spent", budget_spent
   end
+  if wallet[8] then
+    local joined, fan_coins = string.match(wallet[8], "^(%d+)|(%d+)$")
+    if joined then
+      changes[#changes + 1], changes[#changes + 2] =
+        fan_field, joined .. "|" .. digits(tonumber(fan_coins) + cost)
+    end
+  end
+  redis.call("HSET", wallet_key, unpack(changes))
   local gift_key = sender .. ":" .. request
   local seq_part = announce and ("|" .. digits(seq)) or ""
   local record = balance_text .. "|" .. cost_text .. "|" .. gift_key .. "|" .. gift
