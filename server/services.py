@@ -15,6 +15,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
+from server.core.promotions import Promotions
 from server.errors import GiftError, UnknownWithdrawal
 from server.metrics import Metrics
 from server.money.ages import Ages
@@ -42,7 +43,7 @@ from server.rooms.relay import Relay, ShardedRelay
 from server.rooms.room_log import RoomLog
 from server.rooms.tally import ProcessTally
 from server.rooms.viewer_counts import ViewerCounts
-from server.settings import Settings, parse_fan_thresholds
+from server.settings import Settings, parse_fan_thresholds, parse_promotions
 from server.store.calls import FailureTally
 from server.store.redis_client import as_cluster, check_mode, connect
 from server.store.scripts import Scripts
@@ -90,6 +91,7 @@ class Services:
     relay: Relay | ShardedRelay
     hub: Hub
     leaderboards: Leaderboards
+    promotions: Promotions
     fanclubs: FanClubs
     goals: Goals
     metrics: Metrics
@@ -195,6 +197,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         settler.queued,
     )
     streams = Streams(redis, scripts, prefix, creators, room_log, settings.stream_idle_seconds)
+    promotions = Promotions(parse_promotions(settings.promotions))
     fanclubs = FanClubs(
         redis,
         scripts,
@@ -228,6 +231,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
                 per_minute=settings.orders_per_minute,
                 per_minute_per_address=settings.orders_per_minute_per_ip,
             ),
+            promotions,
         ),
         overlay_keys=OverlayKeys(redis, settings.key_prefix),
         presence=ProcessTally(redis, lambda room: RoomKeys(prefix, room).presence, process_id, ttl),
@@ -270,6 +274,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         hub=hub,
         leaderboards=Leaderboards(redis, prefix, streams, fanclubs),
         fanclubs=fanclubs,
+        promotions=promotions,
         goals=Goals(redis, scripts, prefix, room_log),
         metrics=metrics,
         pipeline=pipeline,

@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -70,6 +71,32 @@ def parse_fan_thresholds(text: str) -> tuple[int, ...]:
     if any(b <= a for a, b in itertools.pairwise(values)):
         raise ValueError("thresholds must rise")
     return values
+
+
+@dataclass(frozen=True, slots=True)
+class Promotion:
+    """Bonus coins for a package over whole UTC days (server/core/promotions.py)."""
+
+    package: str
+    bonus: int
+    first_day: int  # days since 1970-01-01, UTC
+    last_day: int
+
+
+def parse_promotions(text: str) -> tuple[Promotion, ...]:
+    """``"cny_98:98:2026-12-01:2026-12-31;..."``; "" for none. Raises ValueError."""
+    found: list[Promotion] = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        package, bonus, first, last = item.split(":")
+        days = [_utc_day(first), _utc_day(last)]
+        if not package or not 1 <= int(bonus) <= 1_000_000 or days[0] > days[1]:
+            raise ValueError(f"promotion {item!r}: a package, 1 to 1000000 coins, from <= to")
+        found.append(Promotion(package, int(bonus), days[0], days[1]))
+    return tuple(found)
+
+
+def _utc_day(text: str) -> int:
+    return (date.fromisoformat(text) - date(1970, 1, 1)).days
 
 
 def _parses(parse: Callable[[str], object], text: str) -> bool:
@@ -140,6 +167,9 @@ class Settings:
     # Fan levels: ascending coins spent in the creator's rooms since joining,
     # the first 0 (server/core/fan_levels.py).
     fan_level_coins: str = "0,100,300,1000,3000,10000,30000,100000"
+    # Bonus coins packages carry for a period: "<package>:<bonus>:<from
+    # YYYY-MM-DD>:<to YYYY-MM-DD>;..." (server/core/promotions.py).
+    promotions: str = ""
     # A viewer's raise or removal of their own spending limit applies this
     # long after they ask (a lower limit applies at once).
     budget_cooling_seconds: float = 24 * 3600
@@ -251,6 +281,10 @@ class Settings:
                 (
                     not 1 <= self.fanclub_price_coins <= 1_000_000,
                     "fanclub_price_coins: 1 to 1000000",
+                ),
+                (
+                    not _parses(parse_promotions, self.promotions),
+                    "promotions: <package>:<bonus>:<YYYY-MM-DD>:<YYYY-MM-DD>;...",
                 ),
                 (
                     not _parses(parse_fan_thresholds, self.fan_level_coins),

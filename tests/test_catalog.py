@@ -119,11 +119,26 @@ def test_shipped_prices_are_within_bounds(shipped: Catalog) -> None:
 
 
 def test_shipped_packages_are_those_of_the_domain(shipped: Catalog) -> None:
-    packages = list(shipped.packages.values())
+    packages = [p for p in shipped.packages.values() if p.region == "US"]
     assert len(packages) == 6
     assert {p.coins: p.price for p in packages} == DOMAIN_PACKAGES
     assert {p.currency for p in packages} == {"USD"}
     assert all(p.bonus == 0 and p.total_coins == p.coins for p in packages)
+
+
+def test_shipped_cny_packages_sell_ten_coins_a_yuan(shipped: Catalog) -> None:
+    packages = [p for p in shipped.packages.values() if p.region == "CN"]
+    assert len(packages) >= 5
+    assert {p.currency for p in packages} == {"CNY"}
+    assert all(p.coins == 10 * Decimal(p.price) for p in packages)
+    assert {p.region for p in shipped.packages.values()} == {"US", "CN"}
+
+
+def test_every_shipped_gift_has_a_chinese_name(shipped: Catalog) -> None:
+    for gift in shipped.gifts.values():
+        chinese = gift.name_in("zh-CN")
+        assert chinese != gift.name, gift.id
+        assert all(ord(c) > 0x2E80 for c in chinese), gift.id
 
 
 def test_shipped_package_prices_are_exact_cents(shipped: Catalog) -> None:
@@ -177,10 +192,12 @@ def test_non_string_package_id(shipped: Catalog, package_id: object) -> None:
 
 def test_to_public_has_the_contract_shape(shipped: Catalog) -> None:
     public = shipped.to_public()
-    assert set(public) == {"gifts", "packages"}
+    assert set(public) == {"gifts", "packages", "region", "language"}
     assert len(public["gifts"]) == len(shipped.gifts)
     for entry in public["gifts"]:
-        assert set(entry) == {"id", "name", "coins", "tier", "streakable", "fan_level_required"}
+        assert set(entry) == {
+            "id", "name", "coins", "tier", "streakable", "fan_level_required", "names",
+        }  # fmt: skip
         assert entry["tier"] in {t.value for t in Tier}
         assert type(entry["coins"]) is int
         assert type(entry["streakable"]) is bool
@@ -199,6 +216,7 @@ def test_to_public_matches_the_catalogue(shipped: Catalog) -> None:
         "tier": "small",
         "streakable": True,
         "fan_level_required": 0,
+        "names": {"en": "Rose", "zh-CN": "玫瑰"},
     }
     pack = next(p for p in public["packages"] if p["id"] == "coins_6607")
     assert (pack["coins"], pack["price"], pack["currency"]) == (6607, "99.99", "USD")

@@ -64,7 +64,11 @@ T = TypeVar("T")
 CATALOG = load_catalog()
 # Cheapest first, so that what Hypothesis prefers is what a viewer can afford.
 GIFTS = sorted(CATALOG.gifts, key=lambda gift: CATALOG.gifts[gift].coins)
-PACKAGES = sorted(CATALOG.packages, key=lambda package: CATALOG.packages[package].coins)
+# The packages GET /api/catalog offers by default (region US).
+PACKAGES = sorted(
+    (package for package, found in CATALOG.packages.items() if found.region == "US"),
+    key=lambda package: CATALOG.packages[package].coins,
+)
 # The three rooms of an example, by role.
 LIVE, FEW_FOLLOWERS, GIFTS_OFF = "live", "few-followers", "gifts-off"
 MIN_FOLLOWERS = 1000  # GIFTSTREAM_MIN_CREATOR_FOLLOWERS' default

@@ -26,6 +26,7 @@ from server.core.auth import (
     issue_token,
     verify_token,
 )
+from server.core.locale import market
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
 from server.money.clawbacks import CHARGEBACK, REFUND
 from server.money.creators import ADULT, CreatorProfile, Creators
@@ -98,7 +99,15 @@ def paying_user(request: Request) -> str:
 
 @typed_errors
 async def get_catalog(request: Request) -> Response:
-    return JSONResponse(services_of(request).catalog.to_public())
+    """The gifts named in the request's language, and its region's packages
+    with the bonus of any promotion on now (``server/core/locale.py``)."""
+    query = request.query_params
+    language, region = market(
+        query.get("lang"), query.get("region"), request.headers.get("accept-language")
+    )
+    services = services_of(request)
+    bonuses = services.promotions.current(now_ms())
+    return JSONResponse(services.catalog.to_public(region, language, bonuses))
 
 
 @typed_errors
@@ -150,7 +159,7 @@ async def post_order(request: Request) -> Response:
         {
             "order_id": order.id,
             "package": package.id,
-            "coins": package.total_coins,
+            "coins": order.total_coins,
             "price": package.price,
             "currency": package.currency,
             "status": order.status,
@@ -168,7 +177,7 @@ async def confirm_payment(services: Services, body: bytes, signature: str | None
         return await take_back(services, confirmation)
     outcome, order = await services.orders.apply(confirmation, now_ms())
     if outcome.status == "ok":
-        services.metrics.coins_recharged.inc(order.package.total_coins)
+        services.metrics.coins_recharged.inc(order.total_coins)
     return JSONResponse({"status": outcome.status, "order_id": confirmation.order_id})
 
 

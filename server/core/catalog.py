@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -26,6 +27,11 @@ _PRICE = re.compile(r"^[0-9]{1,7}\.[0-9]{2}\Z")
 # Amounts stay far below 2**53 so that Lua's doubles and JavaScript's numbers
 # hold them exactly (see DESIGN "Pitfalls").
 MAX_PRICE_COINS = 1_000_000
+
+
+# The markets: where a package is sold, and the languages a gift is named in.
+REGIONS = frozenset({"US", "CN"})
+LANGUAGES = frozenset({"en", "zh-CN"})
 
 
 class CatalogError(ValueError):
@@ -51,6 +57,11 @@ class Gift:
     # The sender must be at least this level in the creator's fan club
     # (server/core/fan_levels.py); 0 for anyone.
     fan_level_required: int = 0
+    # The name in other languages than English, by language tag ("zh-CN").
+    names: tuple[tuple[str, str], ...] = ()
+
+    def name_in(self, language: str) -> str:
+        return dict(self.names).get(language, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +71,8 @@ class Package:
     bonus: int
     price: str
     currency: str
+    # Where it is sold: "US" (USD, TikTok's packs) or "CN" (CNY, Douyin's).
+    region: str = "US"
 
     @property
     def total_coins(self) -> int:
@@ -83,12 +96,30 @@ class Catalog:
             raise UnknownPackage(f"no recharge package {package_id!r}")
         return found
 
-    def to_public(self) -> dict[str, list[dict[str, Any]]]:
-        """The shape of ``GET /api/catalog``."""
+    def to_public(
+        self, region: str = "US", language: str = "en", bonuses: Mapping[str, int] | None = None
+    ) -> dict[str, Any]:
+        """The shape of ``GET /api/catalog``: every gift, named in ``language``
+        (its other names in ``names``), and the packages sold in ``region``
+        with the bonus coins a promotion adds now (``bonuses``, by package)."""
+        extra = bonuses or {}
         return {
-            "gifts": [asdict(g) | {"tier": str(g.tier)} for g in self.gifts.values()],
-            "packages": [asdict(p) for p in self.packages.values()],
+            "region": region,
+            "language": language,
+            "gifts": [
+                asdict(g) | {"tier": str(g.tier), "name": g.name_in(language), "names": _names(g)}
+                for g in self.gifts.values()
+            ],
+            "packages": [
+                asdict(p) | {"bonus": p.bonus + extra.get(p.id, 0)}
+                for p in self.packages.values()
+                if p.region == region
+            ],
         }
+
+
+def _names(gift: Gift) -> dict[str, str]:
+    return {"en": gift.name} | dict(gift.names)
 
 
 def _require(entry: dict[str, Any], key: str, kind: type) -> Any:
@@ -124,7 +155,18 @@ def _parse_gift(entry: dict[str, Any]) -> Gift:
         tier=tier,
         streakable=_require(entry, "streakable", bool),
         fan_level_required=_fan_level(entry),
+        names=_checked_names(entry),
     )
+
+
+def _checked_names(entry: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    names = entry.get("names", {})
+    if not isinstance(names, dict) or not all(
+        isinstance(k, str) and k in LANGUAGES and isinstance(v, str) and v.strip()
+        for k, v in names.items()
+    ):
+        raise CatalogError(f"{entry.get('id')}: names must map {sorted(LANGUAGES)} to names")
+    return tuple(sorted(names.items()))
 
 
 def _fan_level(entry: dict[str, Any]) -> int:
@@ -146,7 +188,15 @@ def _parse_package(entry: dict[str, Any]) -> Package:
         bonus=_checked_coins(entry, "bonus", 0) if "bonus" in entry else 0,
         price=price,
         currency=_require(entry, "currency", str),
+        region=_checked_region(entry),
     )
+
+
+def _checked_region(entry: dict[str, Any]) -> str:
+    region = entry.get("region", "US")
+    if region not in REGIONS:
+        raise CatalogError(f"{entry.get('id')}: region must be one of {sorted(REGIONS)}")
+    return str(region)
 
 
 def _entries(document: dict[str, Any], key: str) -> list[dict[str, Any]]:

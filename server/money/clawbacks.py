@@ -72,7 +72,7 @@ class Clawbacks:
                     keys.paid_order(order.id),
                     keys.clawback(order.id),
                 ],
-                args=[order.id, kind, str(order.package.total_coins), reason, now_ms],
+                args=[order.id, kind, str(order.total_coins), reason, now_ms],
             )
         )
         status = as_text(status)

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from server.core.catalog import Catalog, Package
 from server.core.keys import WalletKeys, address_order_rate_key, order_key
 from server.core.payments import PaymentConfirmation
+from server.core.promotions import Promotions
 from server.core.wording import plural
 from server.errors import AccountFlagged, BadField, RateLimited, TooManyOrders, UnknownOrder
 from server.money.wallet import RechargeOutcome, Wallets
@@ -47,6 +48,13 @@ class Order:
     user: str
     package: Package
     status: str
+    # The bonus coins promised when the order was made: the package's, and a
+    # promotion's then (server/core/promotions.py), whenever it is paid.
+    bonus: int = 0
+
+    @property
+    def total_coins(self) -> int:
+        return self.package.coins + self.bonus
 
 
 class Orders:
@@ -58,7 +66,9 @@ class Orders:
         wallets: Wallets,
         scripts: Scripts,
         limits: OrderLimits,
+        promotions: Promotions | None = None,
     ) -> None:
+        self._promotions = promotions or Promotions(())
         self._redis = redis
         self._prefix = key_prefix
         self._catalog = catalog
@@ -88,18 +98,20 @@ class Orders:
             raise TooManyOrders(
                 f"{plural(int(open_orders), 'unpaid order')} open; pay one or let one expire"
             )
+        bonus = package.bonus + self._promotions.bonus(package.id, now_ms)
         mapping: dict[Any, Any] = {
             "user": user,
             "package": package.id,
             "status": "created",
             "created": now_ms,
+            "bonus": bonus,
         }
         key = order_key(self._prefix, order_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, limits.ttl_seconds)
             await guarded(pipe.execute())
-        return Order(order_id, user, package, "created")
+        return Order(order_id, user, package, "created", bonus)
 
     async def _take(self, bucket: str, per_minute: int, now_ms: int) -> None:
         """One token of a bucket holding a minute's orders, or ``rate_limited``."""
@@ -116,7 +128,9 @@ class Orders:
             raise UnknownOrder(f"no order {order_id!r}")
         fields = {as_text(k): as_text(v) for k, v in raw.items()}
         package = self._catalog.package(fields["package"])
-        return Order(order_id, fields["user"], package, fields["status"])
+        # An order made before bonuses were kept with it: the package's.
+        bonus = int(fields["bonus"]) if "bonus" in fields else package.bonus
+        return Order(order_id, fields["user"], package, fields["status"], bonus)
 
     async def apply(
         self, confirmation: PaymentConfirmation, now_ms: int
@@ -130,7 +144,7 @@ class Orders:
                 f"order costs {package.price} {package.currency}"
             )
         outcome = await self._wallets.recharge(
-            order.user, confirmation.payment_id, order.id, package.coins, package.bonus, now_ms
+            order.user, confirmation.payment_id, order.id, package.coins, order.bonus, now_ms
         )
         if outcome.status == "ok":
             key = order_key(self._prefix, order.id)
