@@ -7,7 +7,7 @@
 export const SUBPROTOCOL = "giftstream.v1.json";
 export const TIERS = ["small", "medium", "large", "fullscreen"];
 // The events in a room's sequence (each with a `seq`), handed to `onEvent`.
-export const ROOM_EVENTS = new Set(["gift", "combo_end", "stream_started", "stream_ended"]);
+export const ROOM_EVENTS = new Set(["gift", "combo_end", "stream_started", "stream_ended", "goal_reached"]);
 // Room and user ids (protocol: conventions).
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -161,9 +161,12 @@ export class TokenSource {
  * Callbacks: onState(state, detail) with state "connecting" | "live" |
  * "offline"; onWelcome(welcome, {reconnect, missed, resume, replayed});
  * onEvent(event) for each room event (`gift`, `combo_end`, `stream_started`,
- * `stream_ended`), `events` frames unpacked, each seq once and in order; onTestAlert(event) for a creator's
- * `test_alert` (seq 0, outside the room's sequence); onWithdrawal(message) for
- * a `withdrawal` message (the creator's own sockets only, seq 0); onViewers(count);
+ * `stream_ended`, `goal_reached`), `events` frames unpacked, each seq once
+ * and in order; onTestAlert(event) for a creator's `test_alert` (seq 0,
+ * outside the room's sequence); onWithdrawal(message) for a `withdrawal`
+ * message (the creator's own sockets only, seq 0); onViewers(count);
+ * onLeaderboard(message) for a `leaderboard` message and onGoal(message) for
+ * a `goal` message (both outside the sequence: never replayed);
  * onPosition({seq, epoch}) after each event, for a page that keeps its place
  * across reloads; onReply(message) for `ack`, `error` and `pong`.
  * `position` may carry the place a previous page load reached.
@@ -180,6 +183,8 @@ export class RoomSocket {
     onTestAlert,
     onWithdrawal,
     onViewers,
+    onLeaderboard,
+    onGoal,
     onPosition,
     onReply,
   }) {
@@ -192,6 +197,8 @@ export class RoomSocket {
     this.onTestAlert = onTestAlert || (() => {});
     this.onWithdrawal = onWithdrawal || (() => {});
     this.onViewers = onViewers || (() => {});
+    this.onLeaderboard = onLeaderboard || (() => {});
+    this.onGoal = onGoal || (() => {});
     this.onPosition = onPosition || (() => {});
     this.onReply = onReply || (() => {});
     this.state = "connecting";
@@ -305,11 +312,16 @@ export class RoomSocket {
       case "combo_end":
       case "stream_started":
       case "stream_ended":
+      case "goal_reached":
       case "test_alert":
       case "withdrawal":
+      case "goal":
         return this.event(message);
       case "viewers":
         if (Number.isInteger(message.count)) this.onViewers(message.count);
+        return;
+      case "leaderboard":
+        if (Array.isArray(message.entries)) this.onLeaderboard(message);
         return;
       case "ack":
       case "error":
@@ -353,6 +365,11 @@ export class RoomSocket {
   }
 
   event(event) {
+    // A goal's state is no position in the room (seq 0, or none at all).
+    if (event && event.type === "goal") {
+      if (!event.seq) this.onGoal(event);
+      return;
+    }
     if (!event || !Number.isInteger(event.seq)) return;
     if (event.type === "test_alert") {
       if (event.seq === 0) this.onTestAlert(event);

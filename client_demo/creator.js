@@ -18,7 +18,9 @@
 // /api/creator/payout-profile), a withdraw form (POST
 // /api/creator/withdrawals), the withdrawals (GET, read again on the room
 // socket's `withdrawal` message, and every 5 s while one is pending) and the
-// wallet's diamonds, reserved and paid out.
+// wallet's diamonds, reserved and paid out; and the room's goal (GET
+// /api/rooms/{room}/goal, then the room's `goal` messages and `goal_reached`
+// event), set with POST and cleared with DELETE /api/creator/goals.
 
 import {
   ApiError,
@@ -36,6 +38,7 @@ import {
   testAlertKey,
   userColour,
 } from "./common.js";
+import { RoomGoal, drawGoal } from "./engagement.js";
 import { Feed } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
 
@@ -69,6 +72,12 @@ const WITHDRAW_RETRY_MS = [500, 1500];
 const PAYOUT_METHODS = { bank: "Bank transfer", paypal: "PayPal", alipay: "Alipay", wechat: "WeChat Pay" };
 const WITHDRAWAL_STATES = { pending: "pending", paid: "paid", failed: "failed: diamonds returned" };
 // A refused go-live or end, in the page's words; the server's for other codes.
+// A refused goal, in the page's words; the server's for other codes.
+const GOAL_WORDS = {
+  bad_field: "A goal needs a title of 1 to 60 characters and a target of a whole number from 1.",
+  unknown_gift: "That gift is no longer offered: choose another.",
+  not_allowed: "Only a creator can set a goal for their room.",
+};
 const STREAM_WORDS = {
   unknown_stream: "That stream is not one of yours any more: the page has read your streams again.",
   rate_limited: "Too many requests: wait a moment and try again.",
@@ -92,6 +101,8 @@ let requestNumber = 0;
 let refused = false;
 // A switch is on its way: the button waits for its answer.
 let switching = false;
+// The room's goal, as last known.
+let roomGoal = null;
 
 async function start() {
   let token;
@@ -124,6 +135,7 @@ async function start() {
 
   catalog = await api("/api/catalog").then((doc) => new Catalog(doc), () => new Catalog());
   feed = new Feed($("#live"), catalog, { limit: 100, showCoins: true });
+  startGoal();
   socket = new RoomSocket({
     room,
     tokens,
@@ -132,9 +144,11 @@ async function start() {
     onViewers: showViewers,
     onEvent: roomEvent,
     onWithdrawal: () => loadPayouts(),
+    onGoal: (message) => roomGoal.changed(message.goal),
   });
   socket.start();
   await Promise.all([
+    roomGoal.load(),
     loadStreams(),
     loadProfile(),
     loadEarnings(),
@@ -1045,6 +1059,98 @@ function refusal(error, diamonds) {
   return `Could not withdraw: ${error.message}`;
 }
 
+// ------------------------------------------------------------------ the goal
+
+/** The goal card: its form wired, its gifts listed; the goal itself is read with the rest. */
+function startGoal() {
+  roomGoal = new RoomGoal(room, { onChange: showGoal });
+  $("#goal-gift").replaceChildren(
+    ...catalog.gifts.map((gift) =>
+      el("option", { value: gift.id }, `${gift.name} (${plural(gift.coins, "coin")})`),
+    ),
+  );
+  for (const input of document.querySelectorAll('input[name="goal-kind"]')) {
+    input.addEventListener("change", showGoalKind);
+  }
+  $("#goal-form").addEventListener("submit", setGoal);
+  $("#goal-clear").addEventListener("click", clearGoal);
+  showGoalKind();
+}
+
+function goalKind() {
+  return document.querySelector('input[name="goal-kind"]:checked').value;
+}
+
+/** Only the chosen kind's fields are shown (and checked by the form). */
+function showGoalKind() {
+  const byGift = goalKind() === "gift";
+  $("#goal-coins-field").hidden = byGift;
+  $("#goal-coins").disabled = byGift;
+  $("#goal-gift-field").hidden = !byGift;
+  $("#goal-gift").disabled = !byGift;
+  $("#goal-count-field").hidden = !byGift;
+  $("#goal-count").disabled = !byGift;
+}
+
+function showGoal(goal) {
+  drawGoal($("#goal"), goal, catalog);
+  $("#goal-card").dataset.state = !goal ? "none" : goal.reached ? "reached" : "set";
+  $("#goal-none").hidden = Boolean(goal);
+  $("#goal-clear").disabled = !goal;
+}
+
+/** The body of POST /api/creator/goals from the form, or null (and why) when it will not do. */
+function goalAsk() {
+  const title = $("#goal-title").value.trim();
+  const byGift = goalKind() === "gift";
+  const target = Number((byGift ? $("#goal-count") : $("#goal-coins")).value);
+  if (!title || title.length > 60 || !Number.isInteger(target) || target < 1) return null;
+  return byGift ? { title, gift_id: $("#goal-gift").value, target_count: target } : { title, target_coins: target };
+}
+
+async function setGoal(event) {
+  event.preventDefault();
+  const ask = goalAsk();
+  if (!ask) return goalSaid("error", GOAL_WORDS.bad_field);
+  await goalRequest("POST", ask, "Setting the goal…", "Goal set: it fills as gifts arrive.");
+}
+
+async function clearGoal() {
+  await goalRequest("DELETE", undefined, "Clearing the goal…", "Goal cleared.");
+}
+
+/** Sets or clears the goal; the answer is the goal from now on (the room hears it too). */
+async function goalRequest(method, body, doing, done) {
+  const buttons = [$("#goal-set"), $("#goal-clear")];
+  buttons.forEach((button) => (button.disabled = true));
+  goalSaid("busy", doing);
+  try {
+    const answer = await api("/api/creator/goals", { method, token: await tokens.get(), body });
+    roomGoal.changed(answer.goal);
+    if (method === "POST") $("#goal-title").value = "";
+    goalSaid("saved", done);
+  } catch (error) {
+    goalSaid("error", GOAL_WORDS[error.code] || `Could not change the goal: ${error.message}`);
+  } finally {
+    $("#goal-set").disabled = false;
+    $("#goal-clear").disabled = !roomGoal.goal;
+  }
+}
+
+function goalSaid(state, text) {
+  const status = $("#goal-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+/** The goal is reached (a room event: once): the card and the live list say so. */
+function goalReached(event) {
+  roomGoal.reached(event.goal);
+  feed.note(`Goal reached: ${event.goal ? event.goal.title : "your goal"}!`, "goal");
+  $("#live-empty").hidden = true;
+}
+
 // ------------------------------------------------------------------ live gifts
 
 function showState(state, detail) {
@@ -1056,10 +1162,16 @@ function showViewers(count) {
   $("#viewers").textContent = `${formatCoins(count)} watching`;
 }
 
-/** A reconnect may have missed a start or an end (a resync replays nothing). */
+/**
+ * A reconnect may have missed a start or an end (a resync replays nothing),
+ * and the goal's progress (its messages are never replayed).
+ */
 function welcomed(welcome, { reconnect }) {
   showViewers(welcome.viewers);
-  if (reconnect) loadStreams();
+  if (reconnect) {
+    loadStreams();
+    roomGoal.load();
+  }
 }
 
 function roomEvent(event) {
@@ -1068,6 +1180,7 @@ function roomEvent(event) {
     loadEarnings();
     return;
   }
+  if (event.type === "goal_reached") return goalReached(event);
   feed.add(event);
   $("#live-empty").hidden = true;
   if (event.type === "gift") earningsSoon();

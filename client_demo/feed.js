@@ -18,9 +18,11 @@ export class Feed {
     this.me = me;
   }
 
+  /** Shows a room event; the row it went to (null for an event the feed does not show). */
   add(event) {
-    if (event.type === "gift") this.gift(event);
-    else if (event.type === "combo_end") this.comboEnd(event);
+    if (event.type === "gift") return this.gift(event);
+    if (event.type === "combo_end") return this.comboEnd(event);
+    return null;
   }
 
   gift(event) {
@@ -35,6 +37,7 @@ export class Feed {
     }
     row.dataset.seq = event.seq;
     this.prepend(row);
+    return row;
   }
 
   comboEnd(event) {
@@ -49,11 +52,12 @@ export class Feed {
     row.classList.add("ended");
     row.dataset.ended = "true";
     row.querySelector(".streak-note").textContent = "streak ended";
+    return row;
   }
 
-  /** A line in the feed that is not a gift (a gap while offline, say). */
-  note(text) {
-    this.prepend(el("li", { class: "feed-note" }, text));
+  /** A line in the feed that is not a gift (a gap while offline, say); `kind` names it. */
+  note(text, kind = null) {
+    this.prepend(el("li", { class: "feed-note", dataset: kind ? { note: kind } : {} }, text));
   }
 
   comboRow(id) {

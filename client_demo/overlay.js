@@ -7,6 +7,8 @@
 //           running value reaches it); default 0
 //   sound   1: play a chime per tier when an alert or a streak starts
 //   hold    a factor on how long alerts stay (2 = twice as long); default 1
+//   widget  instead of the alerts, one widget: `leaderboard` (the stream's
+//           top five gifters) or `goal` (the creator's goal, filling live)
 //
 // Alerts play one at a time, bigger gifts first. A streak is one growing
 // counter, never one alert per send. The overlay's place in the room (the
@@ -17,6 +19,12 @@
 // While one waits behind other alerts the overlay says so ("Test alert
 // queued: 2 alerts ahead"), and it tells a creator page open in the same
 // browser whether the test alert is queued, showing or shown.
+//
+// A widget shows nothing else: no alerts, streaks or sounds. It reads its
+// state over HTTP at start and after each reconnect, and follows the room's
+// `leaderboard` or `goal` messages meanwhile. It keeps no place in the room:
+// its source and the alerts' may share one browser's storage in OBS, and the
+// alerts' place must stay the alerts' own.
 
 import {
   RoomSocket,
@@ -29,6 +37,7 @@ import {
   sleep,
   testAlertKey,
 } from "./common.js";
+import { RoomBoard, RoomGoal, boardRows, drawGoal } from "./engagement.js";
 import { ShowQueue } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
 
@@ -44,11 +53,18 @@ const STREAK_IDLE_MS = 15000;
 const MAX_STREAKS = 5;
 const POSITION_STORE = `giftstream:overlay:${room}:position`;
 const TESTS_REMEMBERED = 10;
+const widget = param("widget");
+const WIDGETS = new Set(["leaderboard", "goal"]);
+// Gifters the leaderboard widget shows.
+const BOARD_ROWS = 5;
+// How long "goal reached" stays under the goal widget's bar, times `hold`.
+const CELEBRATION_MS = 10000;
 
 const $ = (selector) => document.querySelector(selector);
 let catalog = new Catalog();
 const streaks = new Map();
-const sounds = withSound ? loadSounds() : {};
+// A widget plays no chimes.
+const sounds = withSound && !widget ? loadSounds() : {};
 let shown = 0;
 // Test alerts by key: {key, state: "queued" | "showing" | "shown", ahead}.
 const testAlerts = new Map();
@@ -62,16 +78,30 @@ const alerts = new ShowQueue({
   onChange: followTests,
 });
 
-const socket = new RoomSocket({
-  room,
-  key,
-  position: loadPosition(),
-  onState: showState,
-  onWelcome: () => {},
-  onEvent: roomEvent,
-  onTestAlert: (event) => alerts.push({ ...event, test: true, testKey: testAlertKey(event) }),
-  onPosition: savePosition,
-});
+const board = new RoomBoard(room, { onChange: showBoard });
+const roomGoal = new RoomGoal(room, { onChange: (goal) => drawGoal($("#goal"), goal, catalog) });
+
+const socket = widget
+  ? new RoomSocket({
+      room,
+      key,
+      onState: showState,
+      onWelcome: widgetWelcome,
+      onEvent: widgetEvent,
+      // Each widget follows its own messages only.
+      onLeaderboard: widget === "leaderboard" ? (message) => board.message(message) : null,
+      onGoal: widget === "goal" ? (message) => roomGoal.changed(message.goal) : null,
+    })
+  : new RoomSocket({
+      room,
+      key,
+      position: loadPosition(),
+      onState: showState,
+      onWelcome: () => {},
+      onEvent: roomEvent,
+      onTestAlert: (event) => alerts.push({ ...event, test: true, testKey: testAlertKey(event) }),
+      onPosition: savePosition,
+    });
 
 // ------------------------------------------------------------------ start
 
@@ -80,6 +110,11 @@ async function start() {
     showStatus("This overlay URL lacks its room or key: copy it from the creator page.");
     return;
   }
+  if (widget && !WIDGETS.has(widget)) {
+    showStatus(`giftstream overlay: no widget "${widget}" (there are widget=leaderboard and widget=goal).`);
+    return;
+  }
+  document.body.dataset.widget = widget || "alerts";
   try {
     catalog = new Catalog(await api("/api/catalog"));
   } catch {
@@ -173,6 +208,40 @@ function removeStreak(id) {
   clearTimeout(item.idle);
   item.row.remove();
   streaks.delete(id);
+}
+
+// ------------------------------------------------------------------ widgets
+
+/** Each welcome: the widget's state read afresh (its messages are not replayed). */
+function widgetWelcome() {
+  if (widget === "leaderboard") {
+    $("#board-widget").hidden = false;
+    board.load();
+  } else {
+    roomGoal.load();
+  }
+}
+
+function widgetEvent(event) {
+  // A new stream starts a new ranking.
+  if (widget === "leaderboard" && event.type === "stream_started") board.load();
+  if (widget === "goal" && event.type === "goal_reached") goalReached(event);
+}
+
+function showBoard({ entries }) {
+  $("#leaderboard").replaceChildren(...boardRows(entries, { limit: BOARD_ROWS }));
+  $("#board-widget .empty").hidden = entries.length > 0;
+}
+
+/** The goal is reached (a room event: once): said under the bar for a while. */
+function goalReached(event) {
+  roomGoal.reached(event.goal);
+  const line = $("#goal-celebration");
+  line.textContent = "Goal reached!";
+  line.dataset.goal = event.goal ? event.goal.goal_id : "";
+  line.hidden = false;
+  clearTimeout(goalReached.timer);
+  goalReached.timer = setTimeout(() => (line.hidden = true), CELEBRATION_MS * hold);
 }
 
 // ------------------------------------------------------------------ alerts

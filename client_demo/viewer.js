@@ -17,6 +17,15 @@
 // time (GET /api/wallet/history), and the viewer's own spending limits
 // (GET and PUT /api/wallet/budget); what the tightest limit still allows is
 // shown above the gifts, read again after each ack while a limit is set.
+//
+// "Top gifters" ranks the room's gifters for the stream, today or all time
+// (GET /api/rooms/{room}/leaderboard; the stream's from the room's
+// `leaderboard` messages too), with the viewer's own row marked and a
+// checkbox to hide their name in rankings (GET and PUT /api/me/privacy).
+// The creator's goal is a bar on the stage (GET /api/rooms/{room}/goal, then
+// the room's `goal` messages), and `goal_reached` is celebrated once.
+// A room `gift` event for one of this page's sends (its `request_id`) marks
+// that send as shown in the room.
 
 import {
   ApiError,
@@ -33,6 +42,7 @@ import {
   requestIds,
   sleep,
 } from "./common.js";
+import { BOARD_PERIODS, RoomBoard, RoomGoal, boardRows, drawGoal } from "./engagement.js";
 import { Feed, ShowQueue } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
 
@@ -49,6 +59,16 @@ const ROOM_RECHECK_MS = 20000;
 // an answer to a question asked sooner than this after the socket said
 // whether the room is live does not overrule the socket.
 const ROOM_ANSWER_LAG_MS = 1500;
+// How long "goal reached" stays on the stage.
+const CELEBRATION_MS = 8000;
+// This page's request ids remembered, to know its own gifts in the room.
+const SENDS_REMEMBERED = 500;
+// What an empty ranking says, by period.
+const EMPTY_BOARD = {
+  stream: "No gifts in this stream yet.",
+  day: "No gifts today yet.",
+  all: "No gifts yet.",
+};
 // History rows per page (the server allows 1 to 200).
 const HISTORY_ROWS = Math.min(200, Math.max(1, Math.trunc(numberParam("rows", 20))));
 // The spending-limit windows, in the server's order, and their words.
@@ -104,6 +124,11 @@ let roomRecheck = null;
 // Gifts sent and not yet answered, by request id: resent with the same id
 // after a reconnect (a retry of a paid gift is answered `duplicate`).
 const inflight = new Map();
+// Every request id this page has sent (the latest SENDS_REMEMBERED): a room
+// `gift` event carrying one of them, from the signed-in user, is this page's.
+const mySends = new Set();
+// The signed-in user, as the welcome names them (a `token` may be anyone's).
+let me = tokens.user;
 // The latest answer of GET or PUT /api/wallet/budget (null until read). An
 // answer to an older question than the one shown is not drawn over it.
 let budget = null;
@@ -119,6 +144,8 @@ const budgetEdited = new Set();
 const historyState = { cursor: null, load: 0, loading: false };
 
 const bigShow = new ShowQueue({ play: playBigGift, onChange: showQueueLength });
+const board = new RoomBoard(room, { onChange: showBoard });
+const roomGoal = new RoomGoal(room, { onChange: showGoal });
 
 const socket = new RoomSocket({
   room,
@@ -127,6 +154,8 @@ const socket = new RoomSocket({
   onWelcome: welcomed,
   onEvent: roomEvent,
   onViewers: showViewers,
+  onLeaderboard: (message) => board.message(message),
+  onGoal: (message) => roomGoal.changed(message.goal),
   onReply: reply,
 });
 
@@ -150,8 +179,11 @@ async function start() {
     return;
   }
   checkRoom();
+  startEngagement();
   catalog = await loadCatalog();
   feed = new Feed($("#feed"), catalog, { me: tokens.user });
+  // The goal may have come first: its gift is named now.
+  if (roomGoal.known) showGoal(roomGoal.goal);
   renderGifts();
   renderPackages();
   socket.start();
@@ -186,6 +218,10 @@ function showViewers(count) {
 
 function welcomed(welcome, { reconnect, missed, resume, replayed }) {
   showViewers(welcome.viewers);
+  if (welcome.you.user && welcome.you.user !== me) {
+    me = welcome.you.user;
+    showBoard(board);
+  }
   canSend = Boolean(welcome.you && welcome.you.can_send);
   $("#who").textContent = welcome.you.user ? welcome.you.user : "watching";
   $("#watch-only").hidden = Boolean(welcome.you.user);
@@ -199,8 +235,11 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
   if (welcome.you.user) readBudget();
   if (reconnect) {
     showNotice(backOnline(resume, missed, replayed));
-    // Gifting may have been switched on or off meanwhile.
+    // Gifting may have been switched on or off meanwhile; the ranking and
+    // the goal may have moved (their messages are not replayed).
     checkRoom();
+    board.load();
+    roomGoal.load();
   }
   // The feed has a hole where events were not replayed: say so in it.
   if (reconnect && resume !== "ok" && missed > 0) feed.note("missed some gifts while offline");
@@ -300,6 +339,8 @@ function socketSaysLive(live) {
 function streamEvent(event) {
   const live = event.type === "stream_started";
   feed.note(live ? `${roomState.creator} went live` : "the stream ended");
+  // A new stream starts a new ranking.
+  if (live && board.period === "stream") board.load();
   if (socketSaysLive(live)) showNotice(`${roomState.creator} is live: gifts are open.`);
 }
 
@@ -418,6 +459,7 @@ async function tapGift(gift) {
  */
 function sendGift(gift, count, confirmed = false, row = null) {
   const id = nextId();
+  rememberSend(id);
   const message = { type: "gift", id, gift: gift.id, count };
   if (confirmed) message.confirm = true;
   if (row) {
@@ -431,6 +473,7 @@ function sendGift(gift, count, confirmed = false, row = null) {
       giftPicture(gift.id, gift.tier, gift.name),
       el("span", { class: "send-what" }, `${gift.name} x${count}`),
       el("span", { class: "send-status" }, "sending…"),
+      el("span", { class: "send-shown", title: "shown in the room", hidden: true }, "· shown"),
     );
     $("#sends").prepend(row);
     while ($("#sends").children.length > 6) $("#sends").lastElementChild.remove();
@@ -442,6 +485,11 @@ function sendGift(gift, count, confirmed = false, row = null) {
 function setSendState(row, state, text) {
   row.dataset.state = state;
   row.querySelector(".send-status").textContent = text;
+}
+
+function rememberSend(id) {
+  mySends.add(id);
+  if (mySends.size > SENDS_REMEMBERED) mySends.delete(mySends.values().next().value);
 }
 
 /** Asks `question` in the confirmation dialog: true for "Send". One question at a time. */
@@ -474,6 +522,7 @@ function reply(message) {
 function acked(pending, ack) {
   inflight.delete(ack.id);
   setSendState(pending.row, "confirmed", `sent · ${plural(ack.coins, "coin")}`);
+  pending.row.dataset.coins = String(ack.coins);
   budgetAfterAck();
   if (ack.duplicate || pending.epoch !== balanceEpoch) {
     // A duplicate's balance is from its first attempt, and a debit that raced
@@ -867,8 +916,35 @@ function signed(amount) {
 
 function roomEvent(event) {
   if (event.type === "stream_started" || event.type === "stream_ended") return streamEvent(event);
-  feed.add(event);
+  if (event.type === "goal_reached") return goalReached(event);
+  const row = feed.add(event);
+  if (event.type === "gift" && isMine(event)) shownInRoom(event, row);
   if (event.type === "gift" && BIG_TIERS.has(event.tier)) bigShow.push(event);
+}
+
+/**
+ * Whether a gift event is for one of this page's sends. Request ids are each
+ * sender's own: another viewer's gift may carry the same one.
+ */
+function isMine(event) {
+  return me !== null && event.sender === me && mySends.has(event.request_id);
+}
+
+/**
+ * The room has shown one of this page's sends: its row says so (beside its
+ * status, whether or not the ack came first), and its feed row is marked as
+ * the viewer's own. Nothing plays again: the feed and the big show had it
+ * once, as for anyone's gift.
+ */
+function shownInRoom(event, feedRow) {
+  if (feedRow) {
+    feedRow.dataset.own = "true";
+    feedRow.classList.add("own");
+  }
+  const row = $(`#sends li[data-id="${CSS.escape(event.request_id)}"]`);
+  if (!row || row.dataset.shown === "true") return;
+  row.dataset.shown = "true";
+  row.querySelector(".send-shown").hidden = false;
 }
 
 async function playBigGift(event) {
@@ -892,6 +968,83 @@ function showQueueLength(queue) {
   const note = document.querySelector(".bigshow-queue");
   note.hidden = queue.length === 0;
   note.textContent = `+${plural(queue.length, "more big gift")}`;
+}
+
+// ------------------------------------------------------------------ top gifters and the goal
+
+/** Reads the ranking and the goal, and wires the period switch and the privacy box. */
+function startEngagement() {
+  for (const input of document.querySelectorAll('input[name="board-period"]')) {
+    input.addEventListener("change", () => {
+      $("#leaderboard").setAttribute("aria-busy", "true");
+      board.choose(input.value);
+    });
+  }
+  $("#privacy").addEventListener("change", changePrivacy);
+  board.load();
+  roomGoal.load();
+  if (tokens.signedIn) readPrivacy();
+}
+
+/** The ranking as last known; `data-period` says which once it is drawn. */
+function showBoard({ period, entries }) {
+  if (!BOARD_PERIODS.includes(period)) return;
+  $("#top-gifters").dataset.period = period;
+  const list = $("#leaderboard");
+  list.replaceChildren(...boardRows(entries, { me }));
+  list.setAttribute("aria-busy", "false");
+  $("#leaderboard-empty").textContent = EMPTY_BOARD[period];
+  $("#leaderboard-empty").hidden = entries.length > 0;
+}
+
+function showGoal(goal) {
+  drawGoal($("#goal"), goal, catalog);
+}
+
+/** The goal is reached: celebrated on the stage and in the feed (a room event: once). */
+function goalReached(event) {
+  roomGoal.reached(event.goal);
+  const title = event.goal && event.goal.title ? event.goal.title : "the goal";
+  feed.note(`Goal reached: ${title}!`, "goal");
+  const line = $("#goal-celebration");
+  line.textContent = `${roomState.creator}'s goal is reached: ${title}!`;
+  line.dataset.goal = event.goal ? event.goal.goal_id : "";
+  line.hidden = false;
+  clearTimeout(goalReached.timer);
+  goalReached.timer = setTimeout(() => (line.hidden = true), CELEBRATION_MS);
+}
+
+async function readPrivacy() {
+  try {
+    const answer = await api("/api/me/privacy", { token: await tokens.get() });
+    $("#privacy").checked = Boolean(answer.anonymous);
+    $("#privacy-label").hidden = false;
+  } catch {
+    // A server without rankings' privacy: no box to tick.
+  }
+}
+
+/** Hides or shows the viewer's name in rankings, then reads the ranking again. */
+async function changePrivacy() {
+  const box = $("#privacy");
+  const anonymous = box.checked;
+  box.disabled = true;
+  sayPrivacy("");
+  try {
+    const answer = await api("/api/me/privacy", { method: "PUT", token: await tokens.get(), body: { anonymous } });
+    box.checked = Boolean(answer.anonymous);
+    board.load();
+  } catch (error) {
+    box.checked = !anonymous;
+    sayPrivacy(`Not changed: ${error.message}`);
+  } finally {
+    box.disabled = false;
+  }
+}
+
+function sayPrivacy(text) {
+  $("#privacy-status").textContent = text;
+  $("#privacy-status").hidden = !text;
 }
 
 // ------------------------------------------------------------------ recharge
