@@ -185,6 +185,12 @@ async def test_an_export_verifies_and_every_tampering_is_caught(
         ),
         # The file cut short.
         "truncated": (lines[:-1], "cut short"),
+        # A value with a newline, which no script writes: the joined text of
+        # the hash could be read two ways.
+        "newline": (
+            [*lines[: first + 2], edit(first + 2, "room", "carol\nroom"), *lines[first + 3 :]],
+            f"line {first + 3}, wallet auditee, entry",
+        ),
     }
     for name, (changed, where) in cases.items():
         assert changed != lines, name

@@ -45,14 +45,19 @@ def _bytes(text: str) -> bytes:
 
 
 def entry_hash(entry_id: str, fields: Sequence[Field]) -> str:
-    """The entry's hash, as lib_chain.lua computes it: SHA-1 of the id, a
-    newline, then each field as name, byte length and value, each ended by
-    a newline. Lengths make the text unambiguous whatever the values hold."""
-    digest = hashlib.sha1(_bytes(entry_id) + b"\n", usedforsecurity=False)
+    """The entry's hash, as lib_chain.lua computes it: SHA-1 of the id, then
+    each field's name and value in order, joined by newlines. No value the
+    scripts write holds a newline (they refuse one), so the text reads back
+    one way only; :func:`newline_in` finds an entry that breaks that rule."""
+    parts = [entry_id]
     for name, value in fields:
-        raw = _bytes(value)
-        digest.update(b"%b\n%d\n%b\n" % (_bytes(name), len(raw), raw))
-    return digest.hexdigest()
+        parts += (name, value)
+    return hashlib.sha1(_bytes("\n".join(parts)), usedforsecurity=False).hexdigest()
+
+
+def newline_in(fields: Sequence[Field]) -> str | None:
+    """The name of a field whose value holds a newline: no script writes one."""
+    return next((name for name, value in fields if "\n" in value), None)
 
 
 def stream_id_key(entry_id: str) -> tuple[int, int]:
@@ -67,6 +72,8 @@ def chain_breach(entries: Iterable[tuple[str, Sequence[Field]]], head: str) -> s
     last_hash: str | None = None
     for entry_id, fields in entries:
         if fields and fields[0][0] == "prev":
+            if newline_in(fields) is not None:
+                return f"entry {entry_id} holds a newline in a value: not written so"
             if fields[0][1] != (last_hash or ""):
                 return f"entry {entry_id}: its prev is not the hash of the entry before it"
             last_hash = entry_hash(entry_id, fields)
@@ -288,6 +295,8 @@ def _entry(number: int, record: dict[str, Any], wallet: _Wallet) -> None:
     wallet.last_id = order
     wallet.entries += 1
     chained = bool(fields) and fields[0][0] == "prev"
+    if chained and (bad := newline_in(fields)) is not None:
+        raise _Broken(number, wallet.user, entry_id, f"its {bad} holds a newline: not written so")
     if chained:
         stated = fields[0][1]
         expected = wallet.last_hash or ""
