@@ -7,9 +7,12 @@ wallet records the membership in the same call. A member's level comes
 from the coins counted in that field (``server/core/fan_levels.py``).
 
 The gift path shows the sender's level on every gift event and checks a
-gift's ``fan_level_required``; it reads levels through a short cache, so
-that a storm's gifts cost no extra Redis read: a level can only rise, so a
-stale level is never too high, and a refusal is checked again afresh.
+gift's ``fan_level_required``. It takes the level from a per-process cache
+that each paid gift's script reply refreshes (the script returns the
+member's coins after the gift), so a storm's gifts cost no extra Redis
+read; a sender unseen for ``LEVEL_CACHE_SECONDS`` is read once. A level can
+only rise, so a stale level is never too high, and a refusal is checked
+again afresh.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from server.store.calls import as_text, guarded
 from server.store.scripts import Scripts
 
 FAN_CLUB_GIFT_ID = "fan_club"
-# How long a process trusts a level it read (levels only rise).
-LEVEL_CACHE_SECONDS = 2.0
+# How long a process trusts a level it read or was told by a gift's reply
+# (levels only rise): a sender's own gifts keep it fresh, so it is read from
+# Redis only after this long without one.
+LEVEL_CACHE_SECONDS = 10.0
 # Entries the cache holds before it is emptied (a bound, not a tuning).
 LEVEL_CACHE_MOST = 100_000
 
@@ -137,6 +142,8 @@ class FanClubs:
         raw: list[Any] = await guarded(pipe.execute())
         return [self.level_of(Membership.parse(as_text(r) if r is not None else None)) for r in raw]
 
-    def counted(self, user: str, creator: str, level: int) -> None:
-        """What a gift's sender's level is now, as far as this process knows."""
+    def counted(self, user: str, creator: str, fan_coins: int | None) -> None:
+        """A paid gift's reply: the sender's coins in the creator's club now
+        (None: not a member), so that their next gift shows the level unread."""
+        level = 0 if fan_coins is None else level_for(fan_coins, self.thresholds)
         self._cache[(user, creator)] = (time.monotonic(), level)

@@ -140,6 +140,10 @@ class Gifting:
             user, request.id, outcome, streaks, started_ms, stream_id, fan_level
         )
 
+    def _fan_counted(self, user: str, outcome: GiftOutcome) -> None:
+        if self._fans is not None:
+            self._fans.counted(user, outcome.room, outcome.fan_coins)
+
     async def _fan_level(self, user: str, room: str, gift: Gift) -> int:
         """The sender's level in the room's fan club, shown on the event; a gift
         that requires more is refused (after a fresh read: the cache may be
@@ -186,6 +190,7 @@ class Gifting:
         if not outcome.duplicate:
             # Counted once the money moved, whether or not the announcement works.
             self._count(gift, outcome)
+            self._fan_counted(user, outcome)
         # A retry is announced (at most once) where the gift was paid for,
         # whichever room the retry came from.
         room = outcome.room
@@ -253,6 +258,7 @@ class Gifting:
             )
         # Credited to the creator by the same call: nothing to settle.
         self._count(gift, outcome)
+        self._fan_counted(user, outcome)
         return self._ack(order.request_id, outcome, outcome.seq)
 
     @staticmethod

@@ -79,6 +79,9 @@ class GiftOutcome:
     # (room_gifts.lua): kept in the request's record, so a duplicate knows it.
     # 0 when not known (a gift paid through gift.lua, announced separately).
     seq: int = 0
+    # The sender's coins counted in the creator's fan club after this gift,
+    # for a gift paid now by a member (lib_gift.lua); None otherwise.
+    fan_coins: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +186,10 @@ class Wallets:
 
     @staticmethod
     def gift_outcome(order: GiftOrder, reply: Sequence[Any]) -> GiftOutcome:
-        """What ``gift.lua``'s eight reply values say; a refusal as its wire error."""
-        status, balance, cost, duplicate, bought, bought_count, bought_in, seq = reply
+        """What ``gift.lua``'s reply values say (eight, and for a gift paid now a
+        ninth: the sender's fan club coins); a refusal as its wire error."""
+        status, balance, cost, duplicate, bought, bought_count, bought_in, seq = reply[:8]
+        fan = int(reply[8]) if len(reply) > 8 else -1
         status = as_text(status)
         if status == "insufficient":
             raise InsufficientCoins(f"{plural(int(cost), 'coin')} needed, {int(balance):,} held")
@@ -206,6 +211,7 @@ class Wallets:
             int(bought_count),
             as_text(bought_in),
             int(seq),
+            fan if fan >= 0 else None,
         )
 
     async def prior_outcome(self, sender: str, request_id: str) -> GiftOutcome | None:

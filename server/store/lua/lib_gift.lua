@@ -6,8 +6,10 @@
 -- commit_gift(key_base, arg_base, announce, credit) commits the gift whose
 -- KEYS are KEYS[key_base + 1], KEYS[key_base + 2], ... and whose ARGV are
 -- ARGV[arg_base + 1], ..., each in gift.lua's order (gift.lua passes 0, 0),
--- and returns gift.lua's eight values as eight results, not as a table. See
--- gift.lua. It reads KEYS and ARGV in place: room_gifts.lua commits a few
+-- and returns gift.lua's eight values as eight results, not as a table (see
+-- gift.lua), then for a gift paid now a ninth: the sender's coins counted in
+-- the creator's fan club after it (-1 for not a member), which the server
+-- keeps to show their level on their next gift without reading it. It reads KEYS and ARGV in place: room_gifts.lua commits a few
 -- gifts a call, and copying each gift's keys and arguments into tables of
 -- its own was a measurable part of that script's cost.
 -- `announce`, when given, is called with arg_base once every check has
@@ -132,11 +134,12 @@ local function commit_gift(key_base, arg_base, announce, credit)
   if budget_spent then
     changes[#changes + 1], changes[#changes + 2] = "budget_spent", budget_spent
   end
+  local fan_after = -1
   if wallet[8] then
     local joined, fan_coins = string.match(wallet[8], "^(%d+)|(%d+)$")
     if joined then
-      changes[#changes + 1], changes[#changes + 2] =
-        fan_field, joined .. "|" .. digits(tonumber(fan_coins) + cost)
+      fan_after = tonumber(fan_coins) + cost
+      changes[#changes + 1], changes[#changes + 2] = fan_field, joined .. "|" .. digits(fan_after)
     end
   end
   redis.call("HSET", wallet_key, unpack(changes))
@@ -155,5 +158,5 @@ local function commit_gift(key_base, arg_base, announce, credit)
       creator .. "|" .. cost_text .. "|" .. digits(share) .. "|" .. now_text .. "|" .. room
       .. "|" .. gift .. "|" .. count_text .. "|" .. stream)
   end
-  return "ok", balance, cost, 0, gift, count, room, seq
+  return "ok", balance, cost, 0, gift, count, room, seq, fan_after
 end

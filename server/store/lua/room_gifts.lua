@@ -30,13 +30,14 @@
 -- where d is their payloads one after the other (each is one MessagePack
 -- value, so a reader takes them apart in order).
 --
--- Returns nine values per gift: gift.lua's eight (seq is the event's, new
+-- Returns ten values per gift: gift.lua's eight (seq is the event's, new
 -- or recorded; 0 for a refusal, or for a duplicate paid through gift.lua,
--- whose caller announces it with room_event.lua), then published (1 when
--- paid and shown by this call).
+-- whose caller announces it with room_event.lua), the sender's fan club
+-- coins after it (-1: not a member, or not paid now: lib_gift.lua), then
+-- published (1 when paid and shown by this call).
 
 local GIFT_KEYS, GIFT_ARGS, HEAD_KEYS, HEAD_ARGS = 3, 14, 5, 5
-local REPLY_WIDTH = 9
+local REPLY_WIDTH = 10
 local gifts = (#KEYS - HEAD_KEYS) / GIFT_KEYS
 if gifts < 1 or gifts ~= math.floor(gifts) or #ARGV - HEAD_ARGS ~= gifts * (GIFT_ARGS + 1) then
   return redis.error_reply("room_gifts.lua: three keys and fifteen arguments per gift")
@@ -101,10 +102,13 @@ for i = 0, gifts - 1 do
     return redis.error_reply("room_gifts.lua: a gift to another creator than the call's")
   end
   local announced, at = #payloads, i * REPLY_WIDTH
+  local fan_after
   out[at + 1], out[at + 2], out[at + 3], out[at + 4], out[at + 5], out[at + 6], out[at + 7],
-    out[at + 8] = commit_gift(key_base, arg_base, announce_gift, credit_creator)
+    out[at + 8], fan_after = commit_gift(key_base, arg_base, announce_gift, credit_creator)
+  -- The sender's fan club coins after a gift paid now (-1: none, or not paid now).
+  out[at + 9] = fan_after or -1
   -- published: this call announced the gift.
-  out[at + 9] = #payloads > announced and 1 or 0
+  out[at + 10] = #payloads > announced and 1 or 0
 end
 
 if #payloads > 0 then
