@@ -2,7 +2,12 @@
 // tokens, and a room socket that reconnects by itself.
 //
 // It speaks docs/protocol.md, version 1, over the JSON subprotocol, so no
-// MessagePack library is needed in the browser.
+// MessagePack library is needed in the browser. Words go through i18n.js,
+// in the page's language.
+
+import { formatNumber, t } from "./i18n.js";
+
+export { plural } from "./i18n.js";
 
 export const SUBPROTOCOL = "giftstream.v1.json";
 export const TIERS = ["small", "medium", "large", "fullscreen"];
@@ -25,21 +30,9 @@ export function numberParam(name, fallback) {
   return param(name) !== null && Number.isFinite(value) ? value : fallback;
 }
 
-/** 12345 -> "12,345", the same in every browser locale. */
+/** 12345 -> "12,345": a whole number, grouped as the page's language does. */
 export function formatCoins(amount) {
-  const text = String(Math.trunc(amount));
-  return text.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-}
-
-/**
- * A count and its noun, the one way the pages put them together:
- * plural(1, "coin") is "1 coin", plural(1200, "coin") "1,200 coins",
- * plural(2, "person", "people") "2 people". The noun agrees with the number
- * as shown (1.4 shows as "1", so "1 coin").
- */
-export function plural(count, singular, pluralForm = `${singular}s`) {
-  const shown = formatCoins(count);
-  return `${shown} ${shown === "1" ? singular : pluralForm}`;
+  return formatNumber(amount);
 }
 
 /** Creates an element: el("li", {class: "x", dataset: {seq: 3}}, "text", child). */
@@ -92,7 +85,7 @@ export async function api(path, { method = "GET", token = null, body = undefined
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (error) {
-    throw new ApiError(0, { code: "unavailable", detail: "the server cannot be reached", temporary: true });
+    throw new ApiError(0, { code: "unavailable", detail: t("api.unreachable"), temporary: true });
   }
   const text = await response.text();
   let document = {};
@@ -269,7 +262,7 @@ export class RoomSocket {
     try {
       url = await this.url();
     } catch (error) {
-      this.scheduleRetry(error.message || "could not get a token");
+      this.scheduleRetry(error.message || t("close.noToken"));
       return;
     }
     if (this.stopped) return;
@@ -391,17 +384,17 @@ export class RoomSocket {
 function closeReason(event) {
   switch (event.code) {
     case 1012:
-      return "the server is restarting";
+      return t("close.restarting");
     case 4001:
-      return "fell behind the room";
+      return t("close.behind");
     case 1011:
-      return "server error";
+      return t("close.serverError");
     case 1009:
-      return "a message was too large";
+      return t("close.tooLarge");
     case 1006:
-      return "connection lost";
+      return t("close.lost");
     default:
-      return event.reason || `closed (${event.code})`;
+      return event.reason || t("close.other", { code: event.code });
   }
 }
 
@@ -410,10 +403,10 @@ function closeReason(event) {
  * "connected": "live" is for a creator's stream.
  */
 export function describeState(state, detail = {}) {
-  if (state === "live") return "connected";
-  if (state === "connecting") return "connecting…";
+  if (state === "live") return t("state.live");
+  if (state === "connecting") return t("state.connecting");
   const seconds = Math.max(1, Math.round((detail.retryInMs || 0) / 1000));
-  return `offline — reconnecting in ${seconds} s`;
+  return t("state.offline", { seconds });
 }
 
 /** A stable colour for a user name, for the feed. */

@@ -21,6 +21,8 @@
 // wallet's diamonds, reserved and paid out; and the room's goal (GET
 // /api/rooms/{room}/goal, then the room's `goal` messages and `goal_reached`
 // event), set with POST and cleared with DELETE /api/creator/goals.
+// Words are in the page's language (i18n.js), with a switcher; switching
+// reads everything again, named in the new language.
 
 import {
   ApiError,
@@ -41,6 +43,19 @@ import {
 import { RoomGoal, drawGoal } from "./engagement.js";
 import { Feed } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
+import {
+  formatDate,
+  formatMoney,
+  has,
+  language,
+  languageSwitcher,
+  nodes,
+  onLanguageChange,
+  startLanguage,
+  t,
+} from "./i18n.js";
+
+startLanguage();
 
 const tokens = new TokenSource({
   user: param("user", param("token") ? null : "carol"),
@@ -50,18 +65,12 @@ const tokens = new TokenSource({
 const EARNINGS_POLL_MS = 15000;
 // Diamonds reach the creator's wallet through settlement, a moment after the gift.
 const EARNINGS_AFTER_GIFT_MS = [700, 2500];
-const PERIOD_TITLES = { day: "Today", week: "Last 7 days", month: "Last 30 days", all: "All time" };
-const UNIT_WORDS = { hour: "hour", day: "day", month: "month" };
+// The periods' titles are `creator.periodTitle.*`, the chart's units `creator.unit.*`.
 const SVG = "http://www.w3.org/2000/svg";
-// Why gifting is off, from GET /api/creator/profile `reasons`.
-const PROFILE_REASONS = {
-  followers_below_minimum: (profile) =>
-    `${formatCoins(profile.followers)} of the ${plural(profile.min_followers, "follower")} needed`,
-  not_a_creator: () => "no creator profile yet",
-  not_adult: () => "not known to be 18 or older",
-  suspended: () => "account suspended",
-  operator_refused: () => "not allowed by the platform",
-};
+// The gift a fan club's price is paid as: a line of its own in "by gift".
+const FAN_CLUB_GIFT = "fan_club";
+// Why gifting is off, from GET /api/creator/profile `reasons`: `creator.reason.*`,
+// worded with the profile's numbers.
 // While a withdrawal is pending, how often the page asks how it stands: a
 // `withdrawal` message on the room socket says so at once; this is for a
 // socket that is down when the provider answers.
@@ -69,20 +78,10 @@ const PAYOUT_POLL_MS = 5000;
 // A withdrawal without an answer (none, a 5xx, `temporary`) is sent again
 // after these pauses, with the same request id: made once at most.
 const WITHDRAW_RETRY_MS = [500, 1500];
-const PAYOUT_METHODS = { bank: "Bank transfer", paypal: "PayPal", alipay: "Alipay", wechat: "WeChat Pay" };
-const WITHDRAWAL_STATES = { pending: "pending", paid: "paid", failed: "failed: diamonds returned" };
-// A refused go-live or end, in the page's words; the server's for other codes.
-// A refused goal, in the page's words; the server's for other codes.
-const GOAL_WORDS = {
-  bad_field: "A goal needs a title of 1 to 60 characters and a target of a whole number from 1.",
-  unknown_gift: "That gift is no longer offered: choose another.",
-  not_allowed: "Only a creator can set a goal for their room.",
-};
-const STREAM_WORDS = {
-  unknown_stream: "That stream is not one of yours any more: the page has read your streams again.",
-  rate_limited: "Too many requests: wait a moment and try again.",
-  suspended: "Your account is suspended: you cannot go live.",
-};
+// Payout methods are named `creator.method.*`, withdrawal states `creator.withdrawal.*`.
+// A refused goal (`creator.goalRefused.*`) or go-live or end
+// (`creator.streamRefused.*`) is said in the page's words; the server's for
+// other codes.
 
 const $ = (selector) => document.querySelector(selector);
 // The creator, whose room this is.
@@ -103,17 +102,25 @@ let refused = false;
 let switching = false;
 // The room's goal, as last known.
 let roomGoal = null;
+// The socket's state and the viewer count as last shown: said again in another language.
+let lastState = { state: "connecting", detail: {} };
+let viewerCount = null;
 
 async function start() {
+  languageSwitcher($("#language"));
+  onLanguageChange(relabel);
+  showState(lastState.state, lastState.detail);
+  showViewers(null);
+  showChartUnit("day");
   let token;
   try {
     token = await tokens.get();
   } catch (error) {
-    return problem(`Cannot sign in as a creator: ${error.message}`);
+    return problem(t("creator.cannotSignIn", { error: error.message }));
   }
   room = tokens.user || roomFromToken(token);
   $("#creator-name").textContent = room;
-  document.title = `${room} · giftstream studio`;
+  document.title = t("creator.docTitle", { name: room });
   $("#room-link").href = `viewer.html?room=${encodeURIComponent(room)}`;
   $("#copy").addEventListener("click", copyOverlayUrl);
   $("#regenerate").addEventListener("click", regenerate);
@@ -133,7 +140,7 @@ async function start() {
   channel = overlayChannel(room);
   if (channel) channel.onmessage = ({ data }) => testAlertNews(data);
 
-  catalog = await api("/api/catalog").then((doc) => new Catalog(doc), () => new Catalog());
+  catalog = await readCatalog().catch(() => new Catalog());
   feed = new Feed($("#live"), catalog, { limit: 100, showCoins: true });
   startGoal();
   socket = new RoomSocket({
@@ -164,6 +171,35 @@ async function start() {
   }, EARNINGS_POLL_MS);
 }
 
+/** The gifts, named in the page's language. */
+async function readCatalog() {
+  return new Catalog(await api(`/api/catalog?${new URLSearchParams({ lang: language() })}`));
+}
+
+/**
+ * Everything said again in the language just chosen (the HTML's own text is
+ * done): what the page holds is drawn again, and what it reads is read again.
+ */
+async function relabel() {
+  document.title = t("creator.docTitle", { name: room });
+  showState(lastState.state, lastState.detail);
+  showViewers(viewerCount);
+  if (onAir.known) showOnAir(onAir.live, onAir.last);
+  if (payoutProfile.method) showPayoutProfile(payoutProfile);
+  else $("#payout-profile").textContent = t("creator.noPayoutProfile");
+  if (wallet) showWallet(wallet);
+  $("#withdrawals").replaceChildren(); // drawn again, in the new words
+  catalog = await readCatalog().catch(() => catalog);
+  if (feed) feed.relabel(catalog);
+  if (roomGoal) {
+    fillGoalGifts();
+    showGoal(roomGoal.goal);
+  }
+  loadProfile();
+  loadEarnings();
+  loadPayouts();
+}
+
 function roomFromToken(token) {
   try {
     const first = token.split(".")[0].replace(/-/g, "+").replace(/_/g, "/");
@@ -171,6 +207,11 @@ function roomFromToken(token) {
   } catch {
     return "room";
   }
+}
+
+/** An HTTP refusal in the page's words where it has some (by code), else the server's. */
+function errorText(error) {
+  return has(`refusal.${error.code}`) ? t(`refusal.${error.code}`, error) : error.message;
 }
 
 function problem(text) {
@@ -194,7 +235,7 @@ async function loadProfile() {
     const card = $("#gifting");
     if (card.dataset.state !== "unknown") return null; // keep what was last known
     $("#gifting-state").textContent = "–";
-    $("#gifting-why").replaceChildren(el("li", {}, `Cannot tell whether gifts are on: ${error.message}`));
+    $("#gifting-why").replaceChildren(el("li", {}, t("creator.cannotTellGifting", { error: errorText(error) })));
     return null;
   }
 }
@@ -202,21 +243,24 @@ async function loadProfile() {
 /** Why the creator may not take gifts: [code, words] for each eligibility reason. */
 function eligibilityReasons(profile) {
   return (profile.reasons || []).map((code) => {
-    const words = PROFILE_REASONS[code];
-    return [code, words ? words(profile) : code.replace(/_/g, " ")];
+    const key = `creator.reason.${code}`;
+    const words = has(key)
+      ? t(key, { followers: formatCoins(profile.followers), needed: plural(profile.min_followers, "follower") })
+      : code.replace(/_/g, " ");
+    return [code, words];
   });
 }
 
 function showProfile(profile) {
   const on = Boolean(profile.gifting_enabled && profile.eligible);
-  const reasons = profile.gifting_enabled ? [] : [["gifting_off", "switched off"]];
+  const reasons = profile.gifting_enabled ? [] : [["gifting_off", t("creator.reason.gifting_off")]];
   reasons.push(...eligibilityReasons(profile));
   const card = $("#gifting");
   card.dataset.state = on ? "on" : "off";
   card.dataset.reasons = reasons.map(([code]) => code).join(" ");
-  $("#gifting-state").textContent = on ? "On" : "Off";
+  $("#gifting-state").textContent = on ? t("creator.on") : t("creator.off");
   const lines = on
-    ? ["viewers can send you gifts", plural(profile.followers, "follower")]
+    ? [t("creator.viewersCanSend"), plural(profile.followers, "follower")]
     : reasons.map(([, words]) => words);
   $("#gifting-why").replaceChildren(...lines.map((line) => el("li", {}, line)));
   showSwitch(profile);
@@ -230,7 +274,7 @@ function showSwitch(profile) {
   // A refusal is said until the profile no longer explains it.
   if (profile.gifting_enabled || profile.eligible) refused = false;
   const reasons = eligibilityReasons(profile).map(([, words]) => words);
-  giftingNote(refused ? `Gifts stay off: ${reasons.join("; ") || "not eligible yet"}.` : "");
+  giftingNote(refused ? t("creator.giftsStayOff", { reasons: reasons.length ? reasons : null }) : "");
 }
 
 /** One message under the switch; while it says why gifts stay off, the list does not. */
@@ -253,9 +297,9 @@ async function switchGifting() {
     if (error.code === "not_eligible") {
       // The reasons, worded with the numbers of the profile as it is now.
       refused = true;
-      if (!(await loadProfile())) giftingNote("Gifts stay off: not eligible yet.");
+      if (!(await loadProfile())) giftingNote(t("creator.giftsStayOff", { reasons: null }));
     } else {
-      giftingNote(`Could not switch gifts ${enabled ? "on" : "off"}: ${error.message}`);
+      giftingNote(t(enabled ? "creator.cannotSwitchOn" : "creator.cannotSwitchOff", { error: errorText(error) }));
     }
   } finally {
     switching = false;
@@ -284,7 +328,7 @@ async function loadStreams() {
     showOnAir(answer.live, answer.live ? null : answer.streams[0] || null);
     if ($("#on-air-status").dataset.state === "unknown") onAirSaid("", "");
   } catch (error) {
-    if (!onAir.known) onAirSaid("unknown", `Cannot tell whether you are live: ${error.message}`);
+    if (!onAir.known) onAirSaid("unknown", t("creator.cannotTellLive", { error: errorText(error) }));
   }
 }
 
@@ -312,20 +356,19 @@ function showOnAir(live, last) {
   card.dataset.live = String(Boolean(live));
   card.dataset.stream = live ? live.stream_id : "";
   document.body.dataset.live = String(Boolean(live));
-  $("#on-air-state").textContent = live ? "Live" : "Not live";
-  $("#on-air-since").textContent = live ? `since ${clock(live.started)}` : lastStreamWords(last);
+  $("#on-air-state").textContent = live ? t("creator.live") : t("creator.notLive");
+  $("#on-air-since").textContent = live ? t("creator.since", { time: clock(live.started) }) : lastStreamWords(last);
   $("#go-live").disabled = streamBusy || Boolean(live);
   $("#end-stream").disabled = streamBusy || !live;
 }
 
 function lastStreamWords(last) {
-  if (!last) return "Viewers can send you gifts while you are live.";
-  const ended = `Last stream ended at ${clock(last.ended)}`;
+  if (!last) return t("creator.giftsWhileLive");
   if (last.end_reason === "idle") {
     const idle = idleSeconds >= 120 ? plural(Math.round(idleSeconds / 60), "minute") : plural(idleSeconds, "second");
-    return `${ended}: nothing was seen of you for ${idle}.`;
+    return t("creator.lastEndedIdle", { time: clock(last.ended), idle });
   }
-  return `${ended}.`;
+  return t("creator.lastEnded", { time: clock(last.ended) });
 }
 
 function onAirSaid(state, text) {
@@ -336,16 +379,17 @@ function onAirSaid(state, text) {
 }
 
 async function goLive() {
-  await streamRequest("/api/creator/streams", "Going live…", "go live");
+  await streamRequest("/api/creator/streams", t("creator.goingLive"), "creator.cannotGoLive");
 }
 
 async function endStream() {
   if (!onAir.live) return;
   const path = `/api/creator/streams/${encodeURIComponent(onAir.live.stream_id)}/end`;
-  await streamRequest(path, "Ending the stream…", "end the stream");
+  await streamRequest(path, t("creator.ending"), "creator.cannotEnd");
 }
 
-async function streamRequest(path, doing, what) {
+/** Go live or End stream: `doing` said meanwhile, `failed` (a message key) if refused in words not the page's. */
+async function streamRequest(path, doing, failed) {
   streamBusy = true;
   showOnAir(onAir.live, onAir.last);
   onAirSaid("busy", doing);
@@ -354,8 +398,8 @@ async function streamRequest(path, doing, what) {
     onAirSaid("", "");
     loadEarnings();
   } catch (error) {
-    const words = STREAM_WORDS[error.code];
-    onAirSaid("error", words || `Could not ${what}: ${error.message}`);
+    const key = `creator.streamRefused.${error.code}`;
+    onAirSaid("error", has(key) ? t(key) : t(failed, { error: error.message }));
     loadStreams();
   } finally {
     streamBusy = false;
@@ -391,7 +435,7 @@ async function loadEarnings() {
     showStreamDetail(detail);
     problem("");
   } catch (error) {
-    if (number === requestNumber) problem(`Cannot read the earnings: ${error.message}`);
+    if (number === requestNumber) problem(t("creator.cannotReadEarnings", { error: errorText(error) }));
   }
 }
 
@@ -428,11 +472,12 @@ function showEarnings(report) {
   setCount("#received", report.received, "coin");
 
   const chosen = report.period;
-  $("#period-title").textContent = PERIOD_TITLES[chosen.name] || chosen.name;
+  const title = `creator.periodTitle.${chosen.name}`;
+  $("#period-title").textContent = has(title) ? t(title) : chosen.name;
   setFigure("#period-diamonds", chosen.totals.diamonds);
   setCount("#period-gifts", chosen.totals.count, "gift");
   setCount("#period-coins", chosen.totals.coins, "coin");
-  $("#chart-unit").textContent = UNIT_WORDS[chosen.unit] || chosen.unit;
+  showChartUnit(chosen.unit);
   drawChart($("#chart"), chosen.series, chosen.unit);
   giftRows($("#by-gift tbody"), chosen.by_gift, true);
   supporterRows($("#top-supporters tbody"), chosen.top_supporters);
@@ -444,19 +489,17 @@ function showEarnings(report) {
 /** The live stream, else the last one: its totals, gifts and top supporters. */
 function showStream(stream) {
   const totals = stream ? stream.totals : { diamonds: 0, coins: 0, count: 0 };
-  const name = !stream || stream.live ? "This stream" : "Last stream";
+  const which = !stream || stream.live ? "this" : "last";
   setFigure("#stream-diamonds", totals.diamonds);
-  $("#stream-title").textContent = name;
-  $("#stream-gifts-title").textContent = `${name}'s gifts`;
-  $("#stream-supporters-title").textContent = `${name}'s top supporters`;
-  const during = stream && (stream.live ? `since ${clock(stream.started)}` : span(stream));
+  $("#stream-title").textContent = t(`creator.${which}Stream`);
+  $("#stream-gifts-title").textContent = t(`creator.${which}StreamGifts`);
+  $("#stream-supporters-title").textContent = t(`creator.${which}StreamSupporters`);
+  const during = stream && (stream.live ? t("creator.since", { time: clock(stream.started) }) : span(stream));
   $("#stream-note").textContent = stream
     ? `${plural(totals.count, "gift")} · ${plural(totals.coins, "coin")} · ${during}`
-    : "No streams yet: go live to take gifts.";
+    : t("creator.noStreamsGoLive");
   const empty = !stream || totals.count === 0;
-  $("#stream-empty").textContent = !stream
-    ? "No streams yet."
-    : `No gifts in ${stream.live ? "this" : "the last"} stream yet.`;
+  $("#stream-empty").textContent = !stream ? t("creator.noStreams") : t(`creator.${which}StreamEmpty`);
   $("#stream-empty").hidden = !empty;
   $("#stream-by-gift").hidden = empty;
   giftRows($("#stream-by-gift tbody"), stream ? stream.by_gift : [], false);
@@ -474,7 +517,14 @@ function showStream(stream) {
 }
 
 function clock(ms) {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return formatDate(ms, { hour: "2-digit", minute: "2-digit" });
+}
+
+/** "Diamonds per day, UTC. …" under the chart, its unit in the page's words. */
+function showChartUnit(unit) {
+  const key = `creator.unit.${unit}`;
+  const span = el("span", { id: "chart-unit" }, has(key) ? t(key) : unit);
+  $("#chart-note").replaceChildren(...nodes("creator.chartNote", { unit: span }));
 }
 
 /** "14:03–15:20" for an ended stream. */
@@ -484,19 +534,19 @@ function span(stream) {
 
 /** "live since 14:03", or "14:03–15:20, 1 h 17 min". */
 function lasted(stream) {
-  if (stream.live) return `live since ${clock(stream.started)}`;
+  if (stream.live) return t("creator.liveSince", { time: clock(stream.started) });
   return `${span(stream)}, ${duration(stream.ended - stream.started)}`;
 }
 
 /** How long a stream lasted: "under a minute", "12 min", "1 h 05 min". */
 function duration(ms) {
   const minutes = Math.floor(ms / 60000);
-  if (minutes < 1) return "under a minute";
-  if (minutes < 60) return `${minutes} min`;
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+  if (minutes < 1) return t("creator.underAMinute");
+  if (minutes < 60) return t("creator.minutes", { minutes });
+  return t("creator.hoursMinutes", { hours: Math.floor(minutes / 60), minutes: String(minutes % 60).padStart(2, "0") });
 }
 
-function giftRows(body, rows, withCoins, none = "No gifts in this period.") {
+function giftRows(body, rows, withCoins, none = t("creator.noGiftsInPeriod")) {
   if (!rows.length) {
     body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, none)));
     return;
@@ -506,7 +556,7 @@ function giftRows(body, rows, withCoins, none = "No gifts in this period.") {
       el(
         "tr",
         { dataset: { gift: row.gift, count: row.count, coins: row.coins, diamonds: row.diamonds } },
-        el("td", {}, giftPicture(row.gift, row.tier || "small", row.name), row.name),
+        el("td", {}, giftPicture(row.gift, row.tier || "small", giftName(row)), giftName(row)),
         el("td", {}, `x${formatCoins(row.count)}`),
         withCoins ? el("td", {}, formatCoins(row.coins)) : null,
         el("td", {}, formatCoins(row.diamonds)),
@@ -515,7 +565,13 @@ function giftRows(body, rows, withCoins, none = "No gifts in this period.") {
   );
 }
 
-function supporterRows(body, rows, none = "Nobody yet.") {
+/** A report row's gift, named in the page's language (the report names it in English). */
+function giftName(row) {
+  if (row.gift === FAN_CLUB_GIFT) return t("fan.title");
+  return catalog.byId.has(row.gift) ? catalog.name(row.gift) : row.name;
+}
+
+function supporterRows(body, rows, none = t("creator.nobodyYet")) {
   if (!rows.length) {
     body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 4 }, none)));
     return;
@@ -539,7 +595,7 @@ function supporterRows(body, rows, none = "Nobody yet.") {
 /** The period's streams, newest first; choosing one shows its earnings below. */
 function streamRows(body, rows) {
   if (!rows.length) {
-    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 5 }, "No streams in this period.")));
+    body.replaceChildren(el("tr", { class: "none" }, el("td", { colspan: 5 }, t("creator.noStreamsInPeriod"))));
     return;
   }
   body.replaceChildren(
@@ -553,7 +609,7 @@ function streamRows(body, rows) {
           onclick: () => chooseStream(row.stream_id === chosenStream ? null : row.stream_id),
         },
         el("td", {}, el("button", { class: "row-button", type: "button" }, when(row.started))),
-        el("td", { class: "stream-length" }, row.live ? "live" : duration(row.ended - row.started)),
+        el("td", { class: "stream-length" }, row.live ? t("creator.liveShort") : duration(row.ended - row.started)),
         el("td", {}, formatCoins(row.count)),
         el("td", {}, formatCoins(row.coins)),
         el("td", {}, formatCoins(row.diamonds)),
@@ -593,8 +649,8 @@ function showStreamDetail(report) {
   detail.setAttribute("aria-busy", "false");
   Object.assign(detail.dataset, { count: totals.count, coins: totals.coins, diamonds: totals.diamonds });
   $("#stream-detail-title").textContent = stream
-    ? `Stream of ${when(stream.started)}${stream.live ? " (live)" : ""}`
-    : "Stream";
+    ? t(stream.live ? "creator.streamOfLive" : "creator.streamOf", { time: when(stream.started) })
+    : t("creator.stream");
   $("#stream-detail-totals").textContent = [
     plural(totals.count, "gift"),
     plural(totals.coins, "coin"),
@@ -602,7 +658,7 @@ function showStreamDetail(report) {
     stream ? lasted(stream) : null,
   ].filter(Boolean).join(" · ");
   drawChart($("#stream-chart"), report.by_day, "day");
-  giftRows($("#stream-detail-gifts tbody"), report.by_gift, true, "No gifts in this stream.");
+  giftRows($("#stream-detail-gifts tbody"), report.by_gift, true, t("creator.noGiftsInStream"));
   supporterRows($("#stream-detail-supporters tbody"), report.by_supporter);
 }
 
@@ -612,7 +668,7 @@ function showStreamDetail(report) {
 async function downloadCsv() {
   const button = $("#download-csv");
   button.disabled = true;
-  csvSaid("busy", "Preparing the CSV…");
+  csvSaid("busy", t("creator.csvPreparing"));
   try {
     const response = await fetch(`/api/creator/earnings?${selectionQuery()}`, {
       headers: { accept: "text/csv", authorization: `Bearer ${await tokens.get()}` },
@@ -621,7 +677,7 @@ async function downloadCsv() {
     saveFile(await response.blob(), csvName(response));
     csvSaid("", "");
   } catch (error) {
-    csvSaid("error", `Could not download the CSV: ${error.message}`);
+    csvSaid("error", t("creator.csvFailed", { error: errorText(error) }));
   } finally {
     button.disabled = false;
   }
@@ -664,8 +720,8 @@ function svg(tag, attributes = {}, text = null) {
 function label(start, unit) {
   const date = new Date(start);
   if (unit === "hour") return `${String(date.getUTCHours()).padStart(2, "0")}h`;
-  if (unit === "month") return date.toLocaleDateString([], { month: "short", year: "2-digit", timeZone: "UTC" });
-  return date.toLocaleDateString([], { day: "numeric", month: "short", timeZone: "UTC" });
+  if (unit === "month") return formatDate(date, { month: "short", year: "2-digit", timeZone: "UTC" });
+  return formatDate(date, { day: "numeric", month: "short", timeZone: "UTC" });
 }
 
 /**
@@ -732,7 +788,7 @@ async function loadOverlayKey() {
   try {
     showOverlay(await api("/api/creator/overlay-key", { token: await tokens.get() }));
   } catch (error) {
-    $("#overlay-status").textContent = `No overlay URL: ${error.message}`;
+    $("#overlay-status").textContent = t("creator.noOverlayUrl", { error: errorText(error) });
   }
 }
 
@@ -744,7 +800,7 @@ async function copyOverlayUrl() {
     input.select();
     document.execCommand("copy");
   }
-  $("#overlay-status").textContent = "Copied. Paste it into an OBS Browser source (1920×1080).";
+  $("#overlay-status").textContent = t("creator.copied");
 }
 
 async function regenerate() {
@@ -756,10 +812,9 @@ async function regenerate() {
   try {
     const token = await tokens.get();
     showOverlay(await api("/api/creator/overlay-key", { method: "POST", token }));
-    $("#overlay-status").textContent =
-      "New key made. The old overlay URL no longer connects: update OBS with this one.";
+    $("#overlay-status").textContent = t("creator.newKey");
   } catch (error) {
-    $("#overlay-status").textContent = `Could not regenerate: ${error.message}`;
+    $("#overlay-status").textContent = t("creator.cannotRegenerate", { error: errorText(error) });
   }
 }
 
@@ -775,7 +830,7 @@ async function testAlert() {
     if (channel) channel.postMessage({ type: "ask" });
   } catch (error) {
     testSent = null;
-    showTestAlertText("failed", `Could not send a test alert: ${error.message}`);
+    showTestAlertText("failed", t("creator.testFailed", { error: errorText(error) }));
   } finally {
     // A short pause, so that a double click is one alert.
     setTimeout(() => (button.disabled = false), 1000);
@@ -790,13 +845,8 @@ function testAlertNews(data) {
 
 function showTestAlert(state, ahead) {
   const name = testSent.name;
-  const words = {
-    sent: `Test alert sent (${name}). Your overlay shows it once the alerts ahead of it, if any, have played.`,
-    queued: `Test alert (${name}) queued on your overlay: ${plural(ahead, "alert")} ahead of it.`,
-    showing: `Your overlay is showing the test alert (${name}) now.`,
-    shown: `Your overlay has shown the test alert (${name}).`,
-  };
-  if (words[state]) showTestAlertText(state, words[state]);
+  const key = `creator.test.${state}`;
+  if (has(key)) showTestAlertText(state, t(key, { name, alerts: plural(ahead, "alert") }));
 }
 
 function showTestAlertText(state, text) {
@@ -821,26 +871,24 @@ let payoutRequest = 0;
 // A refused withdrawal in the page's own words, by code; the server's
 // `message` only for a code not here.
 const WITHDRAW_WORDS = {
-  below_minimum: () => "That is below the minimum withdrawal.",
+  below_minimum: () => t("creator.withdrawRefused.below_minimum"),
   insufficient_diamonds: () =>
     wallet
-      ? `That is more than you hold: you have ${plural(wallet.diamonds || 0, "diamond")} to withdraw.`
-      : "That is more than you hold.",
-  daily_limit_exceeded: () => "That is over today's limit for withdrawals: ask for less, or again tomorrow (UTC).",
+      ? t("creator.withdrawRefused.insufficient_diamonds", { diamonds: plural(wallet.diamonds || 0, "diamond") })
+      : t("creator.withdrawRefused.insufficient_diamonds", { diamonds: null }),
+  daily_limit_exceeded: () => t("creator.withdrawRefused.daily_limit_exceeded"),
   payout_profile_unverified: () =>
-    payoutProfile.method
-      ? "Your payout profile is not verified yet: withdraw once it is."
-      : "Add a payout profile first: it says where to pay you.",
-  bad_field: () => "Enter a whole number of diamonds, 1 or more.",
-  rate_limited: () => "Too many requests: wait a moment, then press Withdraw again.",
-  suspended: () => "Your account is suspended: withdrawals are paused.",
+    payoutProfile.method ? t("creator.withdrawRefused.unverified") : t("creator.withdrawRefused.noProfile"),
+  bad_field: () => t("creator.withdrawRefused.bad_field"),
+  rate_limited: () => t("creator.withdrawRefused.rate_limited"),
+  suspended: () => t("creator.withdrawRefused.suspended"),
 };
 
 async function loadPayoutProfile() {
   try {
     showPayoutProfile(await api("/api/creator/payout-profile", { token: await tokens.get() }));
   } catch (error) {
-    payoutSaid("error", `Cannot read your payout profile: ${error.message}`);
+    payoutSaid("error", t("creator.cannotReadPayout", { error: errorText(error) }));
   }
 }
 
@@ -850,17 +898,21 @@ function showPayoutProfile(profile) {
   line.dataset.method = profile.method || "";
   line.dataset.verified = String(Boolean(profile.verified));
   if (!profile.method) {
-    line.textContent = "No payout profile yet.";
+    line.textContent = t("creator.noPayoutProfile");
     return;
   }
+  const method = `creator.method.${profile.method}`;
   line.replaceChildren(
-    el("span", { class: "payout-method" }, PAYOUT_METHODS[profile.method] || profile.method),
-    " ",
-    el("span", { class: "payout-account" }, profile.account),
-    " · paid in ",
-    el("span", { class: "payout-currency" }, profile.currency),
-    " · ",
-    el("span", { class: "payout-verified" }, profile.verified ? "verified" : "not verified"),
+    ...nodes("creator.payoutLine", {
+      method: el("span", { class: "payout-method" }, has(method) ? t(method) : profile.method),
+      account: el("span", { class: "payout-account" }, profile.account),
+      currency: el("span", { class: "payout-currency" }, profile.currency),
+      verified: el(
+        "span",
+        { class: "payout-verified" },
+        profile.verified ? t("creator.verified") : t("creator.notVerified"),
+      ),
+    }),
   );
   $("#payout-method").value = profile.method;
   if (!$("#payout-legal-name").value) $("#payout-legal-name").value = profile.legal_name || "";
@@ -878,7 +930,7 @@ async function savePayoutProfile(event) {
   const body = Object.fromEntries(new FormData($("#payout-form")));
   const button = $("#payout-save");
   button.disabled = true;
-  payoutSaid("saving", "Saving…");
+  payoutSaid("saving", t("common.saving"));
   try {
     const token = await tokens.get();
     const profile = await api("/api/creator/payout-profile", { method: "PUT", token, body });
@@ -888,14 +940,14 @@ async function savePayoutProfile(event) {
     $("#payout-account").value = "";
     payoutSaid(
       "saved",
-      profile.verified ? "Saved and verified: you can withdraw." : "Saved. It is not verified yet.",
+      profile.verified ? t("creator.payoutSavedVerified") : t("creator.payoutSaved"),
     );
   } catch (error) {
     payoutSaid(
       "error",
       error.code === "bad_field"
-        ? "Those details were not accepted: check the tax id and the account."
-        : `Could not save the payout profile: ${error.message}`,
+        ? t("creator.payoutBadField")
+        : t("creator.payoutNotSaved", { error: errorText(error) }),
     );
   } finally {
     button.disabled = false;
@@ -921,7 +973,7 @@ async function loadPayouts() {
   } catch (error) {
     if (number !== payoutRequest) return;
     if (!$("#withdrawals").children.length) {
-      $("#withdrawals-empty").textContent = `Cannot read your withdrawals: ${error.message}`;
+      $("#withdrawals-empty").textContent = t("creator.cannotReadWithdrawals", { error: errorText(error) });
     }
   }
   if (pending) payoutTimer = setTimeout(loadPayouts, PAYOUT_POLL_MS);
@@ -935,7 +987,7 @@ function showWallet(money) {
   const carry = money.carry_hundredths || 0;
   const note = $("#wallet-carry");
   note.dataset.value = String(carry);
-  note.textContent = carry ? `And ${(carry / 100).toFixed(2)} of a diamond, made whole by your next gifts.` : "";
+  note.textContent = carry ? t("creator.carry", { part: (carry / 100).toFixed(2) }) : "";
   note.hidden = !carry;
 }
 
@@ -956,7 +1008,7 @@ function showWithdrawals(withdrawals) {
   if (rows.length !== shown.length || rows.some((row, index) => row !== shown[index])) {
     list.replaceChildren(...rows);
   }
-  $("#withdrawals-empty").textContent = "No withdrawals yet.";
+  $("#withdrawals-empty").textContent = t("creator.noWithdrawals");
   $("#withdrawals-empty").hidden = rows.length > 0;
   return settled;
 }
@@ -970,21 +1022,31 @@ function withdrawalRow(row, withdrawal) {
     currency: withdrawal.currency,
   });
   row.replaceChildren(
-    el("span", { class: "withdrawal-status" }, WITHDRAWAL_STATES[withdrawal.status] || withdrawal.status),
+    el("span", { class: "withdrawal-status" }, withdrawalState(withdrawal.status)),
     el(
       "span",
       { class: "withdrawal-diamonds", dataset: { value: withdrawal.diamonds } },
       el("span", { class: "diamond", "aria-hidden": "true" }),
       plural(withdrawal.diamonds, "diamond"),
     ),
-    el("span", { class: "withdrawal-amount" }, `${withdrawal.amount} ${withdrawal.currency}`),
+    el("span", { class: "withdrawal-amount" }, money(withdrawal.amount, withdrawal.currency)),
     el("time", { class: "withdrawal-time", datetime: new Date(withdrawal.created).toISOString() }, when(withdrawal.created)),
   );
   return row;
 }
 
 function when(ms) {
-  return new Date(ms).toLocaleString([], { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  return formatDate(ms, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+}
+
+function withdrawalState(status) {
+  const key = `creator.withdrawal.${status}`;
+  return has(key) ? t(key) : status;
+}
+
+/** An amount of money as the page's language writes it ("2.50 USD"; "US$2.50" in Chinese). */
+function money(amount, currency) {
+  return t("creator.money", { amount, currency, price: formatMoney(amount, currency) });
 }
 
 function withdrawSaid(state, code, text) {
@@ -1023,7 +1085,7 @@ async function withdraw(event) {
   if (!unanswered || unanswered.diamonds !== diamonds) unanswered = { diamonds, requestId: nextRequestId() };
   const button = $("#withdraw-submit");
   button.disabled = true;
-  withdrawSaid("sending", "", `Asking to withdraw ${plural(diamonds, "diamond")}…`);
+  withdrawSaid("sending", "", t("creator.withdrawAsking", { diamonds: plural(diamonds, "diamond") }));
   let answer = null;
   let failure = null;
   try {
@@ -1043,20 +1105,17 @@ async function withdraw(event) {
 }
 
 function asked(answer) {
-  const worth = `${answer.amount} ${answer.currency}`;
-  return `Withdrawal of ${plural(answer.diamonds, "diamond")} (${worth}) asked for: it shows below until it is paid.`;
+  const worth = money(answer.amount, answer.currency);
+  return t("creator.withdrawAsked", { diamonds: plural(answer.diamonds, "diamond"), worth });
 }
 
 function refusal(error, diamonds) {
   const words = WITHDRAW_WORDS[error.code];
   if (words) return words();
   if (worthRetrying(error)) {
-    return (
-      `No answer from the server: the withdrawal of ${plural(diamonds, "diamond")} may not have been ` +
-      "made. Press Withdraw again to retry; it is never made twice."
-    );
+    return t("creator.withdrawUnknown", { diamonds: plural(diamonds, "diamond") });
   }
-  return `Could not withdraw: ${error.message}`;
+  return t("creator.withdrawFailed", { error: error.message });
 }
 
 // ------------------------------------------------------------------ the goal
@@ -1064,17 +1123,25 @@ function refusal(error, diamonds) {
 /** The goal card: its form wired, its gifts listed; the goal itself is read with the rest. */
 function startGoal() {
   roomGoal = new RoomGoal(room, { onChange: showGoal });
-  $("#goal-gift").replaceChildren(
-    ...catalog.gifts.map((gift) =>
-      el("option", { value: gift.id }, `${gift.name} (${plural(gift.coins, "coin")})`),
-    ),
-  );
+  fillGoalGifts();
   for (const input of document.querySelectorAll('input[name="goal-kind"]')) {
     input.addEventListener("change", showGoalKind);
   }
   $("#goal-form").addEventListener("submit", setGoal);
   $("#goal-clear").addEventListener("click", clearGoal);
   showGoalKind();
+}
+
+/** The form's gifts, named in the page's language; the one chosen stays chosen. */
+function fillGoalGifts() {
+  const select = $("#goal-gift");
+  const chosen = select.value;
+  select.replaceChildren(
+    ...catalog.gifts.map((gift) =>
+      el("option", { value: gift.id }, t("creator.goalGiftOption", { gift: gift.name, coins: plural(gift.coins, "coin") })),
+    ),
+  );
+  if (chosen) select.value = chosen;
 }
 
 function goalKind() {
@@ -1111,12 +1178,12 @@ function goalAsk() {
 async function setGoal(event) {
   event.preventDefault();
   const ask = goalAsk();
-  if (!ask) return goalSaid("error", GOAL_WORDS.bad_field);
-  await goalRequest("POST", ask, "Setting the goal…", "Goal set: it fills as gifts arrive.");
+  if (!ask) return goalSaid("error", t("creator.goalRefused.bad_field"));
+  await goalRequest("POST", ask, t("creator.goalSetting"), t("creator.goalSet"));
 }
 
 async function clearGoal() {
-  await goalRequest("DELETE", undefined, "Clearing the goal…", "Goal cleared.");
+  await goalRequest("DELETE", undefined, t("creator.goalClearing"), t("creator.goalCleared"));
 }
 
 /** Sets or clears the goal; the answer is the goal from now on (the room hears it too). */
@@ -1130,7 +1197,8 @@ async function goalRequest(method, body, doing, done) {
     if (method === "POST") $("#goal-title").value = "";
     goalSaid("saved", done);
   } catch (error) {
-    goalSaid("error", GOAL_WORDS[error.code] || `Could not change the goal: ${error.message}`);
+    const key = `creator.goalRefused.${error.code}`;
+    goalSaid("error", has(key) ? t(key) : t("creator.goalFailed", { error: error.message }));
   } finally {
     $("#goal-set").disabled = false;
     $("#goal-clear").disabled = !roomGoal.goal;
@@ -1147,19 +1215,23 @@ function goalSaid(state, text) {
 /** The goal is reached (a room event: once): the card and the live list say so. */
 function goalReached(event) {
   roomGoal.reached(event.goal);
-  feed.note(`Goal reached: ${event.goal ? event.goal.title : "your goal"}!`, "goal");
+  feed.note(t("goal.reachedNote", { title: event.goal ? event.goal.title : t("creator.yourGoal") }), "goal");
   $("#live-empty").hidden = true;
 }
 
 // ------------------------------------------------------------------ live gifts
 
 function showState(state, detail) {
+  lastState = { state, detail };
   $("#state").dataset.state = state;
   $("#state").textContent = describeState(state, detail);
 }
 
 function showViewers(count) {
-  $("#viewers").textContent = `${formatCoins(count)} watching`;
+  viewerCount = count;
+  $("#viewers").textContent = Number.isInteger(count)
+    ? t("viewer.watchingCount", { n: formatCoins(count) })
+    : t("viewer.watchingUnknown");
 }
 
 /**

@@ -8,6 +8,7 @@
 
 import { api, el, formatCoins, plural, userColour } from "./common.js";
 import { giftPicture } from "./gifts.js";
+import { t } from "./i18n.js";
 
 export const BOARD_PERIODS = ["stream", "day", "all"];
 
@@ -79,16 +80,16 @@ function boardRow(entry, own) {
   const dataset = { rank: String(entry.rank), user: entry.user || "", coins: String(entry.coins) };
   if (own) dataset.own = "true";
   const level = Number(entry.fan_level) || 0;
-  // An anonymous gifter has no user id to colour their name by.
+  // An anonymous gifter has no user id to colour their name by (nor a name in any language).
   const name = entry.user
     ? el("span", { class: "board-name", style: `color:${userColour(entry.user)}` }, entry.name)
-    : el("span", { class: "board-name anonymous" }, entry.name);
+    : el("span", { class: "board-name anonymous" }, t("board.anonymous"));
   return el(
     "li",
     { class: `board-row${own ? " own" : ""}`, "aria-current": own ? "true" : null, dataset },
     el("span", { class: "board-rank" }, String(entry.rank)),
     name,
-    level > 0 ? el("span", { class: "fan-badge", title: `fan club level ${level}` }, `Lv ${level}`) : null,
+    level > 0 ? el("span", { class: "fan-badge", title: t("board.fanLevel", { level }) }, `Lv ${level}`) : null,
     el(
       "span",
       { class: "board-coins", title: plural(entry.coins, "coin") },
@@ -184,6 +185,7 @@ export function drawGoal(box, goal, catalog) {
   box.querySelector(".goal-title").textContent = goal.title;
   box.querySelector(".goal-numbers").textContent = goalNumbers(goal, catalog);
   box.querySelector(".goal-done").hidden = !goal.reached;
+  box.querySelector(".goal-done").textContent = t("goal.reached");
   const track = box.querySelector(".goal-track");
   track.setAttribute("aria-valuemax", String(target));
   track.setAttribute("aria-valuenow", String(filled));
@@ -198,7 +200,7 @@ function goalParts() {
       { class: "goal-head" },
       el("span", { class: "goal-picture" }),
       el("span", { class: "goal-title" }),
-      el("span", { class: "goal-done", hidden: true }, "reached!"),
+      el("span", { class: "goal-done", hidden: true }, t("goal.reached")),
       el("span", { class: "goal-numbers" }),
     ),
     el(

@@ -2,6 +2,31 @@
 
 import { el, plural, userColour } from "./common.js";
 import { giftPicture } from "./gifts.js";
+import { nodes, t } from "./i18n.js";
+
+/**
+ * The fan club badge of a gift event's sender ("carol Lv 3"), or null for
+ * one who is not a member (`fan_level` 0).
+ */
+export function fanBadge(event) {
+  const level = Number(event.fan_level) || 0;
+  if (level <= 0) return null;
+  const club = event.fan_badge || "";
+  return el(
+    "span",
+    {
+      class: "fan-badge gift-fan-badge",
+      title: t("fan.badgeTitle", { club, level }),
+      dataset: { level: String(level), club },
+    },
+    club ? `${club} Lv ${level}` : `Lv ${level}`,
+  );
+}
+
+/** "alice [badge] sent Rose": the sender (and badge) and the gift, in the page's words. */
+export function sentLine(who, gift) {
+  return nodes("feed.sent", { sender: who, gift });
+}
 
 /**
  * A list of the room's gifts, newest first in the DOM (the CSS shows it
@@ -31,6 +56,7 @@ export class Feed {
     if (row) {
       // Newer seqs only: a running total never goes back.
       if (combo.count > Number(row.dataset.count)) this.setCount(row, combo.count, event);
+      this.raiseBadge(row, event);
     } else {
       row = this.row(event, combo ? combo.count : event.count);
       if (combo) row.dataset.combo = combo.id;
@@ -51,8 +77,35 @@ export class Feed {
     if (event.count >= Number(row.dataset.count)) this.setCount(row, event.count, null);
     row.classList.add("ended");
     row.dataset.ended = "true";
-    row.querySelector(".streak-note").textContent = "streak ended";
+    row.querySelector(".streak-note").textContent = t("feed.streakEnded");
     return row;
+  }
+
+  /** The rows shown again in the page's language (after a switch), gift names from `catalog`. */
+  relabel(catalog) {
+    this.catalog = catalog;
+    for (const row of this.list.querySelectorAll(".feed-item")) {
+      const text = row.querySelector(".feed-text");
+      const gift = text.querySelector(".gift-name");
+      const note = text.querySelector(".streak-note");
+      gift.textContent = catalog.name(row.dataset.gift);
+      note.textContent = row.dataset.ended === "true" ? t("feed.streakEnded") : "";
+      text.replaceChildren(...sentLine(text.querySelector(".feed-who"), gift), note);
+      for (const badge of row.querySelectorAll(".gift-fan-badge")) {
+        badge.title = t("fan.badgeTitle", { club: badge.dataset.club, level: badge.dataset.level });
+      }
+      const coins = row.querySelector(".coins");
+      if (coins && coins.dataset.value) coins.textContent = plural(Number(coins.dataset.value), "coin");
+    }
+  }
+
+  /** A streak's later send may come from a higher fan level than its first. */
+  raiseBadge(row, event) {
+    const badge = fanBadge(event);
+    const shown = row.querySelector(".gift-fan-badge");
+    if (!badge || (shown && Number(shown.dataset.level) >= Number(badge.dataset.level))) return;
+    if (shown) shown.replaceWith(badge);
+    else row.querySelector(".feed-who").append(" ", badge);
   }
 
   /** A line in the feed that is not a gift (a gap while offline, say); `kind` names it. */
@@ -66,6 +119,14 @@ export class Feed {
 
   row(event, count) {
     const mine = this.me !== null && event.sender === this.me;
+    const badge = fanBadge(event);
+    const who = el(
+      "span",
+      { class: "feed-who" },
+      el("b", { class: "sender", style: `color:${userColour(event.sender)}` }, event.sender),
+      badge ? " " : null,
+      badge,
+    );
     const row = el(
       "li",
       {
@@ -76,15 +137,13 @@ export class Feed {
       el(
         "span",
         { class: "feed-text" },
-        el("b", { class: "sender", style: `color:${userColour(event.sender)}` }, event.sender),
-        " sent ",
-        el("span", { class: "gift-name" }, this.catalog.name(event.gift)),
+        ...sentLine(who, el("span", { class: "gift-name" }, this.catalog.name(event.gift))),
         el("span", { class: "streak-note" }, ""),
       ),
       el("span", { class: "count" }, `x${count}`),
     );
     if (this.showCoins && event.coins !== null && event.coins !== undefined) {
-      row.append(el("span", { class: "coins" }, plural(event.coins, "coin")));
+      row.append(el("span", { class: "coins", dataset: { value: String(event.coins) } }, plural(event.coins, "coin")));
     }
     return row;
   }
@@ -100,7 +159,10 @@ export class Feed {
     if (event && this.showCoins) {
       const coins = row.querySelector(".coins");
       const unit = event.count > 0 ? event.coins / event.count : 0;
-      if (coins) coins.textContent = plural(unit * count, "coin");
+      if (coins) {
+        coins.dataset.value = String(unit * count);
+        coins.textContent = plural(unit * count, "coin");
+      }
     }
   }
 

@@ -1,6 +1,12 @@
-// In demo mode, link carol's overlay directly (its URL needs her overlay key).
+// The list of demo pages, in the page's language (with a switcher, whose
+// choice the other pages follow). In demo mode, carol's overlay is linked
+// directly (its URL needs her overlay key).
 
 import { api } from "./common.js";
+import { languageSwitcher, startLanguage } from "./i18n.js";
+
+startLanguage();
+languageSwitcher(document.querySelector("#language"));
 
 async function linkOverlay() {
   try {

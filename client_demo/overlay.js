@@ -9,6 +9,8 @@
 //   hold    a factor on how long alerts stay (2 = twice as long); default 1
 //   widget  instead of the alerts, one widget: `leaderboard` (the stream's
 //           top five gifters) or `goal` (the creator's goal, filling live)
+//   lang    en or zh-CN; default: the browser's languages (OBS's, there).
+//           The overlay keeps no choice of its own: it has no switcher.
 //
 // Alerts play one at a time, bigger gifts first. A streak is one growing
 // counter, never one alert per send. The overlay's place in the room (the
@@ -38,8 +40,11 @@ import {
   testAlertKey,
 } from "./common.js";
 import { RoomBoard, RoomGoal, boardRows, drawGoal } from "./engagement.js";
-import { ShowQueue } from "./feed.js";
+import { ShowQueue, fanBadge, sentLine } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
+import { language, startLanguage, t } from "./i18n.js";
+
+startLanguage({ remember: false });
 
 const room = param("room");
 const key = param("key");
@@ -107,16 +112,16 @@ const socket = widget
 
 async function start() {
   if (!room || !key) {
-    showStatus("This overlay URL lacks its room or key: copy it from the creator page.");
+    showStatus(t("overlay.noKey"));
     return;
   }
   if (widget && !WIDGETS.has(widget)) {
-    showStatus(`giftstream overlay: no widget "${widget}" (there are widget=leaderboard and widget=goal).`);
+    showStatus(t("overlay.noWidget", { widget }));
     return;
   }
   document.body.dataset.widget = widget || "alerts";
   try {
-    catalog = new Catalog(await api("/api/catalog"));
+    catalog = new Catalog(await api(`/api/catalog?${new URLSearchParams({ lang: language() })}`));
   } catch {
     // Gift names fall back to their ids; the alerts still play.
   }
@@ -128,7 +133,7 @@ function showState(state, detail) {
   if (state === "live") showStatus("");
   // Said only after a few failures: a blip should not flash on stream.
   else if (state === "offline" && detail.failures >= 3) {
-    showStatus("giftstream overlay: reconnecting… (has the overlay key been regenerated?)");
+    showStatus(t("overlay.reconnecting"));
   }
 }
 
@@ -175,7 +180,7 @@ function addStreak(event) {
       "span",
       { class: "streak-who" },
       el("span", { class: "streak-sender" }, event.sender),
-      el("span", { class: "streak-gift" }, `sent ${name}`),
+      el("span", { class: "streak-gift" }, t("overlay.streakGift", { gift: name })),
     ),
     el("span", { class: "streak-count" }, ""),
   );
@@ -237,7 +242,7 @@ function showBoard({ entries }) {
 function goalReached(event) {
   roomGoal.reached(event.goal);
   const line = $("#goal-celebration");
-  line.textContent = "Goal reached!";
+  line.textContent = t("overlay.goalReached");
   line.dataset.goal = event.goal ? event.goal.goal_id : "";
   line.hidden = false;
   clearTimeout(goalReached.timer);
@@ -250,10 +255,13 @@ async function playAlert(event) {
   const alert = $("#alert");
   const name = catalog.name(event.gift);
   alert.querySelector(".alert-picture").replaceChildren(giftPicture(event.gift, event.tier, name));
-  alert.querySelector(".alert-sender").textContent = event.sender;
-  alert.querySelector(".alert-gift").textContent = event.count > 1 ? `${name} x${event.count}` : name;
+  const sender = el("b", { class: "alert-sender" }, event.sender);
+  const badge = fanBadge(event);
+  const gift = el("span", { class: "alert-gift" }, event.count > 1 ? `${name} x${event.count}` : name);
+  const who = badge ? el("span", { class: "alert-who" }, sender, " ", badge) : sender;
+  alert.querySelector(".alert-line").replaceChildren(...sentLine(who, gift));
   const worth = plural(event.coins, "coin");
-  alert.querySelector(".alert-detail").textContent = event.test ? `${worth} · only a test` : worth;
+  alert.querySelector(".alert-detail").textContent = event.test ? t("overlay.onlyATest", { worth }) : worth;
   alert.className = `alert tier-${event.tier}${event.test ? " test" : ""}`;
   alert.dataset.seq = String(event.seq);
   alert.dataset.test = event.test ? "true" : "false";
@@ -297,7 +305,7 @@ function reportTests() {
   const waiting = [...testAlerts.values()].find((test) => test.state === "queued");
   const note = $("#test-status");
   note.hidden = !waiting;
-  note.textContent = waiting ? `Test alert queued: ${plural(waiting.ahead, "alert")} ahead` : "";
+  note.textContent = waiting ? t("overlay.testQueued", { alerts: plural(waiting.ahead, "alert") }) : "";
   note.dataset.ahead = waiting ? String(waiting.ahead) : "";
   for (const testKey of changedTests) {
     const test = testAlerts.get(testKey);

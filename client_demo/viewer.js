@@ -26,6 +26,16 @@
 // the room's `goal` messages), and `goal_reached` is celebrated once.
 // A room `gift` event for one of this page's sends (its `request_id`) marks
 // that send as shown in the room.
+//
+// The fan club (GET /api/rooms/{room}/fanclub, POST .../fanclub/join): a
+// card to join it, then the viewer's level and the coins to the next one;
+// gift events of members carry a badge ("carol Lv 3"), and a gift that
+// needs a higher level than the viewer's shows as locked.
+//
+// Words are in the page's language (i18n.js: `?lang=`, the switcher's
+// choice, the browser's); gift names come from the catalogue in that
+// language, and the top-up sheet shows the packages of its region (USD for
+// English, CNY for Chinese) unless another is chosen there.
 
 import {
   ApiError,
@@ -43,8 +53,22 @@ import {
   sleep,
 } from "./common.js";
 import { BOARD_PERIODS, RoomBoard, RoomGoal, boardRows, drawGoal } from "./engagement.js";
-import { Feed, ShowQueue } from "./feed.js";
+import { Feed, ShowQueue, fanBadge, sentLine } from "./feed.js";
 import { Catalog, giftPicture } from "./gifts.js";
+import {
+  REGION_OF_LANGUAGE,
+  formatDate,
+  formatMoney,
+  has,
+  language,
+  languageSwitcher,
+  nodes,
+  onLanguageChange,
+  startLanguage,
+  t,
+} from "./i18n.js";
+
+startLanguage();
 
 const room = param("room", "carol");
 const tokens = new TokenSource({ user: param("user"), token: param("token") });
@@ -63,49 +87,21 @@ const ROOM_ANSWER_LAG_MS = 1500;
 const CELEBRATION_MS = 8000;
 // This page's request ids remembered, to know its own gifts in the room.
 const SENDS_REMEMBERED = 500;
-// What an empty ranking says, by period.
-const EMPTY_BOARD = {
-  stream: "No gifts in this stream yet.",
-  day: "No gifts today yet.",
-  all: "No gifts yet.",
-};
 // History rows per page (the server allows 1 to 200).
 const HISTORY_ROWS = Math.min(200, Math.max(1, Math.trunc(numberParam("rows", 20))));
-// The spending-limit windows, in the server's order, and their words.
+// The spending-limit windows, in the server's order (their words: `window.*`).
 const WINDOWS = ["daily", "weekly", "monthly"];
-const WINDOW_WORDS = { daily: "today", weekly: "this week", monthly: "this month" };
-// The words of a refusal, by error code: the page's own, never the server's
-// `message` as well (one refusal, one message). `gifts_disabled`,
-// `gifting_off`, `room_offline` and `insufficient_coins` are explained by the
-// panel and the top-up sheet.
-const ERROR_WORDS = {
-  insufficient_coins: "not enough coins",
-  not_allowed: "you cannot send gifts here",
-  gifts_disabled: "this creator isn't taking gifts",
-  gifting_off: "this creator has switched gifts off",
-  room_offline: "this creator is offline",
-  unknown_gift: "that gift is no longer offered",
-  bad_count: "that many cannot be sent at once",
-  rate_limited: "too many taps; slow down",
-  unavailable: "the server is busy; try again",
-  internal: "the server had a problem; try again",
-  budget_exceeded: "over your limit",
-  confirm_required: "needs your confirmation",
-  send_limit_exceeded: "too much for one send",
-};
-// Why a creator isn't taking gifts (GET /api/rooms/{room} `reasons`), as the
-// end of a sentence that starts with their name.
-const REASON_WORDS = {
-  gifting_off: "has switched gifts off",
-  followers_below_minimum: "needs more followers before they can receive gifts",
-  not_a_creator: "hasn't set up gifts as a creator",
-  not_adult: "cannot receive gifts",
-  suspended: "cannot receive gifts right now",
-  room_offline: "is offline",
-};
+// A fan club join without an answer (none, a 5xx, `temporary`) is sent again
+// after these pauses, with the same request id: paid once at most.
+const JOIN_RETRY_MS = [500, 1500, 3000];
+// The gift a fan club's price is paid as (the wallet's history names it).
+const FAN_CLUB_GIFT = "fan_club";
+// After one of the viewer's own gifts, when their fan club standing is read again.
+const FAN_READ_AFTER_GIFT_MS = 800;
 
 const $ = (selector) => document.querySelector(selector);
 const nextId = requestIds("v");
+const nextJoinId = requestIds("fc");
 let catalog = new Catalog();
 let feed = new Feed($("#feed"), catalog, { me: tokens.user });
 let balance = null;
@@ -142,6 +138,15 @@ const budgetEdited = new Set();
 // The history's paging: `cursor` for "More" (null: no more), `load` bumped
 // each time the sheet opens (a page for an older opening is dropped).
 const historyState = { cursor: null, load: 0, loading: false };
+// The fan club: its price and level thresholds, and the viewer's membership
+// (null until read); `reads` numbers the reads (an older answer is dropped).
+const fanClub = { price: null, levels: [], you: null, reads: 0, joining: false, timer: null };
+// Which region's packages the top-up sheet shows: the language's, unless
+// chosen in the sheet.
+let region = null;
+// The socket's state as last shown, and the viewer count: said again in another language.
+let lastState = { state: "connecting", detail: {} };
+let viewerCount = null;
 
 const bigShow = new ShowQueue({ play: playBigGift, onChange: showQueueLength });
 const board = new RoomBoard(room, { onChange: showBoard });
@@ -165,7 +170,16 @@ async function start() {
   $("#room-name").textContent = room;
   $("#stage-initial").textContent = room.slice(0, 1).toUpperCase();
   document.title = `${room} · giftstream`;
+  languageSwitcher($("#language"));
+  onLanguageChange(relabel);
+  showState(lastState.state, lastState.detail);
+  showViewers(null);
+  showRoom();
   $("#recharge-open").addEventListener("click", () => openRecharge(""));
+  for (const input of document.querySelectorAll('input[name="region"]')) {
+    input.addEventListener("change", () => chooseRegion(input.value));
+  }
+  $("#fanclub-join").addEventListener("click", joinFanClub);
   $("#recharge-open").hidden = !tokens.signedIn;
   $("#coins-open").addEventListener("click", openCoins);
   $("#coins-open").hidden = !tokens.signedIn;
@@ -174,12 +188,13 @@ async function start() {
   $("#budget-form").addEventListener("input", (event) => budgetEdited.add(event.target.name));
   if (!ID_PATTERN.test(room) || (tokens.user && !ID_PATTERN.test(tokens.user))) {
     showState("offline", {});
-    $("#state").textContent = "not connected";
-    showNotice("Room and user names are 1-64 letters, digits, _ or -: check the address.", true);
+    $("#state").textContent = t("viewer.notConnected");
+    showNotice(t("viewer.badAddress"), true);
     return;
   }
   checkRoom();
   startEngagement();
+  readFanClub();
   catalog = await loadCatalog();
   feed = new Feed($("#feed"), catalog, { me: tokens.user });
   // The goal may have come first: its gift is named now.
@@ -189,20 +204,70 @@ async function start() {
   socket.start();
 }
 
+/** The gifts named in the page's language, and the packages of the sheet's region. */
 async function loadCatalog() {
   for (let attempt = 0; ; attempt += 1) {
     try {
-      return new Catalog(await api("/api/catalog"));
+      return await readCatalog();
     } catch (error) {
-      showNotice(`Cannot load the gifts (${error.message}); trying again…`);
+      showNotice(t("viewer.catalogRetry", { error: error.message }));
       await sleep(Math.min(10000, 1000 * 2 ** attempt));
     }
   }
 }
 
+async function readCatalog() {
+  const query = new URLSearchParams({ lang: language(), region: packageRegion() });
+  return new Catalog(await api(`/api/catalog?${query}`));
+}
+
+/** The region whose packages the sheet shows: chosen there, else the language's. */
+function packageRegion() {
+  return region || REGION_OF_LANGUAGE[language()] || "US";
+}
+
+/** Another region's packages in the sheet (any package can be bought, wherever it is sold). */
+async function chooseRegion(chosen) {
+  region = chosen;
+  try {
+    catalog = await readCatalog();
+  } catch (error) {
+    $("#recharge-status").textContent = t("recharge.cannotLoad", { error: errorText(error) });
+    return;
+  }
+  feed.catalog = catalog;
+  renderPackages();
+}
+
+/**
+ * Everything the page has said, said again in the language just chosen: the
+ * HTML's own text is done (i18n.js); gift names come from the catalogue in
+ * that language, and the sheet's packages from its region.
+ */
+async function relabel() {
+  showState(lastState.state, lastState.detail);
+  showViewers(viewerCount);
+  if (balance !== null) setBalance(balance);
+  $("#who").textContent = me || (socket.everWelcomed ? t("viewer.watching") : "");
+  showRoom();
+  showBoard(board);
+  showFanClub();
+  if (budget) showBudget(budget, budgetReads.shown, false);
+  try {
+    catalog = await readCatalog();
+  } catch {
+    // The names stay as they were; the words around them are the new language's.
+  }
+  feed.relabel(catalog);
+  renderGifts();
+  renderPackages();
+  showGoal(roomGoal.goal);
+}
+
 // ------------------------------------------------------------------ connection
 
 function showState(state, detail) {
+  lastState = { state, detail };
   const badge = $("#state");
   badge.dataset.state = state;
   badge.textContent = describeState(state, detail);
@@ -211,9 +276,11 @@ function showState(state, detail) {
 }
 
 function showViewers(count) {
-  $("#viewers").textContent = `${formatCoins(count)} watching`;
-  $("#viewers").title = `${plural(count, "person", "people")} watching now`;
-  $("#viewers").dataset.count = String(count);
+  viewerCount = count;
+  const known = Number.isInteger(count);
+  $("#viewers").textContent = known ? t("viewer.watchingCount", { n: formatCoins(count) }) : t("viewer.watchingUnknown");
+  $("#viewers").title = known ? t("viewer.watchingTitle", { people: plural(count, "person", "people") }) : t("viewer.viewersTitle");
+  $("#viewers").dataset.count = known ? String(count) : "";
 }
 
 function welcomed(welcome, { reconnect, missed, resume, replayed }) {
@@ -223,7 +290,7 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
     showBoard(board);
   }
   canSend = Boolean(welcome.you && welcome.you.can_send);
-  $("#who").textContent = welcome.you.user ? welcome.you.user : "watching";
+  $("#who").textContent = welcome.you.user ? welcome.you.user : t("viewer.watching");
   $("#watch-only").hidden = Boolean(welcome.you.user);
   const limits = welcome.limits || {};
   if (Number.isInteger(limits.confirm_above_coins) && param("confirm") === null) {
@@ -240,9 +307,10 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
     checkRoom();
     board.load();
     roomGoal.load();
+    readFanClub();
   }
   // The feed has a hole where events were not replayed: say so in it.
-  if (reconnect && resume !== "ok" && missed > 0) feed.note("missed some gifts while offline");
+  if (reconnect && resume !== "ok" && missed > 0) feed.note(t("viewer.missedNote"));
   // Answers lost with the old socket: the same ids again, so nothing is paid
   // twice. A debit made from now on comes after the welcome's balance.
   for (const pending of inflight.values()) {
@@ -253,10 +321,10 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
 
 function backOnline(resume, missed, replayed) {
   if (resume === "ok") {
-    return replayed > 0 ? `Back online: caught up on ${plural(replayed, "room event")}.` : "Back online.";
+    return replayed > 0 ? t("viewer.backCaughtUp", { events: plural(replayed, "room event") }) : t("viewer.back");
   }
-  if (missed > 0) return `Back online. You missed some gifts while offline (${plural(missed, "room event")}).`;
-  return "Back online.";
+  if (missed > 0) return t("viewer.backMissed", { events: plural(missed, "room event") });
+  return t("viewer.back");
 }
 
 function showNotice(text, sticky = false) {
@@ -274,7 +342,7 @@ function setBalance(coins) {
   const shown = $("#balance");
   shown.textContent = formatCoins(coins);
   shown.dataset.value = String(coins);
-  shown.closest(".coin-badge").title = `you have ${plural(coins, "coin")}`;
+  shown.closest(".coin-badge").title = t("viewer.youHave", { coins: plural(coins, "coin") });
 }
 
 function freshBalance(coins) {
@@ -314,7 +382,7 @@ async function checkRoom({ afterRefusal = false } = {}) {
   const fresh = liveAt === roomState.liveAt && askedAt - liveAt >= ROOM_ANSWER_LAG_MS;
   if (fresh && typeof answer.live === "boolean") roomState.live = answer.live;
   else if (fresh && reasons.includes("room_offline")) roomState.live = false;
-  if (showRoom()) showNotice(`${roomState.creator} is taking gifts again.`);
+  if (showRoom()) showNotice(t("room.takingAgain", { name: roomState.creator }));
   return answer;
 }
 
@@ -338,10 +406,10 @@ function socketSaysLive(live) {
 /** A stream started or ended in the room. */
 function streamEvent(event) {
   const live = event.type === "stream_started";
-  feed.note(live ? `${roomState.creator} went live` : "the stream ended");
+  feed.note(live ? t("room.wentLive", { name: roomState.creator }) : t("room.streamEnded"));
   // A new stream starts a new ranking.
   if (live && board.period === "stream") board.load();
-  if (socketSaysLive(live)) showNotice(`${roomState.creator} is live: gifts are open.`);
+  if (socketSaysLive(live)) showNotice(t("room.liveOpen", { name: roomState.creator }));
 }
 
 /**
@@ -363,13 +431,15 @@ function showRoom() {
   document.body.dataset.live = live === null ? "unknown" : String(live);
   const badge = $("#live-badge");
   badge.dataset.live = document.body.dataset.live;
-  badge.textContent = live === false ? "OFFLINE" : live ? "LIVE" : "…";
-  badge.title = live === false ? `${creator} is offline` : live ? `${creator} is live` : "";
+  badge.textContent = live === false ? t("room.badgeOffline") : live ? t("room.badgeLive") : "…";
+  badge.title =
+    live === false ? t("room.isOffline", { name: creator }) : live ? t("room.isLive", { name: creator }) : t("room.badgeTitle");
   const box = $("#gifts-off");
   box.hidden = !giftsOff;
   box.dataset.offline = String(live === false);
   if (giftsOff) sayGiftsOff(box, creator, reasons, unexplained);
   updateGiftButtons();
+  showFanClub();
   clearTimeout(roomRecheck);
   if (giftsOff) roomRecheck = setTimeout(checkRoom, ROOM_RECHECK_MS);
   return wasOff && !giftsOff;
@@ -384,16 +454,16 @@ function sayGiftsOff(box, name, reasons, unexplained) {
   const title = box.querySelector(".gifts-off-title");
   const why = box.querySelector(".gifts-off-why");
   if (!reasons.length && !unexplained) {
-    title.textContent = `${name} ${REASON_WORDS.room_offline}`;
-    why.textContent = "Gifts open when the stream starts.";
+    title.textContent = t("room.isOffline", { name });
+    why.textContent = t("room.opensWhenLive");
     box.dataset.reasons = "room_offline";
     return;
   }
-  const known = reasons.filter((reason) => REASON_WORDS[reason]);
-  title.textContent = `${name} isn't taking gifts right now`;
+  const known = reasons.filter((reason) => has(`reason.${reason}`));
+  title.textContent = t("room.notTaking", { name });
   why.textContent = known.length
-    ? `${name} ${known.map((reason) => REASON_WORDS[reason]).join(" and ")}.`
-    : `Gifts can't reach ${name} at the moment.`;
+    ? t("room.because", { name, reasons: known.map((reason) => t(`reason.${reason}`)) })
+    : t("room.cannotReach", { name });
   box.dataset.reasons = reasons.join(" ");
 }
 
@@ -402,6 +472,33 @@ function updateGiftButtons() {
   const grid = $("#gifts");
   grid.classList.toggle("disabled", giftsOff || (socket.everWelcomed && !canSend));
   for (const button of grid.querySelectorAll("button")) button.disabled = giftsOff;
+  showLocks();
+}
+
+/** The viewer's fan level (0: not a member, or not known yet). */
+function fanLevel() {
+  return fanClub.you ? Number(fanClub.you.fan_level) || 0 : 0;
+}
+
+/** The level a gift needs (the catalogue's `fan_level_required`; 0: none). */
+function levelNeeded(gift) {
+  return Number(gift.fan_level_required) || 0;
+}
+
+/** Gifts that need a higher fan level than the viewer's show as locked, with the level they need. */
+function showLocks() {
+  for (const button of document.querySelectorAll("#gifts .gift-button")) {
+    const gift = catalog.byId.get(button.dataset.gift);
+    const needed = gift ? levelNeeded(gift) : 0;
+    if (needed === 0) continue;
+    const locked = needed > fanLevel();
+    button.dataset.locked = String(locked);
+    button.classList.toggle("locked", locked);
+    button.querySelector(".gift-lock").hidden = !locked;
+    button.title = locked
+      ? t("fan.lockedTitle", { gift: gift.name, level: needed })
+      : t("gift.title", { gift: gift.name, coins: plural(gift.coins, "coin"), tier: t(`tier.${gift.tier}`) });
+  }
 }
 
 // ------------------------------------------------------------------ gift panel
@@ -415,15 +512,16 @@ function renderGifts() {
         {
           class: `gift-button tier-${gift.tier}`,
           type: "button",
-          dataset: { gift: gift.id, tier: gift.tier },
-          title: `${gift.name}: ${plural(gift.coins, "coin")} (${gift.tier})`,
-          "aria-label": `${gift.name}, ${plural(gift.coins, "coin")}`,
+          dataset: { gift: gift.id, tier: gift.tier, level: String(levelNeeded(gift)) },
+          title: t("gift.title", { gift: gift.name, coins: plural(gift.coins, "coin"), tier: t(`tier.${gift.tier}`) }),
+          "aria-label": t("gift.label", { gift: gift.name, coins: plural(gift.coins, "coin") }),
           onclick: () => tapGift(gift),
         },
         giftPicture(gift.id, gift.tier, gift.name),
         el("span", { class: "gift-label" }, gift.name),
         el("span", { class: "gift-price" }, el("span", { class: "coin" }), formatCoins(gift.coins)),
-        el("span", { class: "gift-tier" }, gift.tier),
+        el("span", { class: "gift-tier" }, t(`tier.${gift.tier}`)),
+        levelNeeded(gift) > 0 ? el("span", { class: "gift-lock", hidden: true }, `Lv ${levelNeeded(gift)}`) : null,
       ),
     ),
   );
@@ -438,14 +536,18 @@ function batchSize() {
 async function tapGift(gift) {
   if (giftsOff) return;
   if (!tokens.signedIn) {
-    showNotice("Sign in to send gifts: add &user=yourname to the address.");
+    showNotice(t("viewer.signInToSend"));
+    return;
+  }
+  if (levelNeeded(gift) > fanLevel()) {
+    showNotice(t("fan.lockedNotice", { gift: gift.name, level: levelNeeded(gift) }));
     return;
   }
   const count = batchSize();
   const cost = gift.coins * count;
   let confirmed = false;
   if (cost > confirmAbove) {
-    const question = `Send ${gift.name} x${count} for ${plural(cost, "coin")}?`;
+    const question = t("confirm.question", { gift: gift.name, count, coins: plural(cost, "coin") });
     if (!(await confirmSend(question))) return;
     confirmed = true;
   }
@@ -465,21 +567,21 @@ function sendGift(gift, count, confirmed = false, row = null) {
   if (row) {
     row.dataset.id = id;
     delete row.dataset.code;
-    setSendState(row, "pending", "sending…");
+    setSendState(row, "pending", t("send.sending"));
   } else {
     row = el(
       "li",
       { class: "send", dataset: { id, state: "pending", gift: gift.id } },
       giftPicture(gift.id, gift.tier, gift.name),
       el("span", { class: "send-what" }, `${gift.name} x${count}`),
-      el("span", { class: "send-status" }, "sending…"),
-      el("span", { class: "send-shown", title: "shown in the room", hidden: true }, "· shown"),
+      el("span", { class: "send-status" }, t("send.sending")),
+      el("span", { class: "send-shown", title: t("send.shownTitle"), hidden: true }, t("send.shown")),
     );
     $("#sends").prepend(row);
     while ($("#sends").children.length > 6) $("#sends").lastElementChild.remove();
   }
   inflight.set(id, { message, row, gift, count, epoch: balanceEpoch, tries: 0 });
-  if (!socket.send(message)) setSendState(row, "pending", "waiting for the connection…");
+  if (!socket.send(message)) setSendState(row, "pending", t("send.waitingConnection"));
 }
 
 function setSendState(row, state, text) {
@@ -521,7 +623,7 @@ function reply(message) {
 
 function acked(pending, ack) {
   inflight.delete(ack.id);
-  setSendState(pending.row, "confirmed", `sent · ${plural(ack.coins, "coin")}`);
+  setSendState(pending.row, "confirmed", t("send.sent", { coins: plural(ack.coins, "coin") }));
   pending.row.dataset.coins = String(ack.coins);
   budgetAfterAck();
   if (ack.duplicate || pending.epoch !== balanceEpoch) {
@@ -538,7 +640,7 @@ function refused(pending, error) {
   if (error.temporary && pending.tries < MAX_RETRIES) {
     pending.tries += 1;
     const delay = 500 * 2 ** pending.tries;
-    setSendState(pending.row, "pending", `${ERROR_WORDS[error.code] || error.message}; retrying…`);
+    setSendState(pending.row, "pending", t("send.retrying", { words: refusalWords(error) }));
     setTimeout(() => {
       if (inflight.has(error.id)) socket.send(pending.message);
     }, delay);
@@ -552,32 +654,46 @@ function refused(pending, error) {
   // confirmation the server wants is asked for, and the gift sent again; a
   // limit's refusal is said in the row, and its numbers in the notice.
   if (error.code === "insufficient_coins" && openRecharge(notEnoughCoins(pending))) {
-    setSendState(pending.row, "failed", "not sent");
+    setSendState(pending.row, "failed", t("send.notSent"));
   } else if (error.code === "gifts_disabled" || error.code === "gifting_off") {
-    setSendState(pending.row, "failed", "not sent");
+    setSendState(pending.row, "failed", t("send.notSent"));
     refusedByRoom();
   } else if (error.code === "room_offline") {
-    setSendState(pending.row, "failed", "not sent");
+    setSendState(pending.row, "failed", t("send.notSent"));
     refusedOffline();
   } else if (error.code === "confirm_required") {
     askAgain(pending, error);
   } else if (error.code === "budget_exceeded") {
-    setSendState(pending.row, "failed", `not sent: ${ERROR_WORDS.budget_exceeded}`);
+    setSendState(pending.row, "failed", t("send.notSentBecause", { words: refusalWords(error) }));
     overBudget(pending, error);
   } else if (error.code === "send_limit_exceeded") {
-    setSendState(pending.row, "failed", `not sent: ${ERROR_WORDS.send_limit_exceeded}`);
+    setSendState(pending.row, "failed", t("send.notSentBecause", { words: refusalWords(error) }));
     showNotice(tooMuchForOneSend(pending, error));
   } else {
-    // An unknown code has no words of the page's own: the server's are the message.
-    const words = ERROR_WORDS[error.code] || error.message || "refused";
-    setSendState(pending.row, "failed", `not sent: ${words}`);
+    setSendState(pending.row, "failed", t("send.notSentBecause", { words: refusalWords(error) }));
+    // The viewer's level may have changed elsewhere: read it again.
+    if (error.code === "fan_level_required") readFanClub();
   }
+}
+
+/**
+ * A refusal in the page's own words, by its code (the frame's numbers filled
+ * in); a code the page does not know has none: the server's are the words.
+ */
+function refusalWords(error) {
+  if (has(`refusal.${error.code}`)) return t(`refusal.${error.code}`, error);
+  return error.message || t("refusal.other");
+}
+
+/** The words of an HTTP refusal (an `ApiError`), by code like a frame's. */
+function errorText(error) {
+  return has(`refusal.${error.code}`) ? t(`refusal.${error.code}`, error) : error.message;
 }
 
 function notEnoughCoins({ gift, count }) {
   const cost = plural(gift.coins * count, "coin");
-  const held = balance === null ? "" : ` and you have ${formatCoins(balance)}`;
-  return `Not enough coins for ${gift.name} x${count}: it costs ${cost}${held}.`;
+  const held = balance === null ? null : formatCoins(balance);
+  return t("recharge.notEnough", { what: `${gift.name} x${count}`, cost, held });
 }
 
 /**
@@ -588,12 +704,12 @@ function notEnoughCoins({ gift, count }) {
 async function askAgain(pending, error) {
   const { gift, count, row } = pending;
   if (Number.isInteger(error.threshold)) confirmAbove = Math.min(confirmAbove, error.threshold);
-  setSendState(row, "pending", "waiting for your answer…");
+  setSendState(row, "pending", t("send.waitingAnswer"));
   const coins = Number.isInteger(error.coins) ? error.coins : gift.coins * count;
-  if (await confirmSend(`Send ${gift.name} x${count} for ${plural(coins, "coin")}?`)) {
+  if (await confirmSend(t("confirm.question", { gift: gift.name, count, coins: plural(coins, "coin") }))) {
     sendGift(gift, count, true, row);
   } else {
-    setSendState(row, "failed", "not sent");
+    setSendState(row, "failed", t("send.notSent"));
   }
 }
 
@@ -602,14 +718,14 @@ function overBudget({ gift, count }, error) {
   const left = Number.isInteger(error.remaining) ? error.remaining : null;
   const tightest = budget ? tightestWindow(budget) : null;
   if (left !== null) showBudgetLine(left, tightest);
-  const said = left === null ? "" : `: ${leftWords(left, tightest)}`;
-  showNotice(`${gift.name} x${count} is over your spending limit${said}.`);
+  const said = left === null ? null : leftWords(left, tightest);
+  showNotice(t("budget.overNotice", { what: `${gift.name} x${count}`, left: said }));
   readBudget();
 }
 
 function tooMuchForOneSend({ gift, count }, error) {
-  const most = Number.isInteger(error.limit) ? `at most ${plural(error.limit, "coin")}` : "only so much";
-  return `One send may be worth ${most}; ${gift.name} x${count} is ${plural(gift.coins * count, "coin")}.`;
+  const most = Number.isInteger(error.limit) ? plural(error.limit, "coin") : null;
+  return t("send.tooMuch", { most, what: `${gift.name} x${count}`, coins: plural(gift.coins * count, "coin") });
 }
 
 // ------------------------------------------------------------------ my coins: spending limits
@@ -632,7 +748,7 @@ async function readBudget({ fill = false } = {}) {
     const token = await tokens.get();
     showBudget(await api("/api/wallet/budget", { token }), ticket, fill);
   } catch (error) {
-    if (fill) sayBudget("error", `Cannot read your limits: ${error.message}`);
+    if (fill) sayBudget("error", t("budget.cannotRead", { error: errorText(error) }));
   }
 }
 
@@ -676,7 +792,7 @@ function showBudget(answer, ticket, fill) {
     row.dataset.limit = limit === null ? "" : String(limit);
     row.dataset.spent = String(spent);
     row.dataset.remaining = remaining === null ? "" : String(remaining);
-    row.querySelector(".budget-limit").textContent = limit === null ? "none" : formatCoins(limit);
+    row.querySelector(".budget-limit").textContent = limit === null ? t("budget.none") : formatCoins(limit);
     row.querySelector(".budget-spent").textContent = formatCoins(spent);
     row.querySelector(".budget-left").textContent = remaining === null ? "–" : formatCoins(remaining);
   }
@@ -693,12 +809,16 @@ function showPending(answer) {
   $("#budget-pending").replaceChildren(
     ...waiting.map((name) => {
       const { limit, from } = answer[name].pending;
-      const what = limit === null ? `No ${name} limit` : `A ${name} limit of ${plural(limit, "coin")}`;
+      const time = el("time", { datetime: new Date(from).toISOString() }, when(from));
+      const period = t(`window.${name}`);
+      const words =
+        limit === null
+          ? nodes("budget.pendingNone", { window: period, time })
+          : nodes("budget.pendingLimit", { window: period, coins: plural(limit, "coin"), time });
       return el(
         "li",
         { dataset: { window: name, limit: limit === null ? "" : String(limit), from: String(from) } },
-        `${what} from `,
-        el("time", { datetime: new Date(from).toISOString() }, when(from)),
+        ...words,
       );
     }),
   );
@@ -707,9 +827,7 @@ function showPending(answer) {
 function showBudgetRule(coolingSeconds) {
   const cooling = Number(coolingSeconds) || 0;
   $("#budget-rule").textContent =
-    cooling > 0
-      ? `Empty means no limit. Lower limits apply at once; raises apply after ${duration(cooling)}.`
-      : "Empty means no limit. Changes apply at once.";
+    cooling > 0 ? t("budget.ruleCooling", { duration: duration(cooling) }) : t("budget.ruleAtOnce");
 }
 
 /** Each window's limit as asked for (a waiting change, else the limit in force), but where typed in. */
@@ -740,8 +858,7 @@ function showBudgetLine(remaining, windowName) {
 
 /** "10 coins left today" (the window unknown: "10 coins left"). */
 function leftWords(remaining, windowName) {
-  const period = WINDOW_WORDS[windowName];
-  return `${plural(remaining, "coin")} left${period ? ` ${period}` : ""}`;
+  return t("budget.leftIn", { coins: plural(remaining, "coin"), window: WINDOWS.includes(windowName) ? windowName : null });
 }
 
 async function saveBudget(event) {
@@ -753,18 +870,18 @@ async function saveBudget(event) {
     const text = input.value.trim();
     const wanted = text === "" ? null : Number(text);
     if (!input.validity.valid || (wanted !== null && !(Number.isInteger(wanted) && wanted >= 0))) {
-      sayBudget("error", "A limit is whole coins, 0 or more; empty for no limit.");
+      sayBudget("error", t("budget.badValue"));
       input.focus();
       return;
     }
     if (wanted !== askedLimits[name]) changes[name] = wanted;
   }
   if (Object.keys(changes).length === 0) {
-    sayBudget("saved", "Nothing to change.");
+    sayBudget("saved", t("budget.nothing"));
     return;
   }
   $("#budget-save").disabled = true;
-  sayBudget("saving", "Saving…");
+  sayBudget("saving", t("common.saving"));
   try {
     const token = await tokens.get();
     const answer = await api("/api/wallet/budget", { method: "PUT", token, body: changes });
@@ -773,7 +890,7 @@ async function saveBudget(event) {
     showBudget(answer, ++budgetReads.issued, true);
     sayBudget("saved", savedWords(Object.keys(changes), answer));
   } catch (error) {
-    sayBudget("error", `Not saved: ${error.message}`);
+    sayBudget("error", t("budget.notSaved", { error: errorText(error) }));
   } finally {
     $("#budget-save").disabled = false;
   }
@@ -781,9 +898,9 @@ async function saveBudget(event) {
 
 function savedWords(changed, answer) {
   const waiting = changed.filter((name) => answer[name].pending);
-  if (waiting.length === 0) return "Saved: your limits apply now.";
+  if (waiting.length === 0) return t("budget.savedNow");
   const from = Math.min(...waiting.map((name) => answer[name].pending.from));
-  return `Saved. A raise applies after ${duration(answer.cooling_seconds)}, from ${when(from)}.`;
+  return t("budget.savedLater", { duration: duration(answer.cooling_seconds), time: when(from) });
 }
 
 function sayBudget(state, text) {
@@ -801,7 +918,7 @@ function duration(seconds) {
 }
 
 function when(ms) {
-  return new Date(ms).toLocaleString([], { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  return formatDate(ms, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
 }
 
 // ------------------------------------------------------------------ my coins: history
@@ -833,7 +950,7 @@ async function loadHistory({ first = false } = {}) {
     $("#history-empty").hidden = list.children.length > 0;
     sayHistory("");
   } catch (error) {
-    if (load === historyState.load) sayHistory(`Cannot load your history: ${error.message}`);
+    if (load === historyState.load) sayHistory(t("history.cannotLoad", { error: errorText(error) }));
   } finally {
     if (load === historyState.load) {
       historyState.loading = false;
@@ -876,7 +993,7 @@ function historyRow(entry) {
     ),
     el(
       "span",
-      { class: "history-balance", title: "balance after" },
+      { class: "history-balance", title: t("history.balanceAfter") },
       after === null || after === undefined ? null : unit(),
       after === null || after === undefined ? "" : formatCoins(after),
     ),
@@ -884,22 +1001,27 @@ function historyRow(entry) {
 }
 
 function historyWhat(entry) {
-  const gift = entry.gift ? `${catalog.name(entry.gift)}${entry.count ? ` x${entry.count}` : ""}` : "a gift";
+  const gift = entry.gift ? `${catalog.name(entry.gift)}${entry.count ? ` x${entry.count}` : ""}` : t("history.aGift");
   switch (entry.kind) {
     case "gift":
-      return `${gift} to ${entry.to || entry.room}`;
+      // A fan club's price is paid as a gift to its creator.
+      if (entry.gift === FAN_CLUB_GIFT) return t("history.fanClub", { to: entry.to || entry.room });
+      return t("history.giftTo", { gift, to: entry.to || entry.room });
     case "recharge":
-      return `Bought ${plural(entry.coins, "coin")}${entry.bonus ? ` (incl. ${plural(entry.bonus, "bonus coin")})` : ""}`;
+      return t("history.bought", {
+        coins: plural(entry.coins, "coin"),
+        bonus: entry.bonus ? plural(entry.bonus, "bonus coin") : null,
+      });
     case "promo":
-      return "Promotional coins";
+      return t("history.promo");
     case "gift_received":
-      return `${gift} from ${entry.from || "a viewer"}`;
+      return t("history.giftFrom", { gift, from: entry.from || t("history.aViewer") });
     case "withdrawal":
-      return "Diamonds set aside for a withdrawal";
+      return t("history.withdrawal");
     case "payout":
-      return `${plural(entry.paid_out || 0, "diamond")} paid out`;
+      return t("history.payout", { diamonds: plural(entry.paid_out || 0, "diamond") });
     case "payout_failed":
-      return "A payout failed: diamonds returned";
+      return t("history.payoutFailed");
     default:
       return entry.kind;
   }
@@ -919,6 +1041,7 @@ function roomEvent(event) {
   if (event.type === "goal_reached") return goalReached(event);
   const row = feed.add(event);
   if (event.type === "gift" && isMine(event)) shownInRoom(event, row);
+  if (event.type === "gift" && me !== null && event.sender === me) ownFanLevel(event);
   if (event.type === "gift" && BIG_TIERS.has(event.tier)) bigShow.push(event);
 }
 
@@ -952,8 +1075,10 @@ async function playBigGift(event) {
   layer.querySelector(".bigshow-picture").replaceChildren(
     giftPicture(event.gift, event.tier, catalog.name(event.gift)),
   );
-  layer.querySelector(".bigshow-line").textContent =
-    `${event.sender} sent ${catalog.name(event.gift)}${event.count > 1 ? ` x${event.count}` : ""}`;
+  const badge = fanBadge(event);
+  const who = el("span", { class: "bigshow-who" }, event.sender, badge ? " " : null, badge);
+  const gift = `${catalog.name(event.gift)}${event.count > 1 ? ` x${event.count}` : ""}`;
+  layer.querySelector(".bigshow-line").replaceChildren(...sentLine(who, gift));
   layer.querySelector(".bigshow-coins").textContent = plural(event.coins, "coin");
   layer.className = `bigshow tier-${event.tier}`;
   layer.dataset.seq = String(event.seq);
@@ -967,7 +1092,7 @@ async function playBigGift(event) {
 function showQueueLength(queue) {
   const note = document.querySelector(".bigshow-queue");
   note.hidden = queue.length === 0;
-  note.textContent = `+${plural(queue.length, "more big gift")}`;
+  note.textContent = t("bigshow.more", { gifts: plural(queue.length, "more big gift") });
 }
 
 // ------------------------------------------------------------------ top gifters and the goal
@@ -993,7 +1118,7 @@ function showBoard({ period, entries }) {
   const list = $("#leaderboard");
   list.replaceChildren(...boardRows(entries, { me }));
   list.setAttribute("aria-busy", "false");
-  $("#leaderboard-empty").textContent = EMPTY_BOARD[period];
+  $("#leaderboard-empty").textContent = t(`board.empty.${period}`);
   $("#leaderboard-empty").hidden = entries.length > 0;
 }
 
@@ -1004,10 +1129,10 @@ function showGoal(goal) {
 /** The goal is reached: celebrated on the stage and in the feed (a room event: once). */
 function goalReached(event) {
   roomGoal.reached(event.goal);
-  const title = event.goal && event.goal.title ? event.goal.title : "the goal";
-  feed.note(`Goal reached: ${title}!`, "goal");
+  const title = event.goal && event.goal.title ? event.goal.title : t("goal.theGoal");
+  feed.note(t("goal.reachedNote", { title }), "goal");
   const line = $("#goal-celebration");
-  line.textContent = `${roomState.creator}'s goal is reached: ${title}!`;
+  line.textContent = t("goal.celebration", { name: roomState.creator, title });
   line.dataset.goal = event.goal ? event.goal.goal_id : "";
   line.hidden = false;
   clearTimeout(goalReached.timer);
@@ -1036,7 +1161,7 @@ async function changePrivacy() {
     board.load();
   } catch (error) {
     box.checked = !anonymous;
-    sayPrivacy(`Not changed: ${error.message}`);
+    sayPrivacy(t("board.privacyNotChanged", { error: errorText(error) }));
   } finally {
     box.disabled = false;
   }
@@ -1047,9 +1172,170 @@ function sayPrivacy(text) {
   $("#privacy-status").hidden = !text;
 }
 
+// ------------------------------------------------------------------ fan club
+
+/** Reads the club's price and levels and, signed in, the viewer's membership; a failed read changes nothing. */
+async function readFanClub() {
+  const read = ++fanClub.reads;
+  let answer;
+  try {
+    const token = tokens.signedIn ? await tokens.get() : null;
+    answer = await api(`/api/rooms/${encodeURIComponent(room)}/fanclub`, { token });
+  } catch {
+    return; // a server without fan clubs shows no card
+  }
+  if (read !== fanClub.reads) return; // a join answered meanwhile: that is newer
+  fanClub.price = answer.price_coins;
+  fanClub.levels = Array.isArray(answer.level_coins) ? answer.level_coins : [];
+  if (answer.you) fanClub.you = answer.you;
+  showFanClub();
+}
+
+/** The card: "Join the fan club · 1 coin", or the viewer's level and the coins to the next. */
+function showFanClub() {
+  const card = $("#fanclub");
+  card.hidden = fanClub.price === null || !tokens.signedIn;
+  if (card.hidden) return;
+  const you = fanClub.you;
+  const member = Boolean(you && you.member);
+  const level = fanLevel();
+  card.dataset.member = you ? String(member) : "unknown";
+  card.dataset.level = String(level);
+  const badge = $("#fanclub-badge");
+  badge.hidden = !member;
+  badge.textContent = `${room} Lv ${level}`;
+  badge.title = t("fan.badgeTitle", { club: room, level });
+  $("#fanclub-level").hidden = !member;
+  $("#fanclub-level").textContent = t("fan.level", { level });
+  $("#fanclub-next").hidden = !member;
+  $("#fanclub-next").textContent = member ? nextLevelWords(you) : "";
+  $("#fanclub-pitch").hidden = member;
+  $("#fanclub-pitch").textContent = t("fan.pitch", { name: room });
+  const join = $("#fanclub-join");
+  join.hidden = member;
+  // Joining pays the creator, as a gift does: not while gifts are off.
+  join.disabled = fanClub.joining || giftsOff;
+  join.textContent = t("fan.join", { coins: plural(fanClub.price, "coin") });
+  join.dataset.price = String(fanClub.price);
+  showLocks();
+}
+
+/** "99 coins to Lv 2" (the levels' thresholds are coins counted since joining), or the top level. */
+function nextLevelWords(you) {
+  const coins = Number(you.fan_coins) || 0;
+  const next = fanClub.levels.findIndex((threshold) => threshold > coins);
+  if (next < 0) return t("fan.topLevel");
+  return t("fan.next", { coins: plural(fanClub.levels[next] - coins, "coin"), level: next + 1 });
+}
+
+/** Joins the club: a new request id per press, sent again with the same id while unanswered. */
+async function joinFanClub() {
+  if (fanClub.joining || !tokens.signedIn) return;
+  fanClub.joining = true;
+  showFanClub();
+  sayFanClub("busy", t("fan.joining"));
+  try {
+    const answer = await sendJoin(nextJoinId());
+    fanClub.reads += 1; // newer than any read on its way
+    fanClub.you = {
+      member: answer.member,
+      joined: answer.joined,
+      fan_level: answer.fan_level,
+      fan_coins: answer.fan_coins,
+    };
+    // A duplicate's balance is from its first attempt: the wallet says what it is now.
+    if (answer.duplicate) refreshBalance().catch(() => {});
+    else freshBalance(answer.balance);
+    sayFanClub("joined", t("fan.welcome", { name: answer.room || room }));
+  } catch (error) {
+    joinRefused(error);
+  } finally {
+    fanClub.joining = false;
+    showFanClub();
+  }
+}
+
+async function sendJoin(requestId) {
+  const path = `/api/rooms/${encodeURIComponent(room)}/fanclub/join`;
+  for (let tries = 0; ; tries += 1) {
+    try {
+      const token = await tokens.get();
+      return await api(path, { method: "POST", token, body: { request_id: requestId } });
+    } catch (error) {
+      if (!worthRetrying(error) || tries >= JOIN_RETRY_MS.length) throw error;
+      await sleep(JOIN_RETRY_MS[tries]);
+    }
+  }
+}
+
+/** No answer, a fault, or `temporary`: worth sending again with the same request id. */
+function worthRetrying(error) {
+  return error.temporary || error.status === 0 || error.status >= 500;
+}
+
+/**
+ * A join refused, said once: in the card, or where the page explains it (the
+ * top-up sheet for too few coins; the panel's box for a room that takes no
+ * gifts), the card then saying only "not joined".
+ */
+function joinRefused(error) {
+  const code = error.code;
+  if (code === "already_member") {
+    sayFanClub("joined", t("fan.already"));
+    readFanClub();
+  } else if (code === "insufficient_coins" && openRecharge(notEnoughToJoin())) {
+    sayFanClub("refused", t("fan.notJoinedShort"));
+  } else if (code === "gifts_disabled" || code === "gifting_off") {
+    sayFanClub("refused", t("fan.notJoinedShort"));
+    refusedByRoom();
+  } else if (code === "room_offline") {
+    sayFanClub("refused", t("fan.notJoinedShort"));
+    refusedOffline();
+  } else if (worthRetrying(error)) {
+    // Unanswered after every retry: it may have been made; the server says.
+    sayFanClub("unknown", t("fan.noAnswer"));
+    readFanClub();
+    refreshBalance().catch(() => {});
+  } else {
+    sayFanClub("refused", t("fan.notJoined", { words: errorText(error) }));
+  }
+}
+
+function notEnoughToJoin() {
+  const held = balance === null ? null : formatCoins(balance);
+  return t("recharge.notEnoughToJoin", { cost: plural(fanClub.price, "coin"), held });
+}
+
+function sayFanClub(state, text) {
+  const status = $("#fanclub-status");
+  status.dataset.state = state;
+  status.textContent = text;
+  status.hidden = !text;
+}
+
+/**
+ * One of the viewer's own gifts in the room: a member's level may have
+ * grown (the event says the level it was sent at), and the coins to the
+ * next level have: read again shortly.
+ */
+function ownFanLevel(event) {
+  if (!fanClub.you || !fanClub.you.member) return;
+  const level = Number(event.fan_level) || 0;
+  if (level > fanLevel()) {
+    fanClub.you = { ...fanClub.you, fan_level: level };
+    showFanClub();
+  }
+  clearTimeout(fanClub.timer);
+  fanClub.timer = setTimeout(readFanClub, FAN_READ_AFTER_GIFT_MS);
+}
+
 // ------------------------------------------------------------------ recharge
 
+/** The packages of the sheet's region: coins, any bonus a promotion adds, and the price in its currency. */
 function renderPackages() {
+  const shown = packageRegion();
+  $("#packages").dataset.region = shown;
+  for (const input of document.querySelectorAll('input[name="region"]')) input.checked = input.value === shown;
   $("#packages").replaceChildren(
     ...catalog.packages.map((pack) =>
       el(
@@ -1057,13 +1343,18 @@ function renderPackages() {
         {
           class: "package",
           type: "button",
-          dataset: { package: pack.id },
-          "aria-label": `${plural(pack.coins + pack.bonus, "coin")} for ${pack.price} ${pack.currency}`,
+          dataset: { package: pack.id, currency: pack.currency, bonus: String(pack.bonus) },
+          "aria-label": t("recharge.packageLabel", {
+            coins: plural(pack.coins + pack.bonus, "coin"),
+            amount: pack.price,
+            currency: pack.currency,
+            price: formatMoney(pack.price, pack.currency),
+          }),
           onclick: () => buy(pack),
         },
-        el("span", { class: "package-coins" }, el("span", { class: "coin" }), formatCoins(pack.coins + pack.bonus)),
-        pack.bonus ? el("span", { class: "package-bonus" }, `incl. ${plural(pack.bonus, "bonus coin")}`) : null,
-        el("span", { class: "package-price" }, `${pack.price} ${pack.currency}`),
+        el("span", { class: "package-coins" }, el("span", { class: "coin" }), formatCoins(pack.coins)),
+        pack.bonus > 0 ? el("span", { class: "package-bonus" }, t("recharge.bonus", { n: formatCoins(pack.bonus) })) : null,
+        el("span", { class: "package-price" }, formatMoney(pack.price, pack.currency)),
       ),
     ),
   );
@@ -1090,21 +1381,19 @@ async function buy(pack) {
   buttons.forEach((button) => (button.disabled = true));
   try {
     const token = await tokens.get();
-    status.textContent = "Creating your order…";
+    status.textContent = t("recharge.creating");
     const order = await api("/api/orders", { method: "POST", token, body: { package: pack.id } });
-    status.textContent = "Paying through the sandbox…";
+    status.textContent = t("recharge.paying");
     const paid = await api(`/api/sandbox/pay/${order.order_id}`, { method: "POST", token });
     if (paid.status !== "ok" && paid.status !== "duplicate") {
       throw new ApiError(409, { detail: `payment answered ${paid.status}` });
     }
     await refreshBalance();
     $("#recharge").close("paid");
-    showNotice(`+${plural(order.coins, "coin")}. Balance: ${plural(balance, "coin")}.`);
+    showNotice(t("recharge.done", { coins: plural(order.coins, "coin"), balance: plural(balance, "coin") }));
   } catch (error) {
     status.textContent =
-      error.code === "not_found"
-        ? "This server takes no sandbox payments (demo mode only)."
-        : `The top-up failed: ${error.message}`;
+      error.code === "not_found" ? t("recharge.noSandbox") : t("recharge.failed", { error: errorText(error) });
   } finally {
     buttons.forEach((button) => (button.disabled = false));
   }

@@ -4,12 +4,15 @@ Starts a demo server of its own (embedded Valkey in a temporary directory,
 a free port), gives creator carol a week of earlier gifts from a few other
 supporters (paid and settled by the real Lua scripts, at past times, so
 that her earnings chart has a history), opens the pages in Debian's
-Chromium, sends gifts by tapping the viewer pages as people would, and
-saves PNGs under docs/screenshots/:
+Chromium, sets a goal and sends gifts by tapping the pages as people would,
+and saves PNGs under docs/screenshots/: the viewer (on a laptop, on a
+phone, and in Chinese, with a fan club badge), the creator page, the
+overlay's alert and its two widgets (top gifters, the goal).
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
-Needs /usr/bin/chromium (scripts/install-browser).
+Needs /usr/bin/chromium (scripts/install-browser), and a font with Chinese
+characters for viewer-zh.png (Debian: fonts-wqy-microhei or fonts-noto-cjk).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +37,7 @@ from redis.asyncio import Redis
 
 from server.core.catalog import load_catalog
 from server.money.wallet import GiftOrder, Wallets
+from server.ops.embedded import LOCK_NAME
 from server.settings import Settings
 from server.store.scripts import Scripts
 
@@ -67,6 +72,10 @@ START_TIMEOUT = 30.0
 DESKTOP = ViewportSize(width=1280, height=800)
 PHONE = ViewportSize(width=390, height=844)
 OBS = ViewportSize(width=1920, height=1080)
+CHINESE = "zh-CN"
+# carol's goal in the pictures: the gifts below fill about half of it.
+GOAL_TITLE = "New camera"
+GOAL_COINS = 5000
 
 
 @contextmanager
@@ -87,7 +96,8 @@ def demo_server() -> Iterator[tuple[str, str]]:
             text=True,
         )
         try:
-            yield _wait_listening(process)
+            base, shown = _wait_listening(process)
+            yield base, _redis_url(Path(data_dir), shown)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -127,6 +137,16 @@ def _wait_listening(process: subprocess.Popen[str]) -> tuple[str, str]:
     raise SystemExit("the demo server did not start:\n" + "".join(seen))
 
 
+def _redis_url(data_dir: Path, shown: str) -> str:
+    """The embedded Valkey's URL with its password: the banner hides the password;
+    the first line of its lock file (its owner's alone) holds the URL whole."""
+    lock = data_dir / "valkey" / LOCK_NAME
+    try:
+        return lock.read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, IndexError):
+        return shown.split()[0]
+
+
 async def seed_history(redis_url: str) -> None:
     """Earlier gifts to carol, through the same scripts as live ones, at past times."""
     redis = Redis.from_url(redis_url)
@@ -148,8 +168,10 @@ async def seed_history(redis_url: str) -> None:
         await redis.aclose()
 
 
-def open_page(browser: Browser, url: str, viewport: ViewportSize) -> Page:
-    page = browser.new_context(viewport=viewport).new_page()
+def open_page(
+    browser: Browser, url: str, viewport: ViewportSize, locale: str | None = None
+) -> Page:
+    page = browser.new_context(viewport=viewport, locale=locale).new_page()
     page.on("pageerror", lambda error: print(f"page error in {url.split('?')[0]}: {error}"))
     page.goto(url)
     return page
@@ -166,16 +188,29 @@ def tap(page: Page, gift: str, times: int = 1, batch: int = 1) -> None:
         page.wait_for_timeout(150)
 
 
+def set_goal(creator: Page) -> None:
+    creator.fill("#goal-title", GOAL_TITLE)
+    creator.fill("#goal-coins", str(GOAL_COINS))
+    creator.click("#goal-set")
+    creator.wait_for_selector("#goal-card[data-state=set]")
+
+
 def take(base: str, out: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         creator = open_page(browser, f"{base}/creator.html?user=carol", DESKTOP)
         wait_live(creator)
         creator.wait_for_function("document.querySelector('#overlay-url').value !== ''")
-        overlay = open_page(browser, creator.input_value("#overlay-url"), OBS)
+        overlay_url = creator.input_value("#overlay-url")
+        set_goal(creator)
+        overlay = open_page(browser, overlay_url, OBS)
+        board_widget = open_page(browser, f"{overlay_url}&widget=leaderboard", OBS)
+        goal_widget = open_page(browser, f"{overlay_url}&widget=goal", OBS)
         alice = open_page(browser, f"{base}/viewer.html?room=carol&user=alice", DESKTOP)
         bob = open_page(browser, f"{base}/viewer.html?room=carol&user=bob", PHONE)
-        for page in (overlay, alice, bob):
+        # hana (20,000 coins from the history) watches in Chinese, a browser of that language.
+        hana = open_page(browser, f"{base}/viewer.html?room=carol&user=hana", DESKTOP, CHINESE)
+        for page in (overlay, board_widget, goal_widget, alice, bob, hana):
             wait_live(page)
 
         # Streaks, then a rocket (over 1,000 coins: the page asks first).
@@ -202,7 +237,51 @@ def take(base: str, out: Path) -> None:
         creator.wait_for_timeout(3000)  # settlement, then the earnings refresh
         creator.wait_for_selector("#chart rect.bar")
         creator.screenshot(path=out / "creator.png", full_page=True)
+        take_widgets(board_widget, goal_widget, out)
+        take_chinese(hana, out)
         browser.close()
+
+
+def take_widgets(board_widget: Page, goal_widget: Page, out: Path) -> None:
+    """The overlay's two widgets, each cropped to itself (as OBS's source would be)."""
+    # Rankings are counted a second or two after each gift.
+    board_widget.wait_for_function(
+        "document.querySelectorAll('#leaderboard .board-row').length >= 2", timeout=15_000
+    )
+    board_widget.wait_for_timeout(500)
+    board_widget.locator("#board-widget").screenshot(
+        path=out / "leaderboard-widget.png", omit_background=True
+    )
+    goal_widget.wait_for_function(
+        "Number(document.querySelector('#goal').dataset.progress) > 0", timeout=15_000
+    )
+    goal_widget.wait_for_timeout(800)  # the bar's fill
+    goal_widget.locator(".goal-widget").screenshot(
+        path=out / "goal-widget.png", omit_background=True
+    )
+
+
+def take_chinese(hana: Page, out: Path) -> None:
+    """The viewer in Chinese: hana joins the fan club, sends a gift wearing its
+    badge, and the top gifters and the goal bar are in the picture."""
+    hana.click("#fanclub-join")
+    hana.wait_for_selector("#fanclub[data-member=true]")
+    tap(hana, "hand_hearts")
+    hana.wait_for_selector("#feed .feed-item[data-sender=hana] .gift-fan-badge")
+    hana.wait_for_selector("#leaderboard .board-row[data-user=hana]", timeout=15_000)
+    hana.locator("#top-gifters").scroll_into_view_if_needed()
+    hana.wait_for_timeout(600)
+    hana.screenshot(path=out / "viewer-zh.png")
+
+
+def has_chinese_font() -> bool:
+    """Whether fontconfig knows a font with Chinese characters (else they draw as boxes)."""
+    if shutil.which("fc-list") is None:
+        return True  # cannot tell: let the picture show
+    listed = subprocess.run(
+        ["fc-list", ":lang=zh"], capture_output=True, text=True, check=False
+    ).stdout
+    return bool(listed.strip())
 
 
 def main() -> None:
@@ -211,6 +290,12 @@ def main() -> None:
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit("Chromium is not installed: run scripts/install-browser")
+    if not has_chinese_font():
+        print(
+            "warning: no font with Chinese characters: viewer-zh.png will show boxes "
+            "(apt-get install fonts-wqy-microhei)",
+            file=sys.stderr,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     with demo_server() as (base, redis_url):
         asyncio.run(seed_history(redis_url))
