@@ -363,8 +363,8 @@ class EvalshaTemplate:
         return self.template % {b"s": sender.encode(), b"r": b"%012d" % request}
 
 
-# gift.lua answers an array of eight values (see its header).
-GIFT_REPLY_HEAD = b"*8\r\n"
+# gift.lua answers an array of nine values (see its header).
+GIFT_REPLY_HEAD = b"*9\r\n"
 
 
 class Pipeliner(asyncio.Protocol):
@@ -398,7 +398,7 @@ class Pipeliner(asyncio.Protocol):
         self.waiting = self.depth
 
     def data_received(self, data: bytes) -> None:
-        # Every reply of gift.lua is an array of 8; an error reply starts "-".
+        # Every reply of gift.lua is an array of 9; an error reply starts "-".
         text = self.tail + data
         found = text.count(GIFT_REPLY_HEAD)
         self.errors += text.count(b"\r\n-") + text.startswith(b"-")

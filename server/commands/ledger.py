@@ -20,10 +20,10 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server.commands.banner import hide_password
 from server.commands.errors import say_error
-from server.commands.reconcile import redis_url_for, settings_for
+from server.commands.reconcile import redis_target
 from server.core import ledger_chain
 from server.money.ledger_export import Exported, LedgerBusy, export
-from server.settings import Settings, SettingsError
+from server.settings import Settings
 from server.store.redis_client import WrongRedisMode, check_mode, connect
 
 
@@ -45,18 +45,10 @@ def _verify(path: Path, as_json: bool) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    try:
-        settings = settings_for(args)
-    except SettingsError as exc:
-        say_error(str(exc))
+    target = redis_target(args, "export from")
+    if target is None:
         return 2
-    url = redis_url_for(settings)
-    if url is None:
-        say_error(
-            "no Redis to export from: set REDIS_URL (or --redis-url), "
-            "or start `giftstream serve` with its embedded Valkey first"
-        )
-        return 2
+    settings, url = target
     path: Path = args.file
     partial = path.with_name(path.name + ".partial")
     try:

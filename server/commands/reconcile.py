@@ -33,19 +33,29 @@ def redis_url_for(settings: Settings) -> str | None:
     return settings.redis_url or running_url(settings.data_dir / embedded)
 
 
-def reconcile_command(args: argparse.Namespace) -> int:
+def redis_target(args: argparse.Namespace, doing: str) -> tuple[Settings, str] | None:
+    """The settings and the Redis URL a command reads, or None once it has
+    said why there are none (``doing``: what it would read Redis for)."""
     try:
         settings = settings_for(args)
     except SettingsError as exc:
         say_error(str(exc))
-        return 2
+        return None
     url = redis_url_for(settings)
     if url is None:
         say_error(
-            "no Redis to check: set REDIS_URL (or --redis-url), "
+            f"no Redis to {doing}: set REDIS_URL (or --redis-url), "
             "or start `giftstream serve` with its embedded Valkey first"
         )
+        return None
+    return settings, url
+
+
+def reconcile_command(args: argparse.Namespace) -> int:
+    target = redis_target(args, "check")
+    if target is None:
         return 2
+    settings, url = target
     try:
         report = asyncio.run(_reconcile(url, settings, args.settled))
     except WrongRedisMode as exc:

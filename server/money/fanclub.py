@@ -28,7 +28,7 @@ from server.core.fan_levels import Membership, level_for, membership_field
 from server.core.keys import WalletKeys
 from server.errors import AlreadyMember, BadField
 from server.money.settlement import Settler
-from server.money.wallet import GiftOrder, GiftOutcome, PendingCredit, Wallets
+from server.money.wallet import GiftOrder, PendingCredit, Wallets
 from server.store.calls import as_text, guarded
 from server.store.scripts import Scripts
 
@@ -82,7 +82,8 @@ class FanClubs:
             raise BadField("that request_id paid for a gift: a join needs its own")
         outcome = self._wallets.gift_outcome(order, reply)
         if not outcome.duplicate:
-            self._settler.submit(self._credit(user, creator, outcome, now_ms, stream_id))
+            credit = PendingCredit.of(user, creator, outcome, self._share, now_ms, stream_id)
+            self._settler.submit(credit)
         membership = await self.membership(user, creator)
         level = self.level_of(membership)
         self._cache[(user, creator)] = (time.monotonic(), level)
@@ -96,22 +97,6 @@ class FanClubs:
             "balance": outcome.balance,
             "duplicate": outcome.duplicate,
         }
-
-    def _credit(
-        self, user: str, creator: str, outcome: GiftOutcome, now_ms: int, stream_id: str
-    ) -> PendingCredit:
-        return PendingCredit(
-            gift_key=outcome.gift_key,
-            sender=user,
-            creator=creator,
-            coins=outcome.cost,
-            share_percent=self._share,
-            ts_ms=now_ms,
-            room=creator,
-            gift=FAN_CLUB_GIFT_ID,
-            count=1,
-            stream_id=stream_id,
-        )
 
     async def membership(self, user: str, creator: str) -> Membership | None:
         raw = await guarded(

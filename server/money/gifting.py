@@ -339,18 +339,7 @@ class Gifting:
     def _pending_credit(
         self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int, stream_id: str | None
     ) -> PendingCredit:
-        return PendingCredit(
-            gift_key=outcome.gift_key,
-            sender=sender,
-            creator=room,
-            coins=outcome.cost,
-            share_percent=self._share,
-            ts_ms=ts_ms,
-            room=room,
-            gift=outcome.gift,
-            count=outcome.count,
-            stream_id=stream_id or "",
-        )
+        return PendingCredit.of(sender, room, outcome, self._share, ts_ms, stream_id or "")
 
     def _count(self, gift: Gift, outcome: GiftOutcome) -> None:
         self._metrics.gifts.labels(tier=str(gift.tier)).inc()

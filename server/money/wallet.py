@@ -109,6 +109,25 @@ class PendingCredit:
     stream_id: str = ""
 
     @classmethod
+    def of(
+        cls, sender: str, room: str, outcome: GiftOutcome, share: int, ts_ms: int, stream: str
+    ) -> PendingCredit:
+        """What a gift paid through ``gift.lua`` left in the sender's outbox:
+        the room's creator is owed its cost at the share fixed when paid."""
+        return cls(
+            gift_key=outcome.gift_key,
+            sender=sender,
+            creator=room,
+            coins=outcome.cost,
+            share_percent=share,
+            ts_ms=ts_ms,
+            room=room,
+            gift=outcome.gift,
+            count=outcome.count,
+            stream_id=stream,
+        )
+
+    @classmethod
     def parse(cls, sender: str, key: str, value: str) -> PendingCredit:
         """``creator|coins|share|ts_ms|room|gift|count|stream``, or an older
         form without ``|stream`` or ``|gift|count|stream`` (a sweeper may meet

@@ -14,7 +14,7 @@
 -- ARGV[13] burst (digits)      ARGV[14] the room's live stream id, written with the
 --                  creator's credit for their earnings by stream ("" when none)
 --
--- Returns {status, balance, cost, duplicate, gift, count, room, seq}:
+-- Returns {status, balance, cost, duplicate, gift, count, room, seq, fan}:
 --   {"ok", balance after, cost, 0, gift, count, room, 0}   coins debited now
 --   {"ok", balance after, cost, 1, gift, count, room, seq} this request id was
 --                       already debited: its first outcome (and the first
@@ -28,10 +28,14 @@
 --                       would cross one of the user's own limits; `left` is
 --                       what the tightest window still allows
 --   {"bad_argument", 0, 0, 0, "", 0, "", 0}                nothing moved (a server bug)
+-- then a ninth value, always: the sender's coins counted in the creator's
+-- fan club after a gift paid now (fanclub.lua), -1 otherwise (not a member,
+-- a duplicate, a refusal).
 --
 -- Every check comes before the first write: Redis does not roll a script
 -- back, so a failure half way would leave half a gift.
 --
 -- The work is commit_gift in lib_gift.lua, which room_gifts.lua runs too.
 
-return {commit_gift(0, 0)}
+local status, balance, cost, duplicate, gift, count, room, seq, fan_after = commit_gift(0, 0)
+return {status, balance, cost, duplicate, gift, count, room, seq, fan_after or -1}
