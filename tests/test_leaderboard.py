@@ -94,7 +94,7 @@ async def test_the_room_hears_its_leaderboard_when_it_changes(server: Any, api: 
     assert [(e["user"], e["coins"]) for e in heard["entries"]] == [("heard", 4)]
     assert "seq" not in heard
     # Nothing changed since: no second message while the room is quiet.
-    assert [m for m in await watcher.drain(2.5) if m.get("type") == "leaderboard"] == []
+    assert [m for m in await watcher.drain(1.5) if m.get("type") == "leaderboard"] == []
     await sender.close()
     await watcher.close()
 
