@@ -66,22 +66,58 @@ def stream_id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(n or 0)
 
 
+def is_chained(fields: Sequence[Field]) -> bool:
+    """Whether an entry was written on the chain (its first field is ``prev``)."""
+    return bool(fields) and fields[0][0] == "prev"
+
+
+@dataclass
+class Chain:
+    """One ledger's chain, walked entry by entry in order. A ledger may start
+    with entries from before the chain (no ``prev``); after its first chained
+    entry, every entry must be chained."""
+
+    # The hash of the last chained entry; None until the first.
+    last_hash: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.last_hash is not None
+
+    @property
+    def head(self) -> str:
+        """What the wallet's ``chain`` must be after the entries walked."""
+        return self.last_hash or ""
+
+    def link(self, entry_id: str, fields: Sequence[Field]) -> str | None:
+        """Take the next entry: what is wrong with its link, if anything."""
+        if not is_chained(fields):
+            return "an entry without prev inside the chain" if self.started else None
+        if (bad := newline_in(fields)) is not None:
+            return f"its {bad} holds a newline: not written so"
+        if fields[0][1] != self.head:
+            return (
+                "its prev is not the hash of the entry before it: an entry before it "
+                "was edited, removed or moved"
+            )
+        self.last_hash = entry_hash(entry_id, fields)
+        return None
+
+
+NOT_THE_HEAD = (
+    "its last entry is not the one the wallet last wrote (its chain head): "
+    "entries at the end were removed or added"
+)
+
+
 def chain_breach(entries: Iterable[tuple[str, Sequence[Field]]], head: str) -> str | None:
     """What is wrong with one ledger's chain, read whole, against the hash its
     wallet keeps (``head``); None when it is intact. For ``reconcile``."""
-    last_hash: str | None = None
+    chain = Chain()
     for entry_id, fields in entries:
-        if fields and fields[0][0] == "prev":
-            if newline_in(fields) is not None:
-                return f"entry {entry_id} holds a newline in a value: not written so"
-            if fields[0][1] != (last_hash or ""):
-                return f"entry {entry_id}: its prev is not the hash of the entry before it"
-            last_hash = entry_hash(entry_id, fields)
-        elif last_hash is not None:
-            return f"entry {entry_id} has no prev inside the chain"
-    if (last_hash or "") != head:
-        return "the last entry is not the one the wallet last wrote (its chain head)"
-    return None
+        if (wrong := chain.link(entry_id, fields)) is not None:
+            return f"entry {entry_id}: {wrong}"
+    return None if chain.head == head else NOT_THE_HEAD
 
 
 # Ledger kinds by what they move (docs/money.md's ledger entries).
@@ -196,7 +232,7 @@ class _Wallet:
     held: tuple[int, int, int]
     entries_expected: int
     balances: Balances = field(default_factory=Balances)
-    last_hash: str | None = None  # None until the first chained entry
+    chain: Chain = field(default_factory=Chain)
     last_id: tuple[int, int] = (-1, -1)
     entries: int = 0
 
@@ -232,7 +268,7 @@ def _walk(numbered: Iterator[tuple[int, str]], verdict: Verdict) -> None:
                 raise _Broken(number, None, None, "an entry before any wallet line")
             _entry(number, record, wallet)
             verdict.entries += 1
-            if wallet.last_hash is None:
+            if not wallet.chain.started:
                 verdict.unchained += 1
         elif "wallet" in record:
             if wallet is not None:
@@ -294,23 +330,8 @@ def _entry(number: int, record: dict[str, Any], wallet: _Wallet) -> None:
         )
     wallet.last_id = order
     wallet.entries += 1
-    chained = bool(fields) and fields[0][0] == "prev"
-    if chained and (bad := newline_in(fields)) is not None:
-        raise _Broken(number, wallet.user, entry_id, f"its {bad} holds a newline: not written so")
-    if chained:
-        stated = fields[0][1]
-        expected = wallet.last_hash or ""
-        if stated != expected:
-            raise _Broken(
-                number,
-                wallet.user,
-                entry_id,
-                "its prev is not the hash of the entry before it: an entry before it "
-                "was edited, removed or moved",
-            )
-        wallet.last_hash = entry_hash(entry_id, fields)
-    elif wallet.last_hash is not None:
-        raise _Broken(number, wallet.user, entry_id, "an entry without prev inside the chain")
+    if (broken := wallet.chain.link(entry_id, fields)) is not None:
+        raise _Broken(number, wallet.user, entry_id, broken)
     try:
         wrong = wallet.balances.apply(dict(fields))
     except (KeyError, ValueError) as exc:
@@ -351,14 +372,8 @@ def _close(wallet: _Wallet, verdict: Verdict) -> None:
             None,
             f"the wallet line says {wallet.entries_expected} entries, {wallet.entries} follow it",
         )
-    if (wallet.last_hash or "") != wallet.head:
-        raise _Broken(
-            wallet.line,
-            wallet.user,
-            None,
-            "its last entry is not the one the wallet last wrote (its chain head): "
-            "entries at the end were removed or added",
-        )
+    if wallet.chain.head != wallet.head:
+        raise _Broken(wallet.line, wallet.user, None, NOT_THE_HEAD)
     b = wallet.balances
     if (b.coins, b.diamonds, b.reserved) != wallet.held:
         raise _Broken(

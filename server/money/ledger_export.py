@@ -72,7 +72,7 @@ async def _agreeing(redis: Redis, base: str) -> tuple[str, tuple[int, int, int],
         after = chain[-1][0] if chain else None
         chain += await _entries_after(redis, f"{base}:ledger", after)
         last = chain[-1] if chain else None
-        chained = last is not None and last[1][:1] and last[1][0][0] == "prev"
+        chained = last is not None and ledger_chain.is_chained(last[1])
         last_hash = ledger_chain.entry_hash(*last) if last is not None and chained else ""
         if last_hash == head:
             return head, (coins, diamonds, reserved), chain
