@@ -156,3 +156,12 @@ class Api:
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+async def funded_sender(ws: str, api: Api, user: str, room: str = "carol") -> RoomClient:
+    """A viewer with 330 coins bought through the sandbox, in ``room``, welcomed."""
+    token = await api.token(user)
+    await api.buy(token, "coins_330")
+    client = await RoomClient.open(ws, room, token)
+    await client.of_type("welcome")
+    return client

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from server.core.catalog import DEFAULT_CATALOG_PATH
 from server.core.keys import WalletKeys
 from server.money import reconcile
-from tests.client import Api, RoomClient, bearer
+from tests.client import Api, RoomClient, bearer, funded_sender
 from tests.conftest import StartServer
 
 
@@ -107,10 +107,8 @@ async def test_a_fan_gift_needs_its_level(
 ) -> None:
     server = await fan_server(start_server, tmp_path)
     api = Api(server.http)
+    sender = await funded_sender(server.ws, api, "hopeful")
     token = await api.token("hopeful")
-    await api.buy(token, "coins_330")
-    sender = await RoomClient.open(server.ws, "carol", token)
-    await sender.of_type("welcome")
     refused = await sender.gift("fh-1", "fan_heart", 1)
     assert (refused["type"], refused["code"]) == ("error", "fan_level_required")
     assert (refused["required"], refused["level"]) == (2, 0)

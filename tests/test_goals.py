@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from server.money.goals import goal_key
-from tests.client import Api, RoomClient, bearer
+from tests.client import Api, RoomClient, bearer, funded_sender
 
 
 async def set_goal(api: Api, body: dict[str, Any]) -> Any:
@@ -28,18 +28,10 @@ async def room_goal(api: Api) -> Any:
     return answer.json()["goal"]
 
 
-async def sender(server: Any, api: Api, user: str) -> RoomClient:
-    token = await api.token(user)
-    await api.buy(token, "coins_330")
-    client = await RoomClient.open(server.ws, "carol", token)
-    await client.of_type("welcome")
-    return client
-
-
 async def test_a_coins_goal_fills_from_gifts_after_it_and_is_reached_once(
     server: Any, api: Api
 ) -> None:
-    early = await sender(server, api, "early")
+    early = await funded_sender(server.ws, api, "early")
     assert (await early.gift("e-1", "rose", 5))["type"] == "ack"  # before the goal: not counted
     watcher = await RoomClient.open(server.ws, "carol")
     await watcher.of_type("welcome")
@@ -70,7 +62,7 @@ async def test_a_coins_goal_fills_from_gifts_after_it_and_is_reached_once(
 
 
 async def test_a_gift_goal_counts_only_that_gift(server: Any, api: Api) -> None:
-    fan = await sender(server, api, "rosy")
+    fan = await funded_sender(server.ws, api, "rosy")
     made = await set_goal(api, {"title": "100 roses", "gift_id": "rose", "target_count": 100})
     assert made.status_code == 201, made.text
     assert (await fan.gift("r-1", "rose", 7))["type"] == "ack"
@@ -87,7 +79,10 @@ async def test_a_gift_goal_counts_only_that_gift(server: Any, api: Api) -> None:
 async def test_two_processes_and_two_senders_reach_a_goal_once(
     server: Any, second_server: Any, api: Api
 ) -> None:
-    first, second = await sender(server, api, "one"), await sender(second_server, api, "two")
+    first, second = (
+        await funded_sender(server.ws, api, "one"),
+        await funded_sender(second_server.ws, api, "two"),
+    )
     watchers = [await RoomClient.open(s.ws, "carol") for s in (server, second_server)]
     for watcher in watchers:
         await watcher.of_type("welcome")
@@ -112,7 +107,7 @@ async def test_a_goal_reached_but_never_said_is_said_by_the_next_look(
 ) -> None:
     # As a process leaves it when it dies between reaching the goal and
     # saying so: reached, not announced.
-    fan = await sender(server, api, "witness")
+    fan = await funded_sender(server.ws, api, "witness")
     watcher = await RoomClient.open(server.ws, "carol")
     await watcher.of_type("welcome")
     made = await set_goal(api, {"title": "Said once", "target_coins": 5000})

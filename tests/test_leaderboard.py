@@ -11,7 +11,7 @@ import asyncio
 import time
 from typing import Any
 
-from tests.client import Api, RoomClient, bearer
+from tests.client import Api, RoomClient, bearer, funded_sender
 
 
 async def leaderboard(api: Api, room: str = "carol", period: str = "stream") -> Any:
@@ -32,18 +32,13 @@ async def once_counted(api: Api, coins: dict[str | None, int], period: str = "st
         await asyncio.sleep(0.2)
 
 
-async def gifter(server: Any, api: Api, user: str) -> RoomClient:
-    token = await api.token(user)
-    await api.buy(token, "coins_330")
-    client = await RoomClient.open(server.ws, "carol", token)
-    await client.of_type("welcome")
-    return client
-
-
 async def test_gifters_are_ranked_by_coins_for_the_stream_the_day_and_all_time(
     server: Any, api: Api
 ) -> None:
-    big, small = await gifter(server, api, "bigspender"), await gifter(server, api, "sparing")
+    big, small = (
+        await funded_sender(server.ws, api, "bigspender"),
+        await funded_sender(server.ws, api, "sparing"),
+    )
     assert (await big.gift("b-1", "hand_hearts", 2))["type"] == "ack"  # 200 coins
     assert (await small.gift("s-1", "rose", 5))["type"] == "ack"  # 5 coins
     assert (await big.gift("b-2", "rose", 1))["type"] == "ack"  # 1 coin more
@@ -63,7 +58,10 @@ async def test_gifters_are_ranked_by_coins_for_the_stream_the_day_and_all_time(
 
 
 async def test_an_anonymous_gifter_is_ranked_without_a_name(server: Any, api: Api) -> None:
-    shy, open_ = await gifter(server, api, "shy"), await gifter(server, api, "outgoing")
+    shy, open_ = (
+        await funded_sender(server.ws, api, "shy"),
+        await funded_sender(server.ws, api, "outgoing"),
+    )
     token = await api.token("shy")
     hidden = await api.http.put("/api/me/privacy", json={"anonymous": True}, headers=bearer(token))
     assert hidden.json() == {"anonymous": True}
@@ -86,7 +84,7 @@ async def test_an_anonymous_gifter_is_ranked_without_a_name(server: Any, api: Ap
 async def test_the_room_hears_its_leaderboard_when_it_changes(server: Any, api: Api) -> None:
     watcher = await RoomClient.open(server.ws, "carol")
     await watcher.of_type("welcome")
-    sender = await gifter(server, api, "heard")
+    sender = await funded_sender(server.ws, api, "heard")
     assert (await sender.gift("w-1", "rose", 4))["type"] == "ack"
     heard = await watcher.of_type("leaderboard", within=15)
     assert heard["room"] == "carol"

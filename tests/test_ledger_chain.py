@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from server.core.keys import WalletKeys
 from server.core.ledger_chain import chain_breach, entry_hash, exact_text
 from server.money import reconcile
-from tests.client import Api, RoomClient
+from tests.client import Api, RoomClient, funded_sender
 
 
 async def run(*arguments: str) -> tuple[int, str]:
@@ -48,10 +48,7 @@ async def verify(path: Path) -> tuple[int, str]:
 
 
 async def send_some_gifts(server: Any, api: Api, user: str, gifts: int) -> None:
-    token = await api.token(user)
-    await api.buy(token, "coins_330")
-    sender = await RoomClient.open(server.ws, "carol", token)
-    await sender.of_type("welcome")
+    sender = await funded_sender(server.ws, api, user)
     for index in range(gifts):
         ack = await sender.gift(f"{user}-{index}", "rose" if index % 2 else "hand_hearts", 1)
         assert ack["type"] == "ack", ack
