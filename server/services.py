@@ -37,6 +37,7 @@ from server.money.wallet import Wallets
 from server.money.withdrawals import PayoutCallback, SandboxPayouts, Withdrawals
 from server.ops.embedded import EmbeddedState
 from server.ops.socket_faults import SocketFaults
+from server.rooms.combo_ends import ComboEnds
 from server.rooms.hub import Hub
 from server.rooms.overlay_keys import OverlayKeys
 from server.rooms.relay import Relay, ShardedRelay
@@ -78,6 +79,7 @@ class Services:
     clawbacks: Clawbacks
     streams: Streams
     room_log: RoomLog
+    combo_ends: ComboEnds
     orders: Orders
     overlay_keys: OverlayKeys
     presence: ProcessTally
@@ -124,6 +126,16 @@ def _build(settings: Settings, redis: Redis) -> Services:
         settings.unknown_age_as,
     )
     room_log = RoomLog(redis, scripts, settings, pipeline if settings.script_batching else None)
+    combo_ends = ComboEnds(
+        redis,
+        pipeline,
+        scripts.combo_end,
+        room_log,
+        prefix,
+        process_id,
+        settings.combo_window_ms,
+        int(settings.combo_owner_timeout_seconds * 1000),
+    )
     settler = Settler(wallets, settings.sweep_interval_seconds, settings.sweep_min_age_seconds)
     cluster = as_cluster(redis)
     # One node holds the wallets and the rooms alike: a gift's debit and its
@@ -219,6 +231,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         clawbacks=Clawbacks(redis, scripts, prefix),
         streams=streams,
         room_log=room_log,
+        combo_ends=combo_ends,
         orders=Orders(
             redis,
             settings.key_prefix,
@@ -252,6 +265,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
             settler,
             metrics,
             settings.revenue_share_percent,
+            combo_ends,
             room_gifts,
             suspensions,
             LargeSend(settings.confirm_above_coins, settings.max_send_coins),
@@ -380,6 +394,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             services.hub, services.leaderboards, LEADERBOARD_PUSH_SECONDS
         ).run_forever(),
         GoalWatch(services.hub, services.goals, GOAL_LOOK_SECONDS).run_forever(),
+        services.combo_ends.run_forever(),
         services.relay.run(),
         services.settler.run_worker(),
         services.settler.run_sweeper(),

@@ -226,6 +226,9 @@ class Settings:
     outgoing_buffer_bytes: int = 1024 * 1024
     coalesce_tick_ms: int = 50
     combo_window_ms: int = 3000
+    # A process silent this long is taken for dead, and another ends its
+    # combos (server/rooms/combo_ends.py): longer than the window.
+    combo_owner_timeout_seconds: float = 10.0
     gift_rate_per_second: float = 20.0
     gift_rate_burst: int = 60
     # Gifts one user may send, across all sockets and processes (gift.lua).
@@ -326,6 +329,10 @@ class Settings:
                 (self.redis_pool_size < 2, "redis_pool_size: at least 2"),
                 (self.token_ttl_seconds < 1, "token_ttl_seconds: at least 1"),
                 (not self.presence_ttl_seconds >= 1, "presence_ttl_seconds: at least 1"),
+                (
+                    not self.combo_owner_timeout_seconds * 1000 > self.combo_window_ms,
+                    "combo_owner_timeout_seconds: longer than combo_window_ms",
+                ),
                 (
                     not self.handshake_timeout_seconds > 0,
                     "handshake_timeout_seconds: more than 0",

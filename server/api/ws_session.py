@@ -37,9 +37,7 @@ from server.core.protocol import (
     to_wire,
 )
 from server.core.ratelimit import TokenBucket
-from server.core.streaks import StreakBook
 from server.errors import AuthError, GiftError, RateLimited
-from server.money.settlement import now_ms
 from server.rooms.hub import LocalRoom, Member
 from server.rooms.room_log import RoomView
 from server.rooms.ws_protocol import WRITER_EXTENSION, FrameWriter
@@ -144,15 +142,12 @@ class RoomSession:
     __slots__ = (
         "_counted",
         "_in_flight",
-        "_streak_due_ms",
-        "_streak_timer",
         "_tasks",
         "bucket",
         "member",
         "resume",
         "room",
         "services",
-        "streaks",
         "websocket",
     )
 
@@ -172,9 +167,6 @@ class RoomSession:
         codec = choose_codec(list(websocket.scope.get("subprotocols", [])))
         self.member = Member(writer=writer, codec=codec, identity=identity)
         self.bucket = TokenBucket(settings.gift_rate_per_second, settings.gift_rate_burst)
-        self.streaks = StreakBook(settings.combo_window_ms)
-        self._streak_timer: asyncio.TimerHandle | None = None
-        self._streak_due_ms = 0
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
         self._counted = False
@@ -281,10 +273,9 @@ class RoomSession:
 
     async def _send_gift(self, request: SendGift, received_at: float) -> None:
         try:
-            ack = await self.services.gifting.send(self.identity, self.room, request, self.streaks)
+            ack = await self.services.gifting.send(self.identity, self.room, request)
             self.member.send_message(to_wire(ack))
             self.services.metrics.ack_seconds.observe(time.perf_counter() - received_at)
-            self._schedule_streak_end()
         except Exception as exc:  # every failure becomes an error frame
             if not isinstance(exc, GiftError):
                 log.exception("gift failed unexpectedly")
@@ -300,51 +291,13 @@ class RoomSession:
         details = exc.details if isinstance(exc, GiftError) else {}
         self.member.send_message(to_wire(error) | details)
 
-    # --- streaks: tell the room when one lapses ---
-
-    def _schedule_streak_end(self) -> None:
-        deadline = self.streaks.next_deadline_ms()
-        if self._streak_timer is not None:
-            if deadline is not None and self._streak_due_ms <= deadline:
-                # Every send pushes its streak's end later: the timer already
-                # set fires first, ends what has lapsed and sets the next.
-                return
-            self._streak_timer.cancel()
-            self._streak_timer = None
-        if deadline is not None:
-            delay = max(0.0, (deadline - now_ms()) / 1000)
-            loop = asyncio.get_running_loop()
-            self._streak_timer = loop.call_later(delay, self._on_streak_timer)
-            self._streak_due_ms = deadline
-
-    def _on_streak_timer(self) -> None:
-        self._streak_timer = None
-        lapsed = self.streaks.expire(now_ms())
-        if lapsed:
-            task = asyncio.create_task(self._end_streaks(lapsed))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        self._schedule_streak_end()
-
-    async def _end_streaks(self, streaks: list[Any]) -> None:
-        user = self.identity.user
-        if user is None:
-            return
-        for streak in streaks:
-            try:
-                await self.services.gifting.end_streak(self.room, user, streak)
-            except GiftError:
-                log.warning("could not announce the end of a streak")
-
     async def _goodbye(self) -> None:
         if self.member.writer.dropped_slow:
             self.services.metrics.slow_consumers.inc()
-        if self._streak_timer is not None:
-            self._streak_timer.cancel()
-        # Gifts in flight finish (their money has moved or not, atomically);
-        # open streaks end now rather than when the window would have lapsed.
+        # Gifts in flight finish (their money has moved or not, atomically).
+        # The sender's combos outlive the socket: they end when their window
+        # passes (ComboEnds), and a new socket of theirs continues them.
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._end_streaks(self.streaks.close_all())
         await self.services.hub.leave(self.room, self.member)
         try:
             await self._count_in(-1)

@@ -136,6 +136,11 @@ class RoomKeys:
     def presence(self) -> str:
         return f"{self._base}:presence"
 
+    @property
+    def combos(self) -> str:
+        """The room's open combos, by sender and gift (lib_combo.lua)."""
+        return f"{self._base}:combos"
+
     def event_marker(self, event_key: str) -> str:
         return f"{self._base}:evt:{event_key}"
 
@@ -153,6 +158,17 @@ def live_streams_key(prefix: str) -> str:
     """Creators with a live stream, by when it was last seen (ms): where the
     server looks for streams to end when nothing has been seen of them."""
     return f"{prefix}:streams:live"
+
+
+def combo_owners_key(prefix: str) -> str:
+    """Processes that count combos, by when each last said it is alive (ms):
+    where a process finds the combos of one that died, to end them."""
+    return f"{prefix}:combos:owners"
+
+
+def combo_rooms_key(prefix: str, process_id: str) -> str:
+    """The rooms where a process counted a combo, by when it last did (ms)."""
+    return f"{prefix}:combos:rooms:{process_id}"
 
 
 def outbox_pattern(prefix: str) -> str:

@@ -30,6 +30,9 @@ class RoomFrame:
     gifts: tuple[tuple[str, int], ...]
     # Non-empty and each seq one more than the one before: the fast path.
     contiguous: bool
+    # The combos its gift events count in, and those its combo_end events end.
+    combos: tuple[str, ...] = ()
+    combos_ended: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -63,7 +66,13 @@ def room_frame(message: Message) -> RoomFrame | None:
     seqs = tuple(int(e["seq"]) for e in events)
     gifts = tuple((str(e.get("sender")), int(e["seq"])) for e in events if e["type"] == "gift")
     contiguous = bool(seqs) and seqs[-1] - seqs[0] == len(seqs) - 1 and list(seqs) == sorted(seqs)
-    return RoomFrame(seqs=seqs, gifts=gifts, contiguous=contiguous)
+    combos = tuple(
+        str(e["combo"]["id"])
+        for e in events
+        if e["type"] == "gift" and isinstance(e.get("combo"), dict)
+    )
+    ended = tuple(str(e.get("combo")) for e in events if e["type"] == "combo_end")
+    return RoomFrame(seqs, gifts, contiguous, combos, ended)
 
 
 class FrameCache:
@@ -73,6 +82,14 @@ class FrameCache:
         self._entries = entries
         self._digests: dict[bytes | str, RoomFrame] = {}
         self.hits = 0
+        # Every combo seen to start and to end, for the drain to wait for.
+        self.combos_started: set[str] = set()
+        self.combos_ended: set[str] = set()
+
+    @property
+    def combos_open(self) -> int:
+        """Combos seen counting whose end has not been seen yet."""
+        return len(self.combos_started - self.combos_ended)
 
     def read(self, frame: bytes | str) -> RoomFrame | Message:
         """The room frame's digest, or the decoded message if it is a personal one."""
@@ -84,6 +101,8 @@ class FrameCache:
         digest = room_frame(message)
         if digest is None:
             return message
+        self.combos_started.update(digest.combos)
+        self.combos_ended.update(digest.combos_ended)
         if len(self._digests) >= self._entries:
             # Oldest first: dicts keep insertion order.
             del self._digests[next(iter(self._digests))]

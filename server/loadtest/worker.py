@@ -3,10 +3,10 @@
 The phases: open every socket (a bounded number of handshakes at a time),
 tell the coordinator and wait for the common start, send for the run's
 duration, then drain: wait for the senders' last answers, close the
-senders (which ends their streaks, so the last ``combo_end`` events come
-now rather than a combo window later), wait until the rooms are quiet, and
-close the watchers. The same code runs in the main process or in each
-worker process; only the ``Coordinator`` differs.
+senders, wait until the rooms are quiet and every combo seen has ended (a
+combo window after its last gift), and close the watchers. The same code
+runs in the main process or in each worker process; only the
+``Coordinator`` differs.
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ async def _run_opened(
     await _until(lambda: all(s.settled for s in senders), drain_deadline)
     await asyncio.gather(*(s.close() for s in senders))
     ctx.last_event = max(ctx.last_event, time.monotonic())
-    await _until(lambda: time.monotonic() - ctx.last_event >= QUIET_SECONDS, drain_deadline)
+    await _until(
+        lambda: time.monotonic() - ctx.last_event >= QUIET_SECONDS and not ctx.cache.combos_open,
+        drain_deadline,
+    )
     await asyncio.gather(*(s.close() for s in watchers))
     for socket in opened:
         socket.contribute()

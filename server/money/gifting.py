@@ -13,10 +13,13 @@ answers with the first outcome, and steps 3-4 run again harmlessly.
 
 On a single Redis node with script batching, steps 2 to 4 are one call
 (``RoomGifts``): the creator is credited in the same call as the debit, so
-there is nothing to settle. The gift's event, combo included, is built
-before the debit, and a send that does not go through takes its combo hit
-back. The event's seq is kept in the request's record, so a retry is acked
-with it and shown nowhere again.
+there is nothing to settle. The gift's event is built before the debit. The
+event's seq is kept in the request's record, so a retry is acked with it
+and shown nowhere again.
+
+A streakable gift's combo is counted by the script that numbers its event
+(``lib_combo.lua``), once it is paid: one run per sender, room and gift,
+whichever socket or process the gifts came through. ``ComboEnds`` ends it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ from dataclasses import dataclass
 
 from server.core.auth import Identity
 from server.core.catalog import Catalog, Gift, Tier
-from server.core.protocol import Ack, Combo, ComboEnd, GiftEvent, SendGift, to_wire
-from server.core.streaks import Streak, StreakBook
+from server.core.protocol import Ack, GiftEvent, SendGift, to_wire
 from server.errors import (
     AgeRestricted,
     ConfirmRequired,
@@ -45,7 +47,8 @@ from server.money.room_gifts import RoomGifts
 from server.money.settlement import Settler, now_ms
 from server.money.suspensions import Suspensions
 from server.money.wallet import GiftOrder, GiftOutcome, PendingCredit, Wallets
-from server.rooms.room_log import RoomLog, event_payload
+from server.rooms.combo_ends import ComboEnds
+from server.rooms.room_log import ComboHit, RoomLog, gift_payload
 
 
 def gift_removed(gift_id: str) -> Gift:
@@ -85,6 +88,7 @@ class Gifting:
         settler: Settler,
         metrics: Metrics,
         revenue_share_percent: int,
+        combo_ends: ComboEnds,
         room_gifts: RoomGifts | None = None,
         suspensions: Suspensions | None = None,
         large_send: LargeSend | None = None,
@@ -99,6 +103,7 @@ class Gifting:
         self._suspensions = suspensions
         # On a single node: the debit and the announcement in one call.
         self._room_gifts = room_gifts
+        self._combo_ends = combo_ends
         self._wallets = wallets
         self._creators = creators
         self._room_log = room_log
@@ -106,9 +111,7 @@ class Gifting:
         self._metrics = metrics
         self._share = revenue_share_percent
 
-    async def send(
-        self, sender: Identity, room: str, request: SendGift, streaks: StreakBook
-    ) -> Ack:
+    async def send(self, sender: Identity, room: str, request: SendGift) -> Ack:
         if not sender.can_send or sender.user is None:
             raise NotAllowed("sign in as a viewer to send gifts; this socket is watch-only")
         user = sender.user
@@ -131,14 +134,12 @@ class Gifting:
             prior = await self._wallets.prior_outcome(user, request.id)
             if prior is None:
                 raise
-            return await self._announce(user, request.id, prior, streaks, started_ms, None)
+            return await self._announce(user, request.id, prior, started_ms, None)
         order = GiftOrder(user, request.id, gift, request.count, room, room, started_ms, stream_id)
         if self._room_gifts is not None:
-            return await self._send_and_announce(order, streaks, fan_level)
+            return await self._send_and_announce(order, fan_level)
         outcome = await self._wallets.send_gift(order)
-        return await self._announce(
-            user, request.id, outcome, streaks, started_ms, stream_id, fan_level
-        )
+        return await self._announce(user, request.id, outcome, started_ms, stream_id, fan_level)
 
     def _fan_counted(self, user: str, outcome: GiftOutcome) -> None:
         if self._fans is not None:
@@ -167,7 +168,6 @@ class Gifting:
         user: str,
         request_id: str,
         outcome: GiftOutcome,
-        streaks: StreakBook,
         started_ms: int,
         stream_id: str | None,
         fan_level: int = 0,
@@ -179,14 +179,7 @@ class Gifting:
             # Numbered and shown with its debit (room_gifts.lua); its credit is
             # settled or waits in the outbox for the sweeper.
             return self._ack(request_id, outcome, outcome.seq)
-        combo = None
         gift = self.catalog.gifts.get(outcome.gift) or gift_removed(outcome.gift)
-        if gift.streakable and not outcome.duplicate:
-            streak, ended = streaks.hit(gift.id, outcome.count, started_ms)
-            streak.stream_id = streak.stream_id or stream_id
-            combo = Combo(id=streak.id, count=streak.count)
-            if ended is not None:
-                await self.end_streak(outcome.room, user, ended)
         if not outcome.duplicate:
             # Counted once the money moved, whether or not the announcement works.
             self._count(gift, outcome)
@@ -203,30 +196,27 @@ class Gifting:
             outcome.count,
             outcome.cost,
             started_ms,
-            combo,
             stream_id,
             request_id,
             fan_level,
         )
-        seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event))
+        combo = None
+        if gift.streakable and not outcome.duplicate:
+            # A retry's late event shows without a combo: its run is long over.
+            self._combo_ends.expect(room, user, gift.id, started_ms)
+            combo = ComboHit(user, gift.id, outcome.count, started_ms, stream_id)
+        seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event), combo)
         if not outcome.duplicate:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
             self._settler.submit(self._pending_credit(user, room, outcome, started_ms, stream_id))
         return self._ack(request_id, outcome, seq)
 
-    async def _send_and_announce(
-        self, order: GiftOrder, streaks: StreakBook, fan_level: int = 0
-    ) -> Ack:
+    async def _send_and_announce(self, order: GiftOrder, fan_level: int = 0) -> Ack:
         """Steps 2 and 3 in one call (``RoomGifts``), then step 4."""
         assert self._room_gifts is not None
         user, room, gift, count = order.sender, order.room, order.gift, order.count
-        streak = combo = ended = None
         stream_id = order.stream_id or None
-        if gift.streakable:
-            streak, ended = streaks.hit(gift.id, count, order.now_ms)
-            streak.stream_id = streak.stream_id or stream_id
-            combo = Combo(id=streak.id, count=streak.count)
         event = self._event(
             user,
             room,
@@ -234,28 +224,17 @@ class Gifting:
             count,
             count * gift.coins,
             order.now_ms,
-            combo,
             stream_id,
             order.request_id,
             fan_level,
         )
-        try:
-            if ended is not None:
-                # Before the gift, so that the room hears the old streak end first.
-                await self.end_streak(room, user, ended)
-            sent = await self._room_gifts.send(order, event_payload(to_wire(event)))
-        except BaseException:
-            if streak is not None:
-                streaks.take_back(streak, count)
-            raise
+        if gift.streakable:
+            self._combo_ends.expect(room, user, gift.id, order.now_ms)
+        sent = await self._room_gifts.send(order, gift_payload(to_wire(event), gift.streakable))
         outcome = sent.outcome
         if outcome.duplicate:
-            if streak is not None:
-                streaks.take_back(streak, count)
             # Shown (once) as what the first request bought, where it was paid.
-            return await self._announce(
-                user, order.request_id, outcome, streaks, order.now_ms, None
-            )
+            return await self._announce(user, order.request_id, outcome, order.now_ms, None)
         # Credited to the creator by the same call: nothing to settle.
         self._count(gift, outcome)
         self._fan_counted(user, outcome)
@@ -269,7 +248,6 @@ class Gifting:
         count: int,
         coins: int,
         ts_ms: int,
-        combo: Combo | None,
         stream_id: str | None,
         request_id: str,
         fan_level: int = 0,
@@ -282,7 +260,6 @@ class Gifting:
             coins=coins,
             tier=str(gift.tier),
             ts=ts_ms,
-            combo=combo,
             stream_id=stream_id,
             request_id=request_id,
             fan_level=fan_level,
@@ -323,18 +300,6 @@ class Gifting:
         profile = await self._creators.require_accepting(room)
         assert profile.stream_id is not None  # else RoomOffline
         return profile.stream_id
-
-    async def end_streak(self, room: str, sender: str, streak: Streak) -> None:
-        event = ComboEnd(
-            room=room,
-            sender=sender,
-            gift=streak.gift,
-            combo=streak.id,
-            count=streak.count,
-            ts=now_ms(),
-            stream_id=streak.stream_id,
-        )
-        await self._room_log.publish(room, f"combo:{streak.id}", to_wire(event))
 
     def _pending_credit(
         self, sender: str, room: str, outcome: GiftOutcome, ts_ms: int, stream_id: str | None

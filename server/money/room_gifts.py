@@ -69,7 +69,9 @@ class RoomGifts:
 
     async def send(self, order: GiftOrder, event_payload: bytes) -> SentGift:
         """Debit the sender, credit the creator and, if paid now, publish
-        ``event_payload`` in the room.
+        ``event_payload`` in the room. A streakable gift counts in its
+        sender's combo, which its event carries: its payload is made by
+        ``gift_payload`` (``room_log.py``) to hold it.
 
         The order's room is its creator's. Raises what ``Wallets.send_gift``
         raises for a refusal.
@@ -78,7 +80,8 @@ class RoomGifts:
             raise ValueError("a room's gifts go to the room's creator")
         keys, args = self._wallets.gift_call(order)
         # gift.lua's outbox key is not needed: the creator is credited in the call.
-        call = self._calls.add(order.room, keys[:GIFT_KEYS], [*args, event_payload])
+        streakable = "1" if order.gift.streakable else "0"
+        call = self._calls.add(order.room, keys[:GIFT_KEYS], [*args, event_payload, streakable])
         reply = await guarded(call)
         outcome = self._wallets.gift_outcome(order, reply[:9])
         return SentGift(outcome, bool(int(reply[9])))

@@ -36,6 +36,31 @@ def event_payload(event: dict[str, Any]) -> bytes:
     return pack_event({k: v for k, v in event.items() if k != "seq"})
 
 
+def gift_payload(event: dict[str, Any], streakable: bool) -> bytes:
+    """A gift event's payload. A streakable gift's ends with ``combo`` nil,
+    where the script that numbers it puts the sender's combo (``lib_combo.lua``)."""
+    if not streakable:
+        return event_payload(event)
+    wire = {k: v for k, v in event.items() if k not in ("seq", "combo")}
+    wire["combo"] = None
+    return pack_event(wire)
+
+
+@dataclass(frozen=True, slots=True)
+class ComboHit:
+    """A streakable gift counted in its sender's combo as its event is numbered."""
+
+    sender: str
+    gift: str
+    count: int
+    now_ms: int
+    stream_id: str | None
+
+    def spec(self) -> str:
+        """As ``room_event.lua`` takes it (no part holds a space)."""
+        return f"{self.sender} {self.gift} {self.count} {self.now_ms} {self.stream_id or ''}"
+
+
 def unpack_published_all(message: bytes) -> list[dict[str, Any]]:
     """The events of a published message, each with its ``seq`` filled in.
 
@@ -98,26 +123,44 @@ class RoomLog:
     def keys(self, room: str) -> RoomKeys:
         return RoomKeys(self._settings.key_prefix, room)
 
-    async def publish(self, room: str, event_key: str, event: dict[str, Any]) -> tuple[int, bool]:
-        """Publish once per ``event_key``. Returns (seq, published now)."""
+    async def publish(
+        self,
+        room: str,
+        event_key: str,
+        event: dict[str, Any],
+        combo: ComboHit | None = None,
+    ) -> tuple[int, bool]:
+        """Publish once per ``event_key``. Returns (seq, published now).
+
+        With ``combo``, the event is a streakable gift's: it counts in the
+        sender's combo and carries it (``lib_combo.lua``).
+        """
         keys = self.keys(room)
-        payload = event_payload(event)
+        if combo is None:
+            payload, spec = event_payload(event), ""
+        else:
+            payload, spec = gift_payload(event, streakable=True), combo.spec()
         marker = keys.event_marker(event_key)
         if self._events is None:
             seq, published = await guarded(
                 self._scripts.room_event(
-                    keys=[keys.seq, keys.history, marker], args=[*self._call_args(keys), payload]
+                    keys=[*self._head_keys(keys), marker],
+                    args=[*self._call_args(keys), payload, spec],
                 )
             )
         else:
-            seq, published = await guarded(self._events.add(room, [marker], [payload]))
+            seq, published = await guarded(self._events.add(room, [marker], [payload, spec]))
         return int(seq), bool(published)
 
     def call_head(self, room: str) -> tuple[list[Any], list[Any]]:
         """The keys and args a room's ``room_event.lua`` call (or
-        ``room_gifts.lua``'s) takes before its events'."""
+        ``room_gifts.lua``'s, or ``combo_end.lua``'s) takes before its events'."""
         keys = self.keys(room)
-        return [keys.seq, keys.history], self._call_args(keys)
+        return self._head_keys(keys), self._call_args(keys)
+
+    @staticmethod
+    def _head_keys(keys: RoomKeys) -> list[str]:
+        return [keys.seq, keys.history, keys.combos]
 
     def _call_args(self, keys: RoomKeys) -> list[Any]:
         return [
@@ -125,6 +168,8 @@ class RoomLog:
             self._settings.room_history_length,
             self._settings.idempotency_ttl_seconds,
             "SPUBLISH" if self._settings.redis_cluster else "PUBLISH",
+            self._settings.combo_window_ms,
+            keys.room,
         ]
 
     async def view(self, room: str, since: int | None) -> RoomView:

@@ -26,15 +26,18 @@ LUA_DIR = Path(__file__).with_name("lua")
 # with others (``lib_*.lua``) are put in front of its own text.
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "gift": ("lib_numbers", "lib_chain", "lib_budget", "lib_gift"),
-    "room_event": ("lib_numbers", "lib_announce"),
+    "room_event": ("lib_numbers", "lib_msgpack", "lib_combo", "lib_announce"),
     "room_gifts": (
         "lib_numbers",
         "lib_chain",
         "lib_budget",
         "lib_gift",
+        "lib_msgpack",
+        "lib_combo",
         "lib_announce",
         "lib_credit",
     ),
+    "combo_end": ("lib_numbers", "lib_msgpack", "lib_combo", "lib_announce"),
     "budget": ("lib_budget",),
     "settle": ("lib_numbers", "lib_chain", "lib_credit"),
     "fanclub": ("lib_numbers", "lib_chain", "lib_budget", "lib_gift"),
@@ -93,6 +96,8 @@ class Scripts:
     goal: ScriptCall
     # A viewer joins a creator's fan club: its price paid as a gift, once.
     fanclub: ScriptCall
+    # A room's combos whose window passed, each ended once.
+    combo_end: ScriptCall
 
     @classmethod
     def register(cls, redis: Redis, pipeline: AutoPipeline | None = None) -> Scripts:
@@ -122,4 +127,5 @@ class Scripts:
             clawback=load("clawback"),
             goal=load("goal"),
             fanclub=load("fanclub"),
+            combo_end=load("combo_end"),
         )

@@ -99,6 +99,15 @@ class AutoPipeline:
         """Any other single command (``HDEL key field``, say) in the next batch."""
         return await self._add(command, None)
 
+    def queue(self, *command: Any) -> asyncio.Future[Any]:
+        """A single command put in the next batch now, ahead of every call
+        made after it (Redis runs a batch's calls in order); the future
+        gets its reply."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call(command, None, future))
+        self._schedule()
+        return future
+
     def defer(self, script: ScriptLike, seal: Sealer) -> asyncio.Future[Any]:
         """A call of ``script`` whose keys and args ``seal`` gives when its batch starts.
 
