@@ -26,7 +26,7 @@ def server_environment(token_secret: str, data_dir: Path, **settings: str) -> di
     env.update(
         PYTHONUNBUFFERED="1",
         GIFTSTREAM_DEMO="1",
-        GIFTSTREAM_TOKEN_SECRET=token_secret,
+        GIFTSTREAM_JWT_SECRET=token_secret,
         GIFTSTREAM_DATA_DIR=str(data_dir),
         GIFTSTREAM_LOG_LEVEL="WARNING",
         # Ceilings, not policies: otherwise each sender is held to 20-30 gifts/s.

@@ -64,7 +64,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.commands.banner import LISTENING
-from server.core.auth import Role, issue_token
+from server.core.auth import Role
+from server.core.tokens import issue_token
 from server.ops.embedded import EmbeddedValkey
 from server.settings import Settings
 

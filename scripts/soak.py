@@ -140,7 +140,7 @@ class SoakConfig:
             PYTHONUNBUFFERED="1",
             REDIS_URL=url,
             GIFTSTREAM_KEY_PREFIX=KEY_PREFIX,
-            GIFTSTREAM_TOKEN_SECRET=token_secret,
+            GIFTSTREAM_JWT_SECRET=token_secret,
             GIFTSTREAM_WEBHOOK_SECRET=token_secret + "-webhook",
             # The equivalent of --demo without its seeding, so that a server
             # can start while Valkey is down: tokens and coins for anyone.

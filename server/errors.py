@@ -272,6 +272,17 @@ class AuthError(GiftError):
     code = "unauthorized"
     http_status = 401
 
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        # Which check failed: missing, malformed, bad_signature, expired,
+        # not_yet_valid, wrong_issuer, wrong_audience, unknown_key,
+        # bad_claims, revoked (docs/protocol.md).
+        self.reason = reason
+
+    @property
+    def details(self) -> dict[str, object]:
+        return {"reason": self.reason}
+
 
 class Unavailable(GiftError):
     code = "unavailable"

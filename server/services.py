@@ -13,9 +13,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisClusterException, RedisError
 
+from server.access.authenticator import Authenticator
+from server.access.jwks import JwksKeys
+from server.access.revocations import Revocations
 from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
 from server.core.promotions import Promotions
+from server.core.tokens import ClaimNames, TokenRules
 from server.errors import GiftError, UnknownWithdrawal
 from server.metrics import Metrics
 from server.money.ages import Ages
@@ -80,6 +84,8 @@ class Services:
     streams: Streams
     room_log: RoomLog
     combo_ends: ComboEnds
+    authenticator: Authenticator
+    revocations: Revocations
     orders: Orders
     overlay_keys: OverlayKeys
     presence: ProcessTally
@@ -99,6 +105,18 @@ class Services:
     metrics: Metrics
     pipeline: AutoPipeline
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def token_rules(settings: Settings) -> TokenRules:
+    """What the platform's tokens must say, and in which claims."""
+    return TokenRules(
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        claims=ClaimNames(
+            user=settings.jwt_user_claim, role=settings.jwt_role_claim, age=settings.jwt_age_claim
+        ),
+    )
 
 
 def _build(settings: Settings, redis: Redis) -> Services:
@@ -126,6 +144,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
         settings.unknown_age_as,
     )
     room_log = RoomLog(redis, scripts, settings, pipeline if settings.script_batching else None)
+    revocations = Revocations(redis, prefix, settings.jwt_leeway_seconds)
     combo_ends = ComboEnds(
         redis,
         pipeline,
@@ -232,6 +251,15 @@ def _build(settings: Settings, redis: Redis) -> Services:
         streams=streams,
         room_log=room_log,
         combo_ends=combo_ends,
+        authenticator=Authenticator(
+            token_rules(settings),
+            revocations,
+            secret=settings.jwt_secret,
+            jwks=JwksKeys(settings.jwks_url, settings.jwks_refetch_seconds)
+            if settings.jwks_url
+            else None,
+        ),
+        revocations=revocations,
         orders=Orders(
             redis,
             settings.key_prefix,

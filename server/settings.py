@@ -146,11 +146,31 @@ class Settings:
     # operator API answers 404; demo mode makes one up and prints it.
     operator_token: str | None = None
 
-    # --- secrets ---
-    # Random per process unless set: set both in any multi-process deployment.
-    token_secret: str = field(default_factory=_random_secret)
-    webhook_secret: str = field(default_factory=_random_secret)
+    # --- sign-in tokens: JSON Web Tokens (server/core/tokens.py) ---
+    # The shared secret of HS256 tokens (the demo mints its one-click tokens
+    # with it). Random per process unless set: set it in any multi-process
+    # deployment that takes such tokens.
+    jwt_secret: str = field(default_factory=_random_secret)
+    # The platform's JSON Web Key Set: RS256 and ES256 tokens are checked
+    # with the key their "kid" names.
+    jwks_url: str | None = None
+    # A token whose key id the set lacks fetches it again, at most this often.
+    jwks_refetch_seconds: float = 10.0
+    # When set, a token must say this issuer ("iss") and audience ("aud").
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    # Clock skew allowed on expiry and "not before".
+    jwt_leeway_seconds: int = 30
+    # The claims that name the user, the role and the age.
+    jwt_user_claim: str = "sub"
+    jwt_role_claim: str = "role"
+    jwt_age_claim: str = "age"
+    # How long the demo's tokens last.
     token_ttl_seconds: int = 3600
+
+    # --- secrets ---
+    # Random per process unless set: set it in any multi-process deployment.
+    webhook_secret: str = field(default_factory=_random_secret)
     webhook_tolerance_seconds: int = 300
 
     # --- economy ---
@@ -328,6 +348,18 @@ class Settings:
                 (self.user_gift_rate_burst < 1, "user_gift_rate_burst: at least 1"),
                 (self.redis_pool_size < 2, "redis_pool_size: at least 2"),
                 (self.token_ttl_seconds < 1, "token_ttl_seconds: at least 1"),
+                (len(self.jwt_secret) < 32, "jwt_secret: at least 32 characters"),
+                (
+                    self.jwks_url is not None
+                    and not self.jwks_url.startswith(("https://", "http://")),
+                    "jwks_url: an http:// or https:// URL",
+                ),
+                (not 0 <= self.jwt_leeway_seconds <= 600, "jwt_leeway_seconds: 0 to 600"),
+                (not self.jwks_refetch_seconds >= 0.1, "jwks_refetch_seconds: at least 0.1"),
+                (
+                    not all((self.jwt_user_claim, self.jwt_role_claim, self.jwt_age_claim)),
+                    "jwt_user_claim, jwt_role_claim, jwt_age_claim: not empty",
+                ),
                 (not self.presence_ttl_seconds >= 1, "presence_ttl_seconds: at least 1"),
                 (
                     not self.combo_owner_timeout_seconds * 1000 > self.combo_window_ms,
@@ -417,6 +449,11 @@ def _parse(text: str, kind: Any, name: str) -> Any:
         raise SettingsError(f"{env_name(name)}: {exc}") from exc
 
 
+# Settings renamed since a release: the former variable still works, when
+# the new one is not set.
+FORMER_NAMES = {"jwt_secret": "GIFTSTREAM_TOKEN_SECRET"}
+
+
 def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from environment variables over the defaults."""
     environ = os.environ if environ is None else environ
@@ -424,6 +461,8 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     for item in dataclasses.fields(Settings):
         raw = environ.get(env_name(item.name))
+        if raw is None:
+            raw = environ.get(FORMER_NAMES.get(item.name, ""))
         if raw is not None:
             values[item.name] = _parse(raw, hints[item.name], item.name)
     settings = Settings(**values)

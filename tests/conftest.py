@@ -136,8 +136,8 @@ class ServerProcess:
     _readers: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
 
     @property
-    def token_secret(self) -> str:
-        return self.env[env_name("token_secret")]
+    def jwt_secret(self) -> str:
+        return self.env[env_name("jwt_secret")]
 
     @property
     def webhook_secret(self) -> str:
@@ -243,7 +243,7 @@ def server_environment(data_dir: Path, overrides: Mapping[str, object]) -> dict[
     }
     env.update(
         PYTHONUNBUFFERED="1",
-        GIFTSTREAM_TOKEN_SECRET=TOKEN_SECRET,
+        GIFTSTREAM_JWT_SECRET=TOKEN_SECRET,
         GIFTSTREAM_WEBHOOK_SECRET=WEBHOOK_SECRET,
         GIFTSTREAM_DEMO="1",
         GIFTSTREAM_DATA_DIR=str(data_dir),

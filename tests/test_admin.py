@@ -41,9 +41,12 @@ async def until(check: Any, within: float = 3.0) -> None:
 async def test_only_the_operator_token_opens_the_operator_api(ops_api: Api) -> None:
     api = ops_api
     assert (await api.http.get("/api/admin/audit")).status_code == 401
-    for token in (await api.token("carol", "creator"), await api.token("alice"), "not-it"):
+    refused = await api.http.get("/api/admin/audit", headers=bearer("not-it"))
+    assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
+    # A user's own token says who they are, and that they are not an operator.
+    for token in (await api.token("carol", "creator"), await api.token("alice")):
         refused = await api.http.get("/api/admin/audit", headers=bearer(token))
-        assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
+        assert (refused.status_code, refused.json()["code"]) == (403, "not_allowed")
     assert (await api.http.get("/api/admin/audit", headers=OPERATOR)).status_code == 200
 
 

@@ -1,13 +1,20 @@
-"""Signed access tokens: issuing, verifying, and refusing everything else with AuthError."""
+"""Access tokens: JWTs issued and checked, everything else refused with a reason.
+
+The pure part (``server/core/tokens.py``): the shared-secret path the demo
+and small deployments use, the claims read into an identity, and each
+refusal typed by its ``reason``. Tokens signed with published keys, and
+revocation, are checked against a running server in ``test_jwt_server.py``.
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
+from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from server.core.auth import (
     ANONYMOUS,
@@ -16,39 +23,42 @@ from server.core.auth import (
     Role,
     bearer_token,
     check_user_id,
+)
+from server.core.tokens import (
+    ClaimNames,
+    TokenRules,
+    decode_token,
+    identity_of,
     issue_token,
-    verify_token,
+    verify_shared_secret_token,
 )
 from server.errors import AuthError, BadField
 
 SECRET = "test-secret-for-tokens-0123456789abcdef"
 NOW = 1_767_225_600.0
 TTL = 3600
-B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+RULES = TokenRules(issuer="https://platform.test", audience="giftstream", leeway_seconds=30)
 
 
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def signed(body: str, secret: str = SECRET) -> str:
-    """A token whose signature is right for ``body``, whatever the body holds."""
-    digest = hmac.new(secret.encode(), body.encode("ascii"), hashlib.sha256).digest()
-    return f"{body}.{b64url(digest)}"
-
-
-def token_with_claims(claims: object) -> str:
-    return signed(b64url(json.dumps(claims).encode()))
-
-
-def good_claims(**changes: object) -> dict[str, object]:
-    claims: dict[str, object] = {"sub": "alice", "role": "viewer", "exp": int(NOW) + TTL}
+def good_claims(**changes: object) -> dict[str, Any]:
+    claims: dict[str, Any] = {"sub": "alice", "role": "viewer", "exp": int(NOW) + TTL}
     claims.update(changes)
-    return claims
+    return {name: value for name, value in claims.items() if value is not ...}
 
 
-def viewer_token() -> str:
-    return issue_token(SECRET, "alice", Role.VIEWER, NOW, TTL)
+def signed(claims: dict[str, Any], secret: str = SECRET, algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, secret, algorithm=algorithm)
+
+
+def verify(token: str, now: float = NOW, rules: TokenRules | None = None) -> Identity:
+    return verify_shared_secret_token(SECRET, token, now, rules)
+
+
+def reason_of(token: str, now: float = NOW, rules: TokenRules | None = None) -> object:
+    with pytest.raises(AuthError) as caught:
+        verify(token, now, rules)
+    assert (caught.value.code, caught.value.http_status) == ("unauthorized", 401)
+    return caught.value.details["reason"]
 
 
 # ---------------------------------------------------------------- round trip
@@ -57,211 +67,219 @@ def viewer_token() -> str:
 @pytest.mark.parametrize("role", sorted(ISSUABLE_ROLES))
 def test_round_trip_for_each_role(role: Role) -> None:
     token = issue_token(SECRET, "user_1-A", role, NOW, TTL)
-    assert verify_token(SECRET, token, NOW) == Identity(user="user_1-A", role=role)
+    assert verify(token) == Identity(user="user_1-A", role=role)
 
 
-def test_issuable_roles_are_viewer_creator_overlay() -> None:
-    assert {Role.VIEWER, Role.CREATOR, Role.OVERLAY} == ISSUABLE_ROLES
+def test_an_issued_token_is_a_standard_hs256_jwt_with_an_id() -> None:
+    token = issue_token(SECRET, "alice", Role.CREATOR, NOW, TTL, adult=True, rules=RULES)
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    # Any JWT library checks it with the secret.
+    claims = jwt.decode(
+        token, SECRET, algorithms=["HS256"], audience="giftstream", options={"verify_exp": False}
+    )
+    assert claims["sub"] == "alice"
+    assert claims["role"] == "creator"
+    assert claims["age"] == "adult"
+    assert (claims["iss"], claims["aud"]) == ("https://platform.test", "giftstream")
+    assert (claims["iat"], claims["exp"]) == (int(NOW), int(NOW) + TTL)
+    other = issue_token(SECRET, "alice", Role.CREATOR, NOW, TTL, rules=RULES)
+    assert claims["jti"] != jwt.decode(other, options={"verify_signature": False})["jti"]
+    assert verify(token, rules=RULES) == Identity("alice", Role.CREATOR, adult=True, age="adult")
 
 
-def test_token_format_is_two_base64url_parts() -> None:
-    body, signature = viewer_token().split(".")
-    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    assert claims == {"sub": "alice", "role": "viewer", "exp": int(NOW) + TTL}
-    assert "=" not in body + signature
-    assert set(body + signature) <= set(B64URL)
+def test_a_token_from_an_independent_signer_is_accepted() -> None:
+    token = signed(good_claims(role="creator", age="minor"))
+    assert verify(token) == Identity(user="alice", role=Role.CREATOR, age="minor")
 
 
-def test_token_is_signed_with_hmac_sha256() -> None:
-    token = viewer_token()
-    assert signed(token.partition(".")[0]) == token
-
-
-def test_tokens_accepted_from_an_independent_signer() -> None:
-    identity = verify_token(SECRET, token_with_claims(good_claims(role="creator")), NOW)
-    assert identity == Identity(user="alice", role=Role.CREATOR)
-
-
-def test_exp_is_issue_time_plus_ttl_in_whole_seconds() -> None:
-    token = issue_token(SECRET, "alice", Role.VIEWER, NOW + 0.9, 10)
-    assert verify_token(SECRET, token, NOW + 9.5).user == "alice"
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token, NOW + 10)
-
-
-def test_issue_refuses_a_role_that_is_not_issuable() -> None:
+def test_issue_refuses_what_cannot_be_issued() -> None:
     with pytest.raises(BadField):
         issue_token(SECRET, "alice", Role.ANONYMOUS, NOW, TTL)
-
-
-@pytest.mark.parametrize("user", ["", "al ice", "a" * 65, "alice:1"])
-def test_issue_refuses_a_bad_user(user: str) -> None:
     with pytest.raises(BadField):
-        issue_token(SECRET, user, Role.VIEWER, NOW, TTL)
+        issue_token(SECRET, "alice", Role.OPERATOR, NOW, TTL)  # never from the demo
+    with pytest.raises(BadField):
+        issue_token(SECRET, "al ice", Role.VIEWER, NOW, TTL)
+    with pytest.raises(BadField):
+        issue_token(SECRET, "alice", Role.VIEWER, NOW, TTL, adult=True, age="minor")
 
 
-# ---------------------------------------------------------------- expiry
+# ---------------------------------------------------------------- times
 
 
-def test_valid_until_the_last_second() -> None:
-    assert verify_token(SECRET, viewer_token(), NOW + TTL - 0.001).role is Role.VIEWER
+def test_valid_until_the_skew_allowed_after_expiry() -> None:
+    token = signed(good_claims())
+    rules = TokenRules(leeway_seconds=30)
+    assert verify(token, NOW + TTL + 29, rules).user == "alice"
+    assert reason_of(token, NOW + TTL + 30, rules) == "expired"
 
 
-@pytest.mark.parametrize("later", [TTL, TTL + 0.5, TTL + 1, 10 * TTL])
-def test_expired_when_exp_is_not_after_now(later: float) -> None:
-    with pytest.raises(AuthError, match="expired"):
-        verify_token(SECRET, viewer_token(), NOW + later)
+@pytest.mark.parametrize("later", [TTL, TTL + 1, 10 * TTL])
+def test_expired_without_skew(later: float) -> None:
+    assert reason_of(signed(good_claims()), NOW + later, TokenRules(leeway_seconds=0)) == "expired"
 
 
-def test_zero_ttl_is_expired_at_once() -> None:
-    token = issue_token(SECRET, "alice", Role.VIEWER, NOW, 0)
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token, NOW)
+def test_not_before_is_checked_with_the_skew() -> None:
+    token = signed(good_claims(nbf=int(NOW) + 100))
+    rules = TokenRules(leeway_seconds=30)
+    assert reason_of(token, NOW, rules) == "not_yet_valid"
+    assert verify(token, NOW + 71, rules).user == "alice"
 
 
-# ---------------------------------------------------------------- forgery
+@pytest.mark.parametrize("exp", [True, "1767229200", None, [1], {"at": 1}])
+def test_exp_must_be_a_number(exp: object) -> None:
+    reason = reason_of(signed(good_claims(exp=exp)))
+    assert reason in ("bad_claims", "malformed")
 
 
-def test_signature_from_another_secret_is_refused() -> None:
-    token = issue_token("another-secret", "alice", Role.VIEWER, NOW, TTL)
-    with pytest.raises(AuthError, match="signature"):
-        verify_token(SECRET, token, NOW)
+# ---------------------------------------------------------------- issuer, audience
+
+
+def test_the_issuer_and_audience_are_checked_when_set() -> None:
+    right = good_claims(iss="https://platform.test", aud="giftstream")
+    assert verify(signed(right), rules=RULES).user == "alice"
+    wrong = {
+        "wrong_audience": [
+            good_claims(iss="https://platform.test", aud="other"),
+            good_claims(iss="https://platform.test"),
+        ],
+        "wrong_issuer": [
+            good_claims(iss="https://evil.test", aud="giftstream"),
+            good_claims(aud="giftstream"),
+        ],
+    }
+    for reason, claim_sets in wrong.items():
+        for claims in claim_sets:
+            assert reason_of(signed(claims), rules=RULES) == reason, claims
+    # An audience among several is enough.
+    several = good_claims(iss="https://platform.test", aud=["shop", "giftstream"])
+    assert verify(signed(several), rules=RULES).user == "alice"
+
+
+# ---------------------------------------------------------------- signatures, forgeries
+
+
+def test_a_signature_from_another_secret_is_refused() -> None:
+    assert reason_of(signed(good_claims(), secret="another-secret-0123456789abcdefghijk")) == (
+        "bad_signature"
+    )
 
 
 def test_changed_claims_keep_no_signature() -> None:
-    signature = viewer_token().partition(".")[2]
-    creator_body = b64url(json.dumps(good_claims(role="creator")).encode())
-    with pytest.raises(AuthError):
-        verify_token(SECRET, f"{creator_body}.{signature}", NOW)
-
-
-def single_character_changes(token: str) -> list[str]:
-    variants = []
-    for position, char in enumerate(token):
-        for replacement in ("A" if char != "A" else "B", "-" if char != "-" else "_"):
-            variants.append(token[:position] + replacement + token[position + 1 :])
-    return variants
+    header, _, signature = signed(good_claims()).split(".")
+    forged = base64.urlsafe_b64encode(json.dumps(good_claims(role="creator")).encode())
+    token = f"{header}.{forged.rstrip(b'=').decode()}.{signature}"
+    assert reason_of(token) == "bad_signature"
 
 
 def test_every_single_character_change_is_refused() -> None:
-    token = issue_token(SECRET, "alice", Role.CREATOR, NOW, TTL)
-    variants = single_character_changes(token)
-    assert len(set(variants)) == 2 * len(token)
-    for variant in variants:
-        with pytest.raises(AuthError):
-            verify_token(SECRET, variant, NOW)
-
-
-def test_every_deleted_character_is_refused() -> None:
-    token = viewer_token()
+    token = signed(good_claims())
     for position in range(len(token)):
-        with pytest.raises(AuthError):
-            verify_token(SECRET, token[:position] + token[position + 1 :], NOW)
+        for replacement in ("A", "-"):
+            if token[position] == replacement:
+                continue
+            changed = token[:position] + replacement + token[position + 1 :]
+            with pytest.raises(AuthError):
+                verify(changed)
 
 
-@pytest.mark.parametrize("suffix", ["A", "=", "==", ".", ".x", " "])
-def test_appended_characters_are_refused(suffix: str) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, viewer_token() + suffix, NOW)
+@pytest.mark.parametrize("algorithm", ["none", "HS384", "HS512"])
+def test_no_other_algorithm_is_taken_with_the_secret(algorithm: str) -> None:
+    if algorithm == "none":
+        token = jwt.encode(good_claims(), "", algorithm="none")
+    else:
+        token = signed(good_claims(), secret=SECRET * 2, algorithm=algorithm)
+    assert reason_of(token) == "unknown_key"
 
 
-def test_swapped_parts_are_refused() -> None:
-    body, _, signature = viewer_token().partition(".")
-    with pytest.raises(AuthError):
-        verify_token(SECRET, f"{signature}.{body}", NOW)
-
-
-# ---------------------------------------------------------------- malformed
+def test_a_public_key_token_is_not_checked_with_the_secret() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(good_claims(), key, algorithm="RS256", headers={"kid": "k1"})
+    assert reason_of(token) == "unknown_key"
 
 
 @pytest.mark.parametrize(
     "token",
-    [
-        "",
-        "abc",
-        "a.",
-        ".b",
-        ".",
-        "..",
-        "a..b",
-        "a.b.c",
-        " ",
-        "Bearer abc.def",
-        "x" * 5000,
-        "x" * 600 + "." + "y" * 600,
-        "!!!!.????",
-        "@@@.@@@",
-        "\x00.\x00",
-    ],
+    ["", "abc", "a.b", "a.b.c", "..", " ", "Bearer abc.def", "x" * 5000, "\x00.\x00.\x00"],
 )
-def test_malformed_tokens_raise_auth_error(token: str) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token, NOW)
+def test_malformed_tokens_are_refused(token: str) -> None:
+    assert reason_of(token) in ("malformed", "unknown_key")
 
 
 def test_a_long_token_is_refused_even_when_signed() -> None:
-    token = token_with_claims(good_claims(pad="x" * 1000))
-    with pytest.raises(AuthError, match="malformed"):
-        verify_token(SECRET, token, NOW)
+    assert reason_of(signed(good_claims(pad="x" * 5000))) == "malformed"
 
 
-@pytest.mark.parametrize("body", ["!!!!", "not*base64", "a", "ab=c", "===="])
-def test_signed_body_that_is_not_base64_json(body: str) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, signed(body), NOW)
+# ---------------------------------------------------------------- claims
 
 
-@pytest.mark.parametrize(
-    "raw", [b"", b"not json", b"\xff\xfe\xfd", b"{", b'{"sub": "alice"', b"\x00"]
-)
-def test_signed_body_that_decodes_to_garbage(raw: bytes) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, signed(b64url(raw)), NOW)
-
-
-@pytest.mark.parametrize("claims", [[], ["alice"], "alice", 12, None, True, 1.5])
-def test_claims_that_are_not_an_object(claims: object) -> None:
-    with pytest.raises(AuthError, match="malformed"):
-        verify_token(SECRET, token_with_claims(claims), NOW)
-
-
-@pytest.mark.parametrize("missing", ["sub", "role", "exp"])
+@pytest.mark.parametrize("missing", ["sub", "exp"])
 def test_missing_claims(missing: str) -> None:
-    claims = good_claims()
-    del claims[missing]
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token_with_claims(claims), NOW)
+    assert reason_of(signed(good_claims(**{missing: ...}))) in ("bad_claims", "malformed")
 
 
-@pytest.mark.parametrize(
-    "exp", [True, False, float(NOW + TTL), str(int(NOW) + TTL), None, [int(NOW) + TTL]]
-)
-def test_exp_must_be_an_integer(exp: object) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token_with_claims(good_claims(exp=exp)), NOW)
+def test_a_token_without_a_role_is_a_viewers() -> None:
+    assert verify(signed(good_claims(role=...))).role is Role.VIEWER
 
 
-@pytest.mark.parametrize("role", ["anonymous", "admin", "Viewer", "", None, 1, 1.5, True])
-def test_role_must_be_issuable(role: object) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token_with_claims(good_claims(role=role)), NOW)
+@pytest.mark.parametrize("role", ["anonymous", "admin", "Viewer", "", None, 1, True])
+def test_the_role_must_be_one_this_server_knows(role: object) -> None:
+    assert reason_of(signed(good_claims(role=role))) == "bad_claims"
+
+
+def test_an_operator_token_comes_only_from_the_platform() -> None:
+    identity = verify(signed(good_claims(role="operator")))
+    assert identity.role is Role.OPERATOR
+    assert not identity.can_send
+    assert not identity.holds_wallet
 
 
 @pytest.mark.parametrize("sub", ["", "al ice", "a" * 65, "alice:x", None, 7, ["alice"]])
-def test_sub_must_be_a_user_id(sub: object) -> None:
-    with pytest.raises(AuthError):
-        verify_token(SECRET, token_with_claims(good_claims(sub=sub)), NOW)
+def test_the_user_must_be_a_user_id(sub: object) -> None:
+    assert reason_of(signed(good_claims(sub=sub))) in ("bad_claims", "malformed")
+
+
+@pytest.mark.parametrize(
+    ("age", "adult", "said"),
+    [
+        ("adult", True, "adult"),
+        ("minor", False, "minor"),
+        ("unknown", False, "unknown"),
+        (True, True, "adult"),
+        (False, False, "unknown"),
+        (17, False, "minor"),
+        (18, True, "adult"),
+        (..., False, "unknown"),
+    ],
+)
+def test_the_age_claim_in_its_forms(age: object, adult: bool, said: str) -> None:
+    identity = verify(signed(good_claims(age=age)))
+    assert (identity.adult, identity.age) == (adult, said)
+
+
+def test_the_first_versions_adult_claim_still_says_adult() -> None:
+    identity = verify(signed(good_claims(adult=True)))
+    assert (identity.adult, identity.age) == (True, "adult")
+
+
+@pytest.mark.parametrize("age", ["old", "", None, 1.5, ["adult"]])
+def test_an_age_claim_of_another_form_is_refused(age: object) -> None:
+    assert reason_of(signed(good_claims(age=age))) == "bad_claims"
+
+
+def test_the_claims_that_say_who_are_configurable() -> None:
+    names = ClaimNames(user="uid", role="giftstream_role", age="age_group")
+    claims = {"uid": "bob", "giftstream_role": "creator", "age_group": "adult", "exp": NOW + 60}
+    token = signed(claims)
+    rules = TokenRules(claims=names)
+    decoded = decode_token(token, SECRET, ["HS256"], rules, NOW)
+    assert identity_of(decoded, names) == Identity("bob", Role.CREATOR, adult=True, age="adult")
+    # Without the user claim configured, the token says no one.
+    assert reason_of(token) in ("bad_claims", "malformed")
 
 
 def test_extra_claims_are_ignored() -> None:
-    identity = verify_token(SECRET, token_with_claims(good_claims(aud="x", iat=0)), NOW)
+    identity = verify(signed(good_claims(scope="x", iat=0, jti="t-1")))
     assert identity == Identity(user="alice", role=Role.VIEWER)
-
-
-def test_auth_error_is_the_unauthorized_wire_error() -> None:
-    with pytest.raises(AuthError) as caught:
-        verify_token(SECRET, "abc", NOW)
-    assert (caught.value.code, caught.value.http_status) == ("unauthorized", 401)
 
 
 # ---------------------------------------------------------------- user ids
@@ -274,22 +292,7 @@ def test_good_user_ids(user: str) -> None:
 
 @pytest.mark.parametrize(
     "user",
-    [
-        "",
-        "x" * 65,
-        "al ice",
-        "alice!",
-        "al:ice",
-        "al.ice",
-        "al/ice",
-        "ålice",
-        " alice",
-        "{w:alice}",
-        None,
-        5,
-        b"alice",
-        ["alice"],
-    ],
+    ["", "x" * 65, "al ice", "alice!", "al:ice", "al.ice", "ålice", "{w:alice}", None, 5, b"a"],
 )
 def test_bad_user_ids(user: object) -> None:
     with pytest.raises(BadField):
@@ -321,20 +324,22 @@ def test_bearer_token_refused(header: str | None) -> None:
         bearer_token(header)
 
 
-def test_bearer_token_then_verify() -> None:
-    token = viewer_token()
-    assert verify_token(SECRET, bearer_token(f"Bearer {token}"), NOW).user == "alice"
-
-
 # ---------------------------------------------------------------- identities
 
 
 @pytest.mark.parametrize(
     ("role", "can_send"),
-    [(Role.VIEWER, True), (Role.CREATOR, True), (Role.OVERLAY, False), (Role.ANONYMOUS, False)],
+    [
+        (Role.VIEWER, True),
+        (Role.CREATOR, True),
+        (Role.OVERLAY, False),
+        (Role.OPERATOR, False),
+        (Role.ANONYMOUS, False),
+    ],
 )
 def test_can_send_per_role(role: Role, can_send: bool) -> None:
     assert Identity(user="alice", role=role).can_send is can_send
+    assert Identity(user="alice", role=role).holds_wallet is can_send
 
 
 @pytest.mark.parametrize("role", list(Role))

@@ -13,7 +13,8 @@ import pytest
 from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server.core.auth import Role, issue_token
+from server.core.auth import Role
+from server.core.tokens import issue_token
 from tests.client import Api, RoomClient
 from tests.conftest import TOKEN_SECRET
 from tests.test_gift_flow import assert_books_balance
@@ -148,14 +149,21 @@ async def test_bad_tokens_and_origins_are_refused_before_the_socket_opens(
 ) -> None:
     now = time.time()
     expired = issue_token(TOKEN_SECRET, "late", Role.VIEWER, now - 7200, 3600)
-    forged = issue_token("some-other-secret", "mallory", Role.VIEWER, now, 3600)
+    forged = issue_token("some-other-secret-of-32-characters", "mallory", Role.VIEWER, now, 3600)
     good = issue_token(TOKEN_SECRET, "alice", Role.VIEWER, now, 3600)
     altered = good[:-2] + ("AA" if not good.endswith("AA") else "BB")
-    for token in (expired, forged, altered, "garbage"):
+    refusals = {
+        expired: "expired",
+        forged: "bad_signature",
+        altered: "bad_signature",
+        "garbage": "malformed",
+    }
+    for token, reason in refusals.items():
         with pytest.raises(InvalidStatus) as refused:
             await RoomClient.open(server.ws, "carol", token)
         assert refused.value.response.status_code == 401
-        assert json.loads(refused.value.response.body)["code"] == "unauthorized"
+        body = json.loads(refused.value.response.body)
+        assert (body["code"], body["reason"]) == ("unauthorized", reason)
     with pytest.raises(InvalidStatus) as refused:
         await RoomClient.open(server.ws, "carol", good, origin="http://evil.example")
     assert refused.value.response.status_code == 403

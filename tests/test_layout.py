@@ -20,7 +20,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"tuning", "ops"}),
     frozenset({"store"}),
     frozenset({"rooms"}),
-    frozenset({"money"}),
+    frozenset({"money", "access"}),
     frozenset({"services", "demo"}),
     frozenset({"api"}),
     frozenset({"app"}),

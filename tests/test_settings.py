@@ -22,7 +22,7 @@ FIELD_NAMES = [item.name for item in dataclasses.fields(Settings)]
 
 def without_secrets(settings: Settings) -> Settings:
     return dataclasses.replace(
-        settings, token_secret="", webhook_secret="", payout_webhook_secret=""
+        settings, jwt_secret="s" * 32, webhook_secret="", payout_webhook_secret=""
     )
 
 
@@ -71,10 +71,10 @@ def test_default_real_time_limits() -> None:
 
 def test_default_secrets_are_random_and_long() -> None:
     first, second = Settings(), Settings()
-    assert len(first.token_secret) >= 32
+    assert len(first.jwt_secret) >= 32
     assert len(first.webhook_secret) >= 32
-    assert first.token_secret != second.token_secret
-    assert first.token_secret != first.webhook_secret
+    assert first.jwt_secret != second.jwt_secret
+    assert first.jwt_secret != first.webhook_secret
 
 
 def test_settings_are_frozen() -> None:
@@ -205,13 +205,14 @@ def test_bad_float() -> None:
 def test_secrets_and_text() -> None:
     settings = from_environment(
         {
-            "GIFTSTREAM_TOKEN_SECRET": "t-secret",
+            "GIFTSTREAM_JWT_SECRET": "t-secret-of-thirty-two-characters",
             "GIFTSTREAM_WEBHOOK_SECRET": "w-secret",
             "GIFTSTREAM_KEY_PREFIX": "prod",
             "GIFTSTREAM_LOG_LEVEL": "DEBUG",
         }
     )
-    assert (settings.token_secret, settings.webhook_secret) == ("t-secret", "w-secret")
+    assert settings.jwt_secret == "t-secret-of-thirty-two-characters"
+    assert settings.webhook_secret == "w-secret"
     assert (settings.key_prefix, settings.log_level) == ("prod", "DEBUG")
 
 
@@ -275,13 +276,34 @@ def test_dev_tokens_alone_does_not_open_the_sandbox() -> None:
 # ---------------------------------------------------------------- overrides
 
 
+def test_the_former_name_of_the_jwt_secret_still_works() -> None:
+    former = "a-secret-set-under-its-former-name"
+    assert from_environment({"GIFTSTREAM_TOKEN_SECRET": former}).jwt_secret == former
+    both = {"GIFTSTREAM_TOKEN_SECRET": former, "GIFTSTREAM_JWT_SECRET": "n" * 32}
+    assert from_environment(both).jwt_secret == "n" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GIFTSTREAM_JWT_SECRET", "too-short"),
+        ("GIFTSTREAM_JWKS_URL", "ftp://platform.test/keys"),
+        ("GIFTSTREAM_JWT_LEEWAY_SECONDS", "601"),
+        ("GIFTSTREAM_JWT_USER_CLAIM", ""),
+    ],
+)
+def test_token_settings_are_checked(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name.removeprefix("GIFTSTREAM_").lower()):
+        from_environment({name: value}).validate()
+
+
 def test_with_overrides_ignores_none() -> None:
     base = Settings(port=9000, redis_url="redis://r")
     changed = base.with_overrides(port=None, redis_url=None, host="0.0.0.0")
     assert changed.port == 9000
     assert changed.redis_url == "redis://r"
     assert changed.host == "0.0.0.0"
-    assert changed.token_secret == base.token_secret
+    assert changed.jwt_secret == base.jwt_secret
 
 
 def test_with_overrides_applies_false_and_zero() -> None:

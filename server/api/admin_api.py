@@ -13,39 +13,56 @@ from __future__ import annotations
 import hmac
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.access.revocations import check_token_id
 from server.api.http_api import confirm_payment, json_body, services_of, typed_errors
 from server.core import payments
-from server.core.auth import bearer_token, check_user_id
-from server.errors import AuthError, BadField, NotFound
+from server.core.auth import Role, bearer_token, check_user_id
+from server.errors import AuthError, BadField, NotAllowed, NotFound
 from server.money.clawbacks import REFUND, REFUND_REASONS
 from server.money.creators import ADULT, MINOR, UNKNOWN
 from server.money.settlement import now_ms
 from server.services import Services
 from server.store.calls import as_text, guarded
 
-OPERATOR = "operator"  # who, in the audit: the one operator token there is
+# Who, in the audit: the one operator token there is, or a platform
+# operator's user id after "operator:".
+OPERATOR = "operator"
 LEDGER_LISTED = 200
 GRANT_REQUEST = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
+# A token revoked without its expiry is refused this long (a week).
+UNKNOWN_EXPIRY_SECONDS = 7 * 24 * 3600
 # The most one grant may give: a typo of a few zeros is refused, not paid.
 MAX_GRANT_COINS = 1_000_000
 
 
-def operator(request: Request) -> Services:
-    """The services, once the caller has shown the operator token."""
+class Operator(NamedTuple):
+    services: Services
+    # Who acted, for the audit and the ledger.
+    who: str
+
+
+async def operator(request: Request) -> Operator:
+    """The services, once the caller has shown the operator token, or a
+    platform token whose role is ``operator``."""
     services = services_of(request)
     expected = services.settings.operator_token
     if not expected:
         raise NotFound("no operator API on this server")
     presented = bearer_token(request.headers.get("authorization"))
-    if not hmac.compare_digest(presented.encode(), expected.encode()):
-        raise AuthError("not the operator token")
-    return services
+    if hmac.compare_digest(presented.encode(), expected.encode()):
+        return Operator(services, OPERATOR)
+    if presented.count(".") != 2:  # not a JWT either
+        raise AuthError("not the operator token", reason="bad_signature")
+    identity = await services.authenticator.identify(presented, time.time())
+    if identity.role is not Role.OPERATOR:
+        raise NotAllowed("the operator API takes operator tokens only")
+    return Operator(services, f"{OPERATOR}:{identity.user}")
 
 
 def target_user(request: Request) -> str:
@@ -64,15 +81,15 @@ async def profile_fields(services: Services, user: str) -> dict[str, Any]:
 
 
 async def audited(
-    services: Services, action: str, user: str, before: Any, after: Any
+    services: Services, who: str, action: str, user: str, before: Any, after: Any
 ) -> JSONResponse:
-    await services.audit.record(OPERATOR, action, user, before, after, now_ms())
+    await services.audit.record(who, action, user, before, after, now_ms())
     return JSONResponse({"user": user, "action": action, "before": before, "after": after})
 
 
 @typed_errors
 async def put_eligibility(request: Request) -> Response:
-    services = operator(request)
+    services, who = await operator(request)
     user = target_user(request)
     force = (await json_body(request)).get("force", "missing")
     if force not in (True, False, None):
@@ -80,18 +97,20 @@ async def put_eligibility(request: Request) -> Response:
     before = await profile_fields(services, user)
     await services.creators.force_eligibility(user, force)
     return await audited(
-        services, "eligibility", user, before, await profile_fields(services, user)
+        services, who, "eligibility", user, before, await profile_fields(services, user)
     )
 
 
 async def set_suspension(request: Request, suspended: bool) -> Response:
-    services = operator(request)
+    services, who = await operator(request)
     user = target_user(request)
     before = await profile_fields(services, user)
     await services.suspensions.set(user, suspended)
     services.creators.forget(user)
     after = await profile_fields(services, user)
-    return await audited(services, "suspend" if suspended else "unsuspend", user, before, after)
+    return await audited(
+        services, who, "suspend" if suspended else "unsuspend", user, before, after
+    )
 
 
 @typed_errors
@@ -106,7 +125,7 @@ async def post_unsuspend(request: Request) -> Response:
 
 @typed_errors
 async def put_age(request: Request) -> Response:
-    services = operator(request)
+    services, who = await operator(request)
     user = target_user(request)
     status = (await json_body(request)).get("status")
     if status not in (ADULT, MINOR, UNKNOWN):
@@ -114,7 +133,7 @@ async def put_age(request: Request) -> Response:
     before = await profile_fields(services, user)
     await services.creators.set_age(user, str(status))
     services.ages.forget()
-    return await audited(services, "age", user, before, await profile_fields(services, user))
+    return await audited(services, who, "age", user, before, await profile_fields(services, user))
 
 
 async def newest_entries(services: Services, user: str) -> list[Any]:
@@ -125,7 +144,7 @@ async def newest_entries(services: Services, user: str) -> list[Any]:
 @typed_errors
 async def get_ledger(request: Request) -> Response:
     """The user's newest ledger entries, newest first: every movement of their money."""
-    services = operator(request)
+    services = (await operator(request)).services
     user = target_user(request)
     entries = await guarded(newest_entries(services, user))
     listed = [
@@ -139,7 +158,7 @@ async def get_ledger(request: Request) -> Response:
 @typed_errors
 async def post_grant(request: Request) -> Response:
     """Promotional coins, once per request id: 201 granted, 200 for a retry."""
-    services = operator(request)
+    services, who = await operator(request)
     body = await json_body(request)
     user = check_user_id(body.get("user"))
     coins = body.get("coins")
@@ -151,13 +170,11 @@ async def post_grant(request: Request) -> Response:
     request_id = body.get("request_id")
     if not isinstance(request_id, str) or not GRANT_REQUEST.match(request_id):
         raise BadField("request_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
-    outcome = await services.wallets.grant_promo(
-        user, coins, request_id, reason, OPERATOR, now_ms()
-    )
+    outcome = await services.wallets.grant_promo(user, coins, request_id, reason, who, now_ms())
     granted = {"user": user, "coins": coins, "reason": reason, "request_id": request_id,
                "status": outcome.status, "balance": outcome.balance}  # fmt: skip
     if outcome.status == "ok":
-        await services.audit.record(OPERATOR, "grant", user, None, granted, now_ms())
+        await services.audit.record(who, "grant", user, None, granted, now_ms())
     return JSONResponse(granted, status_code=201 if outcome.status == "ok" else 200)
 
 
@@ -165,7 +182,7 @@ async def post_grant(request: Request) -> Response:
 async def post_refund(request: Request) -> Response:
     """Take a paid order's coins back (what is left of them) and give its money
     back through the payment provider; once per order."""
-    services = operator(request)
+    services, who = await operator(request)
     body = await json_body(request)
     order_id = body.get("order_id")
     if not isinstance(order_id, str) or not payments.ORDER_ID.match(order_id):
@@ -177,7 +194,7 @@ async def post_refund(request: Request) -> Response:
     clawback = await services.clawbacks.take_back(order, REFUND, str(reason), now_ms())
     answer = clawback.to_dict() | {"reason": reason, "provider": "none"}
     if clawback.status == "ok":
-        await services.audit.record(OPERATOR, "refund", order.user, None, answer, now_ms())
+        await services.audit.record(who, "refund", order.user, None, answer, now_ms())
     if services.settings.sandbox_payments:
         # The sandbox provider gives the money back at once and says so with
         # its signed callback, through the path a real provider's takes.
@@ -198,23 +215,52 @@ async def post_refund(request: Request) -> Response:
 @typed_errors
 async def post_unflag(request: Request) -> Response:
     """Clear the flag a chargeback set: the user may order coins again."""
-    services = operator(request)
+    services, who = await operator(request)
     user = target_user(request)
     cleared = await services.clawbacks.unflag(user)
     if cleared:
         await services.audit.record(
-            OPERATOR, "unflag", user, {"flagged": True}, {"flagged": False}, now_ms()
+            who, "unflag", user, {"flagged": True}, {"flagged": False}, now_ms()
         )
     return JSONResponse({"user": user, "flagged": False, "changed": cleared})
 
 
 @typed_errors
 async def get_audit(request: Request) -> Response:
-    services = operator(request)
+    services = (await operator(request)).services
     return JSONResponse({"actions": await services.audit.recent()})
 
 
+@typed_errors
+async def post_revoke_token(request: Request) -> Response:
+    """Refuse one token from now on, by its id (its ``jti``), until it expires."""
+    services, who = await operator(request)
+    body = await json_body(request)
+    jti = check_token_id(body.get("jti"))
+    now = time.time()
+    expires_at = body.get("expires_at", int(now) + UNKNOWN_EXPIRY_SECONDS)
+    if not isinstance(expires_at, int) or isinstance(expires_at, bool) or expires_at < 0:
+        raise BadField("expires_at must be the token's exp, in whole seconds")
+    await services.revocations.revoke_token(jti, expires_at, now)
+    answer = {"jti": jti, "expires_at": expires_at, "revoked": True}
+    await services.audit.record(who, "revoke_token", jti, None, answer, now_ms())
+    return JSONResponse(answer)
+
+
+@typed_errors
+async def post_revoke_user_tokens(request: Request) -> Response:
+    """Refuse every token of the user issued until now; they sign in again."""
+    services, who = await operator(request)
+    user = target_user(request)
+    before = await services.revocations.revoke_user(user, time.time())
+    answer = {"user": user, "revoked_before": before}
+    await services.audit.record(who, "revoke_tokens", user, None, answer, now_ms())
+    return JSONResponse(answer)
+
+
 routes = [
+    Route("/api/admin/tokens/revoke", post_revoke_token, methods=["POST"]),
+    Route("/api/admin/users/{user}/revoke-tokens", post_revoke_user_tokens, methods=["POST"]),
     Route("/api/admin/creators/{user}/eligibility", put_eligibility, methods=["PUT"]),
     Route("/api/admin/users/{user}/suspend", post_suspend, methods=["POST"]),
     Route("/api/admin/users/{user}/unsuspend", post_unsuspend, methods=["POST"]),

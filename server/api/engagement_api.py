@@ -47,14 +47,14 @@ async def get_leaderboard(request: Request) -> Response:
 
 @typed_errors
 async def get_privacy(request: Request) -> Response:
-    user = paying_user(request)
+    user = await paying_user(request)
     anonymous = await services_of(request).leaderboards.is_anonymous(user)
     return JSONResponse({"anonymous": anonymous})
 
 
 @typed_errors
 async def put_privacy(request: Request) -> Response:
-    user = paying_user(request)
+    user = await paying_user(request)
     body = await json_body(request)
     anonymous = body.get("anonymous")
     if not isinstance(anonymous, bool):
@@ -78,7 +78,7 @@ async def get_goal(request: Request) -> Response:
 
 @typed_errors
 async def post_goal(request: Request) -> Response:
-    creator = creator_of(request)
+    creator = await creator_of(request)
     services = services_of(request)
     ask = parse_goal(await json_body(request), services.catalog)
     return JSONResponse({"goal": await services.goals.set(creator, ask)}, status_code=201)
@@ -86,7 +86,7 @@ async def post_goal(request: Request) -> Response:
 
 @typed_errors
 async def delete_goal(request: Request) -> Response:
-    creator = creator_of(request)
+    creator = await creator_of(request)
     await services_of(request).goals.clear(creator)
     return JSONResponse({"goal": None})
 
@@ -94,7 +94,7 @@ async def delete_goal(request: Request) -> Response:
 @typed_errors
 async def post_fanclub_join(request: Request) -> Response:
     room = room_of(request)
-    identity = caller(request)
+    identity = await caller(request)
     body = await json_body(request)
     request_id = body.get("request_id")
     if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
@@ -116,7 +116,7 @@ async def get_fanclub(request: Request) -> Response:
         "level_coins": list(fans.thresholds),
     }
     if request.headers.get("authorization"):
-        user = paying_user(request)
+        user = await paying_user(request)
         membership = await fans.membership(user, room)
         answer["you"] = {
             "member": membership is not None,

@@ -23,10 +23,9 @@ from server.core.auth import (
     Role,
     bearer_token,
     check_user_id,
-    issue_token,
-    verify_token,
 )
 from server.core.locale import market
+from server.core.tokens import issue_token
 from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
 from server.money.clawbacks import CHARGEBACK, REFUND
 from server.money.creators import ADULT, CreatorProfile, Creators
@@ -85,15 +84,22 @@ async def json_body(request: Request) -> dict[str, Any]:
     return document
 
 
-def caller(request: Request) -> Identity:
+async def caller(request: Request) -> Identity:
+    """Who the request's bearer token says is calling (``server/access``);
+    read once a request."""
+    known = getattr(request.state, "identity", None)
+    if isinstance(known, Identity):
+        return known
     token = bearer_token(request.headers.get("authorization"))
-    return verify_token(services_of(request).settings.token_secret, token, time.time())
+    identity = await services_of(request).authenticator.identify(token, time.time())
+    request.state.identity = identity
+    return identity
 
 
-def paying_user(request: Request) -> str:
-    identity = caller(request)
-    if identity.user is None or identity.role is Role.OVERLAY:
-        raise NotAllowed("overlay tokens cannot hold a wallet")
+async def paying_user(request: Request) -> str:
+    identity = await caller(request)
+    if identity.user is None or not identity.holds_wallet:
+        raise NotAllowed(f"{identity.role} tokens cannot hold a wallet")
     return identity.user
 
 
@@ -112,7 +118,7 @@ async def get_catalog(request: Request) -> Response:
 
 @typed_errors
 async def get_wallet(request: Request) -> Response:
-    user = paying_user(request)
+    user = await paying_user(request)
     balances = await services_of(request).wallets.balances(user)
     return JSONResponse({"user": user} | balances)
 
@@ -136,21 +142,22 @@ async def post_dev_token(request: Request) -> Response:
         raise BadRequest("a token cannot say both adult and minor")
     s = services.settings
     token = issue_token(
-        s.token_secret,
+        s.jwt_secret,
         check_user_id(body.get("user")),
         Role(role),
         time.time(),
         s.token_ttl_seconds,
         adult=adult,
         age=age,
+        rules=services.authenticator.rules,
     )
     return JSONResponse({"token": token, "expires_in": s.token_ttl_seconds})
 
 
 @typed_errors
 async def post_order(request: Request) -> Response:
-    user = paying_user(request)
-    await services_of(request).ages.require_may_recharge(caller(request))
+    user = await paying_user(request)
+    await services_of(request).ages.require_may_recharge(await caller(request))
     body = await json_body(request)
     address = request.client.host if request.client is not None else None
     order = await services_of(request).orders.create(user, body.get("package"), now_ms(), address)
@@ -210,7 +217,7 @@ async def post_sandbox_pay(request: Request) -> Response:
     services = services_of(request)
     if not services.settings.sandbox_payments:
         raise NotFound("the sandbox payment provider runs in demo mode only")
-    user = paying_user(request)
+    user = await paying_user(request)
     order_id = request.path_params["order_id"]
     if not payments.ORDER_ID.match(order_id):
         raise UnknownOrder(f"no order {order_id!r}")
@@ -298,8 +305,8 @@ async def post_sandbox_payout(request: Request) -> Response:
     return await settle_payout(services, body, signature)
 
 
-def creator_of(request: Request) -> str:
-    identity = caller(request)
+async def creator_of(request: Request) -> str:
+    identity = await caller(request)
     if identity.role is not Role.CREATOR or identity.user is None:
         raise NotAllowed("a creator token is required")
     return identity.user
@@ -313,14 +320,14 @@ def overlay_answer(creator: str, key: str) -> JSONResponse:
 
 @typed_errors
 async def get_overlay_key(request: Request) -> Response:
-    creator = creator_of(request)
+    creator = await creator_of(request)
     return overlay_answer(creator, await services_of(request).overlay_keys.current(creator))
 
 
 @typed_errors
 async def post_overlay_key(request: Request) -> Response:
     """A new key: the old overlay URL stops working."""
-    creator = creator_of(request)
+    creator = await creator_of(request)
     return overlay_answer(creator, await services_of(request).overlay_keys.regenerate(creator))
 
 
@@ -328,7 +335,7 @@ async def post_overlay_key(request: Request) -> Response:
 async def get_earnings(request: Request) -> Response:
     """The creator's diamonds, earnings over a period and in the latest stream,
     and a selection's rows (a stream, or from/to); as CSV for ``Accept: text/csv``."""
-    creator = creator_of(request)
+    creator = await creator_of(request)
     query = request.query_params
     period = check_period(query.get("period"))
     stream_id = query.get("stream_id") or None
@@ -378,7 +385,7 @@ def profile_answer(profile: CreatorProfile, creators: Creators) -> JSONResponse:
 
 async def signed_in_creator(request: Request) -> str:
     """The calling creator, whose token's word on their age is kept first."""
-    identity = caller(request)
+    identity = await caller(request)
     if identity.role is not Role.CREATOR or identity.user is None:
         raise NotAllowed("a creator token is required")
     await services_of(request).creators.note_identity(identity)
@@ -405,7 +412,7 @@ async def post_creator_gifting(request: Request) -> Response:
 
 
 async def follow_answer(request: Request, following: bool) -> Response:
-    identity = caller(request)
+    identity = await caller(request)
     if identity.user is None or identity.role is Role.OVERLAY:
         raise NotAllowed("sign in as a viewer or a creator to follow")
     creator = check_user_id(request.path_params["creator"])
@@ -462,7 +469,7 @@ def sample_gift(services: Services) -> str:
 @typed_errors
 async def post_test_alert(request: Request) -> Response:
     """A sample gift alert on the creator's overlay: no money, no seq, no history."""
-    creator = creator_of(request)
+    creator = await creator_of(request)
     body = await json_body(request)
     services = services_of(request)
     gift = services.catalog.gift(body["gift"] if "gift" in body else sample_gift(services))

@@ -20,7 +20,7 @@ from server.money.settlement import now_ms
 
 @typed_errors
 async def get_history(request: Request) -> Response:
-    user = paying_user(request)
+    user = await paying_user(request)
     query = request.query_params
     cursor, limit, kind = check_query(query.get("cursor"), query.get("limit"), query.get("kind"))
     services = services_of(request)
@@ -30,7 +30,7 @@ async def get_history(request: Request) -> Response:
 
 @typed_errors
 async def get_budget(request: Request) -> Response:
-    user = paying_user(request)
+    user = await paying_user(request)
     budgets = services_of(request).budgets
     answer = await budgets.get(user, now_ms())
     return JSONResponse(answer | {"cooling_seconds": cooling_seconds(budgets.cooling_ms)})
@@ -38,7 +38,7 @@ async def get_budget(request: Request) -> Response:
 
 @typed_errors
 async def put_budget(request: Request) -> Response:
-    user = paying_user(request)
+    user = await paying_user(request)
     changes = parse_changes(await json_body(request))
     budgets = services_of(request).budgets
     answer = await budgets.set(user, changes, now_ms())

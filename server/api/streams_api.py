@@ -30,14 +30,14 @@ def stream_id_of(request: Request) -> str:
 
 @typed_errors
 async def post_stream(request: Request) -> Response:
-    creator = creator_of(request)
+    creator = await creator_of(request)
     info, started = await services_of(request).streams.go_live(creator, now_ms())
     return JSONResponse(info.to_dict(), status_code=201 if started else 200)
 
 
 @typed_errors
 async def post_heartbeat(request: Request) -> Response:
-    creator = creator_of(request)
+    creator = await creator_of(request)
     stream_id = stream_id_of(request)
     info = await services_of(request).streams.heartbeat(creator, stream_id, now_ms())
     return JSONResponse(
@@ -47,7 +47,7 @@ async def post_heartbeat(request: Request) -> Response:
 
 @typed_errors
 async def post_end(request: Request) -> Response:
-    creator = creator_of(request)
+    creator = await creator_of(request)
     stream_id = stream_id_of(request)
     info = await services_of(request).streams.end(creator, stream_id, now_ms())
     return JSONResponse(info.to_dict())
@@ -56,7 +56,7 @@ async def post_end(request: Request) -> Response:
 @typed_errors
 async def get_streams(request: Request) -> Response:
     """The live stream (``live``, or None) and the latest streams, newest first."""
-    creator = creator_of(request)
+    creator = await creator_of(request)
     streams = services_of(request).streams
     live = await streams.current(creator)
     recent = await streams.recent(creator, LISTED_STREAMS)

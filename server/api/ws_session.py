@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from server.api.hosts import origin_allowed
-from server.core.auth import ANONYMOUS, Identity, Role, verify_token
+from server.core.auth import ANONYMOUS, Identity, Role
 from server.core.protocol import (
     ROOM_ID,
     SUBPROTOCOLS,
@@ -48,8 +48,14 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 32
 
 
-async def deny(websocket: WebSocket, status: int, code: str, message: str) -> None:
-    body = {"code": code, "message": message}
+async def deny(
+    websocket: WebSocket,
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, object] | None = None,
+) -> None:
+    body = {"code": code, "message": message} | (details or {})
     await websocket.send_denial_response(JSONResponse(body, status_code=status))
 
 
@@ -78,9 +84,9 @@ async def admit(websocket: WebSocket, services: Services) -> Identity | None:
     if token is None:
         return ANONYMOUS
     try:
-        identity = verify_token(settings.token_secret, token, time.time())
+        identity = await services.authenticator.identify(token, time.time())
     except AuthError as exc:
-        await deny(websocket, 401, exc.code, exc.message)
+        await deny(websocket, 401, exc.code, exc.message, exc.details)
         return None
     user = counted_user(identity)
     if user is not None:

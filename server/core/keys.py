@@ -24,6 +24,11 @@ class WalletKeys:
         return f"{self._base}:wallet"
 
     @property
+    def revoked_before(self) -> str:
+        """Until when (s) the user's tokens are revoked (server/access/revocations.py)."""
+        return f"{self._base}:revoked_before"
+
+    @property
     def ledger(self) -> str:
         return f"{self._base}:ledger"
 
@@ -158,6 +163,11 @@ def live_streams_key(prefix: str) -> str:
     """Creators with a live stream, by when it was last seen (ms): where the
     server looks for streams to end when nothing has been seen of them."""
     return f"{prefix}:streams:live"
+
+
+def revoked_token_key(prefix: str, token_id: str) -> str:
+    """A token revoked by its id (its "jti" claim) until it would have expired."""
+    return f"{prefix}:revoked:{token_id}"
 
 
 def combo_owners_key(prefix: str) -> str:

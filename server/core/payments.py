@@ -76,15 +76,15 @@ def _parse_header(header: str) -> tuple[int, list[str]]:
 def verify(secret: str, body: bytes, header: str | None, now: float, tolerance: int) -> None:
     """Raise ``AuthError`` unless ``header`` signs ``body`` freshly with ``secret``."""
     if not header:
-        raise AuthError(f"missing {SIGNATURE_HEADER} header")
+        raise AuthError(f"missing {SIGNATURE_HEADER} header", reason="missing")
     timestamp, signatures = _parse_header(header)
     if abs(now - timestamp) > tolerance:
-        raise AuthError("stale signature timestamp")
+        raise AuthError("stale signature timestamp", reason="expired")
     expected = _digest(secret, timestamp, body)
     # Check every candidate so the time taken does not depend on which matched.
     matched = [hmac.compare_digest(expected, candidate) for candidate in signatures]
     if not any(matched):
-        raise AuthError("bad signature")
+        raise AuthError("bad signature", reason="bad_signature")
 
 
 def _field(document: dict[str, object], key: str, pattern: re.Pattern[str] | None) -> str:
