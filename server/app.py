@@ -19,8 +19,18 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from server import demo
-from server.api import admin_api, engagement_api, http_api, payer_api, streams_api
+from server.api import (
+    admin_api,
+    docs_api,
+    engagement_api,
+    http_api,
+    payer_api,
+    streams_api,
+    stripe_api,
+)
 from server.api.hosts import ANY_HOST_PATHS, host_allowed, host_name, refuse_host, request_host
+from server.api.openapi import describe, text_answer
+from server.api.schemas import NOT_READY, STATUS_OK
 from server.api.ws_session import room_endpoint
 from server.errors import Unavailable
 from server.metrics import CONTENT_TYPE_LATEST
@@ -81,10 +91,15 @@ async def http_error(request: Request, exc: Exception) -> Response:
     )
 
 
+@describe(summary="Whether the process runs", answers={200: STATUS_OK})
 async def livez(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+@describe(
+    summary="Whether the server can serve: Redis answers a PING",
+    answers={200: STATUS_OK, 503: NOT_READY},
+)
 async def readyz(request: Request) -> Response:
     try:
         await guarded(_services(request).redis.ping())
@@ -96,6 +111,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+@describe(
+    summary="This process's metrics (docs/protocol.md#health-and-metrics)",
+    answers={200: text_answer("text/plain", "Prometheus text exposition")},
+)
 async def metrics(request: Request) -> Response:
     services = _services(request)
     gauge = services.metrics.connections
@@ -163,9 +182,16 @@ def create_app(settings: Settings) -> RoomSocketsFirst:
         *streams_api.routes,
         *payer_api.routes,
         *engagement_api.routes,
+        *stripe_api.routes,
+        Route("/openapi.json", docs_api.openapi_json, methods=["GET"]),
+        Route("/docs", docs_api.docs_page(CLIENT_DEMO_DIR / "docs.html"), methods=["GET"]),
         WebSocketRoute("/ws/rooms/{room_id}", room_endpoint),
     ]
     if CLIENT_DEMO_DIR.is_dir():
+        # Ahead of the pages: pages of other origins import the client library
+        # as a module, which a browser runs only with Access-Control-Allow-Origin.
+        library = docs_api.shared_script(CLIENT_DEMO_DIR / "giftstream.js")
+        routes.append(Route("/giftstream.js", library, methods=["GET"]))
         routes.append(Mount("/", StaticFiles(directory=CLIENT_DEMO_DIR, html=True)))
     return RoomSocketsFirst(
         Starlette(

@@ -173,6 +173,20 @@ class Settings:
     webhook_secret: str = field(default_factory=_random_secret)
     webhook_tolerance_seconds: int = 300
 
+    # --- Stripe Checkout (server/api/stripe_api.py) ---
+    # The Stripe account's secret API key: set (with the four below), viewers
+    # can pay orders on Stripe's Checkout page. Unset, the Stripe routes
+    # answer 404 and only the sandbox (in demo mode) takes payments.
+    stripe_secret_key: str | None = None
+    # The signing secret of the webhook endpoint registered at Stripe.
+    stripe_webhook_secret: str | None = None
+    # Where the library sends its API requests: Stripe's, except in tests
+    # or against a self-hosted mock of Stripe's API.
+    stripe_api_base: str = "https://api.stripe.com"
+    # Where Checkout sends the payer back, once paid or having given up.
+    stripe_success_url: str | None = None
+    stripe_cancel_url: str | None = None
+
     # --- economy ---
     catalog_path: Path | None = None
     revenue_share_percent: int = 50
@@ -400,6 +414,33 @@ class Settings:
                 (
                     not self.sandbox_payout_delay_seconds >= 0,
                     "sandbox_payout_delay_seconds: 0 or more",
+                ),
+                (
+                    # Some without the others: a payment that could never be
+                    # credited, or a checkout with nowhere to return to.
+                    len(
+                        {
+                            self.stripe_secret_key is None,
+                            self.stripe_webhook_secret is None,
+                            self.stripe_success_url is None,
+                            self.stripe_cancel_url is None,
+                        }
+                    )
+                    > 1,
+                    "stripe_secret_key, stripe_webhook_secret, stripe_success_url, "
+                    "stripe_cancel_url: all set, or none",
+                ),
+                (
+                    not all(
+                        url.startswith(("https://", "http://"))
+                        for url in (
+                            self.stripe_api_base,
+                            self.stripe_success_url or "https://",
+                            self.stripe_cancel_url or "https://",
+                        )
+                    ),
+                    "stripe_api_base, stripe_success_url, stripe_cancel_url: "
+                    "http:// or https:// URLs",
                 ),
             )
             if broken

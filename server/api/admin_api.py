@@ -19,11 +19,39 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.access.revocations import check_token_id
+from server.access.revocations import MAX_TOKEN_ID_LENGTH, check_token_id
 from server.api.http_api import confirm_payment, json_body, services_of, typed_errors
+from server.api.openapi import describe
+from server.api.schemas import (
+    ANY,
+    BALANCES,
+    BOOLEAN,
+    CLAWBACK_FIELDS,
+    COUNT,
+    MS,
+    ORDER_ID,
+    STRING,
+    USER,
+    array,
+    component,
+    extended,
+    nullable,
+    obj,
+    one_of,
+    pattern_of,
+    whole,
+)
 from server.core import payments
 from server.core.auth import Role, bearer_token, check_user_id
-from server.errors import AuthError, BadField, NotAllowed, NotFound
+from server.errors import (
+    AuthError,
+    BadField,
+    NotAllowed,
+    NotFound,
+    OrderNotPaid,
+    UnknownOrder,
+    UnknownPackage,
+)
 from server.money.clawbacks import REFUND, REFUND_REASONS
 from server.money.creators import ADULT, MINOR, UNKNOWN
 from server.money.settlement import now_ms
@@ -39,6 +67,109 @@ GRANT_REQUEST = re.compile(r"^[A-Za-z0-9_.:-]{1,64}\Z")
 UNKNOWN_EXPIRY_SECONDS = 7 * 24 * 3600
 # The most one grant may give: a typo of a few zeros is refused, not paid.
 MAX_GRANT_COINS = 1_000_000
+
+# ---------------------------------------------------------------- schemas
+
+PROFILE_FIELDS = obj(
+    {
+        "age": one_of([ADULT, MINOR, UNKNOWN]),
+        "suspended": BOOLEAN,
+        "eligibility_forced": nullable(BOOLEAN),
+        "gifting_enabled": BOOLEAN,
+        "followers": COUNT,
+    },
+    description="the user's profile as the rules read it",
+)
+ACTION = component(
+    "OperatorAction",
+    obj({"user": USER, "action": STRING, "before": PROFILE_FIELDS, "after": PROFILE_FIELDS}),
+)
+FORCE = nullable(BOOLEAN) | {"description": "true or false: forced; null: the rules decide"}
+ELIGIBILITY_REQUEST = component("EligibilityRequest", obj({"force": FORCE}))
+AGE_REQUEST = component("AgeRequest", obj({"status": one_of([ADULT, MINOR, UNKNOWN])}))
+LEDGER = component(
+    "Ledger",
+    obj(
+        {
+            "user": USER,
+            "wallet": BALANCES,
+            "entries": array(
+                obj({"id": STRING}, additionalProperties={"type": "string"}),
+                description=f"the newest {LEDGER_LISTED}, newest first, as the ledger holds them",
+            ),
+        }
+    ),
+)
+AUDIT = component(
+    "Audit",
+    obj(
+        {
+            "actions": array(
+                obj(
+                    {
+                        "id": STRING,
+                        "who": STRING,
+                        "action": STRING,
+                        "target": STRING,
+                        "before": ANY,
+                        "after": ANY,
+                        "ts": MS,
+                    }
+                )
+            )
+        }
+    ),
+)
+GRANT_REQUEST_BODY = component(
+    "GrantRequest",
+    obj(
+        {
+            "user": USER,
+            "coins": whole(1, maximum=MAX_GRANT_COINS),
+            "reason": {"type": "string", "minLength": 1, "maxLength": 100},
+            "request_id": {"type": "string", "pattern": pattern_of(GRANT_REQUEST)},
+        }
+    ),
+)
+GRANT = component(
+    "Grant",
+    obj(
+        {
+            "user": USER,
+            "coins": whole(1),
+            "reason": STRING,
+            "request_id": STRING,
+            "status": one_of(["ok", "duplicate"]),
+            "balance": COUNT,
+        }
+    ),
+)
+REFUND_REQUEST = component(
+    "RefundRequest", obj({"order_id": ORDER_ID, "reason": one_of(REFUND_REASONS)})
+)
+REFUND_ANSWER = component(
+    "Refund",
+    extended(
+        CLAWBACK_FIELDS,
+        reason=one_of(REFUND_REASONS),
+        provider={"type": "string", "description": "what the payment provider did"},
+    ),
+)
+UNFLAG = component("Unflag", obj({"user": USER, "flagged": {"const": False}, "changed": BOOLEAN}))
+REVOKE_TOKEN_REQUEST = component(
+    "RevokeTokenRequest",
+    obj(
+        {"jti": {"type": "string", "minLength": 1, "maxLength": MAX_TOKEN_ID_LENGTH}},
+        {"expires_at": whole(0, "the token's exp (s); a week from now when absent")},
+    ),
+)
+REVOKED_TOKEN = component(
+    "RevokedToken", obj({"jti": STRING, "expires_at": COUNT, "revoked": {"const": True}})
+)
+REVOKED_USER = component(
+    "RevokedUserTokens", obj({"user": USER, "revoked_before": whole(0, "Unix seconds")})
+)
+USER_PATH = {"user": USER}
 
 
 class Operator(NamedTuple):
@@ -87,6 +218,14 @@ async def audited(
     return JSONResponse({"user": user, "action": action, "before": before, "after": after})
 
 
+@describe(
+    summary="Force a creator eligible or not, or let the rules decide again",
+    body=ELIGIBILITY_REQUEST,
+    answers={200: ACTION},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def put_eligibility(request: Request) -> Response:
     services, who = await operator(request)
@@ -113,16 +252,38 @@ async def set_suspension(request: Request, suspended: bool) -> Response:
     )
 
 
+@describe(
+    summary="Suspend a user: no gifts sent or received, no withdrawals",
+    answers={200: ACTION},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def post_suspend(request: Request) -> Response:
     return await set_suspension(request, True)
 
 
+@describe(
+    summary="Lift a user's suspension",
+    answers={200: ACTION},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def post_unsuspend(request: Request) -> Response:
     return await set_suspension(request, False)
 
 
+@describe(
+    summary="The operator's word on a user's age",
+    body=AGE_REQUEST,
+    answers={200: ACTION},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def put_age(request: Request) -> Response:
     services, who = await operator(request)
@@ -141,6 +302,13 @@ async def newest_entries(services: Services, user: str) -> list[Any]:
     return list(await services.redis.xrevrange(ledger, count=LEDGER_LISTED) or [])
 
 
+@describe(
+    summary="A user's wallet and newest ledger entries",
+    answers={200: LEDGER},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def get_ledger(request: Request) -> Response:
     """The user's newest ledger entries, newest first: every movement of their money."""
@@ -155,6 +323,13 @@ async def get_ledger(request: Request) -> Response:
     return JSONResponse({"user": user, "wallet": wallet, "entries": listed})
 
 
+@describe(
+    summary="Grant promotional coins, once per request id",
+    body=GRANT_REQUEST_BODY,
+    answers={201: GRANT, 200: GRANT},
+    errors=[BadField],
+    auth="operator",
+)
 @typed_errors
 async def post_grant(request: Request) -> Response:
     """Promotional coins, once per request id: 201 granted, 200 for a retry."""
@@ -178,6 +353,13 @@ async def post_grant(request: Request) -> Response:
     return JSONResponse(granted, status_code=201 if outcome.status == "ok" else 200)
 
 
+@describe(
+    summary="Refund a paid order",
+    body=REFUND_REQUEST,
+    answers={201: REFUND_ANSWER, 200: REFUND_ANSWER},
+    errors=[BadField, UnknownOrder, UnknownPackage, OrderNotPaid],
+    auth="operator",
+)
 @typed_errors
 async def post_refund(request: Request) -> Response:
     """Take a paid order's coins back (what is left of them) and give its money
@@ -212,6 +394,13 @@ async def post_refund(request: Request) -> Response:
     return JSONResponse(answer, status_code=201 if clawback.status == "ok" else 200)
 
 
+@describe(
+    summary="Clear a chargeback's flag",
+    answers={200: UNFLAG},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def post_unflag(request: Request) -> Response:
     """Clear the flag a chargeback set: the user may order coins again."""
@@ -225,12 +414,24 @@ async def post_unflag(request: Request) -> Response:
     return JSONResponse({"user": user, "flagged": False, "changed": cleared})
 
 
+@describe(
+    summary="The newest operator actions, newest first",
+    answers={200: AUDIT},
+    auth="operator",
+)
 @typed_errors
 async def get_audit(request: Request) -> Response:
     services = (await operator(request)).services
     return JSONResponse({"actions": await services.audit.recent()})
 
 
+@describe(
+    summary="Refuse one token, by its id, until it expires",
+    body=REVOKE_TOKEN_REQUEST,
+    answers={200: REVOKED_TOKEN},
+    errors=[BadField],
+    auth="operator",
+)
 @typed_errors
 async def post_revoke_token(request: Request) -> Response:
     """Refuse one token from now on, by its id (its ``jti``), until it expires."""
@@ -247,6 +448,13 @@ async def post_revoke_token(request: Request) -> Response:
     return JSONResponse(answer)
 
 
+@describe(
+    summary="Refuse every token of a user issued until now",
+    answers={200: REVOKED_USER},
+    errors=[BadField],
+    auth="operator",
+    path=USER_PATH,
+)
 @typed_errors
 async def post_revoke_user_tokens(request: Request) -> Response:
     """Refuse every token of the user issued until now; they sign in again."""

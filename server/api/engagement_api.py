@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api import schemas
 from server.api.http_api import (
     caller,
     creator_of,
@@ -28,13 +29,37 @@ from server.api.http_api import (
     services_of,
     typed_errors,
 )
+from server.api.openapi import describe
 from server.core.goal_rules import parse_goal
 from server.core.protocol import REQUEST_ID, ROOM_ID
-from server.errors import BadField, NotFound
+from server.errors import (
+    AgeRestricted,
+    AlreadyMember,
+    BadField,
+    BudgetExceeded,
+    GiftingOff,
+    GiftsDisabled,
+    InsufficientCoins,
+    NotFound,
+    RateLimited,
+    RoomOffline,
+    Suspended,
+    Unavailable,
+    UnknownGift,
+)
 from server.money.leaderboard import PERIODS
 from server.money.settlement import now_ms
 
+ROOM_PATH = {"room": schemas.ROOM}
 
+
+@describe(
+    summary="The room's top gifters by coins",
+    answers={200: schemas.LEADERBOARD},
+    errors=[BadField, NotFound, Unavailable],
+    query={"period": schemas.one_of(PERIODS, "stream (the default), day or all")},
+    path=ROOM_PATH,
+)
 @typed_errors
 async def get_leaderboard(request: Request) -> Response:
     room = room_of(request)
@@ -45,6 +70,11 @@ async def get_leaderboard(request: Request) -> Response:
     return JSONResponse({"room": room} | board)
 
 
+@describe(
+    summary="Whether the caller's name is hidden in rankings",
+    answers={200: schemas.PRIVACY},
+    auth="viewer",
+)
 @typed_errors
 async def get_privacy(request: Request) -> Response:
     user = await paying_user(request)
@@ -52,6 +82,13 @@ async def get_privacy(request: Request) -> Response:
     return JSONResponse({"anonymous": anonymous})
 
 
+@describe(
+    summary="Hide or show the caller's name in rankings",
+    body=schemas.PRIVACY,
+    answers={200: schemas.PRIVACY},
+    errors=[BadField],
+    auth="viewer",
+)
 @typed_errors
 async def put_privacy(request: Request) -> Response:
     user = await paying_user(request)
@@ -70,12 +107,26 @@ def room_of(request: Request) -> str:
     return room
 
 
+@describe(
+    summary="The room's goal and how far it is filled",
+    answers={200: schemas.ROOM_GOAL},
+    errors=[NotFound, Unavailable],
+    path=ROOM_PATH,
+)
 @typed_errors
 async def get_goal(request: Request) -> Response:
     room = room_of(request)
     return JSONResponse({"room": room, "goal": await services_of(request).goals.get(room)})
 
 
+@describe(
+    summary="Set the creator's goal, replacing any",
+    body=schemas.GOAL_REQUEST,
+    answers={201: schemas.SET_GOAL},
+    errors=[BadField, UnknownGift],
+    auth="creator",
+    tag="goals",
+)
 @typed_errors
 async def post_goal(request: Request) -> Response:
     creator = await creator_of(request)
@@ -84,6 +135,12 @@ async def post_goal(request: Request) -> Response:
     return JSONResponse({"goal": await services.goals.set(creator, ask)}, status_code=201)
 
 
+@describe(
+    summary="Clear the creator's goal",
+    answers={200: schemas.NO_GOAL},
+    auth="creator",
+    tag="goals",
+)
 @typed_errors
 async def delete_goal(request: Request) -> Response:
     creator = await creator_of(request)
@@ -91,6 +148,27 @@ async def delete_goal(request: Request) -> Response:
     return JSONResponse({"goal": None})
 
 
+@describe(
+    summary="Join the creator's fan club, paying its price as a gift",
+    body=schemas.FANCLUB_JOIN_REQUEST,
+    answers={200: schemas.FANCLUB_JOIN},
+    errors=[
+        BadField,
+        NotFound,
+        AlreadyMember,
+        InsufficientCoins,
+        BudgetExceeded,
+        RateLimited,
+        AgeRestricted,
+        Suspended,
+        GiftingOff,
+        GiftsDisabled,
+        RoomOffline,
+    ],
+    auth="viewer",
+    path=ROOM_PATH,
+    tag="fanclub",
+)
 @typed_errors
 async def post_fanclub_join(request: Request) -> Response:
     room = room_of(request)
@@ -106,6 +184,14 @@ async def post_fanclub_join(request: Request) -> Response:
     return JSONResponse(joined)
 
 
+@describe(
+    summary="The fan club's price and levels; with a token, the caller's membership",
+    answers={200: schemas.FANCLUB},
+    errors=[NotFound],
+    auth="optional",
+    path=ROOM_PATH,
+    tag="fanclub",
+)
 @typed_errors
 async def get_fanclub(request: Request) -> Response:
     room = room_of(request)

@@ -74,7 +74,13 @@ async def refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
     """400 ``bad_host``, as a problem document; to a WebSocket, as its handshake's answer."""
     error = BadHost("this server does not answer for that Host; see GIFTSTREAM_ALLOWED_HOSTS")
     response = JSONResponse(
-        {"code": error.code, "title": "BadHost", "status": 400, "detail": error.message},
+        {
+            "code": error.code,
+            "title": "BadHost",
+            "status": 400,
+            "detail": error.message,
+            "temporary": error.temporary,
+        },
         status_code=400,
         media_type="application/problem+json",
     )

@@ -6,6 +6,7 @@ Errors are ``application/problem+json`` bodies that carry the same stable
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -15,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api import schemas
 from server.api.bodies import parse_json, read_body
+from server.api.openapi import JSON, Answer, describe
 from server.core import payments
 from server.core.auth import (
     AGES,
@@ -26,7 +29,30 @@ from server.core.auth import (
 )
 from server.core.locale import market
 from server.core.tokens import issue_token
-from server.errors import BadField, BadRequest, GiftError, NotAllowed, NotFound, UnknownOrder
+from server.errors import (
+    AccountFlagged,
+    AgeRestricted,
+    BadField,
+    BadRequest,
+    BelowMinimum,
+    DailyLimitExceeded,
+    GiftError,
+    InsufficientDiamonds,
+    NotAllowed,
+    NotEligible,
+    NotFound,
+    OrderNotPaid,
+    PayoutProfileUnverified,
+    RateLimited,
+    Suspended,
+    TooManyOrders,
+    Unavailable,
+    UnknownGift,
+    UnknownOrder,
+    UnknownPackage,
+    UnknownStream,
+    UnknownWithdrawal,
+)
 from server.money.clawbacks import CHARGEBACK, REFUND
 from server.money.creators import ADULT, CreatorProfile, Creators
 from server.money.earnings import Earnings, check_period, parse_time, selection_csv
@@ -64,8 +90,12 @@ def problem(exc: GiftError) -> JSONResponse:
 
 
 def typed_errors(handler: Handler) -> Handler:
-    """Answer a ``GiftError`` with its problem response instead of a 500."""
+    """Answer a ``GiftError`` with its problem response instead of a 500.
 
+    The wrapper keeps the handler's name and docstring (the docstring is the
+    operation's description in ``/openapi.json``)."""
+
+    @functools.wraps(handler)
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
@@ -103,6 +133,12 @@ async def paying_user(request: Request) -> str:
     return identity.user
 
 
+@describe(
+    summary="The gifts, and the recharge packages of a region",
+    answers={200: schemas.CATALOG},
+    errors=[BadField],
+    query={"lang": schemas.LANGUAGE_QUERY, "region": schemas.REGION_QUERY},
+)
 @typed_errors
 async def get_catalog(request: Request) -> Response:
     """The gifts named in the request's language, and its region's packages
@@ -116,6 +152,7 @@ async def get_catalog(request: Request) -> Response:
     return JSONResponse(services.catalog.to_public(region, language, bonuses))
 
 
+@describe(summary="The caller's wallet", answers={200: schemas.WALLET}, auth="viewer")
 @typed_errors
 async def get_wallet(request: Request) -> Response:
     user = await paying_user(request)
@@ -123,6 +160,13 @@ async def get_wallet(request: Request) -> Response:
     return JSONResponse({"user": user} | balances)
 
 
+@describe(
+    summary="A token for anyone (demo mode only)",
+    body=schemas.DEV_TOKEN_REQUEST,
+    answers={200: schemas.DEV_TOKEN},
+    errors=[NotFound, BadField],
+    tag="demo",
+)
 @typed_errors
 async def post_dev_token(request: Request) -> Response:
     services = services_of(request)
@@ -154,6 +198,13 @@ async def post_dev_token(request: Request) -> Response:
     return JSONResponse({"token": token, "expires_in": s.token_ttl_seconds})
 
 
+@describe(
+    summary="Order a recharge package; its coins come when it is paid",
+    body=schemas.ORDER_REQUEST,
+    answers={201: schemas.ORDER},
+    errors=[UnknownPackage, AgeRestricted, AccountFlagged, RateLimited, TooManyOrders],
+    auth="viewer",
+)
 @typed_errors
 async def post_order(request: Request) -> Response:
     user = await paying_user(request)
@@ -204,6 +255,13 @@ async def take_back(services: Services, event: payments.PaymentConfirmation) -> 
     return JSONResponse(clawback.to_dict())
 
 
+@describe(
+    summary="The payment provider's callback: paid, refunded or charged back",
+    body=schemas.PAYMENT_CALLBACK,
+    answers={200: schemas.PAYMENT_OUTCOME},
+    errors=[BadField, UnknownOrder, UnknownPackage, OrderNotPaid, Unavailable],
+    auth="signature",
+)
 @typed_errors
 async def post_webhook(request: Request) -> Response:
     body = await read_body(request, services_of(request).settings.max_webhook_body_bytes)
@@ -211,6 +269,14 @@ async def post_webhook(request: Request) -> Response:
     return await confirm_payment(services_of(request), body, signature)
 
 
+@describe(
+    summary="Pay one of the caller's orders through the sandbox provider (demo mode only)",
+    answers={200: schemas.PAYMENT_OUTCOME},
+    errors=[NotFound, UnknownOrder, UnknownPackage, BadField],
+    auth="viewer",
+    path={"order_id": schemas.ORDER_ID},
+    tag="demo",
+)
 @typed_errors
 async def post_sandbox_pay(request: Request) -> Response:
     """Demo checkout: pays an order by signing the callback a provider would send."""
@@ -238,6 +304,14 @@ async def post_sandbox_pay(request: Request) -> Response:
 # ---------------------------------------------------------------- withdrawals
 
 
+@describe(
+    summary="Set where the creator is paid",
+    body=schemas.PAYOUT_PROFILE_REQUEST,
+    answers={200: schemas.PAYOUT_PROFILE},
+    errors=[BadField],
+    auth="creator",
+    tag="withdrawals",
+)
 @typed_errors
 async def put_payout_profile(request: Request) -> Response:
     """Where the creator is paid; verified once the payout provider says so."""
@@ -246,12 +320,33 @@ async def put_payout_profile(request: Request) -> Response:
     return JSONResponse(await services_of(request).withdrawals.save_profile(creator, body))
 
 
+@describe(
+    summary="Where the creator is paid, masked",
+    answers={200: schemas.PAYOUT_PROFILE},
+    auth="creator",
+    tag="withdrawals",
+)
 @typed_errors
 async def get_payout_profile(request: Request) -> Response:
     creator = await signed_in_creator(request)
     return JSONResponse(await services_of(request).withdrawals.profile(creator))
 
 
+@describe(
+    summary="Withdraw diamonds",
+    body=schemas.WITHDRAWAL_REQUEST,
+    answers={201: schemas.NEW_WITHDRAWAL, 200: schemas.NEW_WITHDRAWAL},
+    errors=[
+        BadField,
+        Suspended,
+        PayoutProfileUnverified,
+        BelowMinimum,
+        InsufficientDiamonds,
+        DailyLimitExceeded,
+    ],
+    auth="creator",
+    tag="withdrawals",
+)
 @typed_errors
 async def post_withdrawal(request: Request) -> Response:
     """Reserve diamonds for a payout: 201 when new, 200 for a retry of the request id."""
@@ -263,6 +358,12 @@ async def post_withdrawal(request: Request) -> Response:
     return JSONResponse(withdrawal, status_code=200 if withdrawal["duplicate"] else 201)
 
 
+@describe(
+    summary="The creator's latest withdrawals, newest first",
+    answers={200: schemas.WITHDRAWALS},
+    auth="creator",
+    tag="withdrawals",
+)
 @typed_errors
 async def get_withdrawals(request: Request) -> Response:
     creator = await signed_in_creator(request)
@@ -279,6 +380,14 @@ async def settle_payout(services: Services, body: bytes, signature: str | None) 
     return JSONResponse({"status": status, "withdrawal": withdrawal})
 
 
+@describe(
+    summary="The payout provider's callback: a withdrawal paid or failed",
+    body=schemas.PAYOUT_CALLBACK,
+    answers={200: schemas.PAYOUT_OUTCOME},
+    errors=[BadField, UnknownWithdrawal, Unavailable],
+    auth="signature",
+    tag="withdrawals",
+)
 @typed_errors
 async def post_payout_webhook(request: Request) -> Response:
     body = await read_body(request, services_of(request).settings.max_webhook_body_bytes)
@@ -286,6 +395,15 @@ async def post_payout_webhook(request: Request) -> Response:
     return await settle_payout(services_of(request), body, signature)
 
 
+@describe(
+    summary="Settle one of the creator's withdrawals through the sandbox (demo mode only)",
+    body=schemas.SANDBOX_PAYOUT_REQUEST,
+    answers={200: schemas.PAYOUT_OUTCOME},
+    errors=[NotFound, UnknownWithdrawal, BadField],
+    auth="creator",
+    path={"withdrawal_id": schemas.WITHDRAWAL},
+    tag="demo",
+)
 @typed_errors
 async def post_sandbox_payout(request: Request) -> Response:
     """Demo: the sandbox provider settles one of the caller's withdrawals now."""
@@ -318,12 +436,22 @@ def overlay_answer(creator: str, key: str) -> JSONResponse:
     )
 
 
+@describe(
+    summary="The key of the creator's overlay URL (made on first use)",
+    answers={200: schemas.OVERLAY_KEY},
+    auth="creator",
+)
 @typed_errors
 async def get_overlay_key(request: Request) -> Response:
     creator = await creator_of(request)
     return overlay_answer(creator, await services_of(request).overlay_keys.current(creator))
 
 
+@describe(
+    summary="Replace the creator's overlay key",
+    answers={200: schemas.OVERLAY_KEY},
+    auth="creator",
+)
 @typed_errors
 async def post_overlay_key(request: Request) -> Response:
     """A new key: the old overlay URL stops working."""
@@ -331,6 +459,18 @@ async def post_overlay_key(request: Request) -> Response:
     return overlay_answer(creator, await services_of(request).overlay_keys.regenerate(creator))
 
 
+@describe(
+    summary="The creator's earnings: a period's, the latest stream's, a selection's rows",
+    answers={
+        200: Answer(
+            {JSON: schemas.EARNINGS, "text/csv": {"type": "string"}},
+            "The report; with Accept: text/csv, the selection's rows as CSV",
+        )
+    },
+    errors=[BadField, UnknownStream],
+    auth="creator",
+    query=schemas.EARNINGS_QUERY,
+)
 @typed_errors
 async def get_earnings(request: Request) -> Response:
     """The creator's diamonds, earnings over a period and in the latest stream,
@@ -392,6 +532,11 @@ async def signed_in_creator(request: Request) -> str:
     return identity.user
 
 
+@describe(
+    summary="The creator's gifting switch and eligibility",
+    answers={200: schemas.CREATOR_PROFILE},
+    auth="creator",
+)
 @typed_errors
 async def get_creator_profile(request: Request) -> Response:
     """The creator's own view: followers, age, the switch, and whether they are eligible."""
@@ -400,6 +545,13 @@ async def get_creator_profile(request: Request) -> Response:
     return profile_answer(await creators.fresh(creator), creators)
 
 
+@describe(
+    summary="Switch gifting on or off",
+    body=schemas.GIFTING_REQUEST,
+    answers={200: schemas.CREATOR_PROFILE},
+    errors=[BadField, NotEligible],
+    auth="creator",
+)
 @typed_errors
 async def post_creator_gifting(request: Request) -> Response:
     """Switch gifting on (eligible creators only: else 409 ``not_eligible``) or off."""
@@ -426,16 +578,36 @@ async def follow_answer(request: Request, following: bool) -> Response:
     )
 
 
+@describe(
+    summary="Follow a creator",
+    answers={200: schemas.FOLLOW},
+    errors=[BadField, BadRequest],
+    auth="viewer",
+    path={"creator": schemas.USER},
+)
 @typed_errors
 async def post_follow(request: Request) -> Response:
     return await follow_answer(request, True)
 
 
+@describe(
+    summary="Stop following a creator",
+    answers={200: schemas.FOLLOW},
+    errors=[BadField, BadRequest],
+    auth="viewer",
+    path={"creator": schemas.USER},
+)
 @typed_errors
 async def delete_follow(request: Request) -> Response:
     return await follow_answer(request, False)
 
 
+@describe(
+    summary="Whether a room takes gifts now, and if not, why",
+    answers={200: schemas.ROOM_STATE},
+    errors=[BadField, Unavailable],
+    path={"room": schemas.ROOM},
+)
 @typed_errors
 async def get_room(request: Request) -> Response:
     """Public: whether a room takes gifts, and if not, why (for the viewer page)."""
@@ -466,6 +638,14 @@ def sample_gift(services: Services) -> str:
     return (large or sorted(gifts, key=lambda gift: -gift.coins))[0].id
 
 
+@describe(
+    summary="Show a sample gift alert on the creator's overlay",
+    body=schemas.TEST_ALERT_REQUEST,
+    body_required=False,
+    answers={202: schemas.TEST_ALERT},
+    errors=[UnknownGift],
+    auth="creator",
+)
 @typed_errors
 async def post_test_alert(request: Request) -> Response:
     """A sample gift alert on the creator's overlay: no money, no seq, no history."""

@@ -12,12 +12,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api import schemas
 from server.api.http_api import json_body, paying_user, services_of, typed_errors
+from server.api.openapi import describe
+from server.errors import BadField
 from server.money.budgets import parse_changes
 from server.money.history import History, check_query
 from server.money.settlement import now_ms
 
 
+@describe(
+    summary="Every movement of the caller's coins and diamonds, newest first, a page at a time",
+    answers={200: schemas.HISTORY},
+    errors=[BadField],
+    auth="viewer",
+    query=schemas.HISTORY_QUERY,
+)
 @typed_errors
 async def get_history(request: Request) -> Response:
     user = await paying_user(request)
@@ -28,6 +38,11 @@ async def get_history(request: Request) -> Response:
     return JSONResponse(await history.page(user, cursor, limit, kind))
 
 
+@describe(
+    summary="The caller's spending limits, and what each window has left",
+    answers={200: schemas.BUDGET},
+    auth="viewer",
+)
 @typed_errors
 async def get_budget(request: Request) -> Response:
     user = await paying_user(request)
@@ -36,6 +51,13 @@ async def get_budget(request: Request) -> Response:
     return JSONResponse(answer | {"cooling_seconds": cooling_seconds(budgets.cooling_ms)})
 
 
+@describe(
+    summary="Change the caller's spending limits (a raise waits the cooling time)",
+    body=schemas.BUDGET_REQUEST,
+    answers={200: schemas.BUDGET},
+    errors=[BadField],
+    auth="viewer",
+)
 @typed_errors
 async def put_budget(request: Request) -> Response:
     user = await paying_user(request)

@@ -13,12 +13,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from server.api import schemas
 from server.api.http_api import creator_of, services_of, typed_errors
-from server.errors import UnknownStream
+from server.api.openapi import describe
+from server.errors import StreamEnded, UnknownStream
 from server.money.settlement import now_ms
 from server.money.streams import STREAM_ID
 
 LISTED_STREAMS = 50
+STREAM_PATH = {"stream_id": schemas.STREAM}
 
 
 def stream_id_of(request: Request) -> str:
@@ -28,6 +31,12 @@ def stream_id_of(request: Request) -> str:
     return stream_id
 
 
+@describe(
+    summary="Go live: a new stream (201), or the live one (200)",
+    answers={201: schemas.STREAM_INFO, 200: schemas.STREAM_INFO},
+    auth="creator",
+    tag="streams",
+)
 @typed_errors
 async def post_stream(request: Request) -> Response:
     creator = await creator_of(request)
@@ -35,6 +44,14 @@ async def post_stream(request: Request) -> Response:
     return JSONResponse(info.to_dict(), status_code=201 if started else 200)
 
 
+@describe(
+    summary="Say the stream is still being broadcast",
+    answers={200: schemas.HEARTBEAT},
+    errors=[UnknownStream, StreamEnded],
+    auth="creator",
+    path=STREAM_PATH,
+    tag="streams",
+)
 @typed_errors
 async def post_heartbeat(request: Request) -> Response:
     creator = await creator_of(request)
@@ -45,6 +62,14 @@ async def post_heartbeat(request: Request) -> Response:
     )
 
 
+@describe(
+    summary="End the stream (again: its record)",
+    answers={200: schemas.STREAM_INFO},
+    errors=[UnknownStream],
+    auth="creator",
+    path=STREAM_PATH,
+    tag="streams",
+)
 @typed_errors
 async def post_end(request: Request) -> Response:
     creator = await creator_of(request)
@@ -53,6 +78,12 @@ async def post_end(request: Request) -> Response:
     return JSONResponse(info.to_dict())
 
 
+@describe(
+    summary="The live stream and the latest ones",
+    answers={200: schemas.STREAMS},
+    auth="creator",
+    tag="streams",
+)
 @typed_errors
 async def get_streams(request: Request) -> Response:
     """The live stream (``live``, or None) and the latest streams, newest first."""

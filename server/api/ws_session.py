@@ -19,6 +19,8 @@ from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket
 
 from server.api.hosts import origin_allowed
+from server.api.openapi import describe
+from server.api.schemas import ROOM
 from server.core.auth import ANONYMOUS, Identity, Role
 from server.core.protocol import (
     ROOM_ID,
@@ -311,7 +313,20 @@ class RoomSession:
             log.warning("presence not updated on leave")
 
 
+@describe(
+    summary="A room's gifts and live events, over a WebSocket",
+    answers={},
+    query={
+        "token": {"type": "string", "description": "a platform token; none: watch-only"},
+        "key": {"type": "string", "description": "the room's overlay key (opens it as an overlay)"},
+        "since": {"type": "string", "description": "resuming: the last seq seen (digits)"},
+        "epoch": {"type": "string", "description": "resuming: the epoch of that seq (digits)"},
+    },
+    path={"room_id": ROOM},
+)
 async def room_endpoint(websocket: WebSocket) -> None:
+    """The handshake's checks (refused with an HTTP answer), then the room session:
+    docs/protocol.md, from "Connecting to a room"."""
     services: Services = websocket.app.state.services
     writer = websocket.scope.get("extensions", {}).get(WRITER_EXTENSION)
     if not isinstance(writer, FrameWriter):
