@@ -1,15 +1,15 @@
 // What every giftstream page shares: URL parameters, the HTTP API, demo
 // tokens, and a room socket that reconnects by itself.
 //
-// It speaks docs/protocol.md, version 1, over the JSON subprotocol, so no
-// MessagePack library is needed in the browser. Words go through i18n.js,
-// in the page's language.
+// The room protocol (docs/protocol.md, version 1) is giftstream.js's to
+// speak; the pages reach it through `RoomSocket` below. Words go through
+// i18n.js, in the page's language.
 
+import { connect } from "./giftstream.js";
 import { formatNumber, t } from "./i18n.js";
 
 export { plural } from "./i18n.js";
 
-export const SUBPROTOCOL = "giftstream.v1.json";
 export const TIERS = ["small", "medium", "large", "fullscreen"];
 // The events in a room's sequence (each with a `seq`), handed to `onEvent`.
 export const ROOM_EVENTS = new Set(["gift", "combo_end", "stream_started", "stream_ended", "goal_reached"]);
@@ -145,244 +145,161 @@ export class TokenSource {
 // ------------------------------------------------------------------ the room socket
 
 /**
- * One room WebSocket that stays connected: after any close it reconnects
- * with an exponential backoff (0.5 s doubling to 15 s, with jitter), and
- * at once when the browser comes back online. A reconnect asks the server
- * to resume (`since` = the last seq handled, `epoch` from the welcome), so
- * the events missed meanwhile arrive right after the welcome.
+ * A page's room socket: a room of giftstream.js, which keeps it connected
+ * (a capped, jittered backoff after any close, at once when the browser
+ * comes back online), resumes from the last room event after a reconnect,
+ * delivers each event once and in order, and sends gifts with request ids
+ * that are safe to send again. This adds what the pages share on top: the
+ * connection's state and close reasons in the page's words, how much a
+ * reconnect missed, and one callback per kind of message.
+ *
+ * The pages speak JSON: the demo is where people watch the protocol at
+ * work, and JSON frames can be read as they go by.
  *
  * Callbacks: onState(state, detail) with state "connecting" | "live" |
- * "offline"; onWelcome(welcome, {reconnect, missed, resume, replayed});
- * onEvent(event) for each room event (`gift`, `combo_end`, `stream_started`,
- * `stream_ended`, `goal_reached`), `events` frames unpacked, each seq once
- * and in order; onTestAlert(event) for a creator's `test_alert` (seq 0,
+ * "offline" and detail {reason, retryInMs, failures}; onWelcome(welcome,
+ * {reconnect, missed, resume, reason, replayed}) where `missed` counts the
+ * room events that went by and will not come; onEvent(event) for each room
+ * event (`gift`, `combo_end`, `stream_started`, `stream_ended`,
+ * `goal_reached`); onTestAlert(event) for a creator's `test_alert` (seq 0,
  * outside the room's sequence); onWithdrawal(message) for a `withdrawal`
  * message (the creator's own sockets only, seq 0); onViewers(count);
- * onLeaderboard(message) for a `leaderboard` message and onGoal(message) for
- * a `goal` message (both outside the sequence: never replayed);
- * onPosition({seq, epoch}) after each event, for a page that keeps its place
- * across reloads; onReply(message) for `ack`, `error` and `pong`.
- * `position` may carry the place a previous page load reached.
+ * onLeaderboard(message) for a `leaderboard` message and onGoal(message)
+ * for a `goal` message (both outside the sequence: never replayed);
+ * onPosition({seq, epoch}) after each welcome and event, for a page that
+ * keeps its place across reloads. `position` may carry the place a previous
+ * page load reached. `tokens` (a TokenSource) or `key` (an overlay key) say
+ * who connects; neither: watch-only.
  */
 export class RoomSocket {
-  constructor({
-    room,
-    tokens = null,
-    key = null,
-    position = null,
-    onState,
-    onWelcome,
-    onEvent,
-    onTestAlert,
-    onWithdrawal,
-    onViewers,
-    onLeaderboard,
-    onGoal,
-    onPosition,
-    onReply,
-  }) {
-    this.room = room;
+  constructor({ room, tokens = null, key = null, position = null, ...callbacks }) {
+    this.roomId = room;
     this.tokens = tokens;
     this.key = key;
-    this.onState = onState || (() => {});
-    this.onWelcome = onWelcome || (() => {});
-    this.onEvent = onEvent || (() => {});
-    this.onTestAlert = onTestAlert || (() => {});
-    this.onWithdrawal = onWithdrawal || (() => {});
-    this.onViewers = onViewers || (() => {});
-    this.onLeaderboard = onLeaderboard || (() => {});
-    this.onGoal = onGoal || (() => {});
-    this.onPosition = onPosition || (() => {});
-    this.onReply = onReply || (() => {});
+    this.resumeFrom = position;
+    this.callbacks = callbacks;
+    /** @type {import("./giftstream.js").GiftstreamRoom | null} */
+    this.room = null;
     this.state = "connecting";
-    this.socket = null;
-    this.failures = 0;
-    this.retryTimer = null;
-    this.stopped = false;
-    this.welcomed = false;
-    this.everWelcomed = false;
-    // The last room seq handled, and the epoch of the sequence it belongs to.
+    // The last room event handed to the page: what a resync is counted from.
     this.lastSeq = position && Number.isInteger(position.seq) ? position.seq : 0;
-    this.epoch = position && typeof position.epoch === "string" ? position.epoch : null;
-    this.askedSince = null;
-    addEventListener("online", () => this.reconnectNow());
+    // Why the last token could not be had, said when the connection fails for it.
+    this.tokenProblem = null;
   }
 
+  /** Connects; from then on the room stays connected. */
   start() {
-    this.stopped = false;
-    this.connect();
-  }
-
-  stop() {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    if (this.socket) this.socket.close(1000);
-  }
-
-  /** Sends a message if the room is live; false when it could not be sent. */
-  send(message) {
-    if (!this.socket || this.socket.readyState !== WebSocket.OPEN || !this.welcomed) return false;
-    this.socket.send(JSON.stringify(message));
-    return true;
-  }
-
-  reconnectNow() {
-    if (this.stopped || this.state !== "offline") return;
-    clearTimeout(this.retryTimer);
-    this.connect();
-  }
-
-  async url() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const base = `${scheme}://${location.host}/ws/rooms/${encodeURIComponent(this.room)}`;
-    const query = new URLSearchParams();
-    if (this.key) query.set("key", this.key);
-    else {
-      const token = this.tokens ? await this.tokens.get() : null;
-      if (token) query.set("token", token);
+    if (this.room) return;
+    try {
+      this.room = connect({
+        room: this.roomId,
+        codec: "json",
+        key: this.key,
+        token: this.key || !this.tokens ? null : () => this.token(),
+        resumeFrom: this.resumeFrom || undefined,
+      });
+    } catch (error) {
+      // A room id or key the server would refuse: trying again changes nothing.
+      this.setState("offline", { reason: error.message });
+      return;
     }
-    // Resume only from a place in a known sequence.
-    this.askedSince = this.lastSeq > 0 && this.epoch !== null ? this.lastSeq : null;
-    if (this.askedSince !== null) {
-      query.set("since", String(this.askedSince));
-      query.set("epoch", this.epoch);
+    this.listen();
+  }
+
+  /** Whether any connection has been welcomed yet (who the page is, is known). */
+  get everWelcomed() {
+    return Boolean(this.room && this.room.welcome);
+  }
+
+  /**
+   * Sends `count` of `gift` (giftstream.js: it waits for the connection, and
+   * goes again with the same request id after a drop or a `temporary`
+   * refusal). A promise of the ack, rejected with a GiftstreamError, with
+   * the send's `requestId` on it at once.
+   */
+  sendGift(gift, count, options = {}) {
+    if (!this.room) throw new Error("the room socket has not started");
+    return this.room.sendGift(gift, count, options);
+  }
+
+  async token() {
+    this.tokenProblem = null;
+    try {
+      return await this.tokens.get();
+    } catch (error) {
+      this.tokenProblem = error.message || t("close.noToken");
+      throw error;
     }
-    const text = query.toString();
-    return text ? `${base}?${text}` : base;
+  }
+
+  listen() {
+    const room = this.room;
+    const call = (name, ...args) => this.call(name, ...args);
+    room.on("state", (state, detail) => this.changed(state, detail));
+    room.on("welcome", (welcome, info) => this.welcome(welcome, info));
+    for (const type of ROOM_EVENTS) {
+      room.on(type, (event) => {
+        // Only events with a place in the sequence: that place is kept.
+        if (!Number.isInteger(event.seq) || event.seq <= 0) return;
+        this.lastSeq = event.seq;
+        call("onEvent", event);
+        call("onPosition", room.position);
+      });
+    }
+    // Outside the room's sequence: seq 0, never replayed.
+    room.on("test_alert", (event) => event.seq === 0 && call("onTestAlert", event));
+    room.on("withdrawal", (message) => message.seq === 0 && call("onWithdrawal", message));
+    room.on("goal", (message) => !message.seq && call("onGoal", message));
+    room.on("viewers", ({ count }) => Number.isInteger(count) && call("onViewers", count));
+    room.on("leaderboard", (message) => Array.isArray(message.entries) && call("onLeaderboard", message));
+  }
+
+  changed(state, detail) {
+    // "live" is said by the welcome, which comes right after "open".
+    if (state === "open") return;
+    const { closeCode, retryInMs, failures } = detail;
+    const reason = closeCode !== undefined ? closeReason(closeCode) : this.tokenProblem || t("close.lost");
+    this.setState("offline", { reason, retryInMs, failures });
+  }
+
+  welcome(welcome, { reconnected, missed }) {
+    const resume = welcome.resume && typeof welcome.resume === "object" ? welcome.resume : null;
+    const status = resume ? (resume.status === "ok" ? "ok" : "resync") : null;
+    // A first welcome that answers a place kept from an earlier load is a reconnect too.
+    const reconnect = reconnected || resume !== null;
+    let lost = 0;
+    if (missed) {
+      // A new run of the sequence: all of its events are news to the page.
+      const from = resume && resume.reason === "epoch_changed" ? 0 : this.lastSeq;
+      lost = Math.max(0, welcome.last_seq - from);
+    }
+    if (status !== "ok") this.lastSeq = this.room.position.seq;
+    this.setState("live");
+    this.call("onPosition", this.room.position);
+    this.call("onWelcome", welcome, {
+      reconnect,
+      missed: lost,
+      resume: status,
+      reason: resume && resume.reason,
+      replayed: status === "ok" ? Number(resume.replayed) || 0 : 0,
+    });
   }
 
   setState(state, detail = {}) {
     this.state = state;
-    this.onState(state, detail);
+    this.call("onState", state, detail);
   }
 
-  async connect() {
-    this.setState("connecting");
-    let url;
-    try {
-      url = await this.url();
-    } catch (error) {
-      this.scheduleRetry(error.message || t("close.noToken"));
-      return;
-    }
-    if (this.stopped) return;
-    const socket = new WebSocket(url, [SUBPROTOCOL]);
-    this.socket = socket;
-    this.welcomed = false;
-    socket.onmessage = (message) => this.receive(message.data);
-    socket.onclose = (event) => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      this.welcomed = false;
-      if (!this.stopped) this.scheduleRetry(closeReason(event));
-    };
-  }
-
-  scheduleRetry(reason) {
-    const delay = Math.min(15000, 500 * 2 ** Math.min(this.failures, 5));
-    const jittered = Math.round(delay * (0.75 + Math.random() * 0.5));
-    this.failures += 1;
-    this.setState("offline", { reason, retryInMs: jittered, failures: this.failures });
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => this.connect(), jittered);
-  }
-
-  receive(data) {
-    let message;
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return; // not ours to understand; the protocol says ignore
-    }
-    if (!message || typeof message !== "object") return;
-    switch (message.type) {
-      case "welcome":
-        return this.welcome(message);
-      case "events":
-        for (const event of message.events || []) this.event(event);
-        return;
-      case "gift":
-      case "combo_end":
-      case "stream_started":
-      case "stream_ended":
-      case "goal_reached":
-      case "test_alert":
-      case "withdrawal":
-      case "goal":
-        return this.event(message);
-      case "viewers":
-        if (Number.isInteger(message.count)) this.onViewers(message.count);
-        return;
-      case "leaderboard":
-        if (Array.isArray(message.entries)) this.onLeaderboard(message);
-        return;
-      case "ack":
-      case "error":
-      case "pong":
-        return this.onReply(message);
-      default:
-        return; // unknown message types are ignored (protocol, versioning)
-    }
-  }
-
-  welcome(message) {
-    const reconnect = this.everWelcomed || this.askedSince !== null;
-    const resume = message.resume && typeof message.resume === "object" ? message.resume : null;
-    let status = null;
-    let replayed = 0;
-    let missed = 0;
-    if (resume && resume.status === "ok") {
-      // The missed events follow this welcome: carry on from where we were.
-      status = "ok";
-      replayed = Number(resume.replayed) || 0;
-    } else {
-      // No resume (a first connection, or a server that cannot) or a resync:
-      // whatever went by is lost; continue from the room's present.
-      status = resume ? "resync" : null;
-      if (reconnect) missed = Math.max(0, message.last_seq - this.lastSeq);
-      this.lastSeq = message.last_seq;
-    }
-    this.epoch = typeof message.epoch === "string" ? message.epoch : null;
-    this.failures = 0;
-    this.welcomed = true;
-    this.everWelcomed = true;
-    this.setState("live");
-    this.onPosition({ seq: this.lastSeq, epoch: this.epoch });
-    this.onWelcome(message, {
-      reconnect,
-      missed,
-      resume: status,
-      reason: resume && resume.reason,
-      replayed,
-    });
-  }
-
-  event(event) {
-    // A goal's state is no position in the room (seq 0, or none at all).
-    if (event && event.type === "goal") {
-      if (!event.seq) this.onGoal(event);
-      return;
-    }
-    if (!event || !Number.isInteger(event.seq)) return;
-    if (event.type === "test_alert") {
-      if (event.seq === 0) this.onTestAlert(event);
-      return;
-    }
-    if (event.type === "withdrawal") {
-      if (event.seq === 0) this.onWithdrawal(event);
-      return;
-    }
-    if (!ROOM_EVENTS.has(event.type)) return;
-    // Every event once, in order: whatever is not newer was handled already.
-    if (event.seq <= this.lastSeq) return;
-    this.lastSeq = event.seq;
-    this.onEvent(event);
-    this.onPosition({ seq: this.lastSeq, epoch: this.epoch });
+  /** The page's callback `name`, if it gave one. */
+  call(name, ...args) {
+    const callback = this.callbacks[name];
+    if (callback) callback(...args);
   }
 }
 
-function closeReason(event) {
-  switch (event.code) {
+/** Why a room socket closed, by its close code (docs/protocol.md), for people. */
+function closeReason(code) {
+  switch (code) {
     case 1012:
       return t("close.restarting");
     case 4001:
@@ -394,7 +311,7 @@ function closeReason(event) {
     case 1006:
       return t("close.lost");
     default:
-      return event.reason || t("close.other", { code: event.code });
+      return t("close.other", { code });
   }
 }
 

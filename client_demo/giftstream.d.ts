@@ -32,6 +32,11 @@ export interface ConnectOptions {
   /** The server's origin, `https://…` or `wss://…` (default: the page's). */
   server?: string;
   token?: TokenSource;
+  /**
+   * The room's overlay key (from the creator's page), instead of a token:
+   * the socket is the creator's overlay, watch-only. Not with `token`.
+   */
+  key?: string | null;
   /** "msgpack" (the default) or "json". */
   codec?: Codec;
   /** A position kept from an earlier page load. */

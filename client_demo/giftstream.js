@@ -43,6 +43,9 @@
  * @property {string} [server] the server's origin, `https://…` or `wss://…`
  *   (default: the page's own origin)
  * @property {TokenSource} [token] without one the page is watch-only
+ * @property {string | null} [key] the room's overlay key (from the creator's page),
+ *   instead of a token (not with one): the socket is the creator's overlay,
+ *   watch-only
  * @property {Codec} [codec] "msgpack" (the default) or "json"
  * @property {Position} [resumeFrom] a position kept from an earlier page load
  * @property {Partial<Backoff>} [backoff] default 500 ms doubling up to 15 s
@@ -333,6 +336,8 @@ export class GiftstreamRoom {
   #listeners = new Map();
   #url;
   #token;
+  /** @type {string | null} */
+  #key;
   #codec;
   #backoff;
   #heartbeatMs;
@@ -365,14 +370,21 @@ export class GiftstreamRoom {
 
   /** @param {ConnectOptions} options */
   constructor(options) {
-    const { room, server, token = null, codec = "msgpack", resumeFrom, backoff = {} } = options;
+    const { room, server, codec = "msgpack", resumeFrom, backoff = {} } = options;
+    const { token = null, key = null } = options;
     if (typeof room !== "string" || !ROOM_ID.test(room)) {
       throw new TypeError("room must be 1-64 characters of A-Z a-z 0-9 _ -");
     }
+    if (key !== null && (typeof key !== "string" || key === "")) {
+      throw new TypeError("key must be a non-empty string");
+    }
+    // The server would read the key and ignore the token: one of them, then.
+    if (key !== null && token) throw new TypeError("give a token or a key, not both");
     if (!(codec in SUBPROTOCOLS)) throw new TypeError('codec must be "msgpack" or "json"');
     this.room = room;
     this.#url = roomUrl(server ?? globalThis.location?.origin, room);
     this.#token = token;
+    this.#key = key;
     this.#codec = codec;
     this.#backoff = { ...DEFAULT_BACKOFF, ...backoff };
     this.#heartbeatMs = options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
@@ -495,8 +507,12 @@ export class GiftstreamRoom {
 
   async #connectionUrl() {
     const query = new URLSearchParams();
-    const token = typeof this.#token === "function" ? await this.#token() : this.#token;
-    if (token) query.set("token", token);
+    if (this.#key !== null) {
+      query.set("key", this.#key);
+    } else {
+      const token = typeof this.#token === "function" ? await this.#token() : this.#token;
+      if (token) query.set("token", token);
+    }
     // Resume from the last event delivered, once the page has a place in
     // the room's sequence (since=0 too: a room with no events yet).
     this.#askedSince = this.#epoch !== null || this.#lastSeq > 0 ? this.#lastSeq : null;

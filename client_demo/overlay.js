@@ -29,6 +29,7 @@
 // alerts' place must stay the alerts' own.
 
 import {
+  ID_PATTERN,
   RoomSocket,
   api,
   el,
@@ -111,7 +112,8 @@ const socket = widget
 // ------------------------------------------------------------------ start
 
 async function start() {
-  if (!room || !key) {
+  // A room id the server cannot have made is an address cut short too.
+  if (!room || !key || !ID_PATTERN.test(room)) {
     showStatus(t("overlay.noKey"));
     return;
   }

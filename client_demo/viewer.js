@@ -24,8 +24,9 @@
 // checkbox to hide their name in rankings (GET and PUT /api/me/privacy).
 // The creator's goal is a bar on the stage (GET /api/rooms/{room}/goal, then
 // the room's `goal` messages), and `goal_reached` is celebrated once.
-// A room `gift` event for one of this page's sends (its `request_id`) marks
-// that send as shown in the room.
+// A room `gift` event for one of this page's sends (giftstream.js marks it
+// `own`: its request id, from the signed-in user) marks that send as shown
+// in the room.
 //
 // The fan club (GET /api/rooms/{room}/fanclub, POST .../fanclub/join): a
 // card to join it, then the viewer's level and the coins to the next one;
@@ -76,7 +77,6 @@ const tokens = new TokenSource({ user: param("user"), token: param("token") });
 let confirmAbove = numberParam("confirm", 1000);
 const BIG_TIERS = new Set(["large", "fullscreen"]);
 const SHOW_MS = { large: 3500, fullscreen: 5000 };
-const MAX_RETRIES = 4;
 // While gifts are off, how often the page asks whether they are back on.
 const ROOM_RECHECK_MS = 20000;
 // How stale the server's answer on a room may be (its profile cache, 1 s):
@@ -85,8 +85,6 @@ const ROOM_RECHECK_MS = 20000;
 const ROOM_ANSWER_LAG_MS = 1500;
 // How long "goal reached" stays on the stage.
 const CELEBRATION_MS = 8000;
-// This page's request ids remembered, to know its own gifts in the room.
-const SENDS_REMEMBERED = 500;
 // History rows per page (the server allows 1 to 200).
 const HISTORY_ROWS = Math.min(200, Math.max(1, Math.trunc(numberParam("rows", 20))));
 // The spending-limit windows, in the server's order (their words: `window.*`).
@@ -100,7 +98,6 @@ const FAN_CLUB_GIFT = "fan_club";
 const FAN_READ_AFTER_GIFT_MS = 800;
 
 const $ = (selector) => document.querySelector(selector);
-const nextId = requestIds("v");
 const nextJoinId = requestIds("fc");
 let catalog = new Catalog();
 let feed = new Feed($("#feed"), catalog, { me: tokens.user });
@@ -117,12 +114,10 @@ const roomState = { creator: room, reasons: [], unexplained: false, live: null, 
 // True while gifts are off, for any of those reasons.
 let giftsOff = false;
 let roomRecheck = null;
-// Gifts sent and not yet answered, by request id: resent with the same id
-// after a reconnect (a retry of a paid gift is answered `duplicate`).
+// Gifts sent and not yet answered, by request id: their rows, and which
+// reading of the balance their ack may follow. giftstream.js sends each again
+// with the same id after a reconnect (a paid one is answered `duplicate`).
 const inflight = new Map();
-// Every request id this page has sent (the latest SENDS_REMEMBERED): a room
-// `gift` event carrying one of them, from the signed-in user, is this page's.
-const mySends = new Set();
 // The signed-in user, as the welcome names them (a `token` may be anyone's).
 let me = tokens.user;
 // The latest answer of GET or PUT /api/wallet/budget (null until read). An
@@ -161,7 +156,6 @@ const socket = new RoomSocket({
   onViewers: showViewers,
   onLeaderboard: (message) => board.message(message),
   onGoal: (message) => roomGoal.changed(message.goal),
-  onReply: reply,
 });
 
 // ------------------------------------------------------------------ start
@@ -311,12 +305,9 @@ function welcomed(welcome, { reconnect, missed, resume, replayed }) {
   }
   // The feed has a hole where events were not replayed: say so in it.
   if (reconnect && resume !== "ok" && missed > 0) feed.note(t("viewer.missedNote"));
-  // Answers lost with the old socket: the same ids again, so nothing is paid
-  // twice. A debit made from now on comes after the welcome's balance.
-  for (const pending of inflight.values()) {
-    pending.epoch = balanceEpoch;
-    socket.send(pending.message);
-  }
+  // Sends still unanswered go again, with the same ids, right after this
+  // welcome: a debit made from now on comes after the welcome's balance.
+  for (const pending of inflight.values()) pending.epoch = balanceEpoch;
 }
 
 function backOnline(resume, missed, replayed) {
@@ -560,10 +551,8 @@ async function tapGift(gift) {
  * sends again, under a new id; else a new row.
  */
 function sendGift(gift, count, confirmed = false, row = null) {
-  const id = nextId();
-  rememberSend(id);
-  const message = { type: "gift", id, gift: gift.id, count };
-  if (confirmed) message.confirm = true;
+  const sending = socket.sendGift(gift.id, count, { confirm: confirmed });
+  const id = sending.requestId;
   if (row) {
     row.dataset.id = id;
     delete row.dataset.code;
@@ -580,18 +569,19 @@ function sendGift(gift, count, confirmed = false, row = null) {
     $("#sends").prepend(row);
     while ($("#sends").children.length > 6) $("#sends").lastElementChild.remove();
   }
-  inflight.set(id, { message, row, gift, count, epoch: balanceEpoch, tries: 0 });
-  if (!socket.send(message)) setSendState(row, "pending", t("send.waitingConnection"));
+  const pending = { row, gift, count, epoch: balanceEpoch };
+  inflight.set(id, pending);
+  // It goes once the room is connected again.
+  if (socket.state !== "live") setSendState(row, "pending", t("send.waitingConnection"));
+  sending.then(
+    (ack) => acked(id, pending, ack),
+    (error) => refused(id, pending, error),
+  );
 }
 
 function setSendState(row, state, text) {
   row.dataset.state = state;
   row.querySelector(".send-status").textContent = text;
-}
-
-function rememberSend(id) {
-  mySends.add(id);
-  if (mySends.size > SENDS_REMEMBERED) mySends.delete(mySends.values().next().value);
 }
 
 /** Asks `question` in the confirmation dialog: true for "Send". One question at a time. */
@@ -614,15 +604,8 @@ function askOnce(question) {
 
 // ------------------------------------------------------------------ answers
 
-function reply(message) {
-  const pending = inflight.get(message.id);
-  if (!pending) return; // a pong, or an answer to a retry already settled
-  if (message.type === "ack") acked(pending, message);
-  else if (message.type === "error") refused(pending, message);
-}
-
-function acked(pending, ack) {
-  inflight.delete(ack.id);
+function acked(id, pending, ack) {
+  inflight.delete(id);
   setSendState(pending.row, "confirmed", t("send.sent", { coins: plural(ack.coins, "coin") }));
   pending.row.dataset.coins = String(ack.coins);
   budgetAfterAck();
@@ -636,18 +619,16 @@ function acked(pending, ack) {
   }
 }
 
-function refused(pending, error) {
-  if (error.temporary && pending.tries < MAX_RETRIES) {
-    pending.tries += 1;
-    const delay = 500 * 2 ** pending.tries;
-    setSendState(pending.row, "pending", t("send.retrying", { words: refusalWords(error) }));
-    setTimeout(() => {
-      if (inflight.has(error.id)) socket.send(pending.message);
-    }, delay);
-    return;
-  }
-  inflight.delete(error.id);
+/**
+ * A send refused (a GiftstreamError: the frame's code and numbers). A
+ * `temporary` refusal has been sent again already, with the same id, and
+ * was still refused.
+ */
+function refused(id, pending, error) {
+  inflight.delete(id);
   pending.row.dataset.code = error.code;
+  // Unanswered for good (`unavailable`, `internal`): it may have been paid.
+  if (error.outcomeUnknown) refreshBalance().catch(() => {});
   // One refusal, one message, in one place. Where another part of the page
   // explains it (the top-up sheet, the panel's "not taking gifts" or
   // "offline" box), the row only says that this gift was not sent. A
@@ -1040,17 +1021,9 @@ function roomEvent(event) {
   if (event.type === "stream_started" || event.type === "stream_ended") return streamEvent(event);
   if (event.type === "goal_reached") return goalReached(event);
   const row = feed.add(event);
-  if (event.type === "gift" && isMine(event)) shownInRoom(event, row);
+  if (event.type === "gift" && event.own) shownInRoom(event, row);
   if (event.type === "gift" && me !== null && event.sender === me) ownFanLevel(event);
   if (event.type === "gift" && BIG_TIERS.has(event.tier)) bigShow.push(event);
-}
-
-/**
- * Whether a gift event is for one of this page's sends. Request ids are each
- * sender's own: another viewer's gift may carry the same one.
- */
-function isMine(event) {
-  return me !== null && event.sender === me && mySends.has(event.request_id);
 }
 
 /**

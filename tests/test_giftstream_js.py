@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import Page, WebSocket, expect
 
 from tests.browser import Pages
-from tests.client import Api, Message, RoomClient, funded_sender
+from tests.client import Api, Message, RoomClient, bearer, funded_sender
 from tests.conftest import ServerProcess
 from tests.test_pages import browser, pages
 
@@ -337,6 +337,28 @@ async def test_refusals_reject_with_typed_errors(
     await asyncio.sleep(0.5)
     assert await page.evaluate("() => lab.sockets.length") == sockets
     assert (await api.wallet(token))["coins"] == ALICE_COINS
+
+
+# ---------------------------------------------------------------- overlay keys
+
+
+async def test_an_overlay_key_connects_in_place_of_a_token(
+    server: ServerProcess, api: Api, pages: Pages
+) -> None:
+    creator = await api.token("carol", role="creator")
+    overlay = await api.http.get("/api/creator/overlay-key", headers=bearer(creator))
+    page = await pages.open("overlay", server.http + LIBRARY)
+    you: Message = await page.evaluate(
+        """async (key) => {
+          const { connect } = await import("/giftstream.js");
+          const room = connect({ room: "carol", key, codec: "json" });
+          const welcome = await new Promise((resolve) => room.on("welcome", resolve));
+          room.close();
+          return welcome.you;
+        }""",
+        overlay.json()["key"],
+    )
+    assert you == {"user": "carol", "role": "overlay", "can_send": False}
 
 
 # ---------------------------------------------------------------- MessagePack

@@ -128,7 +128,6 @@ export default {
   "send.sent": "sent · {coins}",
   "send.notSent": "not sent",
   "send.notSentBecause": "not sent: {words}",
-  "send.retrying": "{words}; retrying…",
   "send.tooMuch": ({ most, what, coins }) =>
     `One send may be worth ${most === null ? "only so much" : `at most ${most}`}; ${what} is ${coins}.`,
   "bigshow.more": "+{gifts}",

@@ -138,7 +138,6 @@ export default {
   "send.sent": "已送出 · {coins}",
   "send.notSent": "未送出",
   "send.notSentBecause": "未送出：{words}",
-  "send.retrying": "{words}；正在重试…",
   "send.tooMuch": ({ most, what, coins }) =>
     `${most === null ? "单次赠送有金额上限" : `单次最多赠送 ${most}`}；${what} 需要 ${coins}。`,
   "bigshow.more": "还有 {gifts}",
