@@ -230,7 +230,14 @@ async def confirm_payment(services: Services, body: bytes, signature: str | None
     """The one path every payment callback takes, the sandbox's included."""
     s = services.settings
     payments.verify(s.webhook_secret, body, signature, time.time(), s.webhook_tolerance_seconds)
-    confirmation = payments.parse_confirmation(body)
+    return await apply_confirmation(services, payments.parse_confirmation(body))
+
+
+async def apply_confirmation(
+    services: Services, confirmation: payments.PaymentConfirmation
+) -> Response:
+    """What a provider's verified word on an order does, whichever provider
+    said it: the order credited (once, by payment id), or taken back."""
     if confirmation.type != payments.SUCCEEDED:
         return await take_back(services, confirmation)
     outcome, order = await services.orders.apply(confirmation, now_ms())

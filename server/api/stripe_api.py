@@ -35,11 +35,11 @@ from starlette.routing import Route
 from server.api import schemas
 from server.api.bodies import read_body
 from server.api.http_api import (
+    apply_confirmation,
     caller,
     json_body,
     paying_user,
     services_of,
-    take_back,
     typed_errors,
 )
 from server.api.openapi import describe
@@ -57,7 +57,6 @@ from server.errors import (
     UnknownOrder,
     UnknownPackage,
 )
-from server.money.settlement import now_ms
 from server.services import Services
 from server.settings import Settings
 from server.store.calls import guarded
@@ -269,13 +268,7 @@ async def apply_event(
         return JSONResponse(
             {"status": "ignored", "order_id": meaning.order_id, "reason": meaning.reason}
         )
-    if meaning.type != payments.SUCCEEDED:
-        return await take_back(services, meaning)
-    # What confirm_payment does with a callback it has verified.
-    outcome, order = await services.orders.apply(meaning, now_ms())
-    if outcome.status == "ok":
-        services.metrics.coins_recharged.inc(order.total_coins)
-    return JSONResponse({"status": outcome.status, "order_id": meaning.order_id})
+    return await apply_confirmation(services, meaning)
 
 
 routes = [
