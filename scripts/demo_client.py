@@ -9,25 +9,31 @@ Each event is one line for people ("#42 alice -> carol  rose x15  (combo +5,
 5 coins)"); --json prints what the server sent instead, one JSON object a
 line. Tokens come from the demo server's dev token endpoint, so this works
 only against `giftstream serve --demo` (scripts/serve). It speaks the JSON
-subprotocol of docs/protocol.md.
+subprotocol of docs/protocol.md through `server.client`, so a watch survives
+a server restart: it reconnects and resumes where it was.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import secrets
 import sys
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import quote
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-
+from server.client import (
+    ANY_MESSAGE,
+    ConnectionFailed,
+    ConnectionState,
+    GiftstreamError,
+    GiftstreamRoom,
+    HandshakeRefused,
+    StateDetail,
+    connect,
+)
+from server.client.frames import new_request_id
 from server.commands.help_format import CommandParser, DefaultsHelpFormatter
 from server.core.wording import plural
 
@@ -36,6 +42,8 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 BIG_TIERS = ("large", "fullscreen")
 START_HINT = "is the server running? scripts/serve starts one"
 HTTP_TIMEOUT = 10.0
+# A gift's answer waits through reconnects; a server gone for good ends the wait.
+SEND_TIMEOUT = 60.0
 
 Message = dict[str, Any]
 
@@ -202,64 +210,75 @@ class Api:
 # ---------------------------------------------------------------- the room socket
 
 
-def ws_url(server: str, room: str, access: str | None) -> str:
-    # Quoted, so that a mistyped room id gets the server's answer about it.
-    base = "ws" + server.removeprefix("http") + f"/ws/rooms/{quote(room, safe='')}"
-    return base + (f"?token={quote(access, safe='')}" if access else "")
+async def open_room(server: str, room: str, access: str | None) -> GiftstreamRoom:
+    """The room, welcomed, or a ClientError."""
+    joined = connect(server, room, token=access, codec="json", open_timeout=HTTP_TIMEOUT)
+    return await start_room(joined, server)
 
 
-async def open_room(server: str, room: str, access: str | None) -> ClientConnection:
-    url = ws_url(server, room, access)
+async def start_room(joined: GiftstreamRoom, server: str) -> GiftstreamRoom:
     try:
-        return await connect(url, subprotocols=[SUBPROTOCOL], open_timeout=HTTP_TIMEOUT)  # type: ignore[list-item]
-    except InvalidStatus as exc:
-        response = exc.response
-        problem = _problem(response.status_code, response.reason_phrase, response.body or b"")
+        await joined.start()
+    except HandshakeRefused as exc:
+        problem = _problem(exc.status, exc.reason, exc.body)
         raise ClientError(f"the server refused the room socket: {problem}") from None
-    except (OSError, TimeoutError) as exc:
+    except ConnectionFailed as exc:
         raise ClientError(f"cannot reach {server}: {exc} ({START_HINT})") from None
+    return joined
+
+
+def report_state(state: ConnectionState, detail: StateDetail) -> None:
+    # A restart or a dropped network is survived: worth a line, not the output.
+    if state == "reconnecting" and detail.retry_in is not None:
+        print(
+            f"demo_client: {detail.reason}; reconnecting in {detail.retry_in:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def watch_room(server: str, room: str, access: str | None, raw: bool) -> None:
-    async with await open_room(server, room, access) as ws:
-        with contextlib.suppress(ConnectionClosed):
-            async for frame in ws:
-                message: Message = json.loads(frame)
-                if raw:
-                    show(message, raw=True)
-                    continue
-                for event in message["events"] if message.get("type") == "events" else [message]:
-                    show(event, raw=False)
-    # Only the server ends a watch (a restart, say): worth a line, and a failure.
-    raise ClientError(f"the server closed the room socket ({_closed(ws)})")
-
-
-def _closed(ws: ClientConnection) -> str:
-    if ws.close_code is None:
-        return "the connection dropped"
-    return f"code {ws.close_code}" + (f": {ws.close_reason}" if ws.close_reason else "")
-
-
-async def reply_to(ws: ClientConnection, request_id: str) -> Message:
-    while True:
-        message: Message = json.loads(await ws.recv())
-        if message.get("id") == request_id and message["type"] in ("ack", "error"):
-            return message
+    watched = connect(server, room, token=access, codec="json", open_timeout=HTTP_TIMEOUT)
+    if raw:
+        watched.on_frame(lambda frame: show(frame, raw=True))
+    else:
+        # Elements of `events` frames each get their own line, as they come.
+        watched.on_welcome(lambda welcome, _: show(welcome, raw=False))
+        watched.on(ANY_MESSAGE, lambda message: show(message, raw=False))
+    watched.on_state(report_state)
+    await start_room(watched, server)
+    try:
+        # Until Ctrl-C: the room reconnects and resumes by itself.
+        await asyncio.Event().wait()
+    finally:
+        await watched.close()
 
 
 async def send_gifts(args: argparse.Namespace, access: str) -> int:
     refused = 0
-    async with await open_room(args.server, args.room, access) as ws:
-        show(json.loads(await ws.recv()), args.json)  # welcome
+    joined = await open_room(args.server, args.room, access)
+    try:
+        if joined.welcome is not None:
+            show(joined.welcome, args.json)
         for _ in range(args.times):
-            request_id = secrets.token_hex(8)
-            gift = {"type": "gift", "id": request_id, "gift": args.gift, "count": args.count}
-            if args.confirm:
-                gift["confirm"] = True
-            await ws.send(json.dumps(gift))
-            answer = await reply_to(ws, request_id)
-            refused += answer["type"] == "error"
-            if args.json or answer["type"] == "error":
+            request_id = new_request_id()
+            try:
+                answer = await asyncio.wait_for(
+                    joined.send_gift(
+                        args.gift, args.count, confirm=args.confirm, request_id=request_id
+                    ),
+                    SEND_TIMEOUT,
+                )
+            except GiftstreamError as refusal:
+                refused += 1
+                show(refusal.frame, args.json)
+                continue
+            except TimeoutError:
+                raise ClientError(
+                    f"no answer to gift {request_id} within {SEND_TIMEOUT:g} s: it may have "
+                    "been paid for; the wallet's history tells"
+                ) from None
+            if args.json:
                 show(answer, args.json)
             else:
                 print(
@@ -267,6 +286,8 @@ async def send_gifts(args: argparse.Namespace, access: str) -> int:
                     f"event #{answer['seq']}, balance {coins(answer['balance'])}",
                     flush=True,
                 )
+    finally:
+        await joined.close()
     return 1 if refused else 0
 
 
@@ -374,9 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except ClientError as exc:
         print(f"demo_client: {exc}", file=sys.stderr)
-    except ConnectionClosed as exc:
-        print(f"demo_client: the server closed the room socket ({exc})", file=sys.stderr)
-    except (WebSocketException, OSError) as exc:
+    except (GiftstreamError, OSError) as exc:
         print(f"demo_client: {exc or type(exc).__name__}", file=sys.stderr)
     return 1
 

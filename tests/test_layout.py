@@ -17,6 +17,8 @@ SERVER = Path(__file__).resolve().parent.parent / "server"
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"settings", "errors", "logs", "metrics", "redaction"}),
     frozenset({"core"}),
+    # The protocol's client side: it needs the core's constants and nothing above.
+    frozenset({"client"}),
     frozenset({"tuning", "ops"}),
     frozenset({"store"}),
     frozenset({"rooms"}),
