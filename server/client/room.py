@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as open_websocket
@@ -44,12 +44,12 @@ from server.client.frames import (
     new_request_id,
     room_url,
 )
+from server.client.listeners import Handlers, MessageStreams
 from server.core.protocol import CloseCode
 
 ConnectionState = Literal["connecting", "open", "reconnecting", "closed"]
 TokenSource = str | Callable[[], Awaitable[str | None]] | None
 MessageHandler = Callable[[Message], object]
-Handler = TypeVar("Handler")
 
 # Subscribe with this instead of a type for every room message.
 ANY_MESSAGE = "*"
@@ -167,12 +167,14 @@ class GiftstreamRoom:
         self._pending: dict[str, _PendingGift] = {}
         self._sent_ids: set[str] = set()
 
-        self._message_handlers: dict[str, list[MessageHandler]] = {}
-        self._frame_handlers: list[MessageHandler] = []
-        self._welcome_handlers: list[Callable[[Message, WelcomeInfo], object]] = []
-        self._state_handlers: list[Callable[[ConnectionState, StateDetail], object]] = []
-        self._error_handlers: list[Callable[[GiftstreamError], object]] = []
-        self._queues: list[asyncio.Queue[Message | None]] = []
+        self._message_handlers: dict[str, Handlers[MessageHandler]] = {}
+        self._frame_handlers: Handlers[MessageHandler] = Handlers()
+        self._welcome_handlers: Handlers[Callable[[Message, WelcomeInfo], object]] = Handlers()
+        self._state_handlers: Handlers[Callable[[ConnectionState, StateDetail], object]] = (
+            Handlers()
+        )
+        self._error_handlers: Handlers[Callable[[GiftstreamError], object]] = Handlers()
+        self._streams = MessageStreams()
 
     # ------------------------------------------------------------ what it knows
 
@@ -202,46 +204,33 @@ class GiftstreamRoom:
         """Calls ``handler`` for each room message of type ``kind`` (``gift``,
         ``combo_end``, ``stream_started``, ``goal``, ``viewers``...), or of any type
         for ``ANY_MESSAGE``. Returns a function that stops it."""
-        return _subscribe(self._message_handlers.setdefault(kind, []), handler)
+        return self._message_handlers.setdefault(kind, Handlers()).add(handler)
 
     def on_frame(self, handler: MessageHandler) -> Callable[[], None]:
         """Every frame as the server sent it (``events`` batches whole), welcomes,
         answers and pongs included: for logging and debugging."""
-        return _subscribe(self._frame_handlers, handler)
+        return self._frame_handlers.add(handler)
 
     def on_welcome(self, handler: Callable[[Message, WelcomeInfo], object]) -> Callable[[], None]:
-        return _subscribe(self._welcome_handlers, handler)
+        return self._welcome_handlers.add(handler)
 
     def on_state(
         self, handler: Callable[[ConnectionState, StateDetail], object]
     ) -> Callable[[], None]:
-        return _subscribe(self._state_handlers, handler)
+        return self._state_handlers.add(handler)
 
     def on_error(self, handler: Callable[[GiftstreamError], object]) -> Callable[[], None]:
         """Error frames that answer no send of this client (a frame the server
         could not read, say)."""
-        return _subscribe(self._error_handlers, handler)
+        return self._error_handlers.add(handler)
 
     def messages(self) -> AsyncIterator[Message]:
         """Every room message from this call on, until the room is closed.
         Subscribed at once, so that nothing between this call and the first
         read is lost."""
-        queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        if self._state == "closed":
-            queue.put_nowait(None)
-        self._queues.append(queue)
-        stop = self.on(ANY_MESSAGE, queue.put_nowait)
-        return self._drain(queue, stop)
-
-    async def _drain(
-        self, queue: asyncio.Queue[Message | None], stop: Callable[[], None]
-    ) -> AsyncIterator[Message]:
-        try:
-            while (message := await queue.get()) is not None:
-                yield message
-        finally:
-            stop()
-            self._queues.remove(queue)
+        return self._streams.open(
+            lambda handler: self.on(ANY_MESSAGE, handler), ended=self._state == "closed"
+        )
 
     # ------------------------------------------------------------ opening and closing
 
@@ -277,8 +266,7 @@ class GiftstreamRoom:
             await socket.close()
         for pending in list(self._pending.values()):
             self._fail(pending, closed_error(pending.request_id, pending.written))
-        for queue in self._queues:
-            queue.put_nowait(None)
+        self._streams.end_all()
         if self._first_welcome is not None and not self._first_welcome.done():
             self._first_welcome.cancel()
 
@@ -443,7 +431,7 @@ class GiftstreamRoom:
 
     def _set_state(self, state: ConnectionState, detail: StateDetail) -> None:
         self._state = state
-        self._emit(self._state_handlers, state, detail)
+        self._state_handlers.emit(state, detail)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -456,7 +444,7 @@ class GiftstreamRoom:
         message = decode(data)
         if message is None:
             return  # not a frame this version can read: ignored, like an unknown type
-        self._emit(self._frame_handlers, message)
+        self._frame_handlers.emit(message)
         kind = message.get("type")
         if kind == "welcome":
             self._on_welcome(message)
@@ -493,7 +481,7 @@ class GiftstreamRoom:
         self._set_state("open", StateDetail())
         if self._first_welcome is not None and not self._first_welcome.done():
             self._first_welcome.set_result(welcome)
-        self._emit(self._welcome_handlers, welcome, WelcomeInfo(reconnected, missed))
+        self._welcome_handlers.emit(welcome, WelcomeInfo(reconnected, missed))
         for pending in list(self._pending.values()):
             self._spawn(self._write(pending))
 
@@ -510,8 +498,10 @@ class GiftstreamRoom:
             self._last_seq = seq
         if kind == "gift":
             message["own"] = self._is_own_gift(message)
-        self._emit(self._message_handlers.get(kind, []), message)
-        self._emit(self._message_handlers.get(ANY_MESSAGE, []), message)
+        for key in (kind, ANY_MESSAGE):
+            handlers = self._message_handlers.get(key)
+            if handlers is not None:
+                handlers.emit(message)
 
     def _is_own_gift(self, event: Message) -> bool:
         # Request ids are each sender's own: a match counts only from our user.
@@ -536,7 +526,7 @@ class GiftstreamRoom:
         request_id = frame.get("id")
         pending = self._pending.get(request_id) if isinstance(request_id, str) else None
         if pending is None:
-            self._emit(self._error_handlers, error)
+            self._error_handlers.emit(error)
             return
         if error.temporary and pending.retries < TEMPORARY_RETRIES:
             delay = jitter(TEMPORARY_RETRY_SECONDS * 2**pending.retries)
@@ -545,16 +535,6 @@ class GiftstreamRoom:
             pending.retry_timer = loop.call_later(delay, self._write_later, pending)
             return
         self._fail(pending, error)
-
-    def _emit(self, handlers: Sequence[Callable[..., object]], *args: object) -> None:
-        for handler in list(handlers):
-            try:
-                handler(*args)
-            except Exception as exc:
-                # One handler's bug must not stop the room, nor hide.
-                asyncio.get_running_loop().call_exception_handler(
-                    {"message": "a giftstream room handler failed", "exception": exc}
-                )
 
 
 def connect(
@@ -579,13 +559,3 @@ def connect(
         backoff=backoff,
         open_timeout=open_timeout,
     )
-
-
-def _subscribe(handlers: list[Handler], handler: Handler) -> Callable[[], None]:
-    handlers.append(handler)
-
-    def stop() -> None:
-        with contextlib.suppress(ValueError):
-            handlers.remove(handler)
-
-    return stop
