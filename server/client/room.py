@@ -537,25 +537,6 @@ class GiftstreamRoom:
         self._fail(pending, error)
 
 
-def connect(
-    server: str,
-    room: str,
-    *,
-    token: TokenSource = None,
-    key: str | None = None,
-    codec: CodecName = "msgpack",
-    resume_from: Position | None = None,
-    backoff: Backoff | None = None,
-    open_timeout: float = DEFAULT_OPEN_TIMEOUT,
-) -> GiftstreamRoom:
-    """A room to open with ``async with``, or with ``await room.start()``."""
-    return GiftstreamRoom(
-        server,
-        room,
-        token=token,
-        key=key,
-        codec=codec,
-        resume_from=resume_from,
-        backoff=backoff,
-        open_timeout=open_timeout,
-    )
+# ``connect(server, room, token=...)``, as in giftstream.js: a room to open
+# with ``async with``, or with ``await room.start()``.
+connect = GiftstreamRoom

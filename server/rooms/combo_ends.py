@@ -88,8 +88,8 @@ class ComboEnds:
         self._dead_after_ms = owner_timeout_ms
         self._heartbeat_ms = max(1, owner_timeout_ms // 5)
         self._clock = clock
-        # (room, field) -> the latest deadline asked for; the heap may hold
-        # older ones, skipped when popped.
+        # (room, field) -> the latest deadline asked for; the heap holds one
+        # entry a key, at that deadline or an earlier one (moved on when popped).
         self._due: dict[tuple[str, str], int] = {}
         self._heap: list[tuple[int, str, str]] = []
         self._marked: dict[str, int] = {}
@@ -116,7 +116,12 @@ class ComboEnds:
 
     def _schedule(self, room: str, field: str, deadline: int) -> None:
         key = (room, field)
-        if self._due.get(key, 0) >= deadline:
+        held = self._due.get(key)
+        if held is not None:
+            # Already in the heap: a gift of a run under way only moves its
+            # deadline on (a dict write), and the heap entry, when it comes
+            # due, is put back at the latest one.
+            self._due[key] = max(held, deadline)
             return
         self._due[key] = deadline
         heapq.heappush(self._heap, (deadline, room, field))
@@ -141,8 +146,12 @@ class ComboEnds:
         by_room: dict[str, list[str]] = {}
         while self._heap and self._heap[0][0] <= now:
             deadline, room, field = heapq.heappop(self._heap)
-            if self._due.get((room, field)) != deadline:
-                continue  # asked for later since
+            latest = self._due.get((room, field))
+            if latest is None:
+                continue
+            if latest > deadline:  # moved on by later gifts: wait for that
+                heapq.heappush(self._heap, (latest, room, field))
+                continue
             del self._due[(room, field)]
             by_room.setdefault(room, []).append(field)
         for room, fields in by_room.items():
