@@ -1,19 +1,22 @@
-"""A small client of the documented protocol, for tests: real HTTP, real WebSockets."""
+"""A small client of the documented protocol, for tests: real HTTP, real WebSockets.
+
+``RoomClient`` is one socket, opened and read through ``server.client``
+(the package's client), that remembers every message: tests look at what
+the server sent, frame by frame, and send frames the client never would.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx
-import msgpack
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
-Message = dict[str, Any]
+from server.client.connection import messages_of, open_room_socket
+from server.client.frames import CodecName, Message, decode, encode, gift_frame
 
 
 class RoomClient:
@@ -22,6 +25,7 @@ class RoomClient:
     def __init__(self, socket: ClientConnection, codec: str) -> None:
         self.socket = socket
         self.codec = codec
+        self.encoding: CodecName = "json" if codec.endswith("json") else "msgpack"
         self.seen: list[Message] = []
         self.frames = 0
         self._unread: list[Message] = []
@@ -36,16 +40,13 @@ class RoomClient:
         query: dict[str, str] | None = None,
         **options: Any,
     ) -> RoomClient:
+        """Raises ``HandshakeRefused`` (with ``status`` and ``code``) when refused."""
         params = {**({"token": token} if token else {}), **(query or {})}
-        url = f"{ws_base}/ws/rooms/{room}" + (f"?{urlencode(params)}" if params else "")
-        socket = await connect(url, subprotocols=[codec], **options)  # type: ignore[list-item]
+        socket = await open_room_socket(ws_base, room, params, codec, **options)
         return cls(socket, codec)
 
     async def send(self, message: Message) -> None:
-        if self.codec.endswith("json"):
-            await self.socket.send(json.dumps(message))
-        else:
-            await self.socket.send(msgpack.packb(message))
+        await self.socket.send(encode(message, self.encoding))
 
     async def send_raw(self, frame: bytes | str) -> None:
         await self.socket.send(frame)
@@ -53,17 +54,16 @@ class RoomClient:
     def _decode(self, frame: bytes | str) -> Message:
         if isinstance(frame, str):
             assert self.codec.endswith("json"), "text frame on a msgpack socket"
-            decoded: Message = json.loads(frame)
         else:
             assert self.codec.endswith("msgpack"), "binary frame on a JSON socket"
-            decoded = msgpack.unpackb(frame, raw=False)
+        decoded = decode(frame)
+        assert decoded is not None, f"a frame that is not a map: {frame!r}"
         return decoded
 
     async def _read_frame(self, within: float) -> None:
         frame = await asyncio.wait_for(self.socket.recv(), within)
         self.frames += 1
-        message = self._decode(frame)
-        messages = message["events"] if message.get("type") == "events" else [message]
+        messages = messages_of(self._decode(frame))
         self.seen.extend(messages)
         self._unread.extend(messages)
 
@@ -93,10 +93,7 @@ class RoomClient:
     ) -> Message:
         """Send a gift and wait for its answer; ``confirm`` for a send worth more
         than the confirmation threshold (1,000 coins by default)."""
-        message: Message = {"type": "gift", "id": request_id, "gift": gift, "count": count}
-        if confirm:
-            message["confirm"] = True
-        await self.send(message)
+        await self.send(gift_frame(request_id, gift, count, confirm))
         return await self.reply(request_id)
 
     async def drain(self, quiet: float = 0.3) -> list[Message]:

@@ -40,8 +40,9 @@ from redis.asyncio import Redis
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+from server.client.frames import Message
 from server.core.catalog import load_catalog
-from tests.client import Message, RoomClient
+from tests.client import RoomClient
 from tests.conftest import StartServer
 from tests.economy_model import (
     CODECS,

@@ -22,8 +22,9 @@ import msgpack
 import pytest
 from playwright.async_api import Page, WebSocket, expect
 
+from server.client.frames import Message
 from tests.browser import Pages
-from tests.client import Api, Message, RoomClient, bearer, funded_sender
+from tests.client import Api, RoomClient, bearer, funded_sender
 from tests.conftest import ServerProcess
 from tests.test_pages import browser, pages
 

@@ -21,8 +21,8 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from websockets.exceptions import InvalidStatus
 
+from server.client import HandshakeRefused
 from tests.client import Api, RoomClient, bearer
 
 ISSUER = "https://platform.test"
@@ -91,11 +91,11 @@ async def refusal(server: Any, token: str) -> tuple[int, str, str]:
     """What the HTTP API and the room socket both say to ``token``."""
     async with httpx.AsyncClient(base_url=server.http) as http:
         answer = await http.get("/api/wallet", headers=bearer(token))
-    with pytest.raises(InvalidStatus) as refused:
+    with pytest.raises(HandshakeRefused) as refused:
         await RoomClient.open(server.ws, "carol", token)
-    socket = json.loads(refused.value.response.body)
-    assert (socket["code"], socket["reason"]) == (answer.json()["code"], answer.json()["reason"])
-    assert refused.value.response.status_code == answer.status_code
+    socket, http = refused.value, answer.json()
+    assert (socket.code, socket.fields["reason"]) == (http["code"], http["reason"])
+    assert socket.status == answer.status_code
     return answer.status_code, answer.json()["code"], answer.json()["reason"]
 
 

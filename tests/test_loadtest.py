@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from server.client.frames import encode
 from server.loadtest.clients import Context, RoomSocket
 from server.loadtest.config import LoadConfig, new_user_prefix
 from server.loadtest.patterns import GiftMix, Retry, Send, SenderPattern
@@ -25,7 +26,7 @@ from server.loadtest.population import SocketSpec
 from server.loadtest.report import OWN_LAG_WARNING_MS, _own_lag
 from server.loadtest.runner import run
 from server.loadtest.stats import Histogram, Stats
-from server.loadtest.wire import RoomFrame, encode, room_frame
+from server.loadtest.wire import RoomFrame, room_frame
 from tests.client import RoomClient
 from tests.conftest import REPO_ROOT, ServerProcess, StartServer
 
@@ -184,7 +185,7 @@ def test_histogram_quantiles_and_merge() -> None:
 def test_a_watcher_counts_events_and_gaps() -> None:
     config = LoadConfig(base_url="http://127.0.0.1:1")
     ctx = Context(config=config, mix=GiftMix.from_catalog(CATALOG), stats=Stats())
-    socket = RoomSocket(SocketSpec("viewer", "carol", "", None, 0), ctx)
+    socket = RoomSocket(SocketSpec("viewer", "carol", (), None, 0), ctx)
     socket.baseline = socket.last_seq = 2
     frames = [
         [{"type": "gift", "seq": 2, "sender": "a"}],  # from before the welcome: not new

@@ -41,10 +41,11 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
+from server.client.frames import Message
 from server.core.catalog import load_catalog
 from server.core.keys import WalletKeys
 from server.money import reconcile
-from tests.client import Api, Message, RoomClient, bearer
+from tests.client import Api, RoomClient, bearer
 from tests.conftest import StartServer
 from tests.economy_model import (
     CODECS,

@@ -15,10 +15,11 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from server.client.frames import Message
 from server.rooms.room_log import RoomLog
 from server.settings import Settings
 from server.store.scripts import Scripts
-from tests.client import Api, Message, RoomClient
+from tests.client import Api, RoomClient
 
 
 def room_log(redis: Redis, prefix: str) -> RoomLog:

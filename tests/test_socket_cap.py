@@ -8,11 +8,9 @@ real handshakes on two real processes.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 
-from websockets.exceptions import InvalidStatus
-
+from server.client import HandshakeRefused
 from tests.client import Api, RoomClient
 from tests.conftest import ServerProcess, StartServer
 
@@ -23,8 +21,8 @@ async def try_open(server: ServerProcess, token: str) -> RoomClient | str:
     """An open room socket, or the code its handshake was refused with."""
     try:
         client = await RoomClient.open(server.ws, "carol", token)
-    except InvalidStatus as refused:
-        return str(json.loads(refused.response.body)["code"])
+    except HandshakeRefused as refused:
+        return refused.code
     await client.of_type("welcome")
     return client
 

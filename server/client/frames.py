@@ -30,6 +30,15 @@ def is_request_id(text: str) -> bool:
     return REQUEST_ID.match(text) is not None
 
 
+def gift_frame(request_id: str, gift: str, count: int = 1, confirm: bool = False) -> Message:
+    """The ``gift`` request; ``confirm`` for a send worth more than the
+    server's confirmation threshold (1,000 coins by default)."""
+    frame: Message = {"type": "gift", "id": request_id, "gift": gift, "count": count}
+    if confirm:
+        frame["confirm"] = True
+    return frame
+
+
 def encode(message: Message, codec: CodecName) -> bytes | str:
     if codec == "json":
         return json.dumps(message, separators=(",", ":"))

@@ -21,15 +21,13 @@ from types import TracebackType
 from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as open_websocket
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.typing import Subprotocol
+from websockets.exceptions import ConnectionClosed
 
-from server.client.backoff import Backoff, jitter
+from server.client.backoff import Backoff
+from server.client.connection import messages_of, open_room_socket
 from server.client.errors import (
     ConnectionFailed,
     GiftstreamError,
-    HandshakeRefused,
     closed_error,
     too_large_error,
 )
@@ -40,11 +38,13 @@ from server.client.frames import (
     decode,
     encode,
     frame_bytes,
+    gift_frame,
     is_request_id,
     new_request_id,
     room_url,
 )
 from server.client.listeners import Handlers, MessageStreams
+from server.client.sends import PendingGift, PendingSends
 from server.core.protocol import CloseCode
 
 ConnectionState = Literal["connecting", "open", "reconnecting", "closed"]
@@ -55,10 +55,6 @@ MessageHandler = Callable[[Message], object]
 ANY_MESSAGE = "*"
 # Before the first welcome says otherwise (welcome.limits.max_frame_bytes).
 DEFAULT_MAX_FRAME_BYTES = 4096
-# A send refused as `temporary` (rate_limited, unavailable, internal) goes
-# again with the same id this many times, about 0.25, 0.5, 1 and 2 s apart.
-TEMPORARY_RETRIES = 4
-TEMPORARY_RETRY_SECONDS = 0.25
 DEFAULT_OPEN_TIMEOUT = 10.0
 # A closing socket's handshake should not hold up a reconnect or an exit.
 CLOSE_TIMEOUT = 2.0
@@ -100,18 +96,6 @@ class WelcomeInfo:
     # Events went by that will not be delivered (the room's history no longer
     # holds them, or its sequence began again): what was shown may be stale.
     missed: bool
-
-
-@dataclass
-class _PendingGift:
-    request_id: str
-    frame: Message
-    answer: asyncio.Future[Message]
-    # It went out at least once: it may have been paid for.
-    written: bool = False
-    # Answers of `temporary` errors so far.
-    retries: int = 0
-    retry_timer: asyncio.TimerHandle | None = None
 
 
 class GiftstreamRoom:
@@ -164,8 +148,7 @@ class GiftstreamRoom:
         self._epoch = start.epoch
         self._asked_since: int | None = None
 
-        self._pending: dict[str, _PendingGift] = {}
-        self._sent_ids: set[str] = set()
+        self._sends = PendingSends(resend=self._write_later)
 
         self._message_handlers: dict[str, Handlers[MessageHandler]] = {}
         self._frame_handlers: Handlers[MessageHandler] = Handlers()
@@ -264,8 +247,8 @@ class GiftstreamRoom:
                 await self._runner
         if socket is not None:
             await socket.close()
-        for pending in list(self._pending.values()):
-            self._fail(pending, closed_error(pending.request_id, pending.written))
+        for pending in self._sends.waiting():
+            self._sends.fail(pending, closed_error(pending.request_id, pending.written))
         self._streams.end_all()
         if self._first_welcome is not None and not self._first_welcome.done():
             self._first_welcome.cancel()
@@ -296,25 +279,17 @@ class GiftstreamRoom:
         request_id = request_id or new_request_id()
         if not is_request_id(request_id):
             raise ValueError("request_id must be 1-64 characters of A-Z a-z 0-9 _ . : -")
-        pending = self._pending.get(request_id)
+        pending = self._sends.get(request_id)
         if pending is None:
             if self._state == "closed":
                 raise closed_error(request_id, written=False)
-            frame: Message = {"type": "gift", "id": request_id, "gift": gift, "count": count}
-            if confirm:
-                frame["confirm"] = True
-            answer = asyncio.get_running_loop().create_future()
-            pending = _PendingGift(request_id, frame, answer)
-            self._pending[request_id] = pending
-            self._sent_ids.add(request_id)
+            pending = self._sends.add(request_id, gift_frame(request_id, gift, count, confirm))
             await self._write(pending)
         # Shielded: a caller that stops waiting leaves the send to finish.
         return await asyncio.shield(pending.answer)
 
-    async def _write(self, pending: _PendingGift) -> None:
-        if pending.retry_timer is not None:
-            pending.retry_timer.cancel()
-            pending.retry_timer = None
+    async def _write(self, pending: PendingGift) -> None:
+        pending.stop_retry_timer()
         socket = self._socket
         # Not open, or answered meanwhile: the next welcome sends what still waits.
         if not self._welcomed or socket is None or pending.answer.done():
@@ -324,14 +299,14 @@ class GiftstreamRoom:
         # The server would close the socket on it, and it would go again after
         # each reconnect: refused here instead.
         if frame_bytes(data) > limit:
-            self._fail(pending, too_large_error(pending.request_id, limit))
+            self._sends.fail(pending, too_large_error(pending.request_id, limit))
             return
         # Marked first: a send cut short may still have reached the server.
         pending.written = True
         with contextlib.suppress(ConnectionClosed):
             await socket.send(data)
 
-    def _write_later(self, pending: _PendingGift) -> None:
+    def _write_later(self, pending: PendingGift) -> None:
         self._spawn(self._write(pending))
 
     def _limit(self, name: str, default: int) -> int:
@@ -339,38 +314,18 @@ class GiftstreamRoom:
         value = limits.get(name) if isinstance(limits, dict) else None
         return value if isinstance(value, int) and not isinstance(value, bool) else default
 
-    def _settle(self, pending: _PendingGift) -> None:
-        if pending.retry_timer is not None:
-            pending.retry_timer.cancel()
-        self._pending.pop(pending.request_id, None)
-
-    def _fail(self, pending: _PendingGift, error: GiftstreamError) -> None:
-        self._settle(pending)
-        if not pending.answer.done():
-            pending.answer.set_exception(error)
-            # Read here, so that a send nobody awaits any more is not reported
-            # as an exception never retrieved.
-            pending.answer.exception()
-
     # ------------------------------------------------------------ connecting
 
     async def _open(self) -> ClientConnection:
-        url = room_url(self.server, self.room, await self._query())
-        try:
-            return await open_websocket(
-                url,
-                subprotocols=[Subprotocol(SUBPROTOCOL[self.codec])],
-                open_timeout=self._open_timeout,
-                close_timeout=CLOSE_TIMEOUT,
-                compression=None,
-            )
-        except InvalidStatus as exc:
-            response = exc.response
-            raise HandshakeRefused(
-                response.status_code, response.reason_phrase, bytes(response.body or b"")
-            ) from None
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            raise ConnectionFailed(str(exc) or type(exc).__name__) from None
+        return await open_room_socket(
+            self.server,
+            self.room,
+            await self._query(),
+            SUBPROTOCOL[self.codec],
+            open_timeout=self._open_timeout,
+            close_timeout=CLOSE_TIMEOUT,
+            compression=None,
+        )
 
     async def _query(self) -> dict[str, str]:
         query: dict[str, str] = {}
@@ -449,17 +404,16 @@ class GiftstreamRoom:
         if kind == "welcome":
             self._on_welcome(message)
         elif kind == "ack":
-            self._on_ack(message)
+            self._sends.on_ack(message)
         elif kind == "error":
-            self._on_error(message)
-        elif kind == "events":
-            # Each element as if it had come in a frame of its own, in order.
-            events = message.get("events")
-            for event in events if isinstance(events, list) else []:
-                if isinstance(event, dict):
-                    self._on_room_message(event)
+            error = GiftstreamError(message)
+            if not self._sends.on_error(error):
+                self._error_handlers.emit(error)
         elif kind != "pong":
-            self._on_room_message(message)
+            # An events frame's elements each as if it had come in a frame of
+            # its own, in order.
+            for room_message in messages_of(message):
+                self._on_room_message(room_message)
 
     def _on_welcome(self, welcome: Message) -> None:
         reconnected = self._welcome is not None
@@ -482,7 +436,7 @@ class GiftstreamRoom:
         if self._first_welcome is not None and not self._first_welcome.done():
             self._first_welcome.set_result(welcome)
         self._welcome_handlers.emit(welcome, WelcomeInfo(reconnected, missed))
-        for pending in list(self._pending.values()):
+        for pending in self._sends.waiting():
             self._spawn(self._write(pending))
 
     def _on_room_message(self, message: Message) -> None:
@@ -510,31 +464,8 @@ class GiftstreamRoom:
         return (
             user is not None
             and event.get("sender") == user
-            and event.get("request_id") in self._sent_ids
+            and event.get("request_id") in self._sends.sent_ids
         )
-
-    def _on_ack(self, ack: Message) -> None:
-        pending = self._pending.get(str(ack.get("id")))
-        if pending is None:
-            return
-        self._settle(pending)
-        if not pending.answer.done():
-            pending.answer.set_result(ack)
-
-    def _on_error(self, frame: Message) -> None:
-        error = GiftstreamError(frame)
-        request_id = frame.get("id")
-        pending = self._pending.get(request_id) if isinstance(request_id, str) else None
-        if pending is None:
-            self._error_handlers.emit(error)
-            return
-        if error.temporary and pending.retries < TEMPORARY_RETRIES:
-            delay = jitter(TEMPORARY_RETRY_SECONDS * 2**pending.retries)
-            pending.retries += 1
-            loop = asyncio.get_running_loop()
-            pending.retry_timer = loop.call_later(delay, self._write_later, pending)
-            return
-        self._fail(pending, error)
 
 
 # ``connect(server, room, token=...)``, as in giftstream.js: a room to open

@@ -10,21 +10,21 @@ with the server.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
-from websockets.typing import Subprotocol
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
+from server.client.connection import open_room_socket
+from server.client.errors import ConnectionFailed, HandshakeRefused
+from server.client.frames import Message, decode, encode, gift_frame
 from server.loadtest.config import LoadConfig
 from server.loadtest.patterns import GiftMix, Retry, SenderPattern
 from server.loadtest.population import SocketSpec
 from server.loadtest.stats import Stats
-from server.loadtest.wire import FrameCache, Message, RoomFrame, decode, encode
+from server.loadtest.wire import FrameCache, RoomFrame
 
 # Events frames hold at most 200 events of ~300 bytes: far below this.
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -67,12 +67,13 @@ class RoomSocket:
 
     async def open(self) -> bool:
         config = self.ctx.config
-        url = f"{config.ws_url_for(self.spec.index)}/ws/rooms/{self.spec.room}{self.spec.query}"
         errors = self.ctx.stats.errors
         try:
-            self.ws = await connect(
-                url,
-                subprotocols=[Subprotocol(config.subprotocol)],
+            self.ws = ws = await open_room_socket(
+                config.ws_url_for(self.spec.index),
+                self.spec.room,
+                dict(self.spec.credential),
+                config.subprotocol,
                 compression="deflate" if config.deflate else None,
                 proxy=None,
                 ping_interval=None,
@@ -80,20 +81,23 @@ class RoomSocket:
                 open_timeout=OPEN_TIMEOUT_SECONDS,
                 close_timeout=CLOSE_TIMEOUT_SECONDS,
             )
+        except HandshakeRefused as refused:
+            errors[f"handshake_{refused.status}_{refused.code}"] += 1
+            return False
+        except ConnectionFailed:
+            errors["connect_failed"] += 1
+            return False
+        try:
             # Bounded too: a server that accepts the socket but never says welcome
             # must cost one failed socket, not a run that never starts.
-            welcome = decode(await asyncio.wait_for(self.ws.recv(), OPEN_TIMEOUT_SECONDS))
-        except InvalidStatus as exc:
-            errors[f"handshake_{exc.response.status_code}_{_problem_code(exc.response.body)}"] += 1
-            return False
-        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed, ValueError) as exc:
+            welcome = decode(await asyncio.wait_for(ws.recv(), OPEN_TIMEOUT_SECONDS))
+        except (TimeoutError, ConnectionClosed) as exc:
             errors[f"connect_{type(exc).__name__}"] += 1
-            if self.ws is not None:
-                self.ws.transport.abort()
+            ws.transport.abort()
             return False
-        if welcome.get("type") != "welcome":
+        if welcome is None or welcome.get("type") != "welcome":
             errors["first_message_not_welcome"] += 1
-            await self.ws.close()
+            await ws.close()
             return False
         self.baseline = self.last_seq = int(welcome["last_seq"])
         self.on_welcome(welcome)
@@ -241,13 +245,7 @@ class Sender(RoomSocket):
                 self.in_flight_coins += action.coins
                 gifts["sent"] += 1
             # The load tool's senders confirm every send, big gifts included.
-            message = {
-                "type": "gift",
-                "id": request_id,
-                "gift": gift,
-                "count": count,
-                "confirm": True,
-            }
+            message = gift_frame(request_id, gift, count, confirm=True)
             try:
                 await self.ws.send(encode(message, codec))
             except ConnectionClosed:
@@ -331,10 +329,3 @@ class Sender(RoomSocket):
         super().contribute()
         self.ctx.stats.gifts["unanswered"] += self.unanswered
         self.ctx.stats.gifts["own_events_missing"] += len(self.sent_at_of_seq)
-
-
-def _problem_code(body: Any) -> str:
-    try:
-        return str(json.loads(body)["code"])
-    except (ValueError, TypeError, KeyError):
-        return "refused"

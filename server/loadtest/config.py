@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-CODECS = {"msgpack": "giftstream.v1.msgpack", "json": "giftstream.v1.json"}
+from server.client.frames import SUBPROTOCOL, CodecName
 
 
 class ConfigError(ValueError):
@@ -27,7 +27,7 @@ class LoadConfig:
     duration: float = 10.0
     processes: int = 1
     deflate: bool = False
-    codec: str = "msgpack"
+    codec: CodecName = "msgpack"
     signed_viewers: bool = False
     retry_fraction: float = 0.02
     big_fraction: float = 0.02
@@ -59,7 +59,7 @@ class LoadConfig:
 
     @property
     def subprotocol(self) -> str:
-        return CODECS[self.codec]
+        return SUBPROTOCOL[self.codec]
 
     def validate(self) -> None:
         problems = []
@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deflate", action="store_true", help="offer permessage-deflate, as browsers do"
     )
-    parser.add_argument("--codec", choices=sorted(CODECS), default="msgpack")
+    parser.add_argument("--codec", choices=sorted(SUBPROTOCOL), default="msgpack")
     parser.add_argument(
         "--signed-viewers",
         action="store_true",
@@ -154,7 +154,7 @@ def from_arguments(args: argparse.Namespace) -> LoadConfig:
         duration=args.duration,
         processes=args.processes,
         deflate=args.deflate,
-        codec=args.codec,
+        codec="json" if args.codec == "json" else "msgpack",
         signed_viewers=args.signed_viewers,
         retry_fraction=args.retries,
         big_fraction=args.big,

@@ -21,7 +21,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from server.loadtest.api import Api, ApiError
 from server.loadtest.config import LoadConfig
@@ -40,7 +39,8 @@ class SetupError(Exception):
 class SocketSpec:
     kind: str  # "viewer", "sender" or "overlay"
     room: str
-    query: str  # "", "?token=..." or "?key=..."
+    # What the socket shows the server: nothing, a token or an overlay key.
+    credential: tuple[tuple[str, str], ...]
     user: str | None
     index: int  # unique in the run: seeds a sender's random pattern
 
@@ -99,7 +99,7 @@ async def _sender(
     user = f"{config.user_prefix}s{index}"
     token = await _token(api, user, "viewer")
     await buy_coins(api, token, coins, packages)
-    return SocketSpec("sender", _room_of(config, index), f"?token={quote(token)}", user, index)
+    return SocketSpec("sender", _room_of(config, index), (("token", token),), user, index)
 
 
 async def buy_coins(api: Api, token: str, coins: int, packages: list[dict[str, Any]]) -> int:
@@ -119,10 +119,10 @@ async def buy_coins(api: Api, token: str, coins: int, packages: list[dict[str, A
 async def _viewer(api: Api, config: LoadConfig, index: int) -> SocketSpec:
     room = _room_of(config, index)
     if not config.signed_viewers:
-        return SocketSpec("viewer", room, "", None, index)
+        return SocketSpec("viewer", room, (), None, index)
     user = f"{config.user_prefix}v{index}"
     token = await _token(api, user, "viewer")
-    return SocketSpec("viewer", room, f"?token={quote(token)}", user, index)
+    return SocketSpec("viewer", room, (("token", token),), user, index)
 
 
 async def _overlays(api: Api, config: LoadConfig, room: str) -> list[SocketSpec]:
@@ -132,8 +132,7 @@ async def _overlays(api: Api, config: LoadConfig, room: str) -> list[SocketSpec]
     key = str((await api.get("/api/creator/overlay-key", creator))["key"])
     base = config.viewers + config.rooms.index(room) * config.overlays
     return [
-        SocketSpec("overlay", room, f"?key={quote(key)}", room, base + i)
-        for i in range(config.overlays)
+        SocketSpec("overlay", room, (("key", key),), room, base + i) for i in range(config.overlays)
     ]
 
 

@@ -9,13 +9,10 @@ cost of reading the socket, so it can watch many more sockets per core.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
-import msgpack
+from server.client.frames import Message, decode
 
-Message = dict[str, Any]
 ROOM_EVENT_TYPES = frozenset({"gift", "combo_end"})
 # Room frames kept decoded: a few seconds of a busy room's frames.
 CACHE_ENTRIES = 4096
@@ -37,21 +34,6 @@ class RoomFrame:
     @property
     def count(self) -> int:
         return len(self.seqs)
-
-
-def encode(message: Message, codec: str) -> bytes | str:
-    if codec == "json":
-        return json.dumps(message, separators=(",", ":"))
-    packed: bytes = msgpack.packb(message)
-    return packed
-
-
-def decode(frame: bytes | str) -> Message:
-    """A frame as the server sent it: text is JSON, binary is MessagePack."""
-    message = json.loads(frame) if isinstance(frame, str) else msgpack.unpackb(frame, raw=False)
-    if not isinstance(message, dict):
-        raise ValueError("a frame that is not a map")
-    return message
 
 
 def room_frame(message: Message) -> RoomFrame | None:
@@ -98,6 +80,8 @@ class FrameCache:
             self.hits += 1
             return digest
         message = decode(frame)
+        if message is None:
+            raise ValueError("a frame that is not a map")
         digest = room_frame(message)
         if digest is None:
             return message
