@@ -13,12 +13,6 @@ the host's noise falls on all of them alike):
     no-combo     the rose not streakable: no HMGET/HSET of the room's combos
     no-fan       senders who are not fan club members: no fan field written
     bare         all three left out
-    tuned-malloc the shipped script alone on a Valkey of its own, as the
-                 server starts it (``MALLOC_TUNABLES`` in server/ops/embedded.py)
-    libc-malloc  the same on another, with glibc's default malloc cache
-                 (``LIBC_DEFAULT_TUNABLES``); compared with tuned-malloc, as
-                 a Valkey that holds five variants' data is slower than one
-                 that holds one variant's
 
 Every gift is a rose from one of ``--senders`` senders to the room ``carol``,
 ``--per-call`` gifts a call (the server puts up to 8 of a room's gifts in a
@@ -35,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -82,10 +75,6 @@ class Variant:
     chained: bool = True
     streakable: bool = True
     members: bool = True
-    # The Valkey it runs on: "main", or one of its own (tuned, libc).
-    valkey: str = "main"
-    # What its ratios are over.
-    baseline: str = "shipped"
 
     def script_source(self) -> str:
         text = source("room_gifts")
@@ -102,11 +91,7 @@ VARIANTS = (
     Variant("no-combo", streakable=False),
     Variant("no-fan", members=False),
     Variant("bare", chained=False, streakable=False, members=False),
-    Variant("tuned-malloc", valkey="tuned", baseline="tuned-malloc"),
-    Variant("libc-malloc", valkey="libc", baseline="tuned-malloc"),
 )
-# glibc's own default depth of its per-size cache of freed chunks.
-LIBC_DEFAULT_TUNABLES = "glibc.malloc.tcache_count=7"
 
 
 @dataclass(frozen=True)
@@ -229,33 +214,24 @@ async def run_chunk(redis: Redis, calls: RoomGiftsCalls, first: int) -> int:
     return CALLS_IN_FLIGHT * calls.per_call
 
 
-@dataclass(frozen=True)
-class Valkeys:
-    """The Valkeys of a run by name (main, tuned, libc), and a client of each."""
-
-    servers: dict[str, EmbeddedValkey]
-    clients: dict[str, Redis]
-
-    def of(self, variant: Variant) -> tuple[Redis, str]:
-        return self.clients[variant.valkey], self.servers[variant.valkey].url
-
-
 async def run_turn(
-    valkeys: Valkeys, per_call: int, gifts: int, senders: int, turn: int
+    redis: Redis, url: str, per_call: int, gifts: int, senders: int, turn: int
 ) -> list[Turn]:
     """Every variant, a pipeline of calls each in turn until each made ``gifts``: the
     host's noise of the moment falls on all of them alike."""
-    every = [await prepared_calls(valkeys.of(v)[0], v, per_call, senders, turn) for v in VARIANTS]
+    every = [await prepared_calls(redis, v, per_call, senders, turn) for v in VARIANTS]
     made = dict.fromkeys(VARIANTS, 0)
     seconds = dict.fromkeys(VARIANTS, 0.0)
     script_usec = dict.fromkeys(VARIANTS, 0)
     command_usec = dict.fromkeys(VARIANTS, 0)
     cpu = dict.fromkeys(VARIANTS, 0.0)
     calls_run = dict.fromkeys(VARIANTS, 0)
+    rounds = 0
     while min(made.values()) < gifts:
-        for calls in every:
+        # Forwards, then backwards: no variant always follows the same one.
+        rounds += 1
+        for calls in every if rounds % 2 else reversed(every):
             variant = calls.variant
-            redis, url = valkeys.of(variant)
             before = await ValkeyAccounts.read(url)
             started = time.perf_counter()
             made[variant] += await run_chunk(redis, calls, made[variant])
@@ -291,16 +267,16 @@ def summary(turns: list[Turn]) -> list[dict[str, Any]]:
                 field: statistics.median(getattr(t, field) for t in mine)
                 for field in ("script_us", "command_us", "valkey_us", "commands")
             }
+        shipped = medians["shipped"]
         for variant in VARIANTS:
-            figures, baseline = medians[variant.name], medians[variant.baseline]
+            figures = medians[variant.name]
             rows.append(
                 {
                     "variant": variant.name,
                     "per_call": per_call,
                     **{k: round(v, 2) for k, v in figures.items()},
-                    "over": variant.baseline,
-                    "script_ratio": round(figures["script_us"] / baseline["script_us"], 3),
-                    "valkey_ratio": round(figures["valkey_us"] / baseline["valkey_us"], 3),
+                    "script_ratio": round(figures["script_us"] / shipped["script_us"], 3),
+                    "valkey_ratio": round(figures["valkey_us"] / shipped["valkey_us"], 3),
                 }
             )
     return rows
@@ -308,64 +284,44 @@ def summary(turns: list[Turn]) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| variant | gifts a call | script µs a gift (in commands) | ratio "
-        "| Valkey CPU µs a gift | ratio | commands a gift | ratios over |",
-        "|---|--:|--:|--:|--:|--:|--:|---|",
+        "| variant | gifts a call | script µs a gift (in commands) | over shipped "
+        "| Valkey CPU µs a gift | over shipped | commands a gift |",
+        "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         lines.append(
             f"| {row['variant']} | {row['per_call']} | {row['script_us']:.1f} "
             f"({row['command_us']:.1f}) "
             f"| {row['script_ratio']:.2f} | {row['valkey_us']:.1f} | {row['valkey_ratio']:.2f} "
-            f"| {row['commands']:.2f} | {row['over']} |"
+            f"| {row['commands']:.2f} |"
         )
     return "\n".join(lines)
 
 
-async def started(data_dir: Path, appendfsync: str, tunables: str | None) -> EmbeddedValkey:
-    """An embedded Valkey; with ``tunables``, its GLIBC_TUNABLES instead of the server's."""
-    saved = os.environ.get("GLIBC_TUNABLES")
-    if tunables is not None:
-        os.environ["GLIBC_TUNABLES"] = tunables
-    try:
-        valkey = EmbeddedValkey(data_dir, appendfsync=appendfsync)
-        await valkey.start()
-    finally:
-        if saved is None:
-            os.environ.pop("GLIBC_TUNABLES", None)
-        else:
-            os.environ["GLIBC_TUNABLES"] = saved
-    return valkey
-
-
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="gs-parts-") as data_dir:
-        tunables = {"main": None, "tuned": None, "libc": LIBC_DEFAULT_TUNABLES}
-        servers = {
-            name: await started(Path(data_dir) / name, args.appendfsync, value)
-            for name, value in tunables.items()
-        }
-        clients = {name: Redis.from_url(server.url) for name, server in servers.items()}
-        valkeys = Valkeys(servers, clients)
+        valkey = EmbeddedValkey(data_dir, appendfsync=args.appendfsync)
+        await valkey.start()
+        redis = Redis.from_url(valkey.url)
         turns: list[Turn] = []
         try:
             for turn in range(args.turns):
                 for per_call in args.per_call:
-                    results = await run_turn(valkeys, per_call, args.gifts, args.senders, turn)
+                    results = await run_turn(
+                        redis, valkey.url, per_call, args.gifts, args.senders, turn
+                    )
                     turns += results
                     for result in results:
                         print(
-                            f"turn {turn + 1} {result.variant:11} {per_call} a call: "
+                            f"turn {turn + 1} {result.variant:9} {per_call} a call: "
                             f"script {result.script_us:.1f} µs, Valkey {result.valkey_us:.1f} µs, "
                             f"{result.commands:.2f} commands a gift",
                             file=sys.stderr,
                             flush=True,
                         )
         finally:
-            for client in clients.values():
-                await client.aclose()
-            for server in servers.values():
-                await server.stop()
+            await redis.aclose()
+            await valkey.stop()
     return {
         "appendfsync": args.appendfsync,
         "gifts_per_turn": args.gifts,

@@ -17,7 +17,6 @@ from redis.exceptions import AuthenticationError
 from server.ops.embedded import (
     LOCK_NAME,
     LOG_NAME,
-    MALLOC_TUNABLES,
     DataDirInUse,
     EmbeddedValkey,
     ValkeyStartError,
@@ -69,23 +68,6 @@ async def test_it_asks_for_a_password_that_no_command_line_shows(
     # The lock file holds the URL, password and all: its owner's alone.
     mode = (await asyncio.to_thread((valkey.data_dir / LOCK_NAME).stat)).st_mode
     assert mode & 0o077 == 0
-
-
-async def glibc_tunables_of(pid: int) -> bytes | None:
-    environ = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
-    settings = dict(entry.split(b"=", 1) for entry in environ.split(b"\0") if b"=" in entry)
-    return settings.get(b"GLIBC_TUNABLES")
-
-
-async def test_it_runs_with_a_deeper_malloc_cache_unless_told_otherwise(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
-    async with EmbeddedValkey(tmp_path / "ours") as running:
-        assert await glibc_tunables_of(running.pid) == MALLOC_TUNABLES.encode()
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.check=0")
-    async with EmbeddedValkey(tmp_path / "theirs") as running:
-        assert await glibc_tunables_of(running.pid) == b"glibc.malloc.check=0"
 
 
 async def test_url_works_with_redis_from_url(valkey: EmbeddedValkey) -> None:

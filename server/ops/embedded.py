@@ -54,22 +54,9 @@ AOF_CHECK_TIMEOUT = 300.0
 # A port chosen by free_port() can be taken by someone else before Valkey
 # binds it; a few fresh tries make that race harmless.
 PORT_TRIES = 3
-# The wheel's valkey-server uses glibc's malloc, and a gift's scripts make
-# and free thousands of small strings: a deeper per-size cache of freed
-# chunks (7 by default) took 4-6% off Valkey's CPU a gift in
-# scripts/bench_script_parts.py runs, at most 256 chunks a size class held.
-MALLOC_TUNABLES = "glibc.malloc.tcache_count=256"
 LOG_TAIL_LINES = 20
 RESTART_FIRST_DELAY = 0.1
 RESTART_MAX_DELAY = 5.0
-
-
-def valkey_environment() -> dict[str, str]:
-    """This process's environment, with the malloc tunables unless it sets its own
-    (glibc reads the first of a list and may drop the rest, so they are not mixed)."""
-    env = dict(os.environ)
-    env.setdefault("GLIBC_TUNABLES", MALLOC_TUNABLES)
-    return env
 
 
 class EmbeddedState:
@@ -394,7 +381,6 @@ class EmbeddedValkey:
                 # foreground group, and Valkey must outlive the server's drain.
                 start_new_session=True,
                 pass_fds=(self._lock_fd(),),
-                env=valkey_environment(),
             )
         # The password goes in on stdin ("-" reads a config from there), not
         # on the command line, where every local user could read it.
