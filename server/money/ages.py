@@ -19,9 +19,6 @@ decides:
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from redis.asyncio import Redis
 
 from server.core.auth import Identity
@@ -29,6 +26,7 @@ from server.errors import AgeRestricted
 from server.money.budgets import Budgets
 from server.money.creators import MINOR, UNKNOWN, operator_ages_key
 from server.store.calls import as_text, guarded
+from server.tuning.fresh_enough import FreshEnough
 
 BLOCKED, LIMITED = "blocked", "limited"
 POLICIES = (BLOCKED, LIMITED)
@@ -51,31 +49,19 @@ class Ages:
         self.minor_policy = minor_policy
         self.minor_daily_limit = minor_daily_limit
         self.unknown_age_as = unknown_age_as
-        self._words: dict[str, str] = {}
-        self._fresh_until = 0.0
-        self._loading: asyncio.Future[dict[str, str]] | None = None
+        # One HGETALL a second however many gifts (FreshEnough).
+        self._words = FreshEnough(self._read, CACHE_SECONDS)
 
     async def _operator_words(self) -> dict[str, str]:
-        if time.monotonic() < self._fresh_until:
-            return self._words
-        if self._loading is None:  # one read serves every gift that finds them stale
-            self._loading = asyncio.ensure_future(self._read())
-            self._loading.add_done_callback(self._loaded)
-        return await asyncio.shield(self._loading)
+        return await self._words.get()
 
     async def _read(self) -> dict[str, str]:
         raw = await guarded(self._redis.hgetall(self._key))
         return {as_text(user): as_text(age) for user, age in raw.items()}
 
-    def _loaded(self, done: asyncio.Future[dict[str, str]]) -> None:
-        self._loading = None
-        if not done.cancelled() and done.exception() is None:
-            self._words = done.result()
-            self._fresh_until = time.monotonic() + CACHE_SECONDS
-
     def forget(self) -> None:
         """Read the operator's words afresh next time (this process changed one)."""
-        self._fresh_until = 0.0
+        self._words.forget()
 
     async def status(self, identity: Identity) -> str:
         """adult or minor, as the rules count the user now."""

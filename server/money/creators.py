@@ -21,8 +21,6 @@ whenever the creator uses their profile).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +38,7 @@ from server.errors import (
 )
 from server.store.calls import as_text, guarded
 from server.store.scripts import ScriptCall
+from server.tuning.fresh_enough import FreshEnough
 
 CACHE_SECONDS = 1.0
 # Why a room does not take gifts, or a creator may not switch them on, as
@@ -137,13 +136,12 @@ class Creators:
         self._prefix = key_prefix
         self.rules = rules
         self._follow = follow_script
-        self._cache: dict[str, tuple[float, CreatorProfile | None]] = {}
+        # Each creator's profile, read at most once a second however many
+        # gifts (FreshEnough): a storm's gifts do not wait for the read.
+        self._profiles: dict[str, FreshEnough[CreatorProfile | None]] = {}
         # room -> the profile last judged and its verdict, so that a storm's
         # gifts judge a cached profile once, not once a gift.
         self._verdicts: dict[str, tuple[CreatorProfile | None, Verdict]] = {}
-        self._loading: dict[str, asyncio.Future[CreatorProfile | None]] = {}
-        # Bumped by every save: a read that started before it must not be cached.
-        self._saves = 0
 
     def _key(self, user: str) -> str:
         return WalletKeys(self._prefix, user).creator
@@ -192,9 +190,10 @@ class Creators:
         self._changed(user)
 
     def _changed(self, user: str) -> None:
-        self._saves += 1
-        self._cache.pop(user, None)
-        self._loading.pop(user, None)
+        # A read that started before the change is not kept (FreshEnough.forget).
+        profile = self._profiles.get(user)
+        if profile is not None:
+            profile.forget()
         self._verdicts.pop(user, None)
 
     async def fresh(self, user: str) -> CreatorProfile:
@@ -234,36 +233,20 @@ class Creators:
         return int(count), bool(int(changed))
 
     async def load(self, user: str) -> CreatorProfile | None:
-        cached = self._cache.get(user)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        # In a storm thousands of gifts find the cache expired at once: one
-        # read serves them all.
-        loading = self._loading.get(user)
-        if loading is None:
-            loading = asyncio.ensure_future(self._fetch(user))
-            self._loading[user] = loading
-            loading.add_done_callback(lambda done: self._forget_load(user, done))
-        return await asyncio.shield(loading)
-
-    def _forget_load(self, user: str, done: asyncio.Future[CreatorProfile | None]) -> None:
-        if self._loading.get(user) is done:
-            del self._loading[user]
-        if not done.cancelled():
-            done.exception()  # its awaiters got it; do not report it as lost
+        profile = self._profiles.get(user)
+        if profile is None:
+            profile = FreshEnough(lambda: self._fetch(user), CACHE_SECONDS)
+            self._profiles[user] = profile
+        return await profile.get()
 
     async def _fetch(self, user: str) -> CreatorProfile | None:
-        saves = self._saves
         raw = await guarded(self._redis.hgetall(self._key(user)))
-        profile = profile_from(user, raw) if raw else None
-        if saves == self._saves:
-            self._cache[user] = (time.monotonic() + CACHE_SECONDS, profile)
-        return profile
+        return profile_from(user, raw) if raw else None
 
     def cached_stream(self, room: str) -> str | None:
         """The room's live stream as last read (None when not live, or not read)."""
-        cached = self._cache.get(room)
-        profile = cached[1] if cached is not None else None
+        held = self._profiles.get(room)
+        profile = held.peek() if held is not None else None
         return profile.stream_id if profile is not None else None
 
     @property
