@@ -128,6 +128,9 @@ class Plan:
     # another (an earlier commit) to compare with, drivers and baselines
     # staying this one's.
     server_root: Path = REPO_ROOT
+    # Settings of every giftstream server of the run, by name (gift_gather_ms="1"),
+    # under those a section sets itself.
+    server_settings: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -338,7 +341,9 @@ async def giftstream(
     """A ``giftstream serve`` process; ``settings`` as GIFTSTREAM_<NAME> variables."""
     argv = [sys.executable, "-m", "server", "serve", "--port", "0"]
     argv += ["--redis-url", redis_url, "--key-prefix", prefix]
-    env = server_environment(TOKEN_SECRET, work / f"data-{prefix}", **settings)
+    env = server_environment(
+        TOKEN_SECRET, work / f"data-{prefix}", **{**dict(plan.server_settings), **settings}
+    )
     if plan.server_root != REPO_ROOT:
         # ``-m server`` then finds that checkout's package before this one's.
         env["PYTHONPATH"] = str(plan.server_root)
@@ -1630,7 +1635,16 @@ def build_plan(args: argparse.Namespace) -> Plan:
         profile_dir=args.profile,
         idle_settle_seconds=0.0 if quick else PING_INTERVAL_SECONDS,
         server_root=(args.server_root or REPO_ROOT).resolve(),
+        server_settings=tuple(server_setting(text) for text in args.server_setting),
     )  # fmt: skip
+
+
+def server_setting(text: str) -> tuple[str, str]:
+    """``gift_gather_ms=1`` as (name, value)."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"not NAME=VALUE: {text!r}")
+    return name.strip().lower(), value.strip()
 
 
 def rates(text: str) -> tuple[float, ...]:
@@ -1682,6 +1696,14 @@ def main() -> int:
         "commit) to compare it in the same conditions; the drivers and baselines stay this "
         "checkout's",
     )
+    parser.add_argument(
+        "--server-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of every giftstream server of the run, as GIFTSTREAM_<NAME> "
+        "(gift_gather_ms=1); may be given more than once",
+    )
     args = parser.parse_args()
     plan = build_plan(args)
     sections = args.only or ["money", "fanout", "memory"]
@@ -1695,7 +1717,9 @@ def main() -> int:
         if plan.server_cpu is not None
         else "no pinning"
     )
-    info["server"] = checkout_commit(plan.server_root)
+    info["server"] = checkout_commit(plan.server_root) + "".join(
+        f" {name}={value}" for name, value in plan.server_settings
+    )
     print(
         f"giftstream bench, {info['date']}, {info['cores']} cores {info['machine']} "
         f"({info['cpu']}), Python {info['python']}; {pinning}; "

@@ -160,7 +160,7 @@ def _build(settings: Settings, redis: Redis) -> Services:
     # One node holds the wallets and the rooms alike: a gift's debit and its
     # announcement can be one script call.
     room_gifts = (
-        RoomGifts(wallets, room_log, scripts, pipeline)
+        RoomGifts(wallets, room_log, scripts, pipeline, settings.gift_gather_ms / 1000)
         if settings.script_batching and cluster is None
         else None
     )

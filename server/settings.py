@@ -263,6 +263,9 @@ class Settings:
     # A process silent this long is taken for dead, and another ends its
     # combos (server/rooms/combo_ends.py): longer than the window.
     combo_owner_timeout_seconds: float = 10.0
+    # On one Redis node, a room's gift waits this long for others of the room
+    # to share its script call (server/tuning/script_groups.py): 0 sends at once.
+    gift_gather_ms: float = 0.0
     gift_rate_per_second: float = 20.0
     gift_rate_burst: int = 60
     # Gifts one user may send, across all sockets and processes (gift.lua).
@@ -350,6 +353,7 @@ class Settings:
                 ),
                 (self.outgoing_buffer_bytes < 64 * 1024, "outgoing_buffer_bytes: at least 65536"),
                 (self.coalesce_tick_ms < 0, "coalesce_tick_ms: 0 or more"),
+                (not 0 <= self.gift_gather_ms <= 50, "gift_gather_ms: 0 to 50"),
                 (not self.gift_rate_per_second > 0, "gift_rate_per_second: more than 0"),
                 (self.gift_rate_burst < 1, "gift_rate_burst: at least 1"),
                 (self.max_sockets_per_user < 1, "max_sockets_per_user: at least 1"),

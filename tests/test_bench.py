@@ -168,6 +168,19 @@ def test_a_reach_under_a_millisecond_counts_as_one_never_as_zero() -> None:
     assert [reach_bucket(ms) for ms in (1.0, 1.01, 149.5)] == [1, 2, 150]
 
 
+def test_server_settings_are_read_as_name_and_value() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    import argparse
+
+    from bench_run import server_setting
+
+    assert server_setting("GIFT_GATHER_MS = 1.5") == ("gift_gather_ms", "1.5")
+    assert server_setting("combo_window_ms=") == ("combo_window_ms", "")
+    for bad in ("gift_gather_ms", "=1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            server_setting(bad)
+
+
 def test_the_servers_own_ack_timer_is_read_between_two_scrapes() -> None:
     sys.path.insert(0, str(REPO_ROOT / "scripts"))
     from bench_run import ack_buckets, server_ack_summary

@@ -52,14 +52,21 @@ class SentGift:
 
 class RoomGifts:
     def __init__(
-        self, wallets: Wallets, room_log: RoomLog, scripts: Scripts, pipeline: AutoPipeline
+        self,
+        wallets: Wallets,
+        room_log: RoomLog,
+        scripts: Scripts,
+        pipeline: AutoPipeline,
+        gather_seconds: float = 0.0,
     ) -> None:
         call = scripts.room_gifts
         assert isinstance(call, BatchedScript), "scripts registered without the pipeline"
         self._wallets = wallets
         self._room_log = room_log
         self._pending = reports_pending_key(wallets.key_prefix)
-        self._calls = ScriptGroups(pipeline, call.script, self._head, REPLY_WIDTH, GIFTS_PER_CALL)
+        self._calls = ScriptGroups(
+            pipeline, call.script, self._head, REPLY_WIDTH, GIFTS_PER_CALL, gather_seconds
+        )
 
     def _head(self, room: str) -> tuple[list[Any], list[Any]]:
         """The keys and args of a room's call before its gifts'. A room's creator is the room."""

@@ -7,6 +7,13 @@ every entry gathered so far, and the entries that come after open a new
 one. One script run for many entries, each entry getting its own slice of
 the reply.
 
+With ``gather_seconds`` a group's new call waits that long before it joins
+the pipeline's next batch (or less, once it is full), so that entries that
+come a little apart share it too: a room's gifts at a steady few thousand
+a second otherwise go one or two a call, and a call's own part of the
+script's cost (the room's seq, history entry and message, the creator's
+wallet) is as large as a gift's.
+
 A script used this way takes a head of keys and arguments for the group
 (the room's sequence and channel, say), then the same number of keys and
 of arguments for each entry, and replies with ``reply_width`` values per
@@ -30,13 +37,16 @@ Head = Callable[[str], tuple[list[Any], list[Any]]]
 class _GroupCall:
     """One group's entries waiting for their call to go out."""
 
-    __slots__ = ("args", "keys", "outcomes", "width")
+    __slots__ = ("args", "keys", "outcomes", "released", "timer", "width")
 
     def __init__(self, width: int) -> None:
         self.width = width
         self.keys: list[Any] = []
         self.args: list[Any] = []
         self.outcomes: list[asyncio.Future[list[Any]]] = []
+        # Handed to the pipeline (after its gathering wait, if any).
+        self.released = False
+        self.timer: asyncio.TimerHandle | None = None
 
     def add(self, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[list[Any]]:
         outcome: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
@@ -68,6 +78,7 @@ class ScriptGroups:
         head: Head,
         reply_width: int,
         max_entries: int | None = None,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._pipeline = pipeline
         self._script = script
@@ -75,6 +86,7 @@ class ScriptGroups:
         self._width = reply_width
         # A cap keeps one call from holding Redis for long.
         self._max_entries = max_entries
+        self._gather_seconds = gather_seconds
         # Per group, the call that has not gone out yet.
         self._open: dict[str, _GroupCall] = {}
 
@@ -85,13 +97,27 @@ class ScriptGroups:
         call = self._open.get(group)
         if call is None:
             call = self._open[group] = _GroupCall(self._width)
-            sealed_call = call
-            reply = self._pipeline.defer(self._script, lambda: self._seal(group, sealed_call))
-            reply.add_done_callback(call.settle)
+            if self._gather_seconds > 0:
+                loop = asyncio.get_running_loop()
+                call.timer = loop.call_later(self._gather_seconds, self._release, group, call)
+            else:
+                self._release(group, call)
         outcome = call.add(keys, args)
         if self._max_entries is not None and len(call.outcomes) >= self._max_entries:
             del self._open[group]  # full: the next entry opens another call
+            self._release(group, call)  # and this one waits no longer
         return outcome
+
+    def _release(self, group: str, call: _GroupCall) -> None:
+        """Hand ``call`` to the pipeline; entries may still join it until its batch starts."""
+        if call.released:
+            return
+        call.released = True
+        if call.timer is not None:
+            call.timer.cancel()
+            call.timer = None
+        reply = self._pipeline.defer(self._script, lambda: self._seal(group, call))
+        reply.add_done_callback(call.settle)
 
     def _seal(self, group: str, call: _GroupCall) -> tuple[list[Any], list[Any]]:
         """The call's keys and args; entries arriving from now on start a new call."""
