@@ -141,14 +141,9 @@ async def grant(redis: Redis, settings: Settings, senders: int) -> None:
         )
 
 
-async def prepared_senders(
-    url: str, prefix: str, senders: int
-) -> tuple[Redis, AsyncScript, tuple[list[Any], list[Any]]]:
-    """A client, the senders' coins granted, the gift script and a gift's call shape."""
-    redis = Redis.from_url(url)
-    settings = bench_settings(prefix)
-    await grant(redis, settings, senders)
-    shape = await gift_call(
+async def rose_call_shape(redis: Redis, settings: Settings) -> tuple[list[Any], list[Any]]:
+    """The KEYS and ARGV of a rose to the room, the sender and request id left as holes."""
+    return await gift_call(
         redis,
         settings,
         EvalshaTemplate.SENDER_HOLE,
@@ -156,7 +151,16 @@ async def prepared_senders(
         load_catalog().gift("rose"),
         int(time.time() * 1000),
     )
-    return redis, gift_script(redis), shape
+
+
+async def prepared_senders(
+    url: str, prefix: str, senders: int
+) -> tuple[Redis, AsyncScript, tuple[list[Any], list[Any]]]:
+    """A client, the senders' coins granted, the gift script and a gift's call shape."""
+    redis = Redis.from_url(url)
+    settings = bench_settings(prefix)
+    await grant(redis, settings, senders)
+    return redis, gift_script(redis), await rose_call_shape(redis, settings)
 
 
 class Gifts(Protocol):

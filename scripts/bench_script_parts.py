@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_costs import ValkeyAccounts
-from bench_money import EvalshaTemplate, bench_settings, fill, gift_call, grant
+from bench_money import bench_settings, fill, grant, rose_call_shape, sender_name
 
 from server.core.catalog import load_catalog
 from server.core.keys import WalletKeys
@@ -161,10 +161,6 @@ class RoomGiftsCalls:
         return keys, args
 
 
-def sender_name(index: int) -> str:
-    return f"u{index:06d}"
-
-
 async def prepare(
     redis: Redis, prefix: str, variant: Variant, senders: int
 ) -> tuple[list[Any], list[Any]]:
@@ -177,14 +173,7 @@ async def prepare(
             await redis.hset(
                 WalletKeys(prefix, sender_name(i)).wallet, f"fan:{ROOM}", f"{joined}|0"
             )
-    return await gift_call(
-        redis,
-        settings,
-        EvalshaTemplate.SENDER_HOLE,
-        EvalshaTemplate.REQUEST_HOLE,
-        load_catalog().gift("rose"),
-        int(time.time() * 1000),
-    )
+    return await rose_call_shape(redis, settings)
 
 
 async def prepared_calls(
