@@ -844,6 +844,8 @@ function closeReason(code) {
       return "the server is restarting";
     case 4001:
       return "fell too far behind the room";
+    case 4401:
+      return "the token was revoked";
     default:
       return `closed (${code})`;
   }

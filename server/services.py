@@ -15,6 +15,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from server.access.authenticator import Authenticator
 from server.access.jwks import JwksKeys
+from server.access.revocation_watch import RevocationWatch
 from server.access.revocations import Revocations
 from server.core.catalog import Catalog, load_catalog
 from server.core.keys import RoomKeys, WalletKeys
@@ -422,6 +423,7 @@ async def running_services(settings: Settings) -> AsyncIterator[Services]:
             services.hub, services.leaderboards, LEADERBOARD_PUSH_SECONDS
         ).run_forever(),
         GoalWatch(services.hub, services.goals, GOAL_LOOK_SECONDS).run_forever(),
+        RevocationWatch(services.revocations, services.hub).run(),
         services.combo_ends.run_forever(),
         services.relay.run(),
         services.settler.run_worker(),

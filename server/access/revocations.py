@@ -8,19 +8,34 @@
   issued later work: the user signs in again.
 
 Each check is two reads in one round trip. Revocation refuses new room
-sockets and every HTTP call; a socket opened before stays open until it
-closes (docs/protocol.md).
+sockets and every HTTP call. Each revocation is also noted for a few
+minutes in ``gs:revocations:recent`` (a sorted set by when it was made),
+which every process reads once a second to close the room sockets it holds
+that were opened with a revoked token (``revocation_watch.py``).
 """
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from server.core.keys import WalletKeys, revoked_token_key
+from server.core.keys import WalletKeys, recent_revocations_key, revoked_token_key
 from server.errors import AuthError, BadField
 from server.store.calls import as_text, guarded
 
 MAX_TOKEN_ID_LENGTH = 256
+# How long a revocation stays in the recent set: far longer than any process
+# takes to read it (once a second), short enough for the set to stay small.
+RECENT_SECONDS = 600
+
+
+def revoked_token_note(jti: str) -> str:
+    """A revoked token in the recent set; the id last, as it may hold anything."""
+    return f"token:{jti}"
+
+
+def revoked_user_note(user: str, before: int) -> str:
+    """All of a user's tokens issued up to ``before`` (s), in the recent set."""
+    return f"user:{before}:{user}"
 
 
 def check_token_id(jti: object) -> str:
@@ -39,13 +54,30 @@ class Revocations:
         """Refuse the token with this id until it expires."""
         ttl = max(1, int(expires_at - now) + self._leeway)
         await guarded(self._redis.set(revoked_token_key(self._prefix, jti), "1", ex=ttl))
+        await self._note(revoked_token_note(jti), now)
 
     async def revoke_user(self, user: str, now: float) -> int:
         """Refuse every token of ``user`` issued up to now; returns that time (s)."""
         before = int(now)
         key = WalletKeys(self._prefix, user).revoked_before
         await guarded(self._redis.set(key, str(before)))
+        await self._note(revoked_user_note(user, before), now)
         return before
+
+    async def _note(self, note: str, now: float) -> None:
+        """After the deny list: a process that reads the note finds the token refused."""
+        key = recent_revocations_key(self._prefix)
+        now_ms = int(now * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {note: now_ms})
+            pipe.zremrangebyscore(key, "-inf", now_ms - RECENT_SECONDS * 1000)
+            pipe.expire(key, RECENT_SECONDS)
+            await guarded(pipe.execute())
+
+    async def recent(self) -> list[str]:
+        """The revocations noted in the last minutes (``revoked_*_note``)."""
+        notes = await guarded(self._redis.zrange(recent_revocations_key(self._prefix), 0, -1))
+        return [as_text(note) for note in notes]
 
     async def require_valid(self, user: str, jti: str | None, issued_at: int | None) -> None:
         """Raises ``AuthError`` (reason ``revoked``) for a token taken back."""

@@ -65,6 +65,7 @@ CLOSE_REASONS = {
     CloseCode.INTERNAL_ERROR: "server error",
     CloseCode.SERVICE_RESTART: "the server is restarting",
     CloseCode.SLOW_CONSUMER: "fell too far behind the room",
+    CloseCode.TOKEN_REVOKED: "the token was revoked",
     1006: "the connection was lost",
 }
 

@@ -8,7 +8,7 @@ password. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from server.errors import AuthError, BadField
@@ -41,6 +41,11 @@ class Identity:
     # "age" claim; "adult" too when it only says adult). The operator's word
     # overrides it (server/money/ages.py).
     age: str = "unknown"
+    # The token's id (``jti``) and when it was issued (``iat``, s), if it said:
+    # what a revocation is matched against (server/access/revocation_watch.py).
+    # Not part of who the caller is: two tokens of one user are one identity.
+    token_id: str | None = field(default=None, compare=False)
+    issued_at: int | None = field(default=None, compare=False)
 
     @property
     def can_send(self) -> bool:

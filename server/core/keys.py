@@ -170,6 +170,12 @@ def revoked_token_key(prefix: str, token_id: str) -> str:
     return f"{prefix}:revoked:{token_id}"
 
 
+def recent_revocations_key(prefix: str) -> str:
+    """The revocations of the last minutes, by when each was made (ms): every
+    process reads it to close the room sockets opened with a revoked token."""
+    return f"{prefix}:revocations:recent"
+
+
 def combo_owners_key(prefix: str) -> str:
     """Processes that count combos, by when each last said it is alive (ms):
     where a process finds the combos of one that died, to end them."""

@@ -43,6 +43,8 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012
     # The viewer fell too far behind the room; reconnect and resync.
     SLOW_CONSUMER = 4001
+    # The token the socket was opened with was revoked: sign in again.
+    TOKEN_REVOKED = 4401
 
 
 def choose_codec(offered: list[str]) -> Codec:

@@ -176,7 +176,14 @@ def identity_of(claims: dict[str, Any], names: ClaimNames) -> Identity:
         age = "adult" if age >= ADULT_AGE else "minor"
     if age not in AGES:
         raise AuthError("the token's age is not adult, minor or unknown", reason="bad_claims")
-    return Identity(user=user, role=Role(role), adult=age == "adult", age=str(age))
+    return Identity(
+        user=user,
+        role=Role(role),
+        adult=age == "adult",
+        age=str(age),
+        token_id=token_id(claims),
+        issued_at=issued_at(claims),
+    )
 
 
 def issued_at(claims: dict[str, Any]) -> int | None:

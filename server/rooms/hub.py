@@ -517,6 +517,10 @@ class Hub:
         """Open room sockets in this process, whatever their stage."""
         return sum(len(room) for room in self.rooms.values())
 
+    def every_member(self) -> list[Member]:
+        """Every open room socket of this process (a copy)."""
+        return [member for room in self.rooms.values() for member in room.members()]
+
     def rooms_with_owner(self) -> list[str]:
         """Rooms where this process holds the creator's own page or overlay open:
         their streams are kept live (``server/money/streams.py``)."""
