@@ -630,3 +630,16 @@ def test_a_frame_nested_past_the_bound_is_a_bad_frame() -> None:
         decode(msgpack.packb({"type": "ping", "x": [deep]}))
     with pytest.raises(BadFrame, match="nest"):
         decode(json.dumps({"type": "ping", "x": [deep]}))
+
+
+def test_nesting_depth_of_flat_and_nested_documents() -> None:
+    from server.core.nesting import depth
+
+    # A flat map (every well-formed client frame) is said at once; the rest walked.
+    assert depth({}) == 1
+    assert depth({"type": "gift", "id": "g1", "count": 3, "confirm": True}) == 1
+    assert depth({"a": [1]}) == 2
+    assert depth({"a": 1, "b": {}}) == 2
+    assert depth({"a": ({"b": [3]},)}) == 4
+    assert depth([[[]]]) == 3
+    assert depth("text") == 0

@@ -161,6 +161,14 @@ class Wallets:
         self._scripts = scripts
         self._settings = settings
         self._pipeline = pipeline
+        # gift.lua's last arguments that only settings decide, written once.
+        self._gift_limits = (
+            settings.idempotency_ttl_seconds,
+            str(settings.revenue_share_percent),
+            str(settings.max_gift_count),
+            repr(float(settings.user_gift_rate_per_second)),
+            str(settings.user_gift_rate_burst),
+        )
 
     @property
     def key_prefix(self) -> str:
@@ -177,7 +185,6 @@ class Wallets:
     def gift_call(self, order: GiftOrder) -> tuple[list[Any], list[Any]]:
         """``gift.lua``'s KEYS and ARGV (``room_gifts.lua`` takes the same per gift)."""
         keys = self.keys(order.sender)
-        s = self._settings
         return (
             [
                 keys.wallet,
@@ -194,11 +201,7 @@ class Wallets:
                 order.creator,
                 order.room,
                 order.now_ms,
-                s.idempotency_ttl_seconds,
-                str(s.revenue_share_percent),
-                str(s.max_gift_count),
-                repr(float(s.user_gift_rate_per_second)),
-                str(s.user_gift_rate_burst),
+                *self._gift_limits,
                 order.stream_id,
             ],
         )
