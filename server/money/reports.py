@@ -108,10 +108,8 @@ class Reports:
             async for page in self._pages(creator, cursor, until, most):
                 # A page at a time, the loop free between pages: a second of a
                 # storm's credits, parsed at once, would hold up every ack.
-                for _, fields in page:
-                    credit = Credit.from_entry(fields or {})
-                    if credit is not None:
-                        sums.add(credit)
+                credits = (Credit.from_entry(fields or {}) for _, fields in page)
+                sums.add_all(credit for credit in credits if credit is not None)
                 read += len(page)
                 if progress is None:
                     last_id = as_text(page[-1][0])
