@@ -60,3 +60,15 @@ def test_a_storm_of_one_gift_is_summed_once() -> None:
     assert sums.totals[day]["h:0:coins"] == 100
     assert sum(sums.supporters["all"]["coins"].values()) == 100
     assert sums.supporters["all"]["coins"]["u0"] == 15  # n = 0, 7, ..., 98
+
+
+def test_the_bench_of_summing_credits_runs_and_gives_a_plausible_ratio() -> None:
+    from tests.test_bench import run_script
+
+    done = run_script("bench_report_sums.py", "--pages", "20", "--turns", "1", timeout=120)
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    ratio = float(lines["ratio"])
+    # A page at a time sums a storm's alike credits once a kind: never slower
+    # by much, whatever the host is doing meanwhile.
+    assert 0.0 < ratio < 1.5
+    assert float(lines["credit by credit"].split()[0]) > 0

@@ -155,7 +155,10 @@ class ReportSums:
         return totals
 
     def _support(self, scope: Scope, credit: Credit) -> None:
-        ranks = self.supporters.setdefault(scope, {"coins": {}, "diamonds": {}})
-        for measure, amount in (("coins", credit.coins), ("diamonds", credit.diamonds)):
-            by_user = ranks[measure]
-            by_user[credit.sender] = by_user.get(credit.sender, 0) + amount
+        ranks = self.supporters.get(scope)
+        if ranks is None:
+            ranks = self.supporters[scope] = {"coins": {}, "diamonds": {}}
+        sender = credit.sender
+        by_coins, by_diamonds = ranks["coins"], ranks["diamonds"]
+        by_coins[sender] = by_coins.get(sender, 0) + credit.coins
+        by_diamonds[sender] = by_diamonds.get(sender, 0) + credit.diamonds
