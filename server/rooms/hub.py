@@ -11,7 +11,7 @@ A flush writes at most ``FANOUT_SLICE`` viewers, or ``SLICE_SECONDS`` of
 writes, per turn of the event loop, so that a big room's fan-out does not
 hold up Redis's replies and the acks between them. Events that arrive
 meanwhile wait for the flush to end; when several frames go out at once,
-each viewer is written all of them in a row.
+each viewer is written all of them in a row, in one write.
 
 In a room that is not busy with events, a big gift does not wait for the
 tick (``EXPRESS_TIERS``): it goes out at once with whatever is pending, or
@@ -119,11 +119,17 @@ _Frames = list[dict[Codec, bytes]]
 
 @dataclass(slots=True)
 class _Job:
-    """Part of a flush: these writers, of one codec, are written these frames in a row."""
+    """Part of a flush: these writers, of one codec, are each written ``data``,
+    the flush's frames in a row, in one write.
+
+    One write a viewer, not one a frame: in a gift storm a flush holds two
+    frames or more (200 events each), and the kernel's cost is mostly per
+    write (docs/benchmarks.md).
+    """
 
     codec: Codec
     writers: tuple[FrameWriter, ...]
-    frames: list[bytes]
+    data: bytes
 
 
 # A viewer whose welcome is still being built keeps the room's events for it;
@@ -266,7 +272,7 @@ class LocalRoom:
         if self.catching_up:
             self._send_to_catching_up(chunks, frames)
         self._jobs = [
-            _Job(codec, group, [per_codec[codec] for per_codec in frames])
+            _Job(codec, group, b"".join(per_codec[codec] for per_codec in frames))
             for codec, group in writers.items()
         ]
         self._job = self._offset = 0
@@ -303,16 +309,13 @@ class LocalRoom:
             self._send_to_catching_up(chunks, frames)
         ahead: list[_Job] = []
         behind: list[_Job] = []
+        new = {codec: b"".join(per_codec[codec] for per_codec in frames) for codec in codecs}
         for index, job in enumerate(self._jobs[self._job :], start=self._job):
-            new = [per_codec[job.codec] for per_codec in frames]
             split = self._offset if index == self._job else 0
             if split > 0:
-                behind.append(_Job(job.codec, job.writers[:split], new))
-            ahead.append(_Job(job.codec, job.writers[split:], job.frames + new))
-        behind += [
-            _Job(job.codec, job.writers, [per_codec[job.codec] for per_codec in frames])
-            for job in self._jobs[: self._job]
-        ]
+                behind.append(_Job(job.codec, job.writers[:split], new[job.codec]))
+            ahead.append(_Job(job.codec, job.writers[split:], job.data + new[job.codec]))
+        behind += [_Job(job.codec, job.writers, new[job.codec]) for job in self._jobs[: self._job]]
         self._jobs = ahead + [job for job in behind if job.writers]
         self._job = self._offset = 0
         for job in self._jobs:
@@ -328,16 +331,10 @@ class LocalRoom:
         budget = FANOUT_SLICE
         jobs, job, offset = self._jobs, self._job, self._offset
         while job < len(jobs) and budget > 0:
-            writers, frames = jobs[job].writers, jobs[job].frames
+            writers, data = jobs[job].writers, jobs[job].data
             end = min(len(writers), offset + min(budget, SLICE_STEP))
-            if len(frames) == 1:
-                frame = frames[0]
-                for writer in writers[offset:end]:  # the hot loop: once per viewer per frame
-                    writer.send(frame)
-            else:
-                for writer in writers[offset:end]:
-                    for frame in frames:
-                        writer.send(frame)
+            for writer in writers[offset:end]:  # the hot loop: once per viewer per flush
+                writer.send(data)
             budget -= end - offset
             job, offset = (job, end) if end < len(writers) else (job + 1, 0)
             if self.loop.time() >= deadline:

@@ -142,7 +142,8 @@ class FrameWriter:
             self._transport = p.transport
 
     def send(self, frame: bytes) -> None:
-        """Queue a frame built by ``frame_bytes``; never waits."""
+        """Queue a frame built by ``frame_bytes`` (or several, one after the
+        other in one bytes); never waits."""
         if self.direct:
             # The hot path of fan-out (once per viewer per frame): one write.
             # If the kernel does not take it all, the transport holds the rest
