@@ -192,17 +192,33 @@ class GiftCosts:
 
 @dataclass(frozen=True)
 class Measured:
-    """A rate of gifts (acked, a second), and what Valkey spent on each meanwhile."""
+    """A rate of gifts (acked, a second), and what Valkey spent on each meanwhile.
+
+    ``server_us``: the giftstream server's own CPU per gift committed, over
+    the same interval (None for a redis-py driver, which has no server). At
+    a fixed offered rate it compares two servers' code far more steadily
+    than the closed loop's rate, which moves with the host by a fifth.
+    """
 
     rate: float
     costs: GiftCosts
+    server_us: float | None = None
+
+    def figures(self) -> dict[str, float]:
+        return {} if self.server_us is None else {"server_us_per_gift": self.server_us}
+
+    def note(self) -> str:
+        server = "" if self.server_us is None else f"; the server {self.server_us:,.0f} us a gift"
+        return f"{self.rate:,.0f} gifts/s acked{server}; {self.costs.note()}"
 
 
 def medians(turns: Sequence[Measured]) -> Measured:
     """The median rate of several turns, and each cost's median."""
+    servers = [turn.server_us for turn in turns if turn.server_us is not None]
     return Measured(
         statistics.median(turn.rate for turn in turns),
         GiftCosts.median([turn.costs for turn in turns]),
+        statistics.median(servers) if servers else None,
     )
 
 

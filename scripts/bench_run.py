@@ -605,8 +605,8 @@ def cost_row(what: str, load: str, measured: Measured, baseline: Measured) -> Ro
         costs.valkey_us,
         "us/gift",
         ratio(costs.valkey_us, baseline.costs.valkey_us),
-        f"{measured.rate:,.0f} gifts/s acked; {costs.note()}",
-        figures=costs.figures(),
+        measured.note(),
+        figures={**costs.figures(), **measured.figures()},
     )
 
 
@@ -681,7 +681,9 @@ async def giftstream_gifts(
             check_opened(opened, plan.senders, "gift senders")
             await compact_aof(redis_url)
             async with profiled(server, plan, "gifts"):
-                ours, tally = await giftstream_phase(redis_url, port, senders, plan, plan.window)
+                ours, tally = await giftstream_phase(
+                    redis_url, server, port, senders, plan, plan.window
+                )
             turns.append(MoneyTurn(minimal, gift_lua, ours))
             for code, count in tally.errors.items():
                 errors[code] = errors.get(code, 0) + count
@@ -690,37 +692,47 @@ async def giftstream_gifts(
                 paced, server_acks = await paced_gifts(
                     redis_url, server, port, senders, plan, acked
                 )
-                at_rates = await giftstream_costs(redis_url, port, senders, plan)
+                at_rates = await giftstream_costs(redis_url, server, port, senders, plan)
     return GiftstreamMoney(turns, errors, paced, server_acks, at_rates)
 
 
 async def giftstream_phase(
-    redis_url: str, port: int, senders: CClients, plan: Plan, window: int = 0, rate: float = 0.0
+    redis_url: str,
+    server: Child,
+    port: int,
+    senders: CClients,
+    plan: Plan,
+    window: int = 0,
+    rate: float = 0.0,
 ) -> tuple[Measured, Tally]:
     """The senders for ``plan.seconds``, each keeping ``window`` gifts in flight, or
-    ``rate`` gifts a second in all, paced: the rate acked, and what Valkey spent per
-    gift the server committed, over the phase and until every gift was settled."""
+    ``rate`` gifts a second in all, paced: the rate acked, and what Valkey and the
+    server spent per gift the server committed, over the phase and until every
+    gift was settled."""
     accounts, committed = await ValkeyAccounts.read(redis_url), await gifts_committed(port)
+    server_cpu = cpu_seconds(server.process.pid)
     await senders.start(window=window, rate=rate)
     await asyncio.sleep(plan.seconds)
     tally = await senders.stop()
     settling = await until_settled(port)
     gifts = await gifts_committed(port) - committed
     spent = await ValkeyAccounts.read(redis_url)
+    server_us = (cpu_seconds(server.process.pid) - server_cpu) / max(gifts, 1) * 1e6
     costs = GiftCosts.between(accounts, spent, gifts, tally.seconds, settling)
-    return Measured(tally.acks / tally.seconds, costs), tally
+    return Measured(tally.acks / tally.seconds, costs, server_us), tally
 
 
 async def giftstream_costs(
-    redis_url: str, port: int, senders: CClients, plan: Plan
+    redis_url: str, server: Child, port: int, senders: CClients, plan: Plan
 ) -> dict[float, Measured]:
-    """What a gift costs Valkey with the senders offering each of ``plan.cost_rates``."""
+    """What a gift costs Valkey (and the server) with the senders offering each of
+    ``plan.cost_rates``."""
     costs: dict[float, Measured] = {}
     for rate in plan.cost_rates:
         progress(f"  giftstream: {rate:,.0f} gifts/s offered, paced, their costs")
         await until_settled(port)
         await compact_aof(redis_url)
-        costs[rate], _ = await giftstream_phase(redis_url, port, senders, plan, rate=rate)
+        costs[rate], _ = await giftstream_phase(redis_url, server, port, senders, plan, rate=rate)
     return costs
 
 

@@ -148,6 +148,11 @@ def check_money_figures(rows: list[dict[str, Any]]) -> None:
         else:
             assert 6 <= figures["commands_per_gift"] < 100, row
             assert row["ratio"] > 0, row
+        if row["name"].endswith(": giftstream"):
+            # Its own CPU a gift: tens to hundreds of microseconds here.
+            assert 5 < figures["server_us_per_gift"] < 100_000, row
+        else:
+            assert "server_us_per_gift" not in figures, row
     settled = [row for row in costs if row["name"].endswith(": giftstream")]
     assert len(settled) == 3, costs
     assert all("until every gift was settled" in row["note"] for row in settled), settled
@@ -406,6 +411,9 @@ def test_turns_make_medians_and_ratios_are_over_the_baseline() -> None:
     assert median.costs.aof_rewritten
     assert median.costs.gifts == 3_000
     assert median.costs.turns == 3
+    assert median.server_us is None  # redis-py turns: no server
+    served = [Measured(1.0, costs_of(1.0, 1.0), us) for us in (150.0, None, 130.0, 170.0)]
+    assert medians(served).server_us == 150.0
     assert "3,000 gifts in 3 turns over 30.0 s" in median.costs.note()
     assert "(a rewrite in some turns: not those)" in median.costs.note()
     assert ratio(4_395.0, 7_129.0) == pytest.approx(0.6165, abs=1e-4)
@@ -421,7 +429,7 @@ def test_each_cost_row_is_held_against_the_minimal_script_at_the_same_load() -> 
     lua = Measured(9_000.0, costs_of(50.0, 900.0))
     ours = Measured(4_000.0, costs_of(120.0, 1_500.0))
     minimal_at = {1500.0: Measured(1_500.0, costs_of(70.0, 400.0))}
-    ours_at = {1500.0: Measured(1_490.0, costs_of(210.0, 1_600.0))}
+    ours_at = {1500.0: Measured(1_490.0, costs_of(210.0, 1_600.0), server_us=180.4)}
     rows = cost_rows(minimal, lua, ours, minimal_at, ours_at)
     assert [(row.name, row.value, row.ratio) for row in rows] == [
         ("Valkey CPU per gift, closed loop: minimal script (baseline)", 20.0, 1.0),
@@ -430,8 +438,10 @@ def test_each_cost_row_is_held_against_the_minimal_script_at_the_same_load() -> 
         ("Valkey CPU per gift, 1,500 gifts/s offered: minimal script (baseline)", 70.0, 1.0),
         ("Valkey CPU per gift, 1,500 gifts/s offered: giftstream", 210.0, 3.0),
     ]
-    assert rows[-1].note.startswith("1,490 gifts/s acked; a gift: 21.00 commands")
+    assert rows[-1].note.startswith("1,490 gifts/s acked; the server 180 us a gift; a gift: 21.00")
+    assert rows[-2].note.startswith("1,500 gifts/s acked; a gift:")
     assert rows[-1].figures["aof_bytes_per_gift"] == 1_600.0
+    assert rows[-1].figures["server_us_per_gift"] == 180.4
 
 
 def test_a_metric_is_summed_over_its_labels() -> None:
