@@ -12,6 +12,8 @@ from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server import errors
 from server.core.protocol import (
@@ -34,6 +36,7 @@ from server.core.protocol import (
     decode,
     encode,
     error_message,
+    gift_event_wire,
     parse_client_message,
     request_id_of,
     to_wire,
@@ -643,3 +646,42 @@ def test_nesting_depth_of_flat_and_nested_documents() -> None:
     assert depth({"a": ({"b": [3]},)}) == 4
     assert depth([[[]]]) == 3
     assert depth("text") == 0
+
+
+_text = st.text(max_size=12)
+_maybe_text = st.none() | _text
+_int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@given(
+    st.tuples(_text, _text, _text, _int64, _int64, _text, _int64),
+    _maybe_text,
+    _maybe_text,
+    st.integers(min_value=0, max_value=10),
+    _maybe_text,
+)
+def test_a_gift_events_wire_made_directly_is_the_dataclass_s(
+    head: tuple[str, str, str, int, int, str, int],
+    stream_id: str | None,
+    request_id: str | None,
+    fan_level: int,
+    fan_badge: str | None,
+) -> None:
+    room, sender, gift, count, coins, tier, ts = head
+    event = GiftEvent(
+        room=room,
+        sender=sender,
+        gift=gift,
+        count=count,
+        coins=coins,
+        tier=tier,
+        ts=ts,
+        stream_id=stream_id,
+        request_id=request_id,
+        fan_level=fan_level,
+        fan_badge=fan_badge,
+    )
+    direct = gift_event_wire(*head, stream_id, request_id, fan_level, fan_badge)
+    # Equal, and in the same order: the same MessagePack bytes go out.
+    assert list(direct.items()) == list(to_wire(event).items())
+    assert msgpack.packb(direct) == msgpack.packb(to_wire(event))

@@ -239,6 +239,41 @@ class GiftEvent:
     type: str = "gift"
 
 
+def gift_event_wire(
+    room: str,
+    sender: str,
+    gift: str,
+    count: int,
+    coins: int,
+    tier: str,
+    ts: int,
+    stream_id: str | None,
+    request_id: str | None,
+    fan_level: int,
+    fan_badge: str | None,
+) -> dict[str, Any]:
+    """``to_wire(GiftEvent(...))`` of a new gift (no combo, no seq yet), keys
+    in the same order, made directly: on every gift's path, building the
+    frozen dataclass and reading it back took 3 us of the 3.5 this takes
+    less (``tests/test_protocol.py`` holds the two equal)."""
+    return {
+        "room": room,
+        "sender": sender,
+        "gift": gift,
+        "count": count,
+        "coins": coins,
+        "tier": tier,
+        "ts": ts,
+        "combo": None,
+        "stream_id": stream_id,
+        "request_id": request_id,
+        "fan_level": fan_level,
+        "fan_badge": fan_badge,
+        "seq": 0,
+        "type": "gift",
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ComboEnd:
     """A room event: a streak stopped; ``count`` is its final total."""

@@ -25,12 +25,13 @@ whichever socket or process the gifts came through. ``ComboEnds`` ends it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter
 
 from server.core.auth import Identity
 from server.core.catalog import Catalog, Gift, Tier
-from server.core.protocol import Ack, GiftEvent, SendGift, to_wire
+from server.core.protocol import Ack, SendGift, gift_event_wire
 from server.errors import (
     AgeRestricted,
     ConfirmRequired,
@@ -208,7 +209,7 @@ class Gifting:
             # A retry's late event shows without a combo: its run is long over.
             self._combo_ends.expect(room, user, gift.id, started_ms)
             combo = ComboHit(user, gift.id, outcome.count, started_ms, stream_id)
-        seq, _ = await self._room_log.publish(room, outcome.gift_key, to_wire(event), combo)
+        seq, _ = await self._room_log.publish(room, outcome.gift_key, event, combo)
         if not outcome.duplicate:
             # A duplicate's credit is settled already, or waits in the outbox
             # with its original share for the sweeper.
@@ -233,7 +234,7 @@ class Gifting:
         )
         if gift.streakable:
             self._combo_ends.expect(room, user, gift.id, order.now_ms)
-        sent = await self._room_gifts.send(order, gift_payload(to_wire(event), gift.streakable))
+        sent = await self._room_gifts.send(order, gift_payload(event, gift.streakable))
         outcome = sent.outcome
         if outcome.duplicate:
             # Shown (once) as what the first request bought, where it was paid.
@@ -254,19 +255,20 @@ class Gifting:
         stream_id: str | None,
         request_id: str,
         fan_level: int = 0,
-    ) -> GiftEvent:
-        return GiftEvent(
-            room=room,
-            sender=user,
-            gift=gift.id,
-            count=count,
-            coins=coins,
-            tier=str(gift.tier),
-            ts=ts_ms,
-            stream_id=stream_id,
-            request_id=request_id,
-            fan_level=fan_level,
-            fan_badge=room if fan_level > 0 else None,
+    ) -> dict[str, Any]:
+        """The gift's room event (``GiftEvent``) as it goes on the wire."""
+        return gift_event_wire(
+            room,
+            user,
+            gift.id,
+            count,
+            coins,
+            str(gift.tier),
+            ts_ms,
+            stream_id,
+            request_id,
+            fan_level,
+            room if fan_level > 0 else None,
         )
 
     @staticmethod
