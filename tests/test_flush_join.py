@@ -26,25 +26,40 @@ from server.rooms.ws_protocol import FrameWriter
 
 
 class KeptFrames:
-    """Stands in for a socket's writer: keeps each frame's events' seqs, in order."""
+    """Stands in for a socket's writer: keeps what it is sent, and reads back
+    each frame's events' seqs, in order.
+
+    Decoded only when read, so that a slice of the room is written in well
+    under ``SLICE_SECONDS`` and each turn of the loop writes a whole slice.
+    """
 
     def __init__(self, codec: Codec = Codec.MSGPACK) -> None:
         self.codec = codec
-        self.seqs: list[int] = []
-        self.writes = 0
+        self.sent: list[bytes] = []
 
     def send(self, data: bytes) -> None:
-        self.writes += 1
-        # Frames in a row, each of under 64 KB: two or four bytes of header
-        # (the length in the second byte, or in the two after it), no mask.
-        while data:
-            length, start = data[1] & 0x7F, 2
-            if length == 126:
-                length, start = int.from_bytes(data[2:4], "big"), 4
-            payload, data = data[start : start + length], data[start + length :]
-            wire = decode(payload.decode() if self.codec is Codec.JSON else payload)
-            events = wire["events"] if wire.get("type") == "events" else [wire]
-            self.seqs += [event["seq"] for event in events]
+        self.sent.append(data)
+
+    @property
+    def writes(self) -> int:
+        return len(self.sent)
+
+    @property
+    def seqs(self) -> list[int]:
+        seqs: list[int] = []
+        for data in self.sent:
+            # Frames in a row, each of under 64 KB: two or four bytes of
+            # header (the length in the second byte, or in the two after
+            # it), no mask.
+            while data:
+                length, start = data[1] & 0x7F, 2
+                if length == 126:
+                    length, start = int.from_bytes(data[2:4], "big"), 4
+                payload, data = data[start : start + length], data[start + length :]
+                wire = decode(payload.decode() if self.codec is Codec.JSON else payload)
+                events = wire["events"] if wire.get("type") == "events" else [wire]
+                seqs += [event["seq"] for event in events]
+        return seqs
 
 
 def event(seq: int, tier: str = "small") -> dict[str, Any]:
@@ -97,17 +112,38 @@ async def test_a_big_gift_joins_the_flush_under_way() -> None:
     room.close()
 
 
-async def test_a_second_big_gift_in_the_same_flush_waits_for_the_next() -> None:
+async def test_a_second_big_gift_joins_the_same_flush() -> None:
+    viewers = 3 * FANOUT_SLICE
+    room, kept = crowded_room(viewers, tick_seconds=60.0)
+    room.deliver(event(1))  # the first slice now, the next at the next turn
+    room.deliver(event(2, "fullscreen"))  # joins: one slice to write again
+    await asyncio.sleep(0)
+    assert room._next_slice is not None
+    room.deliver(event(3, "large"))  # joins too: two slices to write again in all
+    await until_flushed(room)
+    assert all(writer.seqs == [1, 2, 3] for writer in kept)
+    assert room._pending == []
+    # Each viewer once for the flush, and again for each join that found it
+    # written: never once per frame.
+    assert sum(writer.writes for writer in kept) == viewers + 2 * FANOUT_SLICE
+    room.close()
+
+
+async def test_a_big_gift_that_would_write_the_room_a_third_time_waits() -> None:
     room, kept = crowded_room(3 * FANOUT_SLICE, tick_seconds=60.0)
     room.deliver(event(1))
-    room.deliver(event(2, "fullscreen"))  # joins the flush
-    # A room busy with events: the second big gift keeps the tick.
-    for seq in range(3, 3 + EXPRESS_MAX_PENDING):
+    await asyncio.sleep(0)  # two slices of three written
+    room.deliver(event(2, "fullscreen"))  # joins: two slices to write again
+    await asyncio.sleep(0)  # the slice not yet written, with both
+    room.deliver(event(3, "fullscreen"))  # joins: one more, three in all
+    await asyncio.sleep(0)
+    # A room busy with events: a big gift that may not join keeps the tick.
+    for seq in range(4, 4 + EXPRESS_MAX_PENDING):
         room.deliver(event(seq))
-    room.deliver(event(3 + EXPRESS_MAX_PENDING, "large"))
+    room.deliver(event(4 + EXPRESS_MAX_PENDING, "large"))
     await until_flushed(room)
-    assert all(writer.seqs == [1, 2] for writer in kept)
-    assert [e["seq"] for e in room._pending] == list(range(3, 4 + EXPRESS_MAX_PENDING))
+    assert all(writer.seqs == [1, 2, 3] for writer in kept)
+    assert [e["seq"] for e in room._pending] == list(range(4, 5 + EXPRESS_MAX_PENDING))
     room.close()
 
 
@@ -142,4 +178,30 @@ async def test_a_flush_of_several_frames_is_one_write_a_viewer() -> None:
     assert all(writer.seqs == list(range(1, 2 + events)) for writer in everyone)
     assert all(writer.writes == 2 for writer in everyone)
     assert room.stats.frames == len(everyone) * (1 + 3)
+    room.close()
+
+
+async def test_a_big_gift_in_a_busy_rooms_pause_waits_at_most_half_of_it() -> None:
+    tick = 0.4
+    room, kept = crowded_room(10, tick_seconds=tick)
+    room.deliver(event(1))  # a quiet room: written at once; the pause starts
+    await until_flushed(room)
+    # A room busy with events: they wait for the pause's end...
+    for seq in range(2, 3 + EXPRESS_MAX_PENDING):
+        room.deliver(event(seq))
+    await asyncio.sleep(tick * 0.75)
+    assert all(writer.seqs == [1] for writer in kept)
+    # ...and a big gift past the pause's half goes at once, with them.
+    big = 3 + EXPRESS_MAX_PENDING
+    room.deliver(event(big, "fullscreen"))
+    await until_flushed(room)
+    assert all(writer.seqs == list(range(1, big + 1)) for writer in kept)
+    # In the next pause, a big gift early on goes at the pause's half.
+    for seq in range(big + 1, big + 2 + EXPRESS_MAX_PENDING):
+        room.deliver(event(seq))
+    room.deliver(event(big + 2 + EXPRESS_MAX_PENDING, "large"))
+    assert all(writer.seqs[-1] == big for writer in kept)
+    await asyncio.sleep(tick * 0.75)
+    await until_flushed(room)
+    assert all(writer.seqs[-1] == big + 2 + EXPRESS_MAX_PENDING for writer in kept)
     room.close()
