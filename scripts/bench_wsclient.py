@@ -3,8 +3,10 @@
 A bench must not be limited by its own clients, so these speak just enough
 RFC 6455 on bare asyncio protocols: an opening handshake (offering
 permessage-deflate like a browser when asked), unmasked server frames parsed
-by their headers only, pongs for the server's pings, and masked client
-frames (with an all-zero mask key: the payload goes out unchanged).
+by their headers only (a compressed one inflated as RFC 7692 says, the
+server having agreed to no context takeover), pongs for the server's pings,
+and masked client frames (with an all-zero mask key: the payload goes out
+unchanged).
 
 Every viewer of a giftstream room receives the same frames, so a room frame
 is decoded once per process and its event count and ``seq`` range cached by
@@ -29,6 +31,7 @@ import multiprocessing
 import os
 import resource
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -44,6 +47,10 @@ CACHE_LIMIT = 4096
 BIG_TIERS = frozenset({"large", "fullscreen"})
 _PONG = 0x8A
 _CLOSE = 0x8
+# A compressed message's first frame (RFC 7692 section 6), and the tail its
+# sender left off.
+_RSV1 = 0x40
+_SYNC_FLUSH_TAIL = b"\x00\x00\xff\xff"
 
 
 @dataclass
@@ -165,12 +172,13 @@ class Shared:
         self.started = 0.0
         self.cache: dict[bytes, RoomDigest] = {}
 
-    def room_frame(self, payload: bytes) -> RoomDigest | None:
+    def room_frame(self, payload: bytes, compressed: bool = False) -> RoomDigest | None:
         """(events, first seq, last seq, big gifts' ts) of a room frame; None for the rest."""
         known = self.cache.get(payload)
         if known is not None:
             return known
-        message = msgpack.unpackb(payload, raw=False)
+        data = zlib.decompress(payload + _SYNC_FLUSH_TAIL, -15) if compressed else payload
+        message = msgpack.unpackb(data, raw=False)
         kind = message.get("type")
         if kind == "events":
             events = message["events"]
@@ -247,11 +255,12 @@ class Viewer(asyncio.Protocol):
             end = start + length
             if end > size:
                 break
-            self.on_frame(buffer[position] & 0x0F, buffer, start, end)
+            self.on_frame(buffer[position], buffer, start, end)
             position = end
         return position
 
-    def on_frame(self, opcode: int, buffer: bytes, start: int, end: int) -> None:
+    def on_frame(self, first_byte: int, buffer: bytes, start: int, end: int) -> None:
+        opcode = first_byte & 0x0F
         if opcode == 0x9:  # ping: answer at once, as browsers do
             assert self.transport is not None
             self.transport.write(client_frame(_PONG & 0x0F, buffer[start:end]))
@@ -268,10 +277,10 @@ class Viewer(asyncio.Protocol):
         if shared.counting:
             shared.tally.frames += 1
         if self.target.events:
-            self.on_message(buffer[start:end])
+            self.on_message(buffer[start:end], bool(first_byte & _RSV1))
 
-    def on_message(self, payload: bytes) -> None:
-        room = self.shared.room_frame(payload)
+    def on_message(self, payload: bytes, compressed: bool = False) -> None:
+        room = self.shared.room_frame(payload, compressed)
         if room is not None:
             self.on_events(*room)
 
@@ -326,11 +335,12 @@ class Sender(Viewer):
         self.sent_at[request_id] = time.perf_counter()
         self.transport.write(client_frame(0x2, msgpack.packb(gift)))
 
-    def on_message(self, payload: bytes) -> None:
-        room = self.shared.room_frame(payload)
+    def on_message(self, payload: bytes, compressed: bool = False) -> None:
+        room = self.shared.room_frame(payload, compressed)
         if room is not None:
             self.on_events(*room)
             return
+        # Answers to this socket alone (acks, errors) go uncompressed.
         message = msgpack.unpackb(payload, raw=False)
         kind = message.get("type")
         tally = self.shared.tally

@@ -36,6 +36,7 @@ class KeptFrames:
     def __init__(self, codec: Codec = Codec.MSGPACK) -> None:
         self.codec = codec
         self.sent: list[bytes] = []
+        self.deflate_bits = 0  # no permessage-deflate: frames as they are
 
     def send(self, data: bytes) -> None:
         self.sent.append(data)
@@ -74,7 +75,7 @@ def crowded_room(viewers: int, tick_seconds: float) -> tuple[LocalRoom, list[Kep
 
 def seat(room: LocalRoom, viewers: int, codec: Codec) -> list[KeptFrames]:
     kept = [KeptFrames(codec) for _ in range(viewers)]
-    members = room.by_codec.setdefault(codec, {})
+    members = room.by_kind.setdefault((codec, 0), {})
     for writer in kept:
         members[Member(cast(FrameWriter, writer), codec, Identity("v", Role.VIEWER))] = None
     return kept

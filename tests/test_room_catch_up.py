@@ -29,6 +29,7 @@ class RecordingSocket:
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
+        self.deflate_bits = 0  # no permessage-deflate: frames as they are
 
     def send(self, frame: bytes) -> None:
         self.frames.append(frame)
@@ -145,7 +146,8 @@ async def test_a_viewer_count_reaches_sockets_at_every_stage_a_joining_one_after
     joining = HoldingSocket()
     member = Member(cast(FrameWriter, joining), Codec.JSON, ANONYMOUS)
     room.add(member)
-    assert [len(room.by_codec[Codec.JSON]), len(room.catching_up), len(room.joining)] == [1, 1, 1]
+    settled_count = len(room.by_kind[(Codec.JSON, 0)])
+    assert [settled_count, len(room.catching_up), len(room.joining)] == [1, 1, 1]
     room.send_to_all({"type": "viewers", "count": 3})
     room.admit(member, {"type": "welcome"}, [], 1)
     assert [m["type"] for m in settled.messages()] == ["welcome", "gift", "viewers"]

@@ -4,8 +4,10 @@ Events reach a room from Redis pub/sub (``relay.py``), already in sequence
 order. A quiet room sends each event at once; a busy one gathers what arrives
 within one tick into a single ``events`` frame, because the cost of fan-out
 is one write per viewer per frame, not per event. Each frame is encoded once
-per codec and the same bytes go to every viewer's ``FrameWriter``, which
-never waits: one slow viewer cannot hold up the room.
+per codec, and compressed once per window for the viewers that agreed to
+permessage-deflate (``FrameKind``), and the same bytes go to every such
+viewer's ``FrameWriter``, which never waits: one slow viewer cannot hold
+up the room.
 
 A flush writes at most ``FANOUT_SLICE`` viewers, or ``SLICE_SECONDS`` of
 writes, per turn of the event loop, so that a big room's fan-out does not
@@ -26,13 +28,17 @@ most half the pause (``_hasten``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from server.core.auth import Identity, Role
 from server.core.protocol import Codec, encode
-from server.rooms.ws_protocol import FrameWriter, frame_bytes
+from server.rooms.ws_protocol import FrameWriter, deflated_frame_bytes, frame_bytes
+
+# What form a viewer is written a room's frames in: its codec, and the window
+# of the permessage-deflate it agreed to (0: uncompressed).
+FrameKind = tuple[Codec, int]
 
 
 @dataclass(eq=False, slots=True)
@@ -43,8 +49,12 @@ class Member:
     codec: Codec
     identity: Identity
 
+    @property
+    def kind(self) -> FrameKind:
+        return (self.codec, self.writer.deflate_bits)
+
     def send_message(self, wire: dict[str, Any]) -> None:
-        """A message for this viewer only (ack, error, pong)."""
+        """A message for this viewer only (ack, error, pong), uncompressed."""
         self.writer.send(frame_bytes(encode(wire, self.codec)))
 
     def welcome(self, wire: dict[str, Any]) -> None:
@@ -116,13 +126,27 @@ SLICE_SECONDS = 0.002
 # Viewers written between two looks at the clock.
 SLICE_STEP = 25
 
-# One frame's bytes per codec, for each frame of a flush, in order.
-_Frames = list[dict[Codec, bytes]]
+# One frame's bytes per kind, for each frame of a flush, in order.
+_Frames = list[dict[FrameKind, bytes]]
+
+
+def room_frames(wire: dict[str, Any], kinds: Iterable[FrameKind]) -> dict[FrameKind, bytes]:
+    """A room frame in each form asked for: encoded once a codec, compressed
+    once a window."""
+    encoded: dict[Codec, bytes | str] = {}
+    frames: dict[FrameKind, bytes] = {}
+    for kind in kinds:
+        codec, window = kind
+        payload = encoded.get(codec)
+        if payload is None:
+            payload = encoded[codec] = encode(wire, codec)
+        frames[kind] = deflated_frame_bytes(payload, window) if window else frame_bytes(payload)
+    return frames
 
 
 @dataclass(slots=True)
 class _Job:
-    """Part of a flush: these writers, of one codec, are each written ``data``,
+    """Part of a flush: these writers, of one kind, are each written ``data``,
     the flush's frames in a row, in one write.
 
     One write a viewer, not one a frame: in a gift storm a flush holds two
@@ -130,7 +154,7 @@ class _Job:
     write (docs/benchmarks.md).
     """
 
-    codec: Codec
+    kind: FrameKind
     writers: tuple[FrameWriter, ...]
     data: bytes
 
@@ -147,7 +171,7 @@ class LocalRoom:
     ``joining``: in the room, its welcome not yet sent; events are kept for
     it. ``catching_up``: welcomed, up to a seq (its ``floor``) that events
     still in flight from Redis may repeat; it is sent only what is newer.
-    ``by_codec``: everyone else, who all get the same bytes.
+    ``by_kind``: everyone else, who all get the same bytes, kind by kind.
     """
 
     room_id: str
@@ -159,7 +183,7 @@ class LocalRoom:
     # kernel's included, in the order they were allocated. Against a set's
     # order that saved about 2 us of 20 a delivery to 10,000 viewers, in five
     # runs of each in turn (docs/benchmarks.md).
-    by_codec: dict[Codec, dict[Member, None]] = field(default_factory=dict)
+    by_kind: dict[FrameKind, dict[Member, None]] = field(default_factory=dict)
     joining: dict[Member, list[dict[str, Any]]] = field(default_factory=dict)
     catching_up: dict[Member, int] = field(default_factory=dict)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -170,8 +194,8 @@ class LocalRoom:
     # and its frames fill up.
     _next_due: float = float("-inf")
     _timer: asyncio.TimerHandle | None = None
-    # ``by_codec``'s writers as tuples, for the write loop; None when stale.
-    _fanout: dict[Codec, tuple[FrameWriter, ...]] | None = None
+    # ``by_kind``'s writers as tuples, for the write loop; None when stale.
+    _fanout: dict[FrameKind, tuple[FrameWriter, ...]] | None = None
     # A flush under way, writing a slice of the room per turn of the loop:
     # its next slice, what it writes and where it is, how long its slices
     # took so far, how many viewers it writes, and how many it has taken on
@@ -192,18 +216,18 @@ class LocalRoom:
     last_event_at: float = float("-inf")
 
     def __len__(self) -> int:
-        settled = sum(len(members) for members in self.by_codec.values())
+        settled = sum(len(members) for members in self.by_kind.values())
         return settled + len(self.joining) + len(self.catching_up)
 
     def members(self) -> list[Member]:
-        everyone = [m for members in self.by_codec.values() for m in members]
+        everyone = [m for members in self.by_kind.values() for m in members]
         return everyone + list(self.joining) + list(self.catching_up)
 
     def add(self, member: Member) -> None:
         self.joining[member] = []
 
     def discard(self, member: Member) -> None:
-        self.by_codec.get(member.codec, {}).pop(member, None)
+        self.by_kind.get(member.kind, {}).pop(member, None)
         self._fanout = None
         self.joining.pop(member, None)
         self.catching_up.pop(member, None)
@@ -272,17 +296,14 @@ class LocalRoom:
         # Whom this flush writes to is fixed now: a viewer who joins or is
         # caught up meanwhile gets these events as a joining or catching-up one.
         writers = self._writers()
-        frames: _Frames = []
-        for chunk in chunks:
-            wire = batch_wire(chunk)
-            frames.append({codec: frame_bytes(encode(wire, codec)) for codec in writers})
+        frames: _Frames = [room_frames(batch_wire(chunk), writers) for chunk in chunks]
         if self.joining:
             self._keep_for_joining(events)
         if self.catching_up:
             self._send_to_catching_up(chunks, frames)
         self._jobs = [
-            _Job(codec, group, b"".join(per_codec[codec] for per_codec in frames))
-            for codec, group in writers.items()
+            _Job(kind, group, b"".join(per_kind[kind] for per_kind in frames))
+            for kind, group in writers.items()
         ]
         self._job = self._offset = 0
         self._flush_viewers = sum(len(job.writers) for job in self._jobs)
@@ -305,11 +326,8 @@ class LocalRoom:
         self._express = False
         events, self._pending = self._pending, []
         chunks = _chunks(events)
-        codecs = {job.codec for job in self._jobs}
-        frames: _Frames = [
-            {codec: frame_bytes(encode(batch_wire(chunk), codec)) for codec in codecs}
-            for chunk in chunks
-        ]
+        kinds = {job.kind for job in self._jobs}
+        frames: _Frames = [room_frames(batch_wire(chunk), kinds) for chunk in chunks]
         # Joining and catching-up viewers are not in the flush: they get
         # these events as they would have got them from the next one.
         if self.joining:
@@ -318,13 +336,13 @@ class LocalRoom:
             self._send_to_catching_up(chunks, frames)
         ahead: list[_Job] = []
         behind: list[_Job] = []
-        new = {codec: b"".join(per_codec[codec] for per_codec in frames) for codec in codecs}
+        new = {kind: b"".join(per_kind[kind] for per_kind in frames) for kind in kinds}
         for index, job in enumerate(self._jobs[self._job :], start=self._job):
             split = self._offset if index == self._job else 0
             if split > 0:
-                behind.append(_Job(job.codec, job.writers[:split], new[job.codec]))
-            ahead.append(_Job(job.codec, job.writers[split:], job.data + new[job.codec]))
-        behind += [_Job(job.codec, job.writers, new[job.codec]) for job in self._jobs[: self._job]]
+                behind.append(_Job(job.kind, job.writers[:split], new[job.kind]))
+            ahead.append(_Job(job.kind, job.writers[split:], job.data + new[job.kind]))
+        behind += [_Job(job.kind, job.writers, new[job.kind]) for job in self._jobs[: self._job]]
         self._jobs = ahead + [job for job in behind if job.writers]
         self._job = self._offset = 0
         for job in self._jobs:
@@ -414,11 +432,11 @@ class LocalRoom:
         """A big gift waits, and the room is not busy: send without the pause."""
         return self._express and len(self._pending) <= EXPRESS_MAX_PENDING
 
-    def _writers(self) -> dict[Codec, tuple[FrameWriter, ...]]:
+    def _writers(self) -> dict[FrameKind, tuple[FrameWriter, ...]]:
         if self._fanout is None:
             self._fanout = {
-                codec: tuple(member.writer for member in members)
-                for codec, members in self.by_codec.items()
+                kind: tuple(member.writer for member in members)
+                for kind, members in self.by_kind.items()
                 if members
             }
         return self._fanout
@@ -450,21 +468,20 @@ class LocalRoom:
     def _settle(self, member: Member) -> None:
         """A catching-up member is caught up: from now on it gets the room's frames."""
         del self.catching_up[member]
-        self.by_codec.setdefault(member.codec, {})[member] = None
+        self.by_kind.setdefault(member.kind, {})[member] = None
         self._fanout = None
 
     def _send_to_catching_up(self, chunks: list[list[dict[str, Any]]], frames: _Frames) -> None:
         """A flush's frames to those caught up to a floor: only what is newer."""
         top = max(_seq(event) for chunk in chunks for event in chunk)
         for member, floor in list(self.catching_up.items()):
-            for chunk, per_codec in zip(chunks, frames, strict=True):
+            for chunk, per_kind in zip(chunks, frames, strict=True):
                 fresh = fresh_after(chunk, floor)
                 if len(fresh) == len(chunk):
-                    frame = per_codec.get(member.codec)
+                    frame = per_kind.get(member.kind)
                     if frame is None:
-                        frame = per_codec[member.codec] = frame_bytes(
-                            encode(batch_wire(chunk), member.codec)
-                        )
+                        per_kind |= room_frames(batch_wire(chunk), [member.kind])
+                        frame = per_kind[member.kind]
                     member.writer.send(frame)
                 elif fresh:
                     member.send_message(batch_wire(fresh))
