@@ -8,7 +8,7 @@
  * viewer) came out at 144 to 167 ms, above the target: 119 to 122 ms here.
  * Here a socket costs a few system calls per frame and little else.
  *
- * Usage: bench_clients [-b] [-p SUBPROTOCOL] [-s QUERIES_FILE] [-v VIEWERS] [-w]
+ * Usage: bench_clients [-b] [-p SUBPROTOCOL] [-s QUERIES_FILE] [-v VIEWERS] [-w] [-z]
  *                      HOST PORT PATH
  *   -s  one gift sender per line of QUERIES_FILE: a query string
  *       ("?token=...") added to PATH
@@ -22,6 +22,10 @@
  *       the server, and on loopback that wake-up is paid on the server's
  *       core, within its write(); a viewer on another machine costs it no
  *       such thing (docs/benchmarks.md has the figures)
+ *   -z  the gift senders offer permessage-deflate, as browsers do. The
+ *       server then compresses their room frames (never a reply to them,
+ *       docs/protocol.md), which a sender only counts and skips, as it
+ *       skips every room frame; the viewers offer nothing
  *
  * Every socket counts the frames it reads. A viewer reads the room's frames
  * as scripts/bench_wsclient.py's viewers do: it counts events, checks that
@@ -98,7 +102,7 @@ struct histogram {
 };
 
 static struct client *clients;
-static int n_clients, n_senders, epfd, wait_welcome, busy_poll;
+static int n_clients, n_senders, epfd, wait_welcome, busy_poll, senders_deflate;
 static int counting, window, opened, failed, closed, opening;
 static int owed_total; /* the senders' owed gifts, summed: most ticks owe none */
 static double rate;
@@ -561,7 +565,8 @@ static void on_reply(struct client *c, const unsigned char *payload, size_t len)
     if (window) send_gift(c);
 }
 
-static void on_frame(struct client *c, int opcode, const unsigned char *payload, size_t len) {
+static void on_frame(struct client *c, int first_byte, const unsigned char *payload, size_t len) {
+    int opcode = first_byte & 0x0f;
     if (opcode == 0x9) { /* ping: answer it */
         unsigned char pong[6 + 125];
         if (len > 125) return;
@@ -583,8 +588,9 @@ static void on_frame(struct client *c, int opcode, const unsigned char *payload,
     }
     if (counting) frames++;
     if (is_sender(c)) {
-        /* A sender's acks are what is timed: room frames are only skipped. */
-        on_reply(c, payload, len);
+        /* A sender's acks are what is timed: room frames are only skipped,
+         * a compressed one (RSV1) without a look: replies go uncompressed. */
+        if (!(first_byte & 0x40)) on_reply(c, payload, len);
         return;
     }
     const struct digest *room = room_frame(payload, len);
@@ -605,7 +611,7 @@ static void parse_frames(struct client *c) {
             len = be(b + 2, 8), hdr = 10;
         }
         if (avail < hdr + len) break;
-        on_frame(c, b[0] & 0x0f, b + hdr, (size_t)len);
+        on_frame(c, b[0], b + hdr, (size_t)len);
         pos += hdr + (size_t)len;
     }
     if (c->state != OPEN && c->state != WELCOME) return;
@@ -793,15 +799,17 @@ static struct client *add_client(void) {
 }
 
 static void set_request(struct client *c, const char *host, int port, const char *path,
-                        const char *query, const char *subprotocol) {
+                        const char *query, const char *subprotocol, int deflate) {
     char protocol_line[256] = "";
     if (subprotocol)
         snprintf(protocol_line, sizeof protocol_line, "Sec-WebSocket-Protocol: %s\r\n", subprotocol);
+    const char *deflate_line =
+        deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "";
     if (asprintf(&c->request,
                  "GET %s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                 path, query, host, port, protocol_line) < 0)
+                 "Sec-WebSocket-Version: 13\r\n%s%s\r\n",
+                 path, query, host, port, protocol_line, deflate_line) < 0)
         die("asprintf");
     c->request_len = strlen(c->request);
 }
@@ -821,17 +829,18 @@ static void open_all(struct sockaddr_in *addr) {
 int main(int argc, char **argv) {
     const char *subprotocol = NULL, *queries_file = NULL;
     int viewers = 0, option;
-    while ((option = getopt(argc, argv, "bp:s:v:w")) != -1) {
+    while ((option = getopt(argc, argv, "bp:s:v:wz")) != -1) {
         if (option == 'b') busy_poll = 1;
         else if (option == 'p') subprotocol = optarg;
         else if (option == 's') queries_file = optarg;
         else if (option == 'v') viewers = atoi(optarg);
         else if (option == 'w') wait_welcome = 1;
+        else if (option == 'z') senders_deflate = 1;
         else optind = argc + 1;
     }
     if (optind != argc - 3) {
         fprintf(stderr, "usage: %s [-b] [-p SUBPROTOCOL] [-s QUERIES_FILE] [-v VIEWERS] [-w] "
-                        "HOST PORT PATH\n", argv[0]);
+                        "[-z] HOST PORT PATH\n", argv[0]);
         return 2;
     }
     const char *host = argv[optind], *path = argv[optind + 2];
@@ -847,12 +856,13 @@ int main(int argc, char **argv) {
         char line[2048];
         while (fgets(line, sizeof line, queries)) {
             line[strcspn(line, "\r\n")] = 0;
-            set_request(add_client(), host, port, path, line, subprotocol);
+            set_request(add_client(), host, port, path, line, subprotocol, senders_deflate);
         }
         fclose(queries);
         n_senders = n_clients;
     }
-    for (int i = 0; i < viewers; i++) set_request(add_client(), host, port, path, "", subprotocol);
+    for (int i = 0; i < viewers; i++)
+        set_request(add_client(), host, port, path, "", subprotocol, 0);
     histogram_init(&ack_tenths, MAX_TENTHS);
     histogram_init(&lag_tenths, MAX_TENTHS);
     histogram_init(&reach_ms, MAX_REACH_MS);

@@ -780,9 +780,10 @@ class CClients:
 def room_target(port: int) -> Target:
     """giftstream's room, whose first frame to each socket is its welcome.
 
-    Its Python viewers offer permessage-deflate, as browsers do, and so get a
-    busy room's frames compressed; the C clients (``bench_clients.c``) offer
-    nothing, and get every frame as it is.
+    Its Python viewers and the C gift senders offer permessage-deflate, as
+    browsers do, and so get a busy room's frames compressed; the C viewers
+    (``bench_clients.c``, which time a big gift's reach) offer nothing, and
+    get every frame as it is.
     """
     return Target(
         HOST, port, f"/ws/rooms/{ROOM}", SUBPROTOCOL, deflate=True, events=True, welcome=True
@@ -808,6 +809,8 @@ async def c_clients(
         argv += ["-p", target.subprotocol]
     if target.welcome:
         argv.append("-w")
+    if target.deflate:
+        argv.append("-z")  # the senders offer it; the C viewers never do
     argv += [target.host, str(target.port), target.path]
     async with child("C clients", argv, plan.client_cpu) as process:
         # The program gives up opening after 120 s, and then says how many did.

@@ -247,3 +247,45 @@ async def test_senders_time_acks_and_send_again_after_a_temporary_refusal(
     # Each sender's first gift was refused and sent again: the acks go on.
     assert tally["acks"] >= 2
     assert sum(tally["ack_tenths_ms"].values()) == tally["acks"]
+
+
+async def test_with_z_senders_offer_deflate_and_skip_compressed_room_frames(
+    clients_binary: Path, tmp_path: Path
+) -> None:
+    requests: list[bytes] = []
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+        writer.write(server_frame({"type": "welcome"}))
+        while True:
+            try:
+                gift = await read_client_frame(reader)
+            except asyncio.IncompleteReadError:
+                return
+            # A compressed room frame (RSV1) whose bytes are no MessagePack a
+            # sender could read: skipped unread. Then the ack, uncompressed.
+            writer.write(bytes((0x80 | 0x40 | 0x2, 4)) + b"\xff\x00\xff\x00")
+            writer.write(server_frame({"type": "ack", "id": gift["id"]}))
+
+    queries = tmp_path / "queries.txt"
+    queries.write_text("?token=a\n")
+    async with (
+        serving(session) as port,
+        running(
+            clients_binary, "-s", str(queries), "-v", "1", "-w", "-z", HOST, str(port), "/r"
+        ) as clients,
+    ):
+        assert await clients.line() == {"opened": 2, "failed": 0}
+        assert await clients.command("window 1") == {"counting": True}
+        await asyncio.sleep(0.3)
+        tally = await clients.command("stop")
+
+    offer = b"sec-websocket-extensions: permessage-deflate"
+    sender, viewer = sorted(requests, key=lambda request: b"token=a" not in request)
+    assert offer in sender.lower()
+    assert offer not in viewer.lower()  # the viewers offer nothing
+    assert tally["acks"] >= 2
+    assert tally["errors"] == {}
+    # Each ack came after its compressed frame, both counted as read.
+    assert tally["frames"] >= 2 * tally["acks"]
