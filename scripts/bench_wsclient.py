@@ -177,7 +177,13 @@ class Shared:
         known = self.cache.get(payload)
         if known is not None:
             return known
-        data = zlib.decompress(payload + _SYNC_FLUSH_TAIL, -15) if compressed else payload
+        # A message ends with a sync flush, not the stream's end, which
+        # zlib.decompress would insist on.
+        data = (
+            zlib.decompressobj(-15).decompress(payload + _SYNC_FLUSH_TAIL)
+            if compressed
+            else payload
+        )
         message = msgpack.unpackb(data, raw=False)
         kind = message.get("type")
         if kind == "events":

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from redis.asyncio import Redis
 
@@ -505,3 +506,20 @@ async def test_the_minimal_gift_script_keeps_its_contract_in_six_commands(
     # redis-py checked the script was loaded (SCRIPT EXISTS) once: it was,
     # in the set-up.
     assert after.calls - before.calls == 3 * 6 + 2 + 1
+
+
+def test_the_bench_viewers_read_a_compressed_room_frame_as_the_server_makes_it() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_wsclient import Shared
+
+    from server.rooms.ws_protocol import deflated_frame_bytes
+
+    events = [{"type": "gift", "seq": seq, "tier": "small", "ts": 0} for seq in range(5, 205)]
+    events[50]["tier"], events[50]["ts"] = "fullscreen", 1234
+    payload = msgpack.packb({"type": "events", "events": events})
+    frame = deflated_frame_bytes(payload, 15)
+    assert frame[0] & 0x40  # compressed: RSV1
+    compressed = frame[4:]  # two bytes of header, then a 16-bit length
+    assert len(compressed) == int.from_bytes(frame[2:4], "big")
+    assert Shared().room_frame(compressed, compressed=True) == (200, 5, 204, (1234,))
+    assert Shared().room_frame(payload) == (200, 5, 204, (1234,))
