@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import pytest
@@ -18,8 +18,12 @@ from redis.asyncio import Redis
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Frame, Opcode
 
+from server.core.auth import Identity, Role
+from server.core.protocol import Codec
+from server.rooms.hub import Member
 from server.rooms.ws_protocol import (
     DEFLATE_MIN_BYTES,
+    FrameWriter,
     deflate_window,
     deflated_frame_bytes,
     frame_bytes,
@@ -166,3 +170,53 @@ async def test_viewers_that_agreed_get_the_rooms_frames_compressed(
         if compressed_at_least == 0:
             assert compressed == 0
         viewer.close()
+
+
+class KeptWrites:
+    """Stands in for a connection's writer that agreed to deflate."""
+
+    deflate_bits = 15
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
+def test_a_sockets_own_answers_are_never_compressed() -> None:
+    # However long: an ack or an error carries the socket's own balance, which
+    # must not be compressed beside anything (docs/security.md).
+    writer = KeptWrites()
+    member = Member(cast(FrameWriter, writer), Codec.MSGPACK, Identity("v", Role.VIEWER))
+    assert member.kind == (Codec.MSGPACK, 15)
+    long_error = {"type": "error", "code": "bad_field", "message": "x" * 4 * DEFLATE_MIN_BYTES}
+    member.send_message(long_error)
+    frame, rest = parse_frame(writer.sent[0])
+    assert rest == b""
+    assert not frame.rsv1
+    assert msgpack.unpackb(frame.data) == long_error
+
+
+async def test_a_client_message_that_inflates_past_the_frame_limit_closes_its_socket(
+    server: Any,
+) -> None:
+    offer = "permessage-deflate; client_max_window_bits"
+    viewer = await RawViewer.open(server.http, "bombed", offer)
+    assert (await viewer.next_frame()).data  # the welcome
+    # A megabyte of zeros in about a kilobyte: far past the 4 KB a frame may hold.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    body = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    body = body.removesuffix(b"\x00\x00\xff\xff")
+    assert len(body) < 4096
+    length = len(body).to_bytes(2, "big")
+    # FIN, RSV1, binary; masked with a zero key, so the payload goes as it is.
+    viewer.writer.write(bytes((0x80 | 0x40 | 0x2, 0x80 | 126)) + length + bytes(4) + body)
+    while (frame := await asyncio.wait_for(viewer.next_frame(), 10)).opcode is not Opcode.CLOSE:
+        pass
+    assert int.from_bytes(frame.data[:2], "big") == 1009  # message too big
+    viewer.close()
+    # The process goes on: another socket is welcomed.
+    other = await RawViewer.open(server.http, "bombed", offer)
+    assert msgpack.unpackb((await other.next_frame()).data)["type"] == "welcome"
+    other.close()

@@ -2,9 +2,10 @@
 
 uvicorn's ASGI ``send`` waits until that one client's buffer drains, so a
 room that awaited each viewer in turn would move at the pace of its slowest
-viewer. Server-to-client frames are unmasked and we
-negotiate no compression, so every viewer of a room gets byte-identical
-frames: the room builds a frame once (``frame_bytes``) and hands it to each
+viewer. Server-to-client frames are unmasked, and compression keeps no
+context from one message to the next, so every viewer of a room with the
+same codec and compression gets byte-identical frames: the room builds a
+frame once per kind (``frame_bytes``, ``deflated_frame_bytes``) and hands it to each
 connection's ``FrameWriter``, which writes it to the transport at once or,
 while the kernel buffer is full, keeps it in a bounded backlog. A viewer whose
 backlog passes the bound is dropped with close code 4001 (slow consumer).
