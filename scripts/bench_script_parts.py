@@ -13,6 +13,8 @@ the host's noise falls on all of them alike):
     no-combo     the rose not streakable: no HMGET/HSET of the room's combos
     no-fan       senders who are not fan club members: no fan field written
     bare         all three left out
+    entry-a-gift the creator's credits as a `credit` entry a gift, as before
+                 the call's one `credits` entry (2026-12-08)
 
 Every gift is a rose from one of ``--senders`` senders to the room ``carol``,
 ``--per-call`` gifts a call (the server puts up to 8 of a room's gifts in a
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -67,6 +70,19 @@ local function chained_entry(ledger, prev, ...)
   return ""
 end
 """
+# The creator's credits as before 2026-12-08: a `credit` entry a gift
+# (lib_credit.lua's credit_gift), in place of the record of the call's one
+# `credits` entry: from credit_split to where the record is kept.
+CREDIT_RECORD = re.compile(
+    r"  diamonds, carry, platform = credit_split\(.*?\n(?=  credited_at = now)", re.S
+)
+ENTRY_A_GIFT = """  diamonds, carry, platform, creator_chain = credit_gift(KEYS[5],
+    creator_chain, gift_key, cost, share, carry, now, ARGV[arg_base + 1],
+    ARGV[arg_base + 3], ARGV[arg_base + 4], now, ARGV[arg_base + 14])
+"""
+CREDITS_ENTRY = """  creator_chain = chained_entry(KEYS[5], creator_chain, "kind", "credits",
+    "n", digits(#credit_records), "ts", credited_at, "d", table.concat(credit_records, ";"))
+"""
 
 
 @dataclass(frozen=True)
@@ -75,9 +91,16 @@ class Variant:
     chained: bool = True
     streakable: bool = True
     members: bool = True
+    # One `credits` entry a call (as shipped), or a `credit` entry a gift.
+    entry_a_gift: bool = False
 
     def script_source(self) -> str:
         text = source("room_gifts")
+        if self.entry_a_gift:
+            text, found = CREDIT_RECORD.subn(ENTRY_A_GIFT, text)
+            assert found == 1
+            assert CREDITS_ENTRY in text
+            text = text.replace(CREDITS_ENTRY, "")
         if not self.chained:
             chain = (LUA_DIR / "lib_chain.lua").read_text(encoding="utf-8")
             assert chain in text
@@ -91,6 +114,7 @@ VARIANTS = (
     Variant("no-combo", streakable=False),
     Variant("no-fan", members=False),
     Variant("bare", chained=False, streakable=False, members=False),
+    Variant("entry-a-gift", entry_a_gift=True),
 )
 
 

@@ -43,6 +43,15 @@ def test_the_unchained_variant_hashes_nothing() -> None:
     assert unchained.count("local function chained_entry") == 1
 
 
+def test_the_entry_a_gift_variant_writes_a_credit_entry_a_gift() -> None:
+    variants = {v.name: v.script_source() for v in VARIANTS}
+    shipped, before = variants["shipped"], variants["entry-a-gift"]
+    assert '"kind", "credits"' in shipped
+    assert "credit_gift(KEYS[5]" not in shipped
+    assert "credit_gift(KEYS[5]" in before
+    assert '"kind", "credits"' not in before
+
+
 async def test_each_variant_pays_for_its_gifts_and_leaves_its_part_out(tmp_path: Path) -> None:
     args = argparse.Namespace(
         gifts=200, per_call=[2], turns=1, senders=20, appendfsync="no", json=None
@@ -59,3 +68,7 @@ async def test_each_variant_pays_for_its_gifts_and_leaves_its_part_out(tmp_path:
     )
     assert rows["bare"]["commands"] == pytest.approx(rows["no-combo"]["commands"], abs=0.05)
     assert rows["no-chain"]["commands"] == pytest.approx(rows["shipped"]["commands"], abs=0.05)
+    # One credits entry a call of two gifts against a credit entry a gift.
+    assert rows["entry-a-gift"]["commands"] - rows["shipped"]["commands"] == pytest.approx(
+        0.5, abs=0.05
+    )

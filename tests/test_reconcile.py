@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from server.core.catalog import load_catalog
+from server.core.credit_entries import RECORD_FIELDS
 from server.core.keys import WalletKeys
 from server.money import reconcile
 from server.money.wallet import GiftOrder, Wallets
@@ -123,6 +124,30 @@ async def carry_out_of_step(redis: Redis, prefix: str) -> None:
     })  # fmt: skip
 
 
+async def credits_record_out_of_step(redis: Redis, prefix: str) -> None:
+    """A room call's credits entry (a record a gift) whose second record keeps a
+    carry that does not follow from the first's."""
+    await redis.xadd(keys(prefix, "carol").ledger, {
+        "kind": "credits", "n": 2, "ts": NOW_MS,
+        "d": f"ann:z1|1|50|0|50|50|{NOW_MS}|rose|1|;ann:z2|1|50|0|50|50|{NOW_MS}|rose|1|",
+    })  # fmt: skip
+
+
+async def credits_entry_damaged(redis: Redis, prefix: str) -> None:
+    await redis.xadd(keys(prefix, "carol").ledger, {
+        "kind": "credits", "n": 3, "ts": NOW_MS, "d": f"ann:z1|1|50|0|50|50|{NOW_MS}|rose|1|",
+    })  # fmt: skip
+
+
+async def credited_again_in_a_credits_entry(redis: Redis, prefix: str) -> None:
+    """A gift credited by a credit entry and again as a record of a credits entry."""
+    _, fields = (await entries(redis, keys(prefix, "carol").ledger))[0]
+    record = "|".join(fields.get(name.encode(), b"").decode() for name in RECORD_FIELDS)
+    await redis.xadd(keys(prefix, "carol").ledger, {
+        "kind": "credits", "n": 1, "ts": NOW_MS, "d": record,
+    })  # fmt: skip
+
+
 async def carry_nudged(redis: Redis, prefix: str) -> None:
     await redis.hincrby(keys(prefix, "carol").wallet, "carry_hundredths", 1)
 
@@ -178,6 +203,17 @@ CORRUPTIONS: dict[str, tuple[Corruption, str, bool]] = {
     ),
     "promo without its entry": (promo_without_its_entry, "ben: ledger says promo 0", True),
     "carry out of step": (carry_out_of_step, "credit ann:a9 does not balance", True),
+    "credits record out of step": (
+        credits_record_out_of_step,
+        "credit ann:z2 does not balance",
+        True,
+    ),
+    "credits entry damaged": (credits_entry_damaged, "a credits entry says n='3', holds 1", True),
+    "gift credited again in a credits entry": (
+        credited_again_in_a_credits_entry,
+        "credited 2 times",
+        True,
+    ),
     "carry nudged": (
         carry_nudged,
         "carol: coins received 366 != diamonds earned 183 + carry 1/100",

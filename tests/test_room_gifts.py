@@ -17,12 +17,12 @@ import pytest
 from redis.asyncio import Redis
 
 from server.core.catalog import Gift, Tier
+from server.core.credit_entries import credit_fields_of_bytes
 from server.errors import InsufficientCoins, Unavailable
 from server.money.room_gifts import GIFTS_PER_CALL, RoomGifts, SentGift
 from server.money.wallet import GiftOrder, Wallets
 from server.rooms.room_log import RoomLog, event_payload
 from server.settings import Settings
-from server.store.calls import as_text
 from server.store.scripts import Scripts, source
 from server.tuning.pipelining import AutoPipeline
 from tests.client import Api, RoomClient
@@ -86,9 +86,17 @@ async def test_a_rooms_gifts_sent_together_share_calls_and_are_each_paid_and_sho
     creator = await parts.wallets.balances("busy")
     # 1.5 diamonds a gift: the halves are carried, not rounded away.
     assert (creator["received"], creator["diamonds"]) == (3 * len(senders), 3 * len(senders) // 2)
-    credits: list[Any] = await redis.xrange(parts.wallets.keys("busy").ledger) or []
-    assert [as_text(fields[b"gift_key"]) for _, fields in credits] == [
-        f"{sender}:r1" for sender in senders
+    # One `credits` entry a call, a record a gift, in the order paid.
+    entries: list[Any] = await redis.xrange(parts.wallets.keys("busy").ledger) or []
+    assert [(fields[b"kind"], fields[b"n"]) for _, fields in entries] == [
+        (b"credits", str(GIFTS_PER_CALL).encode()),
+        (b"credits", b"8"),
+    ]
+    credits = [c for _, fields in entries for c in credit_fields_of_bytes(fields)]
+    assert [c["gift_key"] for c in credits] == [f"{sender}:r1" for sender in senders]
+    assert [(c["coins"], c["share"], c["diamonds"], c["carry_hundredths"]) for c in credits] == [
+        ("3", "50", "1" if n % 2 == 0 else "2", "50" if n % 2 == 0 else "0")
+        for n in range(len(senders))
     ]
     view = await parts.room_log.view("busy", 0)
     assert [event["seq"] for event in view.missed] == list(range(1, len(senders) + 1))

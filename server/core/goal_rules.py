@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.core.catalog import Catalog
+from server.core.credit_entries import BadCredits, credit_fields_of_bytes
 from server.errors import BadField
 
 MAX_TITLE_CHARS = 60
@@ -75,10 +76,13 @@ def filled_by(kind: str, gift: str, credits: Iterable[Mapping[bytes, bytes]]) ->
     coins of every credit, or the count of the goal's gift's credits."""
     total = 0
     for fields in credits:
-        if fields.get(b"kind") != b"credit":
-            continue
-        if kind == COINS:
-            total += int(fields.get(b"coins", b"0"))
-        elif fields.get(b"gift", b"").decode() == gift:
-            total += int(fields.get(b"count", b"0"))
+        try:
+            found = credit_fields_of_bytes(fields)
+        except BadCredits:
+            continue  # reconcile names a damaged entry; a goal goes on without it
+        for credit in found:
+            if kind == COINS:
+                total += int(credit.get("coins") or 0)
+            elif credit.get("gift", "") == gift:
+                total += int(credit.get("count") or 0)
     return total

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from server.core.credit_entries import CREDITS, BadCredits, credit_fields
+
 # Row kinds, as the API names them, by ledger entry kind.
 RECHARGE = "recharge"
 PROMO = "promo"
@@ -47,6 +49,26 @@ def _int(fields: Mapping[str, str], name: str) -> int:
 def _int_or_none(fields: Mapping[str, str], name: str) -> int | None:
     value = fields.get(name, "")
     return int(value) if value.lstrip("-").isdigit() else None
+
+
+def rows_of(entry_id: str, fields: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One ledger entry's rows: one for most, one per gift for a ``credits``
+    entry (a call's credits in one entry, ``credit_entries.py``), whose rows
+    are numbered ``<entry id>.<n>`` from 0 in the order credited and listed
+    newest first, as the history lists entries."""
+    if fields.get("kind") != CREDITS:
+        row = row_of(entry_id, fields)
+        return [] if row is None else [row]
+    try:
+        credits = credit_fields(fields)
+    except BadCredits:
+        return []  # reconcile names it; a user's page goes on without it
+    rows = []
+    for n, credit in enumerate(credits):
+        row = row_of(f"{entry_id}.{n}", credit)
+        if row is not None:
+            rows.append(row)
+    return rows[::-1]
 
 
 def row_of(entry_id: str, fields: Mapping[str, str]) -> dict[str, Any] | None:

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.core.credit_entries import CREDIT, CREDITS, BadCredits, credit_fields
+
 EXPORT_FORMAT = "giftstream-ledger"
 EXPORT_VERSION = 1
 
@@ -140,8 +142,11 @@ class Balances:
             if "balance" in fields and int(fields["balance"]) != self.coins:
                 stated = fields["balance"]
                 return f"states a balance of {stated} coins, the entries sum to {self.coins}"
-        elif kind == "credit":
-            self.diamonds += int(fields["diamonds"])
+        elif kind in (CREDIT, CREDITS):
+            try:
+                self.diamonds += sum(int(c["diamonds"]) for c in credit_fields(fields))
+            except BadCredits as bad:
+                return str(bad)
         elif kind == "withdraw":
             diamonds = int(fields["diamonds"])
             self.diamonds -= diamonds

@@ -1,7 +1,8 @@
 """What a run of a creator's credit entries adds to their earnings reports. Pure.
 
-The reports (``earnings_keys.py``) are counted from the credit entries that
-``settle.lua`` writes in the creator's ledger, in ledger order, by
+The reports (``earnings_keys.py``) are counted from the credits of the
+creator's ledger (``credit`` entries, and the records of ``credits``
+entries: ``credit_entries.py``), in ledger order, by
 ``server/money/reports.py``; ``report.lua`` writes what is summed here, once
 per field or supporter per run, where counting them gift by gift inside the
 settlement cost Redis about thirty commands a gift.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from server.core.credit_entries import RECORD_FIELDS
 from server.core.earnings_keys import DAY_MS, HOUR_MS, RETENTION_SECONDS, day_of
 
 
@@ -57,6 +59,41 @@ class Credit:
             paid_ms=int(fields.get(b"paid") or fields[b"ts"]),
             stream=fields.get(b"stream", b"").decode(),
         )
+
+    @classmethod
+    def all_from_entry(cls, fields: Mapping[bytes, bytes]) -> list[Credit]:
+        """The credits a ledger entry records: one for a ``credit`` entry, each of a
+        ``credits`` entry's records (``credit_entries.py``), none for any other
+        kind or for a ``credits`` entry that does not read (reconcile names it)."""
+        kind = fields.get(b"kind")
+        if kind == b"credit":
+            credit = cls.from_entry(fields)
+            return [] if credit is None else [credit]
+        if kind != b"credits":
+            return []
+        records = fields.get(b"d", b"").split(b";")
+        if str(len(records)).encode() != fields.get(b"n"):
+            return []
+        credits: list[Credit] = []
+        for record in records:
+            values = record.split(b"|")
+            if len(values) != len(RECORD_FIELDS):
+                return []
+            key, coins, _, diamonds, _, _, paid, gift, count, stream = values
+            try:
+                credit = cls(
+                    sender=key.partition(b":")[0].decode(),
+                    gift=gift.decode(),
+                    count=int(count),
+                    coins=int(coins),
+                    diamonds=int(diamonds),
+                    paid_ms=int(paid),
+                    stream=stream.decode(),
+                )
+            except ValueError:
+                return []
+            credits.append(credit)
+        return credits
 
 
 # A set of report keys, by where it counts: "all", a day number, or

@@ -5,7 +5,9 @@ stream id): the next page reads the entries before it. New entries only
 ever go at the ledger's end, so paging on while money moves neither skips
 nor repeats a row. A ``kind`` filter skips the entries of other kinds, up
 to ``SCAN_LIMIT`` of them a page: a page may then hold fewer rows than asked
-for and still have a ``next_cursor``.
+for and still have a ``next_cursor``. A creator's ``credits`` entry (a room
+call's credits, one row per gift) is never split across pages, so a page may
+hold a few rows more than asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from server.core.history import KINDS, row_of
+from server.core.history import KINDS, rows_of
 from server.core.keys import WalletKeys
 from server.errors import BadField
 from server.store.calls import as_text, guarded
@@ -62,11 +64,11 @@ class History:
                 entry_id = as_text(raw_id)
                 before, looked = entry_id, looked + 1
                 fields = {as_text(k): as_text(v) for k, v in (raw or {}).items()}
-                row = row_of(entry_id, fields)
-                if row is not None and (not kind or row["kind"] == kind):
-                    rows.append(row)
-                    if len(rows) == limit:
-                        break
+                # A call's credits are one entry, never split across pages: a
+                # page may end up to GIFTS_PER_CALL - 1 rows over the limit.
+                rows += [r for r in rows_of(entry_id, fields) if not kind or r["kind"] == kind]
+                if len(rows) >= limit:
+                    break
             if len(entries) < want:
                 more = False
                 break

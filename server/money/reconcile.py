@@ -16,6 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from server.core.credit_entries import CREDIT, CREDITS, BadCredits, credit_fields
 from server.core.ledger_chain import chain_breach, exact_text
 from server.core.wording import plural
 from server.money.fanclub import FAN_CLUB_GIFT_ID
@@ -155,16 +156,22 @@ def _check_ledger(user: str, w: dict[str, int], entries: Any, report: Report) ->
             report.debits[f"{user}:{e['req']}"] = -int(e["amount"])
         elif kind in WITHDRAWAL_KINDS:
             sums[kind] += int(e["diamonds"])
-        elif kind == "credit":
-            coins, diamonds = int(e["coins"]), int(e["diamonds"])
-            if not _credit_balances(e, carry):
-                report.breaches.append(f"{user}: credit {e['gift_key']} does not balance")
-            carry = int(e.get("carry_hundredths", carry))
-            sums["platform_hundredths"] += int(e.get("platform_hundredths", 0))
-            sums["received"] += coins
-            sums["diamonds"] += diamonds
-            credited_gifts[e["gift_key"]] += 1
-            report.credits[e["gift_key"]] = coins
+        elif kind in (CREDIT, CREDITS):
+            try:
+                credits = credit_fields(e)
+            except BadCredits as bad:
+                report.breaches.append(f"{user}: {bad}")
+                continue
+            for credit in credits:
+                coins, diamonds = int(credit["coins"]), int(credit["diamonds"])
+                if not _credit_balances(credit, carry):
+                    report.breaches.append(f"{user}: credit {credit['gift_key']} does not balance")
+                carry = int(credit.get("carry_hundredths", carry))
+                sums["platform_hundredths"] += int(credit.get("platform_hundredths", 0))
+                sums["received"] += coins
+                sums["diamonds"] += diamonds
+                credited_gifts[credit["gift_key"]] += 1
+                report.credits[credit["gift_key"]] = coins
     report.gifts += sum(requests.values())
     for request_id, times in requests.items():
         if times > 1:

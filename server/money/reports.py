@@ -1,7 +1,8 @@
 """A creator's earnings reports, counted from their ledger off the gift's path.
 
-Each gift's credit is a ``credit`` entry in the creator's ledger (written by
-``settle.lua`` or ``room_gifts.lua``). Counting each gift into the reports
+Each gift's credit is in the creator's ledger: a ``credit`` entry of its
+own (``settle.lua``) or a record of a ``credits`` entry holding a room
+call's (``room_gifts.lua``, ``server/core/credit_entries.py``). Counting each gift into the reports
 as it is credited cost some thirty commands a gift in a storm; here the
 credits are counted later, a run at a time: the entries after the report
 cursor are read, summed in Python (``server/core/report_sums.py``: each
@@ -108,8 +109,9 @@ class Reports:
             async for page in self._pages(creator, cursor, until, most):
                 # A page at a time, the loop free between pages: a second of a
                 # storm's credits, parsed at once, would hold up every ack.
-                credits = (Credit.from_entry(fields or {}) for _, fields in page)
-                sums.add_all(credit for credit in credits if credit is not None)
+                sums.add_all(
+                    credit for _, fields in page for credit in Credit.all_from_entry(fields or {})
+                )
                 read += len(page)
                 if progress is None:
                     last_id = as_text(page[-1][0])

@@ -24,13 +24,20 @@
 -- gift was paid outside one) included. The caller adds the
 -- results to the creator's wallet and passes the carry and the hash on to
 -- the next gift.
+--
+-- credit_split(coins, share, carry) is the arithmetic alone: diamonds, carry
+-- after and platform hundredths, for room_gifts.lua, which writes a call's
+-- credits as one `credits` entry (server/core/credit_entries.py).
+
+local function credit_split(coins, share, carry)
+  local owed = carry + coins * share
+  local diamonds = math.floor(owed / 100)
+  return diamonds, owed - diamonds * 100, coins * (100 - share)
+end
 
 local function credit_gift(ledger, prev, gift_key, coins, share, carry, now, sender, gift, count,
     paid, stream)
-  local owed = carry + coins * share
-  local diamonds = math.floor(owed / 100)
-  local carry_after = owed - diamonds * 100
-  local platform = coins * (100 - share)
+  local diamonds, carry_after, platform = credit_split(coins, share, carry)
   local hash = chained_entry(ledger, prev,
     "kind", "credit", "gift_key", gift_key, "coins", string.format("%d", coins),
     "share", string.format("%d", share), "diamonds", string.format("%d", diamonds),

@@ -24,8 +24,11 @@
 -- Gifts run in order, each checked as gift.lua checks it. A gift paid for
 -- now gets the room's next seq, which its request record keeps (a retry is
 -- answered with it and shown nowhere again), and the creator is credited as
--- settle.lua would credit it: a `credit` entry in the creator's ledger, the
--- creator's carry (lib_credit.lua) read once and passed from gift to gift.
+-- settle.lua would credit it (lib_credit.lua's arithmetic, the creator's
+-- carry read once and passed from gift to gift), but in one `credits` entry
+-- of the creator's ledger for the whole call: a record per gift with a
+-- `credit` entry's figures (server/core/credit_entries.py), where an entry
+-- per gift was about a fifth of Valkey's time a gift.
 -- Once for the call: the creator's wallet fields; the seq; one history entry and
 -- one PUBLISH holding every event paid now, the entry as fields s (the
 -- first seq), n (how many) and d, the message as "<first seq>:" then d,
@@ -124,14 +127,21 @@ local function announce_gift(arg_base)
   return last_seq
 end
 
+-- The call's credits, one record a gift paid now, written as one `credits`
+-- entry after the last gift (server/core/credit_entries.py), and when the
+-- last of them was paid.
+local credit_records, credited_at = {}, nil
+
 local function credit_creator(arg_base, cost, share, gift_key)
-  -- The gift's ARGV as gift.lua's: [1] sender, [3] gift, [4] count, [8] now,
-  -- which is also when the gift was paid, [14] the stream.
+  -- The gift's ARGV as gift.lua's: [3] gift, [4] count, [8] now, which is
+  -- when the gift was paid, [14] the stream.
   local now = ARGV[arg_base + 8]
   local diamonds, platform
-  diamonds, carry, platform, creator_chain = credit_gift(KEYS[5], creator_chain, gift_key, cost,
-    share, carry, now, ARGV[arg_base + 1], ARGV[arg_base + 3], ARGV[arg_base + 4], now,
-    ARGV[arg_base + 14])
+  diamonds, carry, platform = credit_split(cost, share, carry)
+  credit_records[#credit_records + 1] = gift_key .. "|" .. digits(cost) .. "|" .. digits(share)
+    .. "|" .. digits(diamonds) .. "|" .. digits(carry) .. "|" .. digits(platform) .. "|" .. now
+    .. "|" .. ARGV[arg_base + 3] .. "|" .. ARGV[arg_base + 4] .. "|" .. ARGV[arg_base + 14]
+  credited_at = now
   credited_coins = credited_coins + cost
   credited_diamonds = credited_diamonds + diamonds
   credited_platform = credited_platform + platform
@@ -160,6 +170,10 @@ if #payloads > 0 then
   redis.call("XADD", room.history, "MAXLEN", "~", room.length, "*",
     "s", first_seq_text, "n", digits(#payloads), "d", events)
   redis.call(room.publish, room.channel, first_seq_text .. ":" .. events)
+  -- Every gift paid now has its event and its credit record: one entry holds
+  -- the call's credits, chained as any ledger entry.
+  creator_chain = chained_entry(KEYS[5], creator_chain, "kind", "credits",
+    "n", digits(#credit_records), "ts", credited_at, "d", table.concat(credit_records, ";"))
   local wallet = creator_wallet
   local changed = {}
   for _, field in ipairs(combo_fields) do
