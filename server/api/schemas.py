@@ -26,7 +26,7 @@ from server.core.protocol import REQUEST_ID, ROOM_ID
 from server.money import creators
 from server.money.clawbacks import CHARGEBACK, REFUND
 from server.money.earnings import PERIODS as EARNINGS_PERIODS
-from server.money.history import CURSOR
+from server.money.history import ROW_ID
 from server.money.leaderboard import PERIODS as LEADERBOARD_PERIODS
 from server.money.streams import STREAM_ID
 from server.money.withdrawals import ACCOUNT, PAYOUT_ID, TAX_ID, WITHDRAWAL_ID
@@ -508,7 +508,10 @@ PAYOUT_OUTCOME = component(
 
 HISTORY_ROW = obj(
     {
-        "id": text(CURSOR, "the ledger entry's id"),
+        "id": text(
+            ROW_ID,
+            "the ledger entry's id; for a gift of a call's credits entry, then .<n>",
+        ),
         "kind": one_of(history.KINDS),
         "coins": SIGNED,
         "diamonds": SIGNED,

@@ -27,6 +27,8 @@ MAX_LIMIT = 200
 # Ledger entries one page may look at when a kind filter skips most of them.
 SCAN_LIMIT = 2_000
 CURSOR = re.compile(r"^\d{1,20}-\d{1,20}\Z")
+# A row's id: its entry's, then ``.<n>`` for a gift of a ``credits`` entry.
+ROW_ID = re.compile(r"^\d{1,20}-\d{1,20}(\.\d{1,3})?\Z")
 
 
 def check_query(cursor: str | None, limit: str | None, kind: str | None) -> tuple[str, int, str]:
