@@ -58,6 +58,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.core import payments
+from server.core.credit_entries import credit_fields
 from server.money.creators import ADULT, CreatorProfile, Creators, Eligibility
 from server.money.streams import Streams
 from server.ops.embedded import EmbeddedValkey, free_port
@@ -934,8 +935,12 @@ async def check_streams(redis: Redis, streams: dict[str, str]) -> list[str]:
     for room, stream_id in streams.items():
         for _, raw in await redis.xrange(f"{KEY_PREFIX}:{{w:{room}}}:ledger") or []:
             entry = {as_text(k): as_text(v) for k, v in (raw or {}).items()}
-            if entry.get("kind") == "credit" and entry.get("stream") != stream_id:
-                outside.append(entry.get("gift_key", "?"))
+            # A credit entry of its own, or a record of a call's credits entry.
+            outside += [
+                credit.get("gift_key", "?")
+                for credit in credit_fields(entry)
+                if credit.get("stream") != stream_id
+            ]
     return outside
 
 
