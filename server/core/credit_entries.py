@@ -40,16 +40,9 @@ RECORD_FIELDS = (
     "stream",
 )
 
-# The record's values that are whole numbers, 0 or more.
-WHOLE_NUMBERS = (
-    "coins",
-    "share",
-    "diamonds",
-    "carry_hundredths",
-    "platform_hundredths",
-    "paid",
-    "count",
-)
+# The record's values that are text; the others are whole numbers, 0 or more.
+TEXT_FIELDS = frozenset({"gift_key", "gift", "stream"})
+WHOLE_NUMBERS = tuple(name for name in RECORD_FIELDS if name not in TEXT_FIELDS)
 
 
 class BadCredits(ValueError):
