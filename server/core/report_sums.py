@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from server.core.credit_entries import RECORD_FIELDS
+from server.core.credit_entries import BadCredits, credit_fields_of_bytes
 from server.core.earnings_keys import DAY_MS, HOUR_MS, RETENTION_SECONDS, day_of
 
 
@@ -63,37 +63,31 @@ class Credit:
     @classmethod
     def all_from_entry(cls, fields: Mapping[bytes, bytes]) -> list[Credit]:
         """The credits a ledger entry records: one for a ``credit`` entry, each of a
-        ``credits`` entry's records (``credit_entries.py``), none for any other
-        kind or for a ``credits`` entry that does not read (reconcile names it)."""
+        ``credits`` entry's records (read by ``credit_entries.py``, as every
+        reader of credits reads them), none for any other kind or for a
+        ``credits`` entry that does not read (reconcile names it)."""
         kind = fields.get(b"kind")
         if kind == b"credit":
             credit = cls.from_entry(fields)
             return [] if credit is None else [credit]
         if kind != b"credits":
             return []
-        records = fields.get(b"d", b"").split(b";")
-        if str(len(records)).encode() != fields.get(b"n"):
+        try:
+            records = credit_fields_of_bytes(fields)
+        except BadCredits:
             return []
-        credits: list[Credit] = []
-        for record in records:
-            values = record.split(b"|")
-            if len(values) != len(RECORD_FIELDS):
-                return []
-            key, coins, _, diamonds, _, _, paid, gift, count, stream = values
-            try:
-                credit = cls(
-                    sender=key.partition(b":")[0].decode(),
-                    gift=gift.decode(),
-                    count=int(count),
-                    coins=int(coins),
-                    diamonds=int(diamonds),
-                    paid_ms=int(paid),
-                    stream=stream.decode(),
-                )
-            except ValueError:
-                return []
-            credits.append(credit)
-        return credits
+        return [
+            cls(
+                sender=record["sender"],
+                gift=record["gift"],
+                count=int(record["count"]),
+                coins=int(record["coins"]),
+                diamonds=int(record["diamonds"]),
+                paid_ms=int(record["paid"]),
+                stream=record["stream"],
+            )
+            for record in records
+        ]
 
 
 # A set of report keys, by where it counts: "all", a day number, or
