@@ -69,6 +69,7 @@ def test_a_credit_entry_is_itself_and_other_kinds_hold_none() -> None:
         {"d": CREDITS["d"] + "|extra"},  # a record of eleven values
         {"d": "ann:r1|1|50"},
         {"d": CREDITS["d"].replace("|299|", "|-299|")},  # not a whole number
+        {"d": CREDITS["d"].replace("|299|", "||")},  # a figure left out
     ],
 )
 def test_a_credits_entry_that_does_not_read_is_refused_not_counted_short(
@@ -92,7 +93,15 @@ def test_the_earnings_reports_count_each_record() -> None:
     assert [(c.sender, c.gift, c.coins, c.diamonds) for c in credits] == expected
     assert Credit.all_from_entry({b"kind": b"gift"}) == []
     not_a_number = as_bytes[b"d"].replace(b"|299|", b"|x|")
-    for damage in ({b"d": b"ann:r1|1"}, {b"n": b"4"}, {b"d": not_a_number}):
+    negative = as_bytes[b"d"].replace(b"|299|", b"|-299|")
+    for damage in (
+        {b"d": b"ann:r1|1"},
+        {b"n": b"4"},
+        {b"n": b""},
+        {b"d": not_a_number},
+        {b"d": negative},
+        {b"d": as_bytes[b"d"] + b"\xff"},  # not UTF-8
+    ):
         assert Credit.all_from_entry({**as_bytes, **damage}) == [], damage
 
 

@@ -21,6 +21,7 @@ refuses a stream id with ``|``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 
 CREDIT = "credit"
 CREDITS = "credits"
@@ -43,6 +44,8 @@ RECORD_FIELDS = (
 # The record's values that are text; the others are whole numbers, 0 or more.
 TEXT_FIELDS = frozenset({"gift_key", "gift", "stream"})
 WHOLE_NUMBERS = tuple(name for name in RECORD_FIELDS if name not in TEXT_FIELDS)
+# A record's whole numbers, picked out of its values in one call.
+_whole_numbers_of = itemgetter(*(RECORD_FIELDS.index(name) for name in WHOLE_NUMBERS))
 
 
 class BadCredits(ValueError):
@@ -62,21 +65,33 @@ def credit_fields(fields: Mapping[str, str]) -> list[dict[str, str]]:
         return [dict(fields)]
     if kind != CREDITS:
         return []
-    records = fields.get("d", "").split(RECORD_SEPARATOR)
-    if str(len(records)) != fields.get("n"):
-        raise BadCredits(f"a credits entry says n={fields.get('n')!r}, holds {len(records)}")
     out: list[dict[str, str]] = []
-    for record in records:
-        values = record.split(FIELD_SEPARATOR)
-        if len(values) != len(RECORD_FIELDS):
-            raise BadCredits(f"a credit record of {len(values)} values: {record!r}")
+    for values in credit_records(fields.get("d", ""), fields.get("n")):
         credit = dict(zip(RECORD_FIELDS, values, strict=True))
-        if not all(credit[name].isdigit() for name in WHOLE_NUMBERS):
-            raise BadCredits(f"a credit record with a figure not a whole number: {record!r}")
         credit["kind"] = CREDIT
         credit["sender"] = credit["gift_key"].partition(":")[0]
         credit["ts"] = credit["paid"]
         out.append(credit)
+    return out
+
+
+def credit_records(d: str, n: str | None) -> list[list[str]]:
+    """A ``credits`` entry's records (its ``d`` and ``n``), each as its values in
+    ``RECORD_FIELDS`` order, checked as ``credit_fields`` checks them.
+
+    For a reader that wants a record's figures and not a dict of them: the
+    earnings reports count every credit in the process that acks gifts."""
+    records = d.split(RECORD_SEPARATOR)
+    if str(len(records)) != n:
+        raise BadCredits(f"a credits entry says n={n!r}, holds {len(records)}")
+    out: list[list[str]] = []
+    for record in records:
+        values = record.split(FIELD_SEPARATOR)
+        if len(values) != len(RECORD_FIELDS):
+            raise BadCredits(f"a credit record of {len(values)} values: {record!r}")
+        if not all(map(str.isdigit, _whole_numbers_of(values))):
+            raise BadCredits(f"a credit record with a figure not a whole number: {record!r}")
+        out.append(values)
     return out
 
 
