@@ -20,6 +20,7 @@ from typing import Any
 import msgpack
 
 from server.core.nesting import depth
+from server.core.value_class import value_class
 from server.errors import BadCount, BadField, BadFrame, GiftError, UnknownType
 
 PROTOCOL_VERSION = 1
@@ -94,7 +95,7 @@ def check_count(value: object, limit: int) -> int:
     return value
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SendGift:
     """Client -> server: spend coins on ``count`` of ``gift``; ``confirm`` when
     the user has confirmed a send worth more than the confirmation threshold."""
@@ -182,7 +183,7 @@ class Viewers:
     type: str = "viewers"
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class Ack:
     id: str
     balance: int

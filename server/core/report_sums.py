@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from server.core.credit_entries import RECORD_FIELDS, BadCredits, credit_records
 from server.core.earnings_keys import DAY_MS, HOUR_MS, RETENTION_SECONDS, day_of
+from server.core.value_class import value_class
 
 # Where a credits record holds what a report counts (credit_entries.py).
 _GIFT_KEY, _COINS, _DIAMONDS, _PAID, _GIFT, _COUNT, _STREAM = (
@@ -30,10 +31,7 @@ _GIFT_KEY, _COINS, _DIAMONDS, _PAID, _GIFT, _COUNT, _STREAM = (
 )
 
 
-# Not frozen: a frozen dataclass's __init__ sets each field through
-# object.__setattr__, and the report worker makes one a credit, in the
-# process that acks gifts (made and summed, 0.60 of the instructions).
-@dataclass(slots=True)
+@value_class
 class Credit:
     """One credit entry of a creator's ledger, as the reports count it."""
 

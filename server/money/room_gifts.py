@@ -17,10 +17,10 @@ shown, by the caller, through ``room_event.lua`` (``Gifting``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from server.core.earnings_keys import reports_pending_key
+from server.core.value_class import value_class
 from server.money.wallet import GiftOrder, GiftOutcome, Wallets
 from server.rooms.room_log import RoomLog
 from server.store.calls import guarded
@@ -38,7 +38,7 @@ REPLY_WIDTH = 10
 GIFT_KEYS = 3
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class SentGift:
     outcome: GiftOutcome
     # Whether this call announced the gift (not a duplicate).

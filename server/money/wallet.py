@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from server.core.catalog import Gift
 from server.core.earnings_keys import reports_pending_key
 from server.core.keys import WalletKeys, gift_key, outbox_pattern
+from server.core.value_class import value_class
 from server.core.wording import plural
 from server.errors import BudgetExceeded, InsufficientCoins, RateLimited
 from server.settings import Settings
@@ -49,7 +50,7 @@ def _is_balance(name: str) -> bool:
     return name not in NOT_BALANCES and not name.startswith(FAN_CLUB_FIELD_PREFIX)
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class GiftOrder:
     """One gift request as the gift script takes it."""
 
@@ -65,7 +66,7 @@ class GiftOrder:
     stream_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@value_class
 class GiftOutcome:
     gift_key: str
     balance: int
