@@ -1,12 +1,12 @@
 """``@value_class``: a frozen dataclass to the type checker, a cheap one at run time.
 
 A frozen dataclass's ``__init__`` sets each field through
-``object.__setattr__``, which costs about 2,600 instructions a field
-(``valgrind --tool=callgrind``; a plain dataclass's assignment, a few
-hundred). A gift's path makes five such objects of 29 fields in all (its
-request, order, outcome, the script's answer and the ack), and the earnings
-report worker one per credit, in the process that acks gifts: about 35,000
-instructions a gift (docs/benchmarks.md).
+``object.__setattr__``, about 1,300 instructions a field more than a plain
+dataclass's assignment (``valgrind --tool=callgrind``). A gift's path makes
+five such objects of 29 fields in all (its request, order, outcome, the
+script's answer and the ack), and the earnings report worker one per
+credit, in the process that acks gifts: about 37,000 instructions a gift
+(``scripts/bench_value_class.py``, docs/benchmarks.md).
 
 ``value_class`` makes a dataclass with slots and a hash, not frozen: mypy,
 told by ``dataclass_transform(frozen_default=True)``, still refuses any
