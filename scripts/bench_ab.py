@@ -56,6 +56,7 @@ from bench_run import (
     raise_fd_limit,
     room_target,
     sender_queries,
+    server_setting,
     until_settled,
     valkey_cores,
 )
@@ -193,10 +194,10 @@ def main() -> int:
             help=f"a setting of side {name}'s server, as GIFTSTREAM_<NAME>",
         )
     args = parser.parse_args()
-    plans: dict[str, Plan] = {}
-    for name in SIDES:
-        lower = name.lower()
-        common = argparse.Namespace(
+    # The money section's plan as scripts/bench would make it, then each
+    # side's checkout and settings on top.
+    base = build_plan(
+        argparse.Namespace(
             quick=False,
             viewers=None,
             memory_connections=None,
@@ -212,10 +213,20 @@ def main() -> int:
             no_pin=False,
             appendfsync=args.appendfsync,
             profile=None,
-            server_root=getattr(args, f"{lower}_root") or REPO_ROOT,
-            server_setting=getattr(args, f"{lower}_setting"),
+            server_root=None,
+            server_setting=[],
         )
-        plans[name] = build_plan(common)
+    )
+    plans = {
+        name: dataclasses.replace(
+            base,
+            server_root=(getattr(args, f"{name.lower()}_root") or REPO_ROOT).resolve(),
+            server_settings=tuple(
+                server_setting(text) for text in getattr(args, f"{name.lower()}_setting")
+            ),
+        )
+        for name in SIDES
+    }
     phases = asyncio.run(run(plans, args.rounds))
     print(json.dumps({"summary": summary(phases)}), flush=True)
     return 0

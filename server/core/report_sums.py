@@ -82,8 +82,9 @@ class Credit:
         try:
             # Only the records are decoded, each read by position: a page of
             # a storm's ledger is hundreds of credits.
+            n = fields.get(b"n")
             records = credit_records(
-                fields.get(b"d", b"").decode(), (fields.get(b"n") or b"").decode() or None
+                fields.get(b"d", b"").decode(), None if n is None else n.decode()
             )
         except (BadCredits, UnicodeDecodeError):
             return []
@@ -155,7 +156,7 @@ class ReportSums:
                 sums[1] += credit.count
                 sums[2] += credit.coins
                 sums[3] += credit.diamonds
-            supporter = (paid // DAY_MS, credit.stream, credit.sender)
+            supporter = (day_of(paid), credit.stream, credit.sender)
             given = support.get(supporter)
             if given is None:
                 support[supporter] = [credit.coins, credit.diamonds]
